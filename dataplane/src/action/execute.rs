@@ -1,0 +1,176 @@
+//! Running a flow's actions on one packet. Where packets go (port tx queues, the
+//! recirculation batch, the upcall handler) is the caller's [`ActionSink`], so
+//! this module knows nothing of ports or threads.
+
+use super::l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
+use super::l3::set_ipv4;
+use super::Action;
+use crate::drop::DropReason;
+use crate::flow::FlowKey;
+use crate::packet::PacketBuf;
+use crate::port::PortNo;
+use crate::tunnel::{decap, GeneveOptMap};
+
+/// Most recirculations of one packet before it is dropped (loop guard).
+pub const MAX_RECIRC_DEPTH: u8 = 6;
+
+/// Where the executor sends packets. `movable` is true when the executor will not
+/// touch the packet again, so the sink may take its buffer (swap) instead of copying.
+pub trait ActionSink {
+    /// Queue `pkt` for transmission on `port`.
+    fn output(&mut self, port: PortNo, pkt: &mut PacketBuf, movable: bool);
+    /// Queue `pkt` for another lookup (its metadata already updated).
+    fn recirculate(&mut self, pkt: &mut PacketBuf, movable: bool);
+    /// Give the upcall handler a look at the packet.
+    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf);
+    /// Count a drop.
+    fn drop_packet(&mut self, reason: DropReason);
+}
+
+/// Execute `actions` on `pkt`. `key` is the packet's flow key and `hash` its hash
+/// (used for the tunnel source port). An empty action list drops the packet.
+#[inline]
+pub fn execute(
+    actions: &[Action],
+    pkt: &mut PacketBuf,
+    key: &FlowKey,
+    hash: u64,
+    optmap: &GeneveOptMap,
+    sink: &mut impl ActionSink,
+) {
+    if actions.is_empty() {
+        sink.drop_packet(DropReason::Action);
+        return;
+    }
+    let last = actions.len() - 1;
+    for (i, a) in actions.iter().enumerate() {
+        let movable = i == last;
+        let r = match a {
+            Action::Output(p) => {
+                sink.output(*p, pkt, movable);
+                Ok(())
+            }
+            Action::PushVlan { tpid, tci } => push_vlan(pkt, *tpid, *tci),
+            Action::PopVlan => pop_vlan(pkt),
+            Action::SetEthSrc(m) => set_eth_src(pkt, m),
+            Action::SetEthDst(m) => set_eth_dst(pkt, m),
+            Action::SetIpv4(s) => set_ipv4(pkt, s),
+            Action::TunnelPush(h) => h.push(pkt, hash as u32).map_err(|e| e.drop_reason()),
+            Action::TunnelPop(port) => match decap(pkt, optmap) {
+                Ok(()) => {
+                    pkt.meta.in_port = *port;
+                    pkt.meta.recirc_id = 0;
+                    recirculate(pkt, movable, sink)
+                }
+                Err(e) => Err(e.drop_reason()),
+            },
+            Action::Recirculate(id) => {
+                pkt.meta.recirc_id = *id;
+                recirculate(pkt, movable, sink)
+            }
+            Action::Drop(r) => Err(*r),
+            Action::Userspace => {
+                sink.userspace(key, pkt);
+                Ok(())
+            }
+        };
+        if let Err(reason) = r {
+            sink.drop_packet(reason);
+            return;
+        }
+    }
+}
+
+#[inline]
+fn recirculate(pkt: &mut PacketBuf, movable: bool, sink: &mut impl ActionSink) -> Result<(), DropReason> {
+    if pkt.meta.recirc_depth >= MAX_RECIRC_DEPTH {
+        return Err(DropReason::RecircDepth);
+    }
+    pkt.meta.recirc_depth += 1;
+    sink.recirculate(pkt, movable);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use crate::tunnel::{GeneveEncap, TunnelHeader};
+    use std::net::Ipv4Addr;
+
+    #[derive(Default)]
+    struct Collect {
+        out: Vec<(PortNo, Vec<u8>, bool)>,
+        recirc: Vec<(Vec<u8>, crate::packet::PacketMeta)>,
+        drops: Vec<DropReason>,
+        userspace: usize,
+    }
+
+    impl ActionSink for Collect {
+        fn output(&mut self, port: PortNo, pkt: &mut PacketBuf, movable: bool) {
+            self.out.push((port, pkt.data().to_vec(), movable));
+        }
+        fn recirculate(&mut self, pkt: &mut PacketBuf, _movable: bool) {
+            self.recirc.push((pkt.data().to_vec(), pkt.meta));
+        }
+        fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {
+            self.userspace += 1;
+        }
+        fn drop_packet(&mut self, reason: DropReason) {
+            self.drops.push(reason);
+        }
+    }
+
+    fn run(actions: &[Action], frame: &[u8]) -> Collect {
+        let mut sink = Collect::default();
+        let mut p = PacketBuf::from_slice(frame);
+        execute(actions, &mut p, &FlowKey::default(), 1, &GeneveOptMap::default(), &mut sink);
+        sink
+    }
+
+    #[test]
+    fn outputs_see_the_packet_as_modified_so_far() {
+        let f = udp4_min();
+        let s = run(&[Action::Output(1), Action::PushVlan { tpid: 0x8100, tci: 5 }, Action::Output(2)], &f);
+        assert_eq!(s.out.len(), 2);
+        assert_eq!(s.out[0], (1, f.clone(), false));
+        assert_eq!(s.out[1].1.len(), f.len() + 4);
+        assert!(s.out[1].2, "last output may move the buffer");
+    }
+
+    #[test]
+    fn empty_actions_and_failures_drop_with_reason() {
+        assert_eq!(run(&[], &udp4_min()).drops, vec![DropReason::Action]);
+        let s = run(&[Action::PopVlan, Action::Output(1)], &udp4_min());
+        assert_eq!(s.drops, vec![DropReason::ActionMismatch]);
+        assert!(s.out.is_empty());
+        assert_eq!(run(&[Action::Drop(DropReason::Action)], &udp4_min()).drops, vec![DropReason::Action]);
+    }
+
+    #[test]
+    fn tunnel_push_then_pop_recirculates_the_inner_frame() {
+        let inner = udp4_min();
+        let e = GeneveEncap::new(MAC_A, MAC_B, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2), 42);
+        let s = run(&[Action::TunnelPush(Box::new(TunnelHeader::geneve(&e))), Action::Output(3)], &inner);
+        let (_, outer, _) = &s.out[0];
+        let s = run(&[Action::TunnelPop(9)], outer);
+        assert_eq!(s.recirc.len(), 1);
+        let (frame, meta) = &s.recirc[0];
+        assert_eq!(frame, &inner);
+        assert_eq!(meta.in_port, 9);
+        assert_eq!(meta.tunnel.tun_id, 42);
+        assert_eq!(meta.recirc_depth, 1);
+    }
+
+    #[test]
+    fn recirculation_depth_is_bounded() {
+        let mut sink = Collect::default();
+        let mut p = PacketBuf::from_slice(&udp4_min());
+        p.meta.recirc_depth = MAX_RECIRC_DEPTH;
+        execute(&[Action::Recirculate(1)], &mut p, &FlowKey::default(), 0, &GeneveOptMap::default(), &mut sink);
+        assert_eq!(sink.drops, vec![DropReason::RecircDepth]);
+        let s = run(&[Action::Userspace, Action::Recirculate(7)], &udp4_min());
+        assert_eq!(s.userspace, 1);
+        assert_eq!(s.recirc[0].1.recirc_id, 7);
+    }
+}

@@ -1,0 +1,79 @@
+//! Datapath actions and their executor.
+
+mod checksum;
+mod execute;
+mod l2;
+mod l3;
+
+pub use checksum::{checksum_update16, checksum_update32};
+pub use execute::{execute, ActionSink, MAX_RECIRC_DEPTH};
+pub use l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
+pub use l3::{set_ipv4, SetIpv4};
+
+use crate::drop::DropReason;
+use crate::port::PortNo;
+use crate::tunnel::TunnelHeader;
+use std::fmt;
+
+/// One datapath action. A flow's actions run in order on each packet; an empty
+/// list drops the packet.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a copy of the packet (or the packet itself, when last) to a port.
+    Output(PortNo),
+    /// Push an 802.1Q/802.1ad tag. `tci` is PCP|VID (the CFI/"present" bit is not sent).
+    PushVlan {
+        /// 0x8100 or 0x88a8.
+        tpid: u16,
+        /// Tag control information.
+        tci: u16,
+    },
+    /// Remove the outer VLAN tag.
+    PopVlan,
+    /// Rewrite the Ethernet source.
+    SetEthSrc([u8; 6]),
+    /// Rewrite the Ethernet destination.
+    SetEthDst([u8; 6]),
+    /// Rewrite IPv4 fields, updating the IPv4 and TCP/UDP checksums.
+    SetIpv4(SetIpv4),
+    /// Prepend a Geneve outer header (built once, copied per packet).
+    TunnelPush(Box<TunnelHeader>),
+    /// Strip and validate the Geneve outer header, then recirculate the inner
+    /// frame as if it had arrived on the given tunnel port.
+    TunnelPop(PortNo),
+    /// Look the packet up again with this recirculation id.
+    Recirculate(u32),
+    /// Drop, counted under the reason.
+    Drop(DropReason),
+    /// Hand a copy of the packet to the upcall handler (slow-path side effects
+    /// such as learning); execution continues.
+    Userspace,
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The datapath-flow text of an action, as `rvs dpctl dump-flows` shows it.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mac = |m: &[u8; 6]| {
+            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        };
+        match self {
+            Action::Output(p) => write!(f, "{p}"),
+            Action::PushVlan { tpid, tci } => write!(f, "push_vlan(tpid={tpid:#06x},vid={},pcp={})", tci & 0xfff, tci >> 13),
+            Action::PopVlan => f.write_str("pop_vlan"),
+            Action::SetEthSrc(m) => write!(f, "set(eth(src={}))", mac(m)),
+            Action::SetEthDst(m) => write!(f, "set(eth(dst={}))", mac(m)),
+            Action::SetIpv4(s) => write!(f, "set(ipv4({s}))"),
+            Action::TunnelPush(h) => write!(f, "tnl_push({h:?})"),
+            Action::TunnelPop(p) => write!(f, "tnl_pop({p})"),
+            Action::Recirculate(id) => write!(f, "recirc({id:#x})"),
+            Action::Drop(r) => write!(f, "drop({r})"),
+            Action::Userspace => f.write_str("userspace"),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Why a packet was dropped. Every drop on the packet path is counted under one of these.
+
+use std::fmt;
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// The reason a packet was dropped; counted per PMD thread.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons (size of a counter array).
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Stable snake_case name, used in stats output and metrics labels.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    TruncatedEth => "truncated_eth", "Frame shorter than an Ethernet header.";
+    VlanStack => "vlan_stack", "More than two VLAN tags, or a truncated tag.";
+    MalformedArp => "malformed_arp", "ARP packet too short or not Ethernet/IPv4.";
+    MalformedIpv4 => "malformed_ipv4", "IPv4 header invalid or truncated.";
+    MalformedIpv6 => "malformed_ipv6", "IPv6 header or extension headers invalid or truncated.";
+    MalformedL4 => "malformed_l4", "TCP/UDP/ICMP header truncated or invalid.";
+    GeneveMalformed => "geneve_malformed", "Geneve outer headers or header invalid.";
+    GeneveVersion => "geneve_version", "Geneve version is not 0.";
+    GeneveOptLen => "geneve_opt_len", "Geneve option lengths run past the header or packet.";
+    GeneveCritOpt => "geneve_crit_opt", "Geneve option with the critical bit that the option map does not know (RFC 8926 3.5).";
+    GeneveProtocol => "geneve_protocol", "Geneve payload is not Ethernet (0x6558).";
+    NoHeadroom => "no_headroom", "Not enough headroom to push a header.";
+    ActionMismatch => "action_mismatch", "An action does not fit the frame (pop VLAN on an untagged frame, IPv4 rewrite of a non-IPv4 frame).";
+    Action => "action", "A flow's actions said drop.";
+    UpcallFailed => "upcall_failed", "The upcall handler could not translate the packet.";
+    RecircDepth => "recirc_depth", "Too many recirculations of one packet.";
+    NoPort => "no_port", "Output to a port that does not exist.";
+    TxError => "tx_error", "The port could not send the frame.";
+    Oversize => "oversize", "Frame larger than the buffer or the port MTU.";
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A plain counter array indexed by [`DropReason`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters(pub [u64; DropReason::COUNT]);
+
+impl DropCounters {
+    /// Count one drop.
+    #[inline]
+    pub fn inc(&mut self, r: DropReason) {
+        self.0[r as usize] += 1;
+    }
+    /// Count of one reason.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r as usize]
+    }
+    /// Sum of all reasons.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// Non-zero counters with their names.
+    pub fn nonzero(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.get(*r)))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counters_index_by_reason() {
+        let mut c = DropCounters::default();
+        c.inc(DropReason::GeneveCritOpt);
+        c.inc(DropReason::GeneveCritOpt);
+        c.inc(DropReason::TruncatedEth);
+        assert_eq!(c.get(DropReason::GeneveCritOpt), 2);
+        assert_eq!(c.total(), 3);
+        assert_eq!(c.nonzero().count(), 2);
+    }
+}

@@ -1,0 +1,243 @@
+//! One-pass extraction of a [`FlowKey`] from a frame, using etherparse's
+//! zero-copy header slices layer by layer (no allocation, bounds-checked).
+
+use super::field::Field;
+use super::key::{mac_to_u64, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::drop::DropReason;
+use crate::packet::PacketMeta;
+use etherparse::{
+    ArpPacketSlice, Ethernet2HeaderSlice, Icmpv4Slice, Icmpv6Slice, Ipv4HeaderSlice,
+    Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice,
+    TcpHeaderSlice, UdpHeaderSlice,
+};
+use thiserror::Error;
+
+const ETH_TYPE_VLAN: u16 = 0x8100;
+const ETH_TYPE_QINQ: u16 = 0x88a8;
+const ETH_TYPE_QINQ_OLD: u16 = 0x9100;
+const ETH_TYPE_ARP: u16 = 0x0806;
+const ETH_TYPE_IPV4: u16 = 0x0800;
+const ETH_TYPE_IPV6: u16 = 0x86dd;
+/// OVS's `FLOW_DL_TYPE_NONE`: an 802.3 frame with a length instead of a type.
+const ETH_TYPE_NONE: u16 = 0x05ff;
+
+/// Where the layers of an extracted frame start (byte offsets; 0 = absent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layers {
+    /// Start of the L3 header (after Ethernet and VLAN tags).
+    pub l3: u16,
+    /// Start of the L4 header.
+    pub l4: u16,
+}
+
+/// Why a frame could not be parsed. Each maps to a [`DropReason`].
+#[derive(Error, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtractError {
+    /// Shorter than an Ethernet header.
+    #[error("frame of {0} bytes is shorter than an Ethernet header")]
+    TruncatedEth(usize),
+    /// Three or more VLAN tags, or a tag cut short.
+    #[error("more than two VLAN tags, or a truncated tag")]
+    VlanStack,
+    /// ARP too short.
+    #[error("truncated ARP packet")]
+    Arp,
+    /// Bad or truncated IPv4 header.
+    #[error("malformed IPv4 header")]
+    Ipv4,
+    /// Bad or truncated IPv6 header or extension header.
+    #[error("malformed IPv6 header")]
+    Ipv6,
+    /// TCP/UDP/ICMP header truncated.
+    #[error("truncated L4 header")]
+    L4,
+}
+
+impl ExtractError {
+    /// The drop counter this error is counted under.
+    pub fn drop_reason(self) -> DropReason {
+        match self {
+            ExtractError::TruncatedEth(_) => DropReason::TruncatedEth,
+            ExtractError::VlanStack => DropReason::VlanStack,
+            ExtractError::Arp => DropReason::MalformedArp,
+            ExtractError::Ipv4 => DropReason::MalformedIpv4,
+            ExtractError::Ipv6 => DropReason::MalformedIpv6,
+            ExtractError::L4 => DropReason::MalformedL4,
+        }
+    }
+}
+
+impl FlowKey {
+    /// Extract the key of `frame` that arrived with `meta`. One pass over the
+    /// headers, no allocation. Malformed frames give an error (count and drop them).
+    #[inline]
+    pub fn extract(frame: &[u8], meta: &PacketMeta) -> Result<(FlowKey, Layers), ExtractError> {
+        let mut k = FlowKey::default();
+        let mut layers = Layers::default();
+        k.set(Field::InPort, meta.in_port as u64);
+        k.set(Field::RecircId, meta.recirc_id as u64);
+        if meta.tunnel.is_set() {
+            set_tunnel(&mut k, meta);
+        }
+
+        let eth = Ethernet2HeaderSlice::from_slice(frame)
+            .map_err(|_| ExtractError::TruncatedEth(frame.len()))?;
+        k.set(Field::EthDst, mac_to_u64(eth.destination()));
+        k.set(Field::EthSrc, mac_to_u64(eth.source()));
+        let mut ty = eth.ether_type().0;
+        let mut off = eth.slice().len();
+
+        // Up to two VLAN tags (802.1Q, or 802.1ad outer + 802.1Q inner).
+        let mut tags = 0;
+        while matches!(ty, ETH_TYPE_VLAN | ETH_TYPE_QINQ | ETH_TYPE_QINQ_OLD) {
+            if tags == 2 {
+                return Err(ExtractError::VlanStack);
+            }
+            let tag = SingleVlanHeaderSlice::from_slice(&frame[off..])
+                .map_err(|_| ExtractError::VlanStack)?;
+            let raw = u16::from_be_bytes([tag.slice()[0], tag.slice()[1]]);
+            // The DEI bit is replaced by "tag present", as OVS does.
+            let tci = raw | VLAN_CFI;
+            k.set(if tags == 0 { Field::VlanTci } else { Field::VlanTci2 }, tci as u64);
+            ty = tag.ether_type().0;
+            off += 4;
+            tags += 1;
+        }
+        if ty < 0x0600 {
+            ty = ETH_TYPE_NONE;
+        }
+        k.set(Field::EthType, ty as u64);
+        layers.l3 = off as u16;
+        let l3 = &frame[off..];
+
+        match ty {
+            ETH_TYPE_IPV4 => extract_ipv4(&mut k, &mut layers, l3, off)?,
+            ETH_TYPE_IPV6 => extract_ipv6(&mut k, &mut layers, l3, off)?,
+            ETH_TYPE_ARP => extract_arp(&mut k, l3)?,
+            _ => {}
+        }
+        Ok((k, layers))
+    }
+}
+
+fn set_tunnel(k: &mut FlowKey, meta: &PacketMeta) {
+    let t = &meta.tunnel;
+    k.set(Field::TunId, t.tun_id);
+    k.set(Field::TunSrc, t.src as u64);
+    k.set(Field::TunDst, t.dst as u64);
+    k.set(Field::TunFlags, t.flags as u64);
+    k.set(Field::TunTos, t.tos as u64);
+    k.set(Field::TunTtl, t.ttl as u64);
+    k.set(Field::TunMdPresent, t.md_present as u64);
+    for (i, v) in t.md.iter().enumerate() {
+        k.set(Field::TunMd(i as u8), *v as u64);
+    }
+}
+
+#[inline]
+fn extract_ipv4(k: &mut FlowKey, layers: &mut Layers, l3: &[u8], off: usize) -> Result<(), ExtractError> {
+    let ip = Ipv4HeaderSlice::from_slice(l3).map_err(|_| ExtractError::Ipv4)?;
+    let s = ip.slice();
+    k.set(Field::NwSrc, u32::from_be_bytes(ip.source()) as u64);
+    k.set(Field::NwDst, u32::from_be_bytes(ip.destination()) as u64);
+    let proto = ip.protocol().0;
+    k.set(Field::NwProto, proto as u64);
+    k.set(Field::NwTos, s[1] as u64);
+    k.set(Field::NwTtl, ip.ttl() as u64);
+    let frag_off = ip.fragments_offset().value();
+    let mut frag = 0;
+    if frag_off != 0 {
+        frag = FRAG_ANY | FRAG_LATER;
+    } else if ip.more_fragments() {
+        frag = FRAG_ANY;
+    }
+    k.set(Field::NwFrag, frag as u64);
+    if frag & FRAG_LATER != 0 {
+        return Ok(());
+    }
+    let hlen = s.len();
+    // L4 ends where the IP packet says it ends (trailing Ethernet padding is not L4).
+    let end = (ip.total_len() as usize).clamp(hlen, l3.len());
+    layers.l4 = (off + hlen) as u16;
+    extract_l4(k, proto, &l3[hlen..end], false)
+}
+
+#[inline]
+fn extract_ipv6(k: &mut FlowKey, layers: &mut Layers, l3: &[u8], off: usize) -> Result<(), ExtractError> {
+    let ip = Ipv6HeaderSlice::from_slice(l3).map_err(|_| ExtractError::Ipv6)?;
+    k.set_ipv6_src(ip.source_addr());
+    k.set_ipv6_dst(ip.destination_addr());
+    k.set(Field::NwTos, ip.traffic_class() as u64);
+    k.set(Field::NwTtl, ip.hop_limit() as u64);
+    let hlen = ip.slice().len();
+    let plen = ip.payload_length() as usize;
+    let end = if plen == 0 { l3.len() } else { (hlen + plen).min(l3.len()) };
+    let payload = &l3[hlen..end];
+    let (exts, next, rest) = Ipv6ExtensionsSlice::from_slice(ip.next_header(), payload)
+        .map_err(|_| ExtractError::Ipv6)?;
+    k.set(Field::NwProto, next.0 as u64);
+    let mut frag = 0;
+    for e in exts.clone() {
+        if let Ipv6ExtensionSlice::Fragment(f) = e {
+            if f.fragment_offset().value() != 0 {
+                frag = FRAG_ANY | FRAG_LATER;
+            } else if f.more_fragments() {
+                frag = FRAG_ANY;
+            }
+        }
+    }
+    k.set(Field::NwFrag, frag as u64);
+    if frag & FRAG_LATER != 0 {
+        return Ok(());
+    }
+    layers.l4 = (off + hlen + (payload.len() - rest.len())) as u16;
+    extract_l4(k, next.0, rest, true)
+}
+
+#[inline]
+fn extract_l4(k: &mut FlowKey, proto: u8, l4: &[u8], v6: bool) -> Result<(), ExtractError> {
+    match proto {
+        6 => {
+            let t = TcpHeaderSlice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            k.set(Field::TpSrc, t.source_port() as u64);
+            k.set(Field::TpDst, t.destination_port() as u64);
+            let s = t.slice();
+            k.set(Field::TcpFlags, (((s[12] & 0x0f) as u64) << 8) | s[13] as u64);
+        }
+        17 => {
+            let u = UdpHeaderSlice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            k.set(Field::TpSrc, u.source_port() as u64);
+            k.set(Field::TpDst, u.destination_port() as u64);
+        }
+        1 if !v6 => {
+            let i = Icmpv4Slice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            k.set(Field::TpSrc, i.type_u8() as u64);
+            k.set(Field::TpDst, i.code_u8() as u64);
+        }
+        58 if v6 => {
+            let i = Icmpv6Slice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            k.set(Field::TpSrc, i.type_u8() as u64);
+            k.set(Field::TpDst, i.code_u8() as u64);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn extract_arp(k: &mut FlowKey, l3: &[u8]) -> Result<(), ExtractError> {
+    let a = ArpPacketSlice::from_slice(l3).map_err(|_| ExtractError::Arp)?;
+    let op = a.operation().0;
+    k.set(Field::ArpOp, op as u64);
+    // OVS keeps the low byte of the opcode in nw_proto for ARP.
+    k.set(Field::NwProto, (op & 0xff) as u64);
+    if a.hw_addr_size() == 6 && a.proto_addr_size() == 4 {
+        let spa = a.sender_protocol_addr();
+        let tpa = a.target_protocol_addr();
+        k.set(Field::NwSrc, u32::from_be_bytes([spa[0], spa[1], spa[2], spa[3]]) as u64);
+        k.set(Field::NwDst, u32::from_be_bytes([tpa[0], tpa[1], tpa[2], tpa[3]]) as u64);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+use super::*;
+use crate::testing::*;
+use proptest::prelude::*;
+
+fn ex(f: &[u8]) -> Result<(FlowKey, Layers), ExtractError> {
+    FlowKey::extract(f, &PacketMeta { in_port: 7, ..Default::default() })
+}
+
+#[test]
+fn udp4_fields() {
+    let (k, l) = ex(&udp4_min()).unwrap();
+    assert_eq!(k.get(Field::InPort), 7);
+    assert_eq!(k.eth_src(), MAC_A);
+    assert_eq!(k.eth_dst(), MAC_B);
+    assert_eq!(k.get(Field::EthType), 0x0800);
+    assert_eq!(k.nw_src().octets(), IP_A);
+    assert_eq!(k.nw_dst().octets(), IP_B);
+    assert_eq!(k.get(Field::NwProto), 17);
+    assert_eq!(k.get(Field::NwTtl), 64);
+    assert_eq!(k.get(Field::TpSrc), 1000);
+    assert_eq!(k.get(Field::TpDst), 2000);
+    assert_eq!(k.get(Field::NwFrag), 0);
+    assert_eq!(l, Layers { l3: 14, l4: 34 });
+}
+
+#[test]
+fn tcp_flags() {
+    let (k, _) = ex(&tcp4(5, 80, true, 0)).unwrap();
+    assert_eq!(k.get(Field::NwProto), 6);
+    assert_eq!(k.get(Field::TpDst), 80);
+    assert_eq!(k.get(Field::TcpFlags), 0x012); // SYN|ACK
+}
+
+#[test]
+fn icmp_type_code() {
+    let (k, _) = ex(&icmp4_echo(1, 2)).unwrap();
+    assert_eq!(k.get(Field::NwProto), 1);
+    assert_eq!(k.get(Field::TpSrc), 8);
+    assert_eq!(k.get(Field::TpDst), 0);
+}
+
+#[test]
+fn arp_fields() {
+    let (k, l) = ex(&arp_request()).unwrap();
+    assert_eq!(k.get(Field::EthType), 0x0806);
+    assert_eq!(k.get(Field::ArpOp), 1);
+    assert_eq!(k.nw_src().octets(), IP_A);
+    assert_eq!(k.nw_dst().octets(), IP_B);
+    assert_eq!(l.l4, 0);
+}
+
+#[test]
+fn single_and_double_vlan() {
+    let (k, l) = ex(&with_vlan(&udp4_min(), 0x8100, 0x2064)).unwrap();
+    assert_eq!(k.get(Field::VlanTci), (0x2064 | VLAN_CFI) as u64);
+    assert_eq!(k.get(Field::VlanTci2), 0);
+    assert_eq!(k.get(Field::EthType), 0x0800);
+    assert_eq!(k.get(Field::TpDst), 2000);
+    assert_eq!(l.l3, 18);
+
+    let inner = with_vlan(&udp4_min(), 0x8100, 20);
+    let (k, l) = ex(&with_vlan(&inner, 0x88a8, 300)).unwrap();
+    assert_eq!(k.get(Field::VlanTci), (300 | VLAN_CFI) as u64);
+    assert_eq!(k.get(Field::VlanTci2), (20 | VLAN_CFI) as u64);
+    assert_eq!(l.l3, 22);
+    assert_eq!(k.get(Field::TpDst), 2000);
+}
+
+#[test]
+fn three_vlan_tags_are_refused() {
+    let f = with_vlan(&with_vlan(&with_vlan(&udp4_min(), 0x8100, 1), 0x8100, 2), 0x88a8, 3);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::VlanStack);
+    assert_eq!(ExtractError::VlanStack.drop_reason(), DropReason::VlanStack);
+}
+
+#[test]
+fn ipv4_fragments_first_vs_later() {
+    let (k, _) = ex(&udp4_fragment(0, true)).unwrap();
+    assert_eq!(k.get(Field::NwFrag), FRAG_ANY as u64);
+    assert_eq!(k.get(Field::TpSrc), 1, "first fragment carries ports");
+    let (k, l) = ex(&udp4_fragment(4, false)).unwrap();
+    assert_eq!(k.get(Field::NwFrag), (FRAG_ANY | FRAG_LATER) as u64);
+    assert_eq!(k.get(Field::TpSrc), 0, "later fragments have no L4");
+    assert_eq!(l.l4, 0);
+}
+
+#[test]
+fn ipv6_with_fragment_header() {
+    let (k, l) = ex(&udp6(53, 54)).unwrap();
+    assert_eq!(k.get(Field::EthType), 0x86dd);
+    assert_eq!(k.get(Field::NwProto), 17);
+    assert_eq!(k.get(Field::TpSrc), 53);
+    assert_eq!(k.ipv6_dst().segments()[7], 2);
+    assert_eq!(l.l4, 54);
+
+    let (k, l) = ex(&udp6_fragment(0, true)).unwrap();
+    assert_eq!(k.get(Field::NwFrag), FRAG_ANY as u64);
+    assert_eq!(k.get(Field::NwProto), 17);
+    assert_eq!(k.get(Field::TpSrc), 1);
+    assert_eq!(l.l4, 62);
+    let (k, _) = ex(&udp6_fragment(3, false)).unwrap();
+    assert_eq!(k.get(Field::NwFrag), (FRAG_ANY | FRAG_LATER) as u64);
+    assert_eq!(k.get(Field::TpSrc), 0);
+}
+
+#[test]
+fn truncations_are_errors_with_reasons() {
+    let f = udp4_min();
+    assert_eq!(ex(&f[..10]).unwrap_err(), ExtractError::TruncatedEth(10));
+    assert_eq!(ex(&f[..20]).unwrap_err(), ExtractError::Ipv4);
+    assert_eq!(ex(&f[..38]).unwrap_err(), ExtractError::L4);
+    let t = tcp4(1, 2, false, 0);
+    assert_eq!(ex(&t[..40]).unwrap_err(), ExtractError::L4);
+    let v = with_vlan(&f, 0x8100, 1);
+    assert_eq!(ex(&v[..15]).unwrap_err(), ExtractError::VlanStack);
+    let a = arp_request();
+    assert_eq!(ex(&a[..30]).unwrap_err(), ExtractError::Arp);
+    // Bad IHL.
+    let mut bad = f.clone();
+    bad[14] = 0x43;
+    assert_eq!(ex(&bad).unwrap_err(), ExtractError::Ipv4);
+}
+
+#[test]
+fn tunnel_metadata_is_in_the_key() {
+    let mut meta = PacketMeta { in_port: 3, recirc_id: 9, ..Default::default() };
+    meta.tunnel.tun_id = 5001;
+    meta.tunnel.dst = 0xc612_0001;
+    meta.tunnel.md_present = 1;
+    meta.tunnel.md[0] = 0xabcd;
+    let (k, _) = FlowKey::extract(&udp4_min(), &meta).unwrap();
+    assert_eq!(k.get(Field::TunId), 5001);
+    assert_eq!(k.get(Field::TunDst), 0xc612_0001);
+    assert_eq!(k.get(Field::RecircId), 9);
+    assert_eq!(k.get(Field::TunMd(0)), 0xabcd);
+    assert_eq!(k.get(Field::TunMdPresent), 1);
+}
+
+fn valid_frames() -> Vec<Vec<u8>> {
+    vec![
+        udp4_min(),
+        tcp4(1, 2, true, 10),
+        icmp4_echo(1, 1),
+        arp_request(),
+        udp6(1, 2),
+        udp6_fragment(0, true),
+        udp4_fragment(2, true),
+        with_vlan(&with_vlan(&udp4_min(), 0x8100, 5), 0x88a8, 6),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    /// Random bytes never panic; an error always maps to a drop reason.
+    #[test]
+    fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Err(e) = ex(&data) {
+            let _ = e.drop_reason();
+        }
+    }
+
+    /// Valid frames with bytes flipped and tails cut never panic, and the
+    /// reported layer offsets stay inside the frame.
+    #[test]
+    fn mutated_frames_never_panic(
+        which in 0usize..8,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+    ) {
+        let mut f = valid_frames().swap_remove(which);
+        for (pos, val) in flips {
+            let n = f.len();
+            f[pos % n] = val;
+        }
+        let len = cut % (f.len() + 1);
+        f.truncate(len);
+        if let Ok((_, l)) = ex(&f) {
+            prop_assert!(l.l3 as usize <= f.len());
+            prop_assert!(l.l4 as usize <= f.len());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Metadata that travels with a packet but is not in its bytes: where it came
+//! from, its recirculation id and, after a tunnel pop, the outer header's facts.
+
+/// Number of tunnel metadata slots (Geneve options mapped by the option map).
+pub const TUN_MD_SLOTS: usize = 8;
+
+/// What a tunnel pop learned from the outer headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelMeta {
+    /// Tunnel id (Geneve VNI).
+    pub tun_id: u64,
+    /// Outer IPv4 source (host order).
+    pub src: u32,
+    /// Outer IPv4 destination (host order); 0 means "no tunnel".
+    pub dst: u32,
+    /// `TUN_FLAG_*` bits.
+    pub flags: u16,
+    /// Outer TOS.
+    pub tos: u8,
+    /// Outer TTL.
+    pub ttl: u8,
+    /// Bit i set when slot i holds an option value.
+    pub md_present: u8,
+    /// Option values, one 32-bit word per slot.
+    pub md: [u32; TUN_MD_SLOTS],
+}
+
+impl TunnelMeta {
+    /// True when the packet came from a tunnel.
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.dst != 0 || self.flags != 0
+    }
+}
+
+/// Per-packet metadata.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// Datapath port the packet arrived on.
+    pub in_port: u32,
+    /// Recirculation id (0 for a fresh packet).
+    pub recirc_id: u32,
+    /// Tunnel metadata after a pop.
+    pub tunnel: TunnelMeta,
+    /// How many times this packet has been recirculated.
+    pub recirc_depth: u8,
+}

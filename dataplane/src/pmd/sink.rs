@@ -1,0 +1,67 @@
+//! Where the executor's outputs go inside a PMD: port tx queues, the
+//! recirculation batch, the upcall handler, the drop counters.
+
+use super::stats::PmdStats;
+use super::upcall::Upcall;
+use crate::action::ActionSink;
+use crate::drop::DropReason;
+use crate::flow::FlowKey;
+use crate::packet::{Batch, PacketBuf};
+use crate::port::{Port, PortNo};
+
+/// An attached port and its queue of frames waiting to be sent.
+pub(super) struct PortSlot {
+    pub port: Box<dyn Port>,
+    pub txq: Batch,
+}
+
+pub(super) struct PmdSink<'a, U: Upcall> {
+    pub ports: &'a mut [Option<PortSlot>],
+    pub recirc: &'a mut Batch,
+    pub stats: &'a mut PmdStats,
+    pub upcall: &'a mut U,
+}
+
+/// Append `pkt` to `batch`: move its buffer when allowed, else copy.
+#[inline(always)]
+fn enqueue(batch: &mut Batch, pkt: &mut PacketBuf, movable: bool) -> bool {
+    if movable {
+        batch.push_swap(pkt)
+    } else {
+        batch.push_copy(pkt.data(), pkt.meta)
+    }
+}
+
+impl<U: Upcall> ActionSink for PmdSink<'_, U> {
+    #[inline]
+    fn output(&mut self, port: PortNo, pkt: &mut PacketBuf, movable: bool) {
+        let Some(slot) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
+            self.stats.drops.inc(DropReason::NoPort);
+            return;
+        };
+        if slot.txq.is_full() {
+            slot.port.tx(&mut slot.txq);
+        }
+        if enqueue(&mut slot.txq, pkt, movable) {
+            self.stats.tx_packets += 1;
+        } else {
+            self.stats.drops.inc(DropReason::TxError);
+        }
+    }
+
+    #[inline]
+    fn recirculate(&mut self, pkt: &mut PacketBuf, movable: bool) {
+        if !enqueue(self.recirc, pkt, movable) {
+            self.stats.drops.inc(DropReason::RecircDepth);
+        }
+    }
+
+    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf) {
+        self.upcall.userspace(key, pkt);
+    }
+
+    #[inline]
+    fn drop_packet(&mut self, reason: DropReason) {
+        self.stats.drops.inc(reason);
+    }
+}

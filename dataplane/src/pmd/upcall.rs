@@ -1,0 +1,43 @@
+//! The [`Upcall`] trait: how the datapath asks the slow path what to do with a
+//! packet no cache knows. The control crate implements it by translating the
+//! packet through its rule tables.
+
+use crate::action::Action;
+use crate::flow::{FlowKey, FlowMask};
+use crate::packet::PacketBuf;
+use thiserror::Error;
+
+/// The answer to an upcall: what to do with this packet and every packet that
+/// agrees with it on the bits of `mask`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpcallReply {
+    /// Datapath actions.
+    pub actions: Vec<Action>,
+    /// Every key bit the decision depended on. The PMD always adds `in_port`
+    /// and `recirc_id`.
+    pub mask: FlowMask,
+    /// False when the reply must not be cached (e.g. it depended on something
+    /// the mask cannot express); the actions still run on this packet.
+    pub cacheable: bool,
+}
+
+impl UpcallReply {
+    /// A cacheable reply.
+    pub fn new(actions: Vec<Action>, mask: FlowMask) -> Self {
+        UpcallReply { actions, mask, cacheable: true }
+    }
+}
+
+/// Why an upcall failed (the packet is dropped and counted).
+#[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[error("upcall failed: {0}")]
+pub struct UpcallError(pub String);
+
+/// The slow path, called by a PMD thread on a cache miss.
+pub trait Upcall: Send {
+    /// Decide what to do with `pkt`, whose key is `key`.
+    fn upcall(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Result<UpcallReply, UpcallError>;
+
+    /// A `Userspace` action handed this packet over (e.g. for MAC learning).
+    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {}
+}

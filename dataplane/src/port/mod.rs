@@ -1,0 +1,52 @@
+//! Ports: where packets enter and leave the datapath, in batches.
+//!
+//! Like smoltcp's `phy::Device`, a [`Port`] only moves frames; it knows no
+//! flows. Real devices (AF_XDP, AF_PACKET, tap) implement the same trait.
+
+mod memory;
+
+pub use memory::{MemoryPort, MemoryPortHandle};
+
+use crate::packet::Batch;
+
+/// A datapath port number (the index the PMD and `Output` actions use).
+pub type PortNo = u32;
+
+/// Counters every port keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames the port had to drop on receive (no room, too large).
+    pub rx_dropped: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames dropped on send.
+    pub tx_dropped: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+}
+
+/// A device that receives and sends frames in batches.
+pub trait Port: Send {
+    /// The port's name (interface name for real devices).
+    fn name(&self) -> &str;
+
+    /// Receive into the free slots of `batch`; returns how many frames were added.
+    /// Must not block.
+    fn rx(&mut self, batch: &mut Batch) -> usize;
+
+    /// Send frames from the front of `batch`, removing those sent; returns how many.
+    /// Frames that do not fit (ring full) stay in `batch` for the next call:
+    /// a port applies backpressure, it does not drop.
+    fn tx(&mut self, batch: &mut Batch) -> usize;
+
+    /// Current counters.
+    fn stats(&self) -> PortStats;
+}
