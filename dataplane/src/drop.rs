@@ -87,7 +87,9 @@ mod tests {
     #[test]
     fn names_are_unique_snake_case() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);

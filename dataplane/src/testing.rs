@@ -13,10 +13,21 @@ pub const IP_A: [u8; 4] = [198, 18, 0, 10];
 pub const IP_B: [u8; 4] = [198, 18, 0, 11];
 
 /// Ethernet/IPv4/UDP with `payload_len` zero bytes of payload.
-pub fn udp4(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], sport: u16, dport: u16, payload_len: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src, dst).ipv4(sip, dip, 64).udp(sport, dport);
+pub fn udp4(
+    src: [u8; 6],
+    dst: [u8; 6],
+    sip: [u8; 4],
+    dip: [u8; 4],
+    sport: u16,
+    dport: u16,
+    payload_len: usize,
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src, dst)
+        .ipv4(sip, dip, 64)
+        .udp(sport, dport);
     let mut out = Vec::with_capacity(b.size(payload_len));
-    b.write(&mut out, &vec![0u8; payload_len]).expect("write udp frame");
+    b.write(&mut out, &vec![0u8; payload_len])
+        .expect("write udp frame");
     out
 }
 
@@ -27,16 +38,22 @@ pub fn udp4_min() -> Vec<u8> {
 
 /// Ethernet/IPv4/TCP with SYN (and ACK when `ack`).
 pub fn tcp4(sport: u16, dport: u16, ack: bool, payload_len: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(IP_A, IP_B, 64).tcp(sport, dport, 1, 65535).syn();
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(IP_A, IP_B, 64)
+        .tcp(sport, dport, 1, 65535)
+        .syn();
     let b = if ack { b.ack(7) } else { b };
     let mut out = Vec::with_capacity(b.size(payload_len));
-    b.write(&mut out, &vec![0u8; payload_len]).expect("write tcp frame");
+    b.write(&mut out, &vec![0u8; payload_len])
+        .expect("write tcp frame");
     out
 }
 
 /// Ethernet/IPv4/ICMP echo request.
 pub fn icmp4_echo(id: u16, seq: u16) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(IP_A, IP_B, 64).icmpv4_echo_request(id, seq);
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(IP_A, IP_B, 64)
+        .icmpv4_echo_request(id, seq);
     let mut out = Vec::new();
     b.write(&mut out, &[0u8; 8]).expect("write icmp frame");
     out
@@ -46,7 +63,9 @@ pub fn icmp4_echo(id: u16, seq: u16) -> Vec<u8> {
 pub fn udp6(sport: u16, dport: u16) -> Vec<u8> {
     let src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let dst = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv6(src, dst, 64).udp(sport, dport);
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(src, dst, 64)
+        .udp(sport, dport);
     let mut out = Vec::new();
     b.write(&mut out, &[0u8; 16]).expect("write udp6 frame");
     out
@@ -56,7 +75,12 @@ pub fn udp6(sport: u16, dport: u16) -> Vec<u8> {
 pub fn udp6_fragment(offset: u16, more: bool) -> Vec<u8> {
     let mut f = udp6(1, 2);
     // Insert a fragment header between the IPv6 header (14..54) and UDP.
-    let frag = Ipv6FragmentHeader::new(IpNumber::UDP, IpFragOffset::try_new(offset).expect("offset"), more, 7);
+    let frag = Ipv6FragmentHeader::new(
+        IpNumber::UDP,
+        IpFragOffset::try_new(offset).expect("offset"),
+        more,
+        7,
+    );
     let fb = frag.to_bytes();
     f[14 + 6] = 44; // next header: fragment
     let plen = u16::from_be_bytes([f[18], f[19]]) + 8;

@@ -30,7 +30,9 @@ mod tests {
 
     #[test]
     fn incremental_equals_full_recompute() {
-        let mut w = [0x4500u16, 0x0073, 0x0000, 0x4000, 0x4011, 0xc0a8, 0x0001, 0xc0a8, 0x00c7];
+        let mut w = [
+            0x4500u16, 0x0073, 0x0000, 0x4000, 0x4011, 0xc0a8, 0x0001, 0xc0a8, 0x00c7,
+        ];
         let c = full(&w);
         let old = w[5];
         w[5] = 0xc612;
@@ -39,6 +41,13 @@ mod tests {
         w[7] = 0xc613;
         w[8] = 0x0203;
         let new32 = ((w[7] as u32) << 16) | w[8] as u32;
-        assert_eq!(checksum_update32(full(&[0x4500, 0x0073, 0, 0x4000, 0x4011, 0xc612, 1, 0xc0a8, 0xc7]), old32, new32), full(&w));
+        assert_eq!(
+            checksum_update32(
+                full(&[0x4500, 0x0073, 0, 0x4000, 0x4011, 0xc612, 1, 0xc0a8, 0xc7]),
+                old32,
+                new32
+            ),
+            full(&w)
+        );
     }
 }

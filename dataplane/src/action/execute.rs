@@ -124,14 +124,28 @@ mod tests {
     fn run(actions: &[Action], frame: &[u8]) -> Collect {
         let mut sink = Collect::default();
         let mut p = PacketBuf::from_slice(frame);
-        execute(actions, &mut p, &FlowKey::default(), 1, &GeneveOptMap::default(), &mut sink);
+        execute(
+            actions,
+            &mut p,
+            &FlowKey::default(),
+            1,
+            &GeneveOptMap::default(),
+            &mut sink,
+        );
         sink
     }
 
     #[test]
     fn outputs_see_the_packet_as_modified_so_far() {
         let f = udp4_min();
-        let s = run(&[Action::Output(1), Action::PushVlan { tpid: 0x8100, tci: 5 }, Action::Output(2)], &f);
+        let s = run(
+            &[
+                Action::Output(1),
+                Action::PushVlan { tpid: 0x8100, tci: 5 },
+                Action::Output(2),
+            ],
+            &f,
+        );
         assert_eq!(s.out.len(), 2);
         assert_eq!(s.out[0], (1, f.clone(), false));
         assert_eq!(s.out[1].1.len(), f.len() + 4);
@@ -144,14 +158,29 @@ mod tests {
         let s = run(&[Action::PopVlan, Action::Output(1)], &udp4_min());
         assert_eq!(s.drops, vec![DropReason::ActionMismatch]);
         assert!(s.out.is_empty());
-        assert_eq!(run(&[Action::Drop(DropReason::Action)], &udp4_min()).drops, vec![DropReason::Action]);
+        assert_eq!(
+            run(&[Action::Drop(DropReason::Action)], &udp4_min()).drops,
+            vec![DropReason::Action]
+        );
     }
 
     #[test]
     fn tunnel_push_then_pop_recirculates_the_inner_frame() {
         let inner = udp4_min();
-        let e = GeneveEncap::new(MAC_A, MAC_B, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2), 42);
-        let s = run(&[Action::TunnelPush(Box::new(TunnelHeader::geneve(&e))), Action::Output(3)], &inner);
+        let e = GeneveEncap::new(
+            MAC_A,
+            MAC_B,
+            Ipv4Addr::new(198, 18, 0, 1),
+            Ipv4Addr::new(198, 18, 0, 2),
+            42,
+        );
+        let s = run(
+            &[
+                Action::TunnelPush(Box::new(TunnelHeader::geneve(&e))),
+                Action::Output(3),
+            ],
+            &inner,
+        );
         let (_, outer, _) = &s.out[0];
         let s = run(&[Action::TunnelPop(9)], outer);
         assert_eq!(s.recirc.len(), 1);
@@ -167,7 +196,14 @@ mod tests {
         let mut sink = Collect::default();
         let mut p = PacketBuf::from_slice(&udp4_min());
         p.meta.recirc_depth = MAX_RECIRC_DEPTH;
-        execute(&[Action::Recirculate(1)], &mut p, &FlowKey::default(), 0, &GeneveOptMap::default(), &mut sink);
+        execute(
+            &[Action::Recirculate(1)],
+            &mut p,
+            &FlowKey::default(),
+            0,
+            &GeneveOptMap::default(),
+            &mut sink,
+        );
         assert_eq!(sink.drops, vec![DropReason::RecircDepth]);
         let s = run(&[Action::Userspace, Action::Recirculate(7)], &udp4_min());
         assert_eq!(s.userspace, 1);

@@ -6,7 +6,11 @@ use crate::packet::PacketBuf;
 
 /// Insert a VLAN tag after the MAC addresses.
 #[inline]
-pub fn push_vlan<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, tpid: u16, tci: u16) -> Result<(), DropReason> {
+pub fn push_vlan<B: AsRef<[u8]> + AsMut<[u8]>>(
+    pkt: &mut PacketBuf<B>,
+    tpid: u16,
+    tci: u16,
+) -> Result<(), DropReason> {
     if pkt.len() < 14 {
         return Err(DropReason::TruncatedEth);
     }
@@ -34,7 +38,10 @@ pub fn pop_vlan<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>) -> Result<
 
 /// Rewrite the Ethernet source.
 #[inline]
-pub fn set_eth_src<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, mac: &[u8; 6]) -> Result<(), DropReason> {
+pub fn set_eth_src<B: AsRef<[u8]> + AsMut<[u8]>>(
+    pkt: &mut PacketBuf<B>,
+    mac: &[u8; 6],
+) -> Result<(), DropReason> {
     let d = pkt.data_mut();
     if d.len() < 14 {
         return Err(DropReason::TruncatedEth);
@@ -45,7 +52,10 @@ pub fn set_eth_src<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, mac: &[
 
 /// Rewrite the Ethernet destination.
 #[inline]
-pub fn set_eth_dst<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, mac: &[u8; 6]) -> Result<(), DropReason> {
+pub fn set_eth_dst<B: AsRef<[u8]> + AsMut<[u8]>>(
+    pkt: &mut PacketBuf<B>,
+    mac: &[u8; 6],
+) -> Result<(), DropReason> {
     let d = pkt.data_mut();
     if d.len() < 14 {
         return Err(DropReason::TruncatedEth);
@@ -67,10 +77,15 @@ mod tests {
         push_vlan(&mut p, 0x8100, 0x2000 | VLAN_CFI | 100).unwrap();
         {
             let s = SlicedPacket::from_ethernet(p.data()).unwrap();
-            let LinkExtSlice::Vlan(v) = &s.link_exts[0] else { panic!("no vlan") };
+            let LinkExtSlice::Vlan(v) = &s.link_exts[0] else {
+                panic!("no vlan")
+            };
             assert_eq!(v.vlan_identifier().value(), 100);
             assert_eq!(v.priority_code_point().value(), 1);
-            assert!(!v.drop_eligible_indicator(), "CFI/present bit must not leak as DEI");
+            assert!(
+                !v.drop_eligible_indicator(),
+                "CFI/present bit must not leak as DEI"
+            );
             assert!(s.transport.is_some());
         }
         // QinQ on top.

@@ -126,15 +126,20 @@ mod tests {
     /// Re-parse with etherparse and verify every checksum from scratch.
     fn checksums_ok(frame: &[u8]) -> bool {
         let s = SlicedPacket::from_ethernet(frame).unwrap();
-        let Some(etherparse::NetSlice::Ipv4(ip)) = &s.net else { return false };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &s.net else {
+            return false;
+        };
         let h = ip.header();
         let ip_ok = h.to_header().calc_header_checksum() == h.header_checksum();
         let hdr = h.to_header();
         let l4_ok = match &s.transport {
             Some(TransportSlice::Udp(u)) => {
-                u.checksum() == 0 || u.to_header().calc_checksum_ipv4(&hdr, u.payload()).unwrap() == u.checksum()
+                u.checksum() == 0
+                    || u.to_header().calc_checksum_ipv4(&hdr, u.payload()).unwrap() == u.checksum()
             }
-            Some(TransportSlice::Tcp(t)) => t.calc_checksum_ipv4(hdr.source, hdr.destination).unwrap() == t.checksum(),
+            Some(TransportSlice::Tcp(t)) => {
+                t.calc_checksum_ipv4(hdr.source, hdr.destination).unwrap() == t.checksum()
+            }
             _ => true,
         };
         ip_ok && l4_ok
@@ -171,6 +176,15 @@ mod tests {
     #[test]
     fn non_ipv4_is_refused() {
         let mut p = PacketBuf::from_slice(&arp_request());
-        assert_eq!(set_ipv4(&mut p, &SetIpv4 { ttl: Some(1), ..Default::default() }), Err(DropReason::ActionMismatch));
+        assert_eq!(
+            set_ipv4(
+                &mut p,
+                &SetIpv4 {
+                    ttl: Some(1),
+                    ..Default::default()
+                }
+            ),
+            Err(DropReason::ActionMismatch)
+        );
     }
 }

@@ -60,11 +60,19 @@ impl fmt::Debug for Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mac = |m: &[u8; 6]| {
-            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+            format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )
         };
         match self {
             Action::Output(p) => write!(f, "{p}"),
-            Action::PushVlan { tpid, tci } => write!(f, "push_vlan(tpid={tpid:#06x},vid={},pcp={})", tci & 0xfff, tci >> 13),
+            Action::PushVlan { tpid, tci } => write!(
+                f,
+                "push_vlan(tpid={tpid:#06x},vid={},pcp={})",
+                tci & 0xfff,
+                tci >> 13
+            ),
             Action::PopVlan => f.write_str("pop_vlan"),
             Action::SetEthSrc(m) => write!(f, "set(eth(src={}))", mac(m)),
             Action::SetEthDst(m) => write!(f, "set(eth(dst={}))", mac(m)),

@@ -27,7 +27,11 @@ impl Emc {
     /// A cache with `entries` slots (rounded up to a power of two, at least 2).
     pub fn new(entries: usize) -> Self {
         let n = entries.max(2).next_power_of_two();
-        Emc { slots: (0..n).map(|_| None).collect(), mask: n - 1, stats: CacheStats::default() }
+        Emc {
+            slots: (0..n).map(|_| None).collect(),
+            mask: n - 1,
+            stats: CacheStats::default(),
+        }
     }
 
     #[inline(always)]
@@ -81,7 +85,11 @@ impl Emc {
 
     /// Occupied slots whose flow is valid in `gen`.
     pub fn len(&self, gen: u64) -> usize {
-        self.slots.iter().flatten().filter(|e| e.flow.is_valid(gen)).count()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| e.flow.is_valid(gen))
+            .count()
     }
 
     /// True when no slot holds a flow valid in `gen`.
@@ -108,7 +116,13 @@ mod tests {
     }
 
     fn flow(k: &FlowKey, gen: u64) -> Arc<DpFlow> {
-        Arc::new(DpFlow::new(k, FlowMask::exact(), vec![Action::Output(1)].into(), gen, 0))
+        Arc::new(DpFlow::new(
+            k,
+            FlowMask::exact(),
+            vec![Action::Output(1)].into(),
+            gen,
+            0,
+        ))
     }
 
     #[test]
@@ -118,9 +132,15 @@ mod tests {
         let f = flow(&k, 5);
         emc.insert(k, k.hash(), f.clone(), 5);
         assert!(emc.lookup(&k, k.hash(), 5).is_some());
-        assert!(emc.lookup(&k, k.hash(), 6).is_none(), "an older generation never matches");
+        assert!(
+            emc.lookup(&k, k.hash(), 6).is_none(),
+            "an older generation never matches"
+        );
         f.kill();
-        assert!(emc.lookup(&k, k.hash(), 5).is_none(), "a removed megaflow never matches");
+        assert!(
+            emc.lookup(&k, k.hash(), 5).is_none(),
+            "a removed megaflow never matches"
+        );
         let s = emc.stats().get();
         assert_eq!((s.hits, s.misses, s.inserts), (1, 2, 1));
     }

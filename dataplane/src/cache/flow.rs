@@ -55,7 +55,10 @@ impl DpFlow {
             key: key.masked(&mask),
             mask,
             actions,
-            stats: FlowStats { used_ms: AtomicU64::new(now_ms), ..Default::default() },
+            stats: FlowStats {
+                used_ms: AtomicU64::new(now_ms),
+                ..Default::default()
+            },
             created_ms: now_ms,
             generation: AtomicU64::new(generation),
         }

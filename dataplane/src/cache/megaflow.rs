@@ -86,7 +86,13 @@ impl MegaflowCache {
     /// generation, replacing a flow with the same masked key. Evicts the least
     /// recently used flows first when the cache is full. Returns the flow (for
     /// the EMC).
-    pub fn insert(&mut self, key: &FlowKey, mask: FlowMask, actions: Box<[Action]>, now_ms: u64) -> Arc<DpFlow> {
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        mask: FlowMask,
+        actions: Box<[Action]>,
+        now_ms: u64,
+    ) -> Arc<DpFlow> {
         if self.n_flows >= self.max_flows {
             self.evict_lru(self.max_flows / 8 + 1);
         }
@@ -94,7 +100,11 @@ impl MegaflowCache {
         let idx = match self.subtables.iter().position(|s| s.mask == mask) {
             Some(i) => i,
             None => {
-                self.subtables.push(Subtable { mask, flows: HashTable::new(), hits: Cell::new(0) });
+                self.subtables.push(Subtable {
+                    mask,
+                    flows: HashTable::new(),
+                    hits: Cell::new(0),
+                });
                 self.subtables.len() - 1
             }
         };
@@ -106,7 +116,8 @@ impl MegaflowCache {
                 *old = flow.clone();
             }
             None => {
-                st.flows.insert_unique(h, flow.clone(), |f| f.key.hash_masked(&f.mask));
+                st.flows
+                    .insert_unique(h, flow.clone(), |f| f.key.hash_masked(&f.mask));
                 self.n_flows += 1;
             }
         }
@@ -201,8 +212,10 @@ impl MegaflowCache {
     /// Remove at least `n` flows, least recently used first (stale ones go first).
     fn evict_lru(&mut self, n: usize) {
         let gen = self.generation;
-        let mut used: Vec<u64> =
-            self.iter().map(|f| if f.is_valid(gen) { f.stats.used_ms() } else { 0 }).collect();
+        let mut used: Vec<u64> = self
+            .iter()
+            .map(|f| if f.is_valid(gen) { f.stats.used_ms() } else { 0 })
+            .collect();
         if used.is_empty() {
             return;
         }

@@ -14,7 +14,9 @@ pub struct FlowMask {
 impl FlowMask {
     /// A mask that covers every bit (an exact match).
     pub fn exact() -> FlowMask {
-        FlowMask { w: [u64::MAX; KEY_WORDS] }
+        FlowMask {
+            w: [u64::MAX; KEY_WORDS],
+        }
     }
 
     /// Mask bits of one field (right-aligned).

@@ -17,7 +17,10 @@ pub struct Batch {
 impl Batch {
     /// A batch with `capacity` preallocated buffers.
     pub fn new(capacity: usize) -> Self {
-        Batch { pkts: (0..capacity).map(|_| PacketBuf::new()).collect(), len: 0 }
+        Batch {
+            pkts: (0..capacity).map(|_| PacketBuf::new()).collect(),
+            len: 0,
+        }
     }
 
     /// Packets in the batch.
@@ -144,7 +147,13 @@ mod tests {
         let mut a = Batch::new(4);
         let mut b = Batch::new(2);
         for i in 0..3u8 {
-            assert!(a.push_copy(&[i; 10], PacketMeta { in_port: i as u32, ..Default::default() }));
+            assert!(a.push_copy(
+                &[i; 10],
+                PacketMeta {
+                    in_port: i as u32,
+                    ..Default::default()
+                }
+            ));
         }
         assert_eq!(a.move_into(&mut b), 2);
         assert_eq!(b.packets()[1].data(), &[1u8; 10]);

@@ -57,7 +57,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketBuf<B> {
     /// When `head + len` is past the end of `buf`.
     pub fn from_buffer(buf: B, head: usize, len: usize) -> Self {
         assert!(head + len <= buf.as_ref().len(), "frame outside its buffer");
-        PacketBuf { buf, head, len, meta: PacketMeta::default() }
+        PacketBuf {
+            buf,
+            head,
+            len,
+            meta: PacketMeta::default(),
+        }
     }
 
     /// The frame's bytes.

@@ -35,7 +35,11 @@ pub struct PmdConfig {
 
 impl Default for PmdConfig {
     fn default() -> Self {
-        PmdConfig { emc_entries: DEFAULT_EMC_ENTRIES, max_flows: DEFAULT_MAX_FLOWS, batch_size: BATCH_SIZE }
+        PmdConfig {
+            emc_entries: DEFAULT_EMC_ENTRIES,
+            max_flows: DEFAULT_MAX_FLOWS,
+            batch_size: BATCH_SIZE,
+        }
     }
 }
 
@@ -102,12 +106,18 @@ impl<U: Upcall> Pmd<U> {
 
     /// The port attached as `no`.
     pub fn port(&self, no: PortNo) -> Option<&dyn Port> {
-        self.ports.get(no as usize).and_then(|s| s.as_ref()).map(|s| s.port.as_ref())
+        self.ports
+            .get(no as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.port.as_ref())
     }
 
     /// Attached ports with their numbers.
     pub fn ports(&self) -> impl Iterator<Item = (PortNo, &dyn Port)> {
-        self.ports.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as PortNo, s.port.as_ref())))
+        self.ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as PortNo, s.port.as_ref())))
     }
 
     /// Install the Geneve option map used by `TunnelPop`; flushes the caches.
@@ -182,7 +192,9 @@ impl<U: Upcall> Pmd<U> {
         }
         let mut total = 0;
         for i in 0..self.ports.len() {
-            let Some(slot) = self.ports[i].as_mut() else { continue };
+            let Some(slot) = self.ports[i].as_mut() else {
+                continue;
+            };
             self.rx.clear();
             if room < self.batch_size {
                 break;
@@ -236,17 +248,27 @@ impl<U: Upcall> Pmd<U> {
 
     /// Look up and execute every packet of `rx` (or of `recirc_in`).
     fn process_batch(&mut self, recirculated: bool) {
-        let Pmd { ports, emc, megaflow, upcall, optmap, rx, recirc_in, recirc, stats, now_ms, .. } = self;
+        let Pmd {
+            ports,
+            emc,
+            megaflow,
+            upcall,
+            optmap,
+            rx,
+            recirc_in,
+            recirc,
+            stats,
+            now_ms,
+            ..
+        } = self;
         let now = *now_ms;
         let input = if recirculated { recirc_in } else { rx };
+        let mut key = FlowKey::default();
         for pkt in input.packets_mut() {
-            let key = match FlowKey::extract(pkt.data(), &pkt.meta) {
-                Ok((k, _)) => k,
-                Err(e) => {
-                    stats.drops.inc(e.drop_reason());
-                    continue;
-                }
-            };
+            if let Err(e) = key.extract_into(pkt.data(), &pkt.meta) {
+                stats.drops.inc(e.drop_reason());
+                continue;
+            }
             let hash = key.hash();
             let gen = megaflow.generation();
             let len = pkt.len() as u64;
@@ -286,7 +308,12 @@ impl<U: Upcall> Pmd<U> {
                     }
                 }
             };
-            let mut sink = PmdSink { ports: &mut ports[..], recirc, stats: &mut *stats, upcall: &mut *upcall };
+            let mut sink = PmdSink {
+                ports: &mut ports[..],
+                recirc,
+                stats: &mut *stats,
+                upcall: &mut *upcall,
+            };
             execute(actions, pkt, &key, hash, optmap, &mut sink);
         }
     }

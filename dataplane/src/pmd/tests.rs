@@ -35,7 +35,14 @@ impl Upcall for StaticL2 {
 
 fn setup() -> (Pmd<StaticL2>, StaticL2, Vec<MemoryPortHandle>) {
     let up = StaticL2::default();
-    let mut pmd = Pmd::new(up.clone(), PmdConfig { emc_entries: 64, max_flows: 64, batch_size: 8 });
+    let mut pmd = Pmd::new(
+        up.clone(),
+        PmdConfig {
+            emc_entries: 64,
+            max_flows: 64,
+            batch_size: 8,
+        },
+    );
     let mut hs = Vec::new();
     for i in 0..3 {
         let (p, h) = MemoryPort::new(&format!("p{i}"));
@@ -84,7 +91,11 @@ fn a_flush_makes_the_next_packet_see_new_rules() {
     hs[0].inject(&udp4_min());
     pmd.poll_once();
     assert_eq!(hs[1].take_sent().len(), 1);
-    assert_eq!(hs[2].take_sent().len(), 1, "the packet after the change follows the new rule");
+    assert_eq!(
+        hs[2].take_sent().len(),
+        1,
+        "the packet after the change follows the new rule"
+    );
     assert_eq!(pmd.stats().upcalls, 2);
 }
 
@@ -98,7 +109,10 @@ fn revalidation_keeps_emc_entries_of_kept_flows() {
     hs[0].inject(&udp4_min());
     pmd.poll_once();
     assert_eq!(pmd.stats().emc_hits, 1);
-    assert_eq!(pmd.revalidate(|_| Revalidate::Replace(vec![Action::Output(2)].into())), (0, 1, 0));
+    assert_eq!(
+        pmd.revalidate(|_| Revalidate::Replace(vec![Action::Output(2)].into())),
+        (0, 1, 0)
+    );
     hs[0].inject(&udp4_min());
     pmd.poll_once();
     assert_eq!(pmd.stats().megaflow_hits, 1);
@@ -125,7 +139,10 @@ fn malformed_and_failed_packets_are_counted_by_reason() {
 #[test]
 fn flood_copies_and_the_last_output_moves() {
     let (mut pmd, up, hs) = setup();
-    up.fdb.lock().unwrap().insert([0xff; 6], vec![Action::Output(1), Action::Output(2)]);
+    up.fdb
+        .lock()
+        .unwrap()
+        .insert([0xff; 6], vec![Action::Output(1), Action::Output(2)]);
     let mut f = udp4_min();
     f[..6].copy_from_slice(&[0xff; 6]);
     for _ in 0..20 {
@@ -143,8 +160,17 @@ fn geneve_encap_on_one_node_decaps_on_the_other() {
     let (mut pmd, up, hs) = setup();
     let vtep1 = Ipv4Addr::new(198, 18, 0, 1);
     let vtep2 = Ipv4Addr::new(198, 18, 0, 2);
-    let hdr = TunnelHeader::geneve(&GeneveEncap::new([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], vtep1, vtep2, 5001));
-    up.fdb.lock().unwrap().insert(MAC_B, vec![Action::TunnelPush(Box::new(hdr)), Action::Output(2)]);
+    let hdr = TunnelHeader::geneve(&GeneveEncap::new(
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        vtep1,
+        vtep2,
+        5001,
+    ));
+    up.fdb
+        .lock()
+        .unwrap()
+        .insert(MAC_B, vec![Action::TunnelPush(Box::new(hdr)), Action::Output(2)]);
     let inner = udp4_min();
     hs[0].inject(&inner);
     pmd.poll_once();
@@ -192,7 +218,13 @@ fn geneve_encap_on_one_node_decaps_on_the_other() {
 fn full_tx_queue_is_backpressure_not_loss() {
     let up = StaticL2::default();
     up.fdb.lock().unwrap().insert(MAC_B, vec![Action::Output(1)]);
-    let mut pmd = Pmd::new(up, PmdConfig { batch_size: 8, ..Default::default() });
+    let mut pmd = Pmd::new(
+        up,
+        PmdConfig {
+            batch_size: 8,
+            ..Default::default()
+        },
+    );
     let (p0, h0) = MemoryPort::new("in");
     let (mut p1, h1) = MemoryPort::new("out");
     p1.set_tx_limit(4);

@@ -24,7 +24,11 @@ pub struct UpcallReply {
 impl UpcallReply {
     /// A cacheable reply.
     pub fn new(actions: Vec<Action>, mask: FlowMask) -> Self {
-        UpcallReply { actions, mask, cacheable: true }
+        UpcallReply {
+            actions,
+            mask,
+            cacheable: true,
+        }
     }
 }
 

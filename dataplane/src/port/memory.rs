@@ -6,6 +6,7 @@
 //! - [`MemoryPort::pair`]: two ports wired back to back.
 //! - [`MemoryPort::generator`]: replays a fixed set of frames forever and discards
 //!   what it is given to send; no allocation or lock, for benchmarks.
+//! - [`MemoryPort::sink`]: receives nothing and discards (and counts) what it sends.
 
 use super::{Port, PortStats};
 use crate::packet::{Batch, PacketMeta};
@@ -23,6 +24,7 @@ fn lock(q: &Queue) -> MutexGuard<'_, VecDeque<Bytes>> {
 enum Mode {
     Queues { rx: Queue, tx: Queue, tx_limit: usize },
     Generator { frames: Vec<Vec<u8>>, next: usize },
+    Sink,
 }
 
 /// An in-memory port.
@@ -72,13 +74,20 @@ impl MemoryPort {
     pub fn pair(a: &str, b: &str) -> (MemoryPort, MemoryPort) {
         let q1: Queue = Default::default();
         let q2: Queue = Default::default();
-        (MemoryPort::with_queues(a, q1.clone(), q2.clone()), MemoryPort::with_queues(b, q2, q1))
+        (
+            MemoryPort::with_queues(a, q1.clone(), q2.clone()),
+            MemoryPort::with_queues(b, q2, q1),
+        )
     }
 
     fn with_queues(name: &str, rx: Queue, tx: Queue) -> MemoryPort {
         MemoryPort {
             name: name.to_string(),
-            mode: Mode::Queues { rx, tx, tx_limit: DEFAULT_TX_LIMIT },
+            mode: Mode::Queues {
+                rx,
+                tx,
+                tx_limit: DEFAULT_TX_LIMIT,
+            },
             stats: PortStats::default(),
         }
     }
@@ -96,7 +105,20 @@ impl MemoryPort {
     /// When `frames` is empty.
     pub fn generator(name: &str, frames: Vec<Vec<u8>>) -> MemoryPort {
         assert!(!frames.is_empty(), "a generator needs at least one frame");
-        MemoryPort { name: name.to_string(), mode: Mode::Generator { frames, next: 0 }, stats: PortStats::default() }
+        MemoryPort {
+            name: name.to_string(),
+            mode: Mode::Generator { frames, next: 0 },
+            stats: PortStats::default(),
+        }
+    }
+
+    /// A port that never receives and discards (counting) what it sends.
+    pub fn sink(name: &str) -> MemoryPort {
+        MemoryPort {
+            name: name.to_string(),
+            mode: Mode::Sink,
+            stats: PortStats::default(),
+        }
     }
 }
 
@@ -127,6 +149,7 @@ impl Port for MemoryPort {
                     self.stats.rx_bytes += f.len() as u64;
                 }
             }
+            Mode::Sink => {}
         }
         let n = batch.len() - start;
         self.stats.rx_packets += n as u64;
@@ -144,7 +167,7 @@ impl Port for MemoryPort {
                 }
                 n
             }
-            Mode::Generator { .. } => {
+            Mode::Generator { .. } | Mode::Sink => {
                 for p in batch.packets() {
                     self.stats.tx_bytes += p.len() as u64;
                 }
@@ -204,5 +227,10 @@ mod tests {
         let got: Vec<u8> = batch.packets().iter().map(|p| p.data()[0]).collect();
         assert_eq!(got, vec![1, 2, 1]);
         assert_eq!(g.tx(&mut batch), 3);
+        let mut s = MemoryPort::sink("s");
+        assert_eq!(s.rx(&mut batch), 0);
+        g.rx(&mut batch);
+        assert_eq!(s.tx(&mut batch), 3);
+        assert_eq!(s.stats().tx_packets, 3);
     }
 }

@@ -11,7 +11,10 @@ use crate::packet::{PacketBuf, TunnelMeta};
 /// `pkt.meta.tunnel` describes the tunnel (VNI, endpoints, mapped options).
 /// Unknown critical options are an error, as RFC 8926 section 3.5 requires.
 #[inline]
-pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, map: &GeneveOptMap) -> Result<(), GeneveError> {
+pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(
+    pkt: &mut PacketBuf<B>,
+    map: &GeneveOptMap,
+) -> Result<(), GeneveError> {
     let f = pkt.data();
     if f.len() < 14 {
         return Err(GeneveError::Outer("truncated Ethernet"));
@@ -30,7 +33,9 @@ pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, map: &GeneveO
         return Err(GeneveError::Outer("not IPv4"));
     }
     let ip_off = off + 2;
-    let ip = f.get(ip_off..ip_off + 20).ok_or(GeneveError::Outer("truncated IPv4"))?;
+    let ip = f
+        .get(ip_off..ip_off + 20)
+        .ok_or(GeneveError::Outer("truncated IPv4"))?;
     let ihl = (ip[0] & 0x0f) as usize * 4;
     if ip[0] >> 4 != 4 || ihl < 20 {
         return Err(GeneveError::Outer("bad IPv4 header"));
@@ -84,7 +89,12 @@ pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, map: &GeneveO
                 t.md[m.slot as usize] = u32::from_be_bytes([o.data[0], o.data[1], o.data[2], o.data[3]]);
                 t.md_present |= 1 << m.slot;
             }
-            _ if o.is_critical() => return Err(GeneveError::CriticalOption { class: o.class, typ: o.typ }),
+            _ if o.is_critical() => {
+                return Err(GeneveError::CriticalOption {
+                    class: o.class,
+                    typ: o.typ,
+                })
+            }
             _ => {}
         }
     }

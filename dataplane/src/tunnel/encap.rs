@@ -36,7 +36,15 @@ pub struct GeneveEncap {
 impl GeneveEncap {
     /// Encapsulation to `ip_dst` with `vni`, TTL 64, no options.
     pub fn new(eth_src: [u8; 6], eth_dst: [u8; 6], ip_src: Ipv4Addr, ip_dst: Ipv4Addr, vni: u32) -> Self {
-        GeneveEncap { eth_src, eth_dst, ip_src, ip_dst, tos: 0, ttl: 64, geneve: GeneveRepr::new(vni) }
+        GeneveEncap {
+            eth_src,
+            eth_dst,
+            ip_src,
+            ip_dst,
+            tos: 0,
+            ttl: 64,
+            geneve: GeneveRepr::new(vni),
+        }
     }
 }
 
@@ -70,7 +78,11 @@ impl TunnelHeader {
     pub fn geneve(e: &GeneveEncap) -> Self {
         let mut bytes = [0u8; MAX_TUNNEL_HEADER];
         let len = UDP_OFF + 8 + e.geneve.buffer_len();
-        let eth = Ethernet2Header { source: e.eth_src, destination: e.eth_dst, ether_type: EtherType::IPV4 };
+        let eth = Ethernet2Header {
+            source: e.eth_src,
+            destination: e.eth_dst,
+            ether_type: EtherType::IPV4,
+        };
         bytes[..ETH_LEN].copy_from_slice(&eth.to_bytes());
         // Total length 0 in the template; the checksum is then fixed up per packet
         // by adding the real length (ones' complement arithmetic is linear).
@@ -84,8 +96,13 @@ impl TunnelHeader {
         let base_csum = ip.header_checksum;
         bytes[IP_OFF..UDP_OFF].copy_from_slice(&ip.to_bytes());
         bytes[UDP_OFF + 2..UDP_OFF + 4].copy_from_slice(&GENEVE_PORT.to_be_bytes());
-        e.geneve.emit(&mut GenevePacket::new_unchecked(&mut bytes[UDP_OFF + 8..len]));
-        TunnelHeader { bytes, len: len as u16, base_csum }
+        e.geneve
+            .emit(&mut GenevePacket::new_unchecked(&mut bytes[UDP_OFF + 8..len]));
+        TunnelHeader {
+            bytes,
+            len: len as u16,
+            base_csum,
+        }
     }
 
     /// Header length in bytes.
@@ -107,7 +124,11 @@ impl TunnelHeader {
     /// the UDP source port, so ECMP in the underlay spreads flows (RFC 8926 3.3).
     /// The UDP checksum is left 0, which RFC 8926 allows over IPv4.
     #[inline]
-    pub fn push<B: AsRef<[u8]> + AsMut<[u8]>>(&self, pkt: &mut PacketBuf<B>, hash: u32) -> Result<(), GeneveError> {
+    pub fn push<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        pkt: &mut PacketBuf<B>,
+        hash: u32,
+    ) -> Result<(), GeneveError> {
         let hlen = self.len as usize;
         let inner = pkt.len();
         let Some(h) = pkt.push_front(hlen) else {

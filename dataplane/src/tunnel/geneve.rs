@@ -174,7 +174,11 @@ impl<'a> Iterator for OptionIter<'a> {
             return Some(Err(GeneveError::OptLen));
         }
         self.rest = &r[4 + dlen..];
-        Some(Ok(GeneveOption { class: u16::from_be_bytes([r[0], r[1]]), typ: r[2], data: &r[4..4 + dlen] }))
+        Some(Ok(GeneveOption {
+            class: u16::from_be_bytes([r[0], r[1]]),
+            typ: r[2],
+            data: &r[4..4 + dlen],
+        }))
     }
 }
 
@@ -307,7 +311,14 @@ mod tests {
         assert_eq!(back, r);
         let opts: Vec<_> = back.options().collect();
         assert_eq!(opts.len(), 3);
-        assert_eq!(opts[0], GeneveOption { class: 0x0102, typ: 0x80, data: &[1, 2, 3, 4] });
+        assert_eq!(
+            opts[0],
+            GeneveOption {
+                class: 0x0102,
+                typ: 0x80,
+                data: &[1, 2, 3, 4]
+            }
+        );
         assert!(opts[0].is_critical());
         assert_eq!(opts[2].data, &[9; 8]);
     }
@@ -316,10 +327,19 @@ mod tests {
     fn rejects_bad_version_and_lengths() {
         let mut buf = [0u8; 8];
         buf[0] = 0x40; // version 1
-        assert_eq!(GeneveRepr::parse(&GenevePacket::new_unchecked(&buf[..])), Err(GeneveError::Version(1)));
+        assert_eq!(
+            GeneveRepr::parse(&GenevePacket::new_unchecked(&buf[..])),
+            Err(GeneveError::Version(1))
+        );
         buf[0] = 0x01; // one option word, but nothing behind the header
-        assert_eq!(GenevePacket::new_checked(&buf[..]).unwrap_err(), GeneveError::OptLen);
-        assert_eq!(GenevePacket::new_checked(&buf[..5]).unwrap_err(), GeneveError::Truncated);
+        assert_eq!(
+            GenevePacket::new_checked(&buf[..]).unwrap_err(),
+            GeneveError::OptLen
+        );
+        assert_eq!(
+            GenevePacket::new_checked(&buf[..5]).unwrap_err(),
+            GeneveError::Truncated
+        );
         // Option area of one word holding an option that claims 2 words of data.
         let buf2 = [0x01, 0, 0x65, 0x58, 0, 0, 1, 0, 0x01, 0x02, 0x03, 0x02];
         let p = GenevePacket::new_checked(&buf2[..]).unwrap();

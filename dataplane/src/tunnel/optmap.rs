@@ -50,7 +50,12 @@ impl GeneveOptMap {
         if self.slots[slot as usize].is_some() || self.lookup(class, typ).is_some() {
             return Err(OptMapError::Busy(slot));
         }
-        self.slots[slot as usize] = Some(OptMapping { class, typ, len, slot });
+        self.slots[slot as usize] = Some(OptMapping {
+            class,
+            typ,
+            len,
+            slot,
+        });
         Ok(())
     }
 
@@ -62,7 +67,10 @@ impl GeneveOptMap {
     /// The mapping of an option, if any.
     #[inline]
     pub fn lookup(&self, class: u16, typ: u8) -> Option<&OptMapping> {
-        self.slots.iter().flatten().find(|m| m.class == class && m.typ == typ)
+        self.slots
+            .iter()
+            .flatten()
+            .find(|m| m.class == class && m.typ == typ)
     }
 
     /// The mapping of a slot.

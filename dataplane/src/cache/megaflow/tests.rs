@@ -26,12 +26,18 @@ fn masked_lookup_matches_covered_bits_only() {
     let mut c = MegaflowCache::new(100);
     let m = mask_of(&[(Field::NwDst, 0xffff_ff00)]);
     c.insert(&key_dst(0xc612_0005, 80), m, acts(1), 0);
-    assert!(c.lookup(&key_dst(0xc612_00ff, 9999)).is_some(), "same /24, other port");
+    assert!(
+        c.lookup(&key_dst(0xc612_00ff, 9999)).is_some(),
+        "same /24, other port"
+    );
     assert!(c.lookup(&key_dst(0xc612_0105, 80)).is_none(), "other /24");
     assert_eq!(c.n_subtables(), 1);
     c.insert(&key_dst(0, 22), mask_of(&[(Field::TpDst, 0xffff)]), acts(2), 0);
     assert_eq!(c.n_subtables(), 2);
-    assert_eq!(c.lookup(&key_dst(1, 22)).unwrap().actions[..], [Action::Output(2)]);
+    assert_eq!(
+        c.lookup(&key_dst(1, 22)).unwrap().actions[..],
+        [Action::Output(2)]
+    );
     let s = c.stats().get();
     assert_eq!((s.hits, s.misses), (2, 1));
 }
@@ -84,7 +90,10 @@ fn revalidate_keeps_replaces_and_deletes() {
     });
     assert_eq!(r, (1, 1, 1));
     let g = c.generation();
-    assert!(keep.is_valid(g), "kept flows (and EMC entries pointing at them) stay valid");
+    assert!(
+        keep.is_valid(g),
+        "kept flows (and EMC entries pointing at them) stay valid"
+    );
     assert!(!repl.is_valid(g) && !del.is_valid(g));
     assert_eq!(c.lookup(&key_dst(2, 1)).unwrap().actions[..], [Action::Output(7)]);
     assert!(c.lookup(&key_dst(3, 1)).is_none());
@@ -103,7 +112,12 @@ fn expire_removes_idle_flows() {
 #[test]
 fn ranking_puts_hot_subtables_first() {
     let mut c = MegaflowCache::new(10);
-    c.insert(&key_dst(1, 0), mask_of(&[(Field::NwDst, u32::MAX as u64)]), acts(1), 0);
+    c.insert(
+        &key_dst(1, 0),
+        mask_of(&[(Field::NwDst, u32::MAX as u64)]),
+        acts(1),
+        0,
+    );
     c.insert(&key_dst(0, 5), mask_of(&[(Field::TpDst, 0xffff)]), acts(2), 0);
     for _ in 0..10 {
         c.lookup(&key_dst(9, 5)).unwrap();

@@ -3,7 +3,13 @@ use crate::testing::*;
 use proptest::prelude::*;
 
 fn ex(f: &[u8]) -> Result<(FlowKey, Layers), ExtractError> {
-    FlowKey::extract(f, &PacketMeta { in_port: 7, ..Default::default() })
+    FlowKey::extract(
+        f,
+        &PacketMeta {
+            in_port: 7,
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
@@ -68,7 +74,11 @@ fn single_and_double_vlan() {
 
 #[test]
 fn three_vlan_tags_are_refused() {
-    let f = with_vlan(&with_vlan(&with_vlan(&udp4_min(), 0x8100, 1), 0x8100, 2), 0x88a8, 3);
+    let f = with_vlan(
+        &with_vlan(&with_vlan(&udp4_min(), 0x8100, 1), 0x8100, 2),
+        0x88a8,
+        3,
+    );
     assert_eq!(ex(&f).unwrap_err(), ExtractError::VlanStack);
     assert_eq!(ExtractError::VlanStack.drop_reason(), DropReason::VlanStack);
 }
@@ -123,7 +133,11 @@ fn truncations_are_errors_with_reasons() {
 
 #[test]
 fn tunnel_metadata_is_in_the_key() {
-    let mut meta = PacketMeta { in_port: 3, recirc_id: 9, ..Default::default() };
+    let mut meta = PacketMeta {
+        in_port: 3,
+        recirc_id: 9,
+        ..Default::default()
+    };
     meta.tunnel.tun_id = 5001;
     meta.tunnel.dst = 0xc612_0001;
     meta.tunnel.md_present = 1;

@@ -19,7 +19,9 @@ fn encap(vni: u32, opts: &[(u16, u8, &[u8])]) -> GeneveEncap {
 
 fn encapsulated(vni: u32, opts: &[(u16, u8, &[u8])], inner: &[u8]) -> PacketBuf {
     let mut p = PacketBuf::from_slice(inner);
-    TunnelHeader::geneve(&encap(vni, opts)).push(&mut p, 0x1234_5678).unwrap();
+    TunnelHeader::geneve(&encap(vni, opts))
+        .push(&mut p, 0x1234_5678)
+        .unwrap();
     p
 }
 
@@ -29,13 +31,19 @@ fn encap_builds_valid_outer_headers() {
     let p = encapsulated(5001, &[(0x0102, 0x80, &[1, 2, 3, 4])], &inner);
     let s = SlicedPacket::from_ethernet(p.data()).unwrap();
     let ip = Ipv4HeaderSlice::from_slice(&p.data()[14..]).unwrap();
-    assert_eq!(ip.to_header().calc_header_checksum(), ip.header_checksum(), "outer IPv4 checksum");
+    assert_eq!(
+        ip.to_header().calc_header_checksum(),
+        ip.header_checksum(),
+        "outer IPv4 checksum"
+    );
     assert!(ip.dont_fragment());
     assert_eq!(ip.ttl(), 64);
     assert_eq!(ip.source_addr(), VTEP1);
     assert_eq!(ip.destination_addr(), VTEP2);
     assert_eq!(ip.total_len() as usize, p.len() - 14);
-    let Some(TransportSlice::Udp(udp)) = s.transport else { panic!("no UDP") };
+    let Some(TransportSlice::Udp(udp)) = s.transport else {
+        panic!("no UDP")
+    };
     assert_eq!(udp.destination_port(), 6081);
     assert!(udp.source_port() >= 0xc000, "source port from the entropy range");
     assert_eq!(udp.length() as usize, p.len() - 34);
@@ -61,7 +69,11 @@ fn decap_round_trip_fills_metadata() {
     let inner = tcp4(1, 2, false, 30);
     let mut map = GeneveOptMap::default();
     map.insert(0x0102, 0x80, 4, 0).unwrap();
-    let mut p = encapsulated(0xabcdef, &[(0x0102, 0x80, &[0, 0, 0x12, 0x34]), (0x0200, 0x01, &[9; 8])], &inner);
+    let mut p = encapsulated(
+        0xabcdef,
+        &[(0x0102, 0x80, &[0, 0, 0x12, 0x34]), (0x0200, 0x01, &[9; 8])],
+        &inner,
+    );
     decap(&mut p, &map).unwrap();
     assert_eq!(p.data(), &inner[..]);
     let t = p.meta.tunnel;
@@ -81,7 +93,13 @@ fn unknown_critical_option_is_dropped_noncritical_ignored() {
     assert!(decap(&mut p, &map).is_ok());
     let mut p = encapsulated(1, &[(0x0200, 0x81, &[1, 2, 3, 4])], &udp4_min());
     let e = decap(&mut p, &map).unwrap_err();
-    assert_eq!(e, GeneveError::CriticalOption { class: 0x0200, typ: 0x81 });
+    assert_eq!(
+        e,
+        GeneveError::CriticalOption {
+            class: 0x0200,
+            typ: 0x81
+        }
+    );
     assert_eq!(e.drop_reason(), DropReason::GeneveCritOpt);
 }
 
@@ -112,14 +130,23 @@ fn decap_rejects_bad_headers() {
 #[test]
 fn tcpdump_decodes_our_geneve() {
     use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-    let p = encapsulated(0x00_1389, &[(0x0102, 0x80, &[0xde, 0xad, 0xbe, 0xef])], &icmp4_echo(1, 1));
+    let p = encapsulated(
+        0x00_1389,
+        &[(0x0102, 0x80, &[0xde, 0xad, 0xbe, 0xef])],
+        &icmp4_echo(1, 1),
+    );
     let dir = std::env::temp_dir().join(format!("rvs-geneve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("geneve.pcap");
     {
         let file = std::fs::File::create(&path).unwrap();
         let mut w = PcapWriter::with_header(file, PcapHeader::default()).unwrap();
-        w.write_packet(&PcapPacket::new(std::time::Duration::ZERO, p.len() as u32, p.data())).unwrap();
+        w.write_packet(&PcapPacket::new(
+            std::time::Duration::ZERO,
+            p.len() as u32,
+            p.data(),
+        ))
+        .unwrap();
     }
     let out = std::process::Command::new("tcpdump")
         .args(["-n", "-v", "-r"])
@@ -128,11 +155,21 @@ fn tcpdump_decodes_our_geneve() {
         .expect("tcpdump is installed by scripts/install-deps.sh");
     std::fs::remove_dir_all(&dir).ok();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "tcpdump failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tcpdump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("Geneve"), "no Geneve in: {text}");
     assert!(text.contains("vni 0x1389"), "VNI missing in: {text}");
-    assert!(text.contains("class") && text.contains("(0x102)") && text.contains("type 0x80(C)"), "option missing in: {text}");
-    assert!(text.contains("198.18.0.10 > 198.18.0.11: ICMP echo request"), "inner frame not decoded: {text}");
+    assert!(
+        text.contains("class") && text.contains("(0x102)") && text.contains("type 0x80(C)"),
+        "option missing in: {text}"
+    );
+    assert!(
+        text.contains("198.18.0.10 > 198.18.0.11: ICMP echo request"),
+        "inner frame not decoded: {text}"
+    );
 }
 
 proptest! {
