@@ -1,1 +1,24 @@
-//! wip
+//! rvs-bpf: the XDP program that steers frames to rvs's AF_XDP sockets, and its
+//! loader.
+//!
+//! The program (`src/bpf/xsk_redirect.bpf.c`) redirects each frame to the XSKMAP
+//! entry of its rx queue and passes it to the kernel when no socket is bound, so
+//! the host keeps working when the daemon is gone. [`XskRedirect`] loads it with
+//! libbpf-rs and attaches it through a bpf_link (native mode, falling back to
+//! generic), which the kernel removes when the process exits, even after a crash.
+
+mod attach;
+mod error;
+mod program;
+
+pub use attach::XdpMode;
+pub use error::BpfError;
+pub use program::{XdpCounters, XskRedirect, PROGRAM_NAME};
+
+/// The compiled XDP object, embedded at build time.
+pub(crate) const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xsk_redirect.bpf.o"));
+
+/// Index of a network interface by name, in the caller's network namespace.
+pub fn ifindex(ifname: &str) -> Result<u32, BpfError> {
+    nix::net::if_::if_nametoindex(ifname).map_err(|_| BpfError::NoSuchInterface(ifname.to_string()))
+}
