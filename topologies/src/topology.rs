@@ -1,0 +1,334 @@
+//! The topology model and its validation.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use thiserror::Error;
+
+/// The lab address block (RFC 2544 benchmarking range, 198.18.0.0/15): every lab
+/// address must be inside it, so lab traffic can never reach a real network.
+pub const LAB_BLOCK: Ipv4Net = Ipv4Net {
+    addr: Ipv4Addr::new(198, 18, 0, 0),
+    prefix: 15,
+};
+
+/// Longest name part a topology may use: interface names are limited to 15
+/// bytes, and the runner prepends a per-run prefix of up to 7.
+pub const MAX_NAME: usize = 8;
+
+/// An IPv4 prefix, written `a.b.c.d/len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Net {
+    /// Network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix as u32)
+        }
+    }
+
+    /// True when `ip` is inside the prefix.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+
+    /// True when the whole of `other` is inside `self`.
+    pub fn covers(&self, other: &Ipv4Net) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
+    }
+}
+
+impl std::str::FromStr for Ipv4Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a.b.c.d/len"))?;
+        let addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let prefix: u8 = p.parse().map_err(|_| format!("{p:?} is not a prefix length"))?;
+        if prefix > 32 {
+            return Err(format!("prefix length {prefix} is over 32"));
+        }
+        Ok(Ipv4Net { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Net {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The link between nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Underlay {
+    /// Subnet of the node underlay addresses.
+    pub subnet: Ipv4Net,
+    /// MTU of the underlay veth (room for the encapsulation).
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+/// A hypervisor node (a namespace running one switch).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Name (namespace suffix).
+    pub name: String,
+    /// Address on the underlay (the tunnel endpoint).
+    pub underlay_ip: Ipv4Addr,
+}
+
+/// A tenant network (one VNI).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Name.
+    pub name: String,
+    /// Geneve VNI (24 bits).
+    pub vni: u32,
+    /// The tenant subnet.
+    pub subnet: Ipv4Net,
+}
+
+/// A "VM": a namespace attached to a node's integration bridge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vm {
+    /// Name.
+    pub name: String,
+    /// Node it runs on.
+    pub node: String,
+    /// Tenant network.
+    pub network: String,
+    /// Its address in the network.
+    pub ip: Ipv4Addr,
+}
+
+/// A whole lab.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Name.
+    pub name: String,
+    /// One line for humans.
+    #[serde(default)]
+    pub description: String,
+    /// Underlay.
+    pub underlay: Underlay,
+    /// Nodes.
+    #[serde(rename = "node")]
+    pub nodes: Vec<Node>,
+    /// Tenant networks.
+    #[serde(rename = "network", default)]
+    pub networks: Vec<Network>,
+    /// VMs.
+    #[serde(rename = "vm", default)]
+    pub vms: Vec<Vm>,
+}
+
+/// A topology file that cannot be used, and why.
+#[derive(Error, Debug)]
+pub enum TopologyError {
+    /// Unreadable file.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the model.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: String,
+        /// toml's message (with line and column).
+        message: String,
+    },
+    /// Valid TOML that describes an unusable lab.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Topology {
+    /// Read, parse and validate a topology file.
+    pub fn load(path: &Path) -> Result<Topology, TopologyError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Topology::parse(&text).map_err(|e| match e {
+            TopologyError::Parse { message, .. } => TopologyError::Parse { path: p, message },
+            TopologyError::Invalid(m) => TopologyError::Invalid(format!("{p}: {m}")),
+            other => other,
+        })
+    }
+
+    /// Parse and validate topology text.
+    pub fn parse(text: &str) -> Result<Topology, TopologyError> {
+        let t: Topology = toml::from_str(text).map_err(|e| TopologyError::Parse {
+            path: "<text>".into(),
+            message: e.to_string(),
+        })?;
+        t.validate().map_err(TopologyError::Invalid)?;
+        Ok(t)
+    }
+
+    /// Check names, references and that every address is in the lab block.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = HashSet::new();
+        let all_names = self
+            .nodes
+            .iter()
+            .map(|n| &n.name)
+            .chain(self.networks.iter().map(|n| &n.name))
+            .chain(self.vms.iter().map(|v| &v.name));
+        for n in all_names {
+            if n.is_empty() || n.len() > MAX_NAME || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(format!("name {n:?}: use 1..={MAX_NAME} letters, digits or '-'"));
+            }
+            if !names.insert(n.as_str()) {
+                return Err(format!("name {n:?} is used twice"));
+            }
+        }
+        if !LAB_BLOCK.covers(&self.underlay.subnet) {
+            return Err(format!(
+                "underlay subnet {} is outside the lab block {LAB_BLOCK}",
+                self.underlay.subnet
+            ));
+        }
+        if !(1280..=9000).contains(&self.underlay.mtu) {
+            return Err(format!(
+                "underlay mtu {} is not in 1280..=9000",
+                self.underlay.mtu
+            ));
+        }
+        if self.nodes.is_empty() {
+            return Err("a topology needs at least one [[node]]".into());
+        }
+        let mut ips = HashSet::new();
+        for n in &self.nodes {
+            if !self.underlay.subnet.contains(n.underlay_ip) {
+                return Err(format!(
+                    "node {}: {} is outside the underlay {}",
+                    n.name, n.underlay_ip, self.underlay.subnet
+                ));
+            }
+            if !ips.insert(n.underlay_ip) {
+                return Err(format!(
+                    "node {}: address {} is used twice",
+                    n.name, n.underlay_ip
+                ));
+            }
+        }
+        let mut vnis = HashSet::new();
+        for net in &self.networks {
+            if !LAB_BLOCK.covers(&net.subnet) {
+                return Err(format!(
+                    "network {}: {} is outside the lab block {LAB_BLOCK}",
+                    net.name, net.subnet
+                ));
+            }
+            if net.vni == 0 || net.vni >= 1 << 24 {
+                return Err(format!("network {}: VNI {} is not in 1..2^24", net.name, net.vni));
+            }
+            if !vnis.insert(net.vni) {
+                return Err(format!("network {}: VNI {} is used twice", net.name, net.vni));
+            }
+        }
+        for vm in &self.vms {
+            if !self.nodes.iter().any(|n| n.name == vm.node) {
+                return Err(format!("vm {}: no node named {:?}", vm.name, vm.node));
+            }
+            let net = self
+                .networks
+                .iter()
+                .find(|n| n.name == vm.network)
+                .ok_or_else(|| format!("vm {}: no network named {:?}", vm.name, vm.network))?;
+            if !net.subnet.contains(vm.ip) {
+                return Err(format!(
+                    "vm {}: {} is outside {} ({})",
+                    vm.name, vm.ip, net.name, net.subnet
+                ));
+            }
+            if !ips.insert(vm.ip) {
+                return Err(format!("vm {}: address {} is used twice", vm.name, vm.ip));
+            }
+        }
+        Ok(())
+    }
+
+    /// VMs of one node.
+    pub fn vms_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
+        self.vms.iter().filter(move |v| v.node == node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/two-node-geneve.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_two_node_topology_is_valid() {
+        let t = Topology::parse(&shipped()).unwrap();
+        assert_eq!(t.nodes.len(), 2);
+        assert_eq!(t.networks.len(), 2);
+        assert_eq!(t.vms_on("n1").count(), 2);
+        assert!(t.underlay.mtu >= 1500 + 50, "room for the Geneve overhead");
+    }
+
+    #[test]
+    fn addresses_outside_the_lab_block_are_refused() {
+        let bad = shipped().replace("198.19.1.0/24", "10.0.0.0/24");
+        let e = Topology::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("outside the lab block"), "{e}");
+        let bad = shipped().replace("underlay_ip = \"198.18.0.2\"", "underlay_ip = \"192.168.1.2\"");
+        assert!(Topology::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("outside the underlay"));
+    }
+
+    #[test]
+    fn references_names_and_vnis_are_checked() {
+        let e = |from: &str, to: &str| {
+            Topology::parse(&shipped().replacen(from, to, 1))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("node = \"n2\"", "node = \"n9\"").contains("no node named"));
+        assert!(e("vni = 5002", "vni = 5001").contains("used twice"));
+        assert!(e("name = \"vm4\"", "name = \"vm3\"").contains("used twice"));
+        assert!(e("name = \"vm4\"", "name = \"a-very-long-name\"").contains("letters, digits"));
+        assert!(e("ip = \"198.19.1.13\"", "ip = \"198.19.2.13\"").contains("outside tenant-a"));
+        assert!(e("mtu = 1600", "mtu = 100").contains("mtu"));
+        let p = e("vni = 5001", "vni = \"x\"");
+        assert!(p.contains("line"), "parse errors say where: {p}");
+    }
+}
