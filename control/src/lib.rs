@@ -1,1 +1,8 @@
-//! wip
+//! rvs-control: the switch's brain.
+//!
+//! It holds OpenFlow-like rule tables ([`ofp`]), parses and prints them in
+//! ovs-ofctl syntax, classifies packets with a tuple-space-search classifier that
+//! reports the bits it consulted, and translates packets into datapath actions
+//! plus a megaflow mask for the dataplane's caches.
+
+pub mod ofp;

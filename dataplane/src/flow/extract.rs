@@ -72,7 +72,7 @@ impl FlowKey {
     #[inline]
     pub fn extract(frame: &[u8], meta: &PacketMeta) -> Result<(FlowKey, Layers), ExtractError> {
         let mut k = FlowKey::default();
-        let layers = k.extract_into(frame, meta)?;
+        let layers = fill(&mut k, frame, meta)?;
         Ok((k, layers))
     }
 
@@ -81,7 +81,14 @@ impl FlowKey {
     #[inline]
     pub fn extract_into(&mut self, frame: &[u8], meta: &PacketMeta) -> Result<Layers, ExtractError> {
         *self = FlowKey::default();
-        let k = self;
+        fill(self, frame, meta)
+    }
+}
+
+/// Fill a zeroed key from `frame`.
+#[inline(always)]
+fn fill(k: &mut FlowKey, frame: &[u8], meta: &PacketMeta) -> Result<Layers, ExtractError> {
+    {
         let mut layers = Layers::default();
         k.set(Field::InPort, meta.in_port as u64);
         k.set(Field::RecircId, meta.recirc_id as u64);

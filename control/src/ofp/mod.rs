@@ -1,0 +1,17 @@
+//! The OpenFlow-like model: match fields, matches, actions, rules.
+
+mod action;
+mod field;
+mod format;
+mod matches;
+mod parse;
+mod rule;
+mod xkey;
+
+pub use action::{LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL, OFPP_NONE};
+pub use field::OfField;
+pub use format::{fmt_actions, nxm_name};
+pub use matches::Match;
+pub use parse::{parse_actions, parse_flow, parse_flows, FlowParseError, FlowsParseError, PortNames};
+pub use rule::{Rule, DEFAULT_PRIORITY};
+pub use xkey::{XKey, XMask, XWORDS};

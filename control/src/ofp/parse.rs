@@ -1,0 +1,851 @@
+//! The ovs-ofctl flow syntax: `table=0,priority=10,in_port=1,dl_dst=..,actions=..`.
+//!
+//! Errors say what is wrong, where (1-based column of the offending token), and
+//! suggest the intended field or action when the token is a near miss.
+
+use super::action::{LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL};
+use super::field::{parse_int, parse_mac, OfField};
+use super::matches::Match;
+use super::rule::Rule;
+use rvs_dataplane::flow::{FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use thiserror::Error;
+
+/// Resolves port names in flow text (`in_port=vm1`, `output:patch-tun`).
+pub trait PortNames {
+    /// The OpenFlow port number of `name`.
+    fn port_no(&self, name: &str) -> Option<u32>;
+}
+
+impl PortNames for () {
+    fn port_no(&self, _: &str) -> Option<u32> {
+        None
+    }
+}
+
+impl PortNames for BTreeMap<String, u32> {
+    fn port_no(&self, name: &str) -> Option<u32> {
+        self.get(name).copied()
+    }
+}
+
+/// A flow that could not be parsed.
+#[derive(Error, Debug, Clone, PartialEq, Eq)]
+pub struct FlowParseError {
+    /// 1-based column of the offending token.
+    pub column: usize,
+    /// The offending token.
+    pub token: String,
+    /// What is wrong.
+    pub message: String,
+    /// The closest known name, for a near miss.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for FlowParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "column {}: {} (at {:?})",
+            self.column, self.message, self.token
+        )?;
+        if let Some(s) = &self.suggestion {
+            write!(f, "; did you mean {s:?}?")?;
+        }
+        Ok(())
+    }
+}
+
+/// An error in a batch of flows: the line (1-based) and the error on it.
+#[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[error("line {line}: {error}")]
+pub struct FlowsParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// The error.
+    pub error: FlowParseError,
+}
+
+type PResult<T> = Result<T, FlowParseError>;
+
+fn err<T>(column: usize, token: &str, message: impl Into<String>) -> PResult<T> {
+    Err(FlowParseError {
+        column,
+        token: token.to_string(),
+        message: message.into(),
+        suggestion: None,
+    })
+}
+
+fn suggest(word: &str, candidates: impl IntoIterator<Item = String>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(word, &c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d > 0)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Split `s` (which starts at column `base`) at top-level commas (and, when
+/// `spaces`, whitespace), keeping parenthesised groups whole.
+fn split_top(s: &str, base: usize, spaces: bool) -> PResult<Vec<(usize, &str)>> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut open_at = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => {
+                if depth == 0 {
+                    open_at = i;
+                }
+                depth += 1;
+            }
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return err(base + i, ")", "unbalanced parentheses: ')' without '('");
+                }
+            }
+            c if depth == 0 && (c == ',' || (spaces && c.is_whitespace())) => {
+                if i > start {
+                    out.push((base + start, &s[start..i]));
+                }
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return err(
+            base + open_at,
+            &s[open_at..],
+            "unbalanced parentheses: '(' is never closed",
+        );
+    }
+    if s.len() > start {
+        out.push((base + start, &s[start..]));
+    }
+    Ok(out
+        .into_iter()
+        .map(|(c, t)| (c, t.trim()))
+        .filter(|(_, t)| !t.is_empty())
+        .collect())
+}
+
+/// Parse one flow. Port names are resolved with `ports`.
+pub fn parse_flow(text: &str, ports: &dyn PortNames) -> PResult<Rule> {
+    let (match_part, actions_part) = split_actions(text);
+    let mut rule = Rule::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (col, tok) in split_top(match_part, 1, true)? {
+        parse_match_token(&mut rule, &mut seen, col, tok, ports)?;
+    }
+    check_prerequisites(&rule.matches, text)?;
+    match actions_part {
+        Some((col, a)) => rule.actions = parse_actions(a, col, ports)?,
+        None => {
+            return err(
+                text.len().max(1),
+                text,
+                "missing actions= (use actions=drop to drop)",
+            )
+        }
+    }
+    Ok(rule)
+}
+
+/// Parse one flow per line (blank lines and `#` comments skipped): all of them
+/// or an error naming the line.
+pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Vec<Rule>, FlowsParseError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| parse_flow(l, ports).map_err(|error| FlowsParseError { line: i + 1, error }))
+        .collect()
+}
+
+/// Split at the first top-level `actions=` that starts a token.
+fn split_actions(text: &str) -> (&str, Option<(usize, &str)>) {
+    let mut depth = 0i32;
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 && text[i..].starts_with("actions=") => {
+                let boundary = i == 0 || matches!(bytes[i - 1], b',' | b' ' | b'\t');
+                if boundary {
+                    let start = i + "actions=".len();
+                    return (&text[..i], Some((start + 1, &text[start..])));
+                }
+            }
+            _ => {}
+        }
+    }
+    (text, None)
+}
+
+const SHORTHANDS: &[(&str, u16, Option<u8>)] = &[
+    ("ip", 0x0800, None),
+    ("ipv6", 0x86dd, None),
+    ("arp", 0x0806, None),
+    ("tcp", 0x0800, Some(6)),
+    ("udp", 0x0800, Some(17)),
+    ("icmp", 0x0800, Some(1)),
+    ("sctp", 0x0800, Some(132)),
+    ("tcp6", 0x86dd, Some(6)),
+    ("udp6", 0x86dd, Some(17)),
+    ("icmp6", 0x86dd, Some(58)),
+];
+
+/// Keys that dump-flows prints but that are not part of a rule.
+const IGNORED_KEYS: &[&str] = &[
+    "duration",
+    "n_packets",
+    "n_bytes",
+    "idle_age",
+    "hard_age",
+    "reset_counts",
+];
+
+fn rule_keys() -> impl Iterator<Item = String> {
+    [
+        "table",
+        "priority",
+        "cookie",
+        "idle_timeout",
+        "hard_timeout",
+        "actions",
+    ]
+    .into_iter()
+    .chain(SHORTHANDS.iter().map(|s| s.0))
+    .map(String::from)
+    .chain(OfField::known_names())
+}
+
+fn parse_num<T: TryFrom<u128>>(col: usize, tok: &str, v: &str, what: &str) -> PResult<T> {
+    parse_int(v).and_then(|n| T::try_from(n).ok()).map_or_else(
+        || err(col, tok, format!("{what} needs a number in range, not {v:?}")),
+        Ok,
+    )
+}
+
+fn parse_match_token(
+    rule: &mut Rule,
+    seen: &mut Vec<String>,
+    col: usize,
+    tok: &str,
+    ports: &dyn PortNames,
+) -> PResult<()> {
+    let (key, value) = match tok.split_once('=') {
+        Some((k, v)) => (k.trim(), Some(v.trim())),
+        None => (tok, None),
+    };
+    if seen.iter().any(|s| s == key) {
+        return err(col, tok, format!("{key} is given twice"));
+    }
+    seen.push(key.to_string());
+    if let Some((_, ty, proto)) = SHORTHANDS.iter().find(|s| s.0 == key) {
+        if value.is_some() {
+            return err(col, tok, format!("{key} takes no value"));
+        }
+        set_once(rule, col, tok, OfField::DlType, *ty as u128, 0xffff)?;
+        if let Some(p) = proto {
+            set_once(rule, col, tok, OfField::NwProto, *p as u128, 0xff)?;
+        }
+        return Ok(());
+    }
+    if IGNORED_KEYS.contains(&key) {
+        return Ok(());
+    }
+    let Some(v) = value else {
+        let mut e = FlowParseError {
+            column: col,
+            token: tok.into(),
+            message: format!("unknown keyword {key:?}"),
+            suggestion: None,
+        };
+        e.suggestion = suggest(key, rule_keys());
+        return Err(e);
+    };
+    match key {
+        "table" => rule.table = parse_num(col, tok, v, "table")?,
+        "priority" => rule.priority = parse_num(col, tok, v, "priority")?,
+        "cookie" => rule.cookie = parse_num(col, tok, v.split('/').next().unwrap_or(v), "cookie")?,
+        "idle_timeout" => rule.idle_timeout = parse_num(col, tok, v, "idle_timeout")?,
+        "hard_timeout" => rule.hard_timeout = parse_num(col, tok, v, "hard_timeout")?,
+        "in_port" => {
+            let p = parse_port(col, tok, v, ports)?;
+            set_once(rule, col, tok, OfField::InPort, p as u128, OfField::InPort.max())?;
+        }
+        "dl_vlan" => {
+            let vid: u16 = parse_num(col, tok, v, "dl_vlan")?;
+            if vid == 0xffff {
+                set_once(rule, col, tok, OfField::VlanTci, 0, 0xffff)?;
+            } else if vid < 4096 {
+                merge(rule, OfField::VlanTci, (VLAN_CFI | vid) as u128, 0x1fff);
+            } else {
+                return err(col, tok, "dl_vlan must be 0..4095, or 0xffff for untagged");
+            }
+        }
+        "dl_vlan_pcp" => {
+            let pcp: u8 = parse_num(col, tok, v, "dl_vlan_pcp")?;
+            if pcp > 7 {
+                return err(col, tok, "dl_vlan_pcp must be 0..7");
+            }
+            merge(
+                rule,
+                OfField::VlanTci,
+                (((pcp as u16) << 13) | VLAN_CFI) as u128,
+                0xf000,
+            );
+        }
+        "ip_frag" | "nw_frag" => {
+            let (val, mask) = match v {
+                "no" => (0, FRAG_ANY),
+                "yes" => (FRAG_ANY, FRAG_ANY),
+                "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
+                "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+                "not_later" => (0, FRAG_LATER),
+                _ => return err(col, tok, "ip_frag is one of no, yes, first, later, not_later"),
+            };
+            set_once(rule, col, tok, OfField::IpFrag, val as u128, mask as u128)?;
+        }
+        "tcp_flags" => {
+            let (val, mask) = parse_tcp_flags(col, tok, v)?;
+            set_once(rule, col, tok, OfField::TcpFlags, val, mask)?;
+        }
+        _ => {
+            let field = match key {
+                "arp_spa" => OfField::NwSrc,
+                "arp_tpa" => OfField::NwDst,
+                "icmp_type" | "icmpv6_type" => OfField::TpSrc,
+                "icmp_code" | "icmpv6_code" => OfField::TpDst,
+                _ => OfField::from_name(key).ok_or_else(|| FlowParseError {
+                    column: col,
+                    token: tok.into(),
+                    message: format!("unknown field {key:?}"),
+                    suggestion: suggest(key, rule_keys()),
+                })?,
+            };
+            let (val, mask) = parse_masked(col, tok, field, v)?;
+            set_once(rule, col, tok, field, val, mask)?;
+        }
+    }
+    Ok(())
+}
+
+/// Set a field, refusing to contradict an earlier shorthand or field.
+fn set_once(rule: &mut Rule, col: usize, tok: &str, f: OfField, v: u128, m: u128) -> PResult<()> {
+    let (ov, om) = rule.matches.get(f);
+    if om != 0 && (om != m || ov != v & m) {
+        return err(col, tok, format!("conflicts with an earlier condition on {f}"));
+    }
+    rule.matches.set(f, v, m);
+    Ok(())
+}
+
+/// Combine with an earlier condition on other bits of the same field.
+fn merge(rule: &mut Rule, f: OfField, v: u128, m: u128) {
+    let (ov, om) = rule.matches.get(f);
+    rule.matches.set(f, (ov & !m) | (v & m), om | m);
+}
+
+fn parse_port(col: usize, tok: &str, v: &str, ports: &dyn PortNames) -> PResult<u32> {
+    if v.eq_ignore_ascii_case("LOCAL") {
+        return Ok(OFPP_LOCAL);
+    }
+    if let Some(n) = parse_int(v) {
+        return u32::try_from(n).map_or_else(|_| err(col, tok, "port number too large"), Ok);
+    }
+    ports.port_no(v).map_or_else(
+        || err(col, tok, format!("no port named {v:?} on this bridge")),
+        Ok,
+    )
+}
+
+/// `value` or `value/mask`; IPv4/IPv6 also take a prefix length.
+fn parse_masked(col: usize, tok: &str, f: OfField, v: &str) -> PResult<(u128, u128)> {
+    let (val, mask) = match v.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (v, None),
+    };
+    let value = f.parse_value(val).or_else(|e| err(col, tok, e))?;
+    let mask = match mask {
+        None => f.max(),
+        Some(m) => {
+            let is_prefix = matches!(
+                f.kind(),
+                super::field::ValueKind::Ipv4 | super::field::ValueKind::Ipv6
+            ) && !m.contains('.')
+                && !m.contains(':');
+            if is_prefix {
+                let len: u32 = m.parse().map_err(|_| FlowParseError {
+                    column: col,
+                    token: tok.into(),
+                    message: format!("bad prefix length {m:?}"),
+                    suggestion: None,
+                })?;
+                if len > f.width() {
+                    return err(
+                        col,
+                        tok,
+                        format!("prefix length {len} is longer than {} bits", f.width()),
+                    );
+                }
+                if len == 0 {
+                    0
+                } else {
+                    f.max() & !((1u128 << (f.width() - len)) - 1)
+                }
+            } else {
+                f.parse_value(m)
+                    .or_else(|_| err(col, tok, format!("bad mask {m:?} for {f}")))?
+            }
+        }
+    };
+    Ok((value & mask, mask))
+}
+
+const TCP_FLAGS: &[(&str, u16)] = &[
+    ("fin", 0x001),
+    ("syn", 0x002),
+    ("rst", 0x004),
+    ("psh", 0x008),
+    ("ack", 0x010),
+    ("urg", 0x020),
+    ("ece", 0x040),
+    ("cwr", 0x080),
+    ("ns", 0x100),
+];
+
+/// `+syn-ack` style, or `value[/mask]`.
+fn parse_tcp_flags(col: usize, tok: &str, v: &str) -> PResult<(u128, u128)> {
+    if !v.starts_with(['+', '-']) {
+        return parse_masked(col, tok, OfField::TcpFlags, v);
+    }
+    let (mut val, mut mask) = (0u128, 0u128);
+    let mut rest = v;
+    while let Some(sign) = rest.chars().next() {
+        let body = &rest[1..];
+        let end = body.find(['+', '-']).unwrap_or(body.len());
+        let name = &body[..end];
+        let bit = TCP_FLAGS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b as u128)
+            .ok_or_else(|| FlowParseError {
+                column: col,
+                token: tok.into(),
+                message: format!("unknown TCP flag {name:?}"),
+                suggestion: suggest(name, TCP_FLAGS.iter().map(|f| f.0.to_string())),
+            })?;
+        mask |= bit;
+        if sign == '+' {
+            val |= bit;
+        }
+        rest = &body[end..];
+    }
+    Ok((val, mask))
+}
+
+/// Fields need the protocol that carries them, as in OVS.
+fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
+    let ty = m.get(OfField::DlType);
+    let proto = m.get(OfField::NwProto);
+    let is_ty = |t: u128| ty == (t, 0xffff);
+    let is_proto = |p: u128| proto == (p, 0xff);
+    let ip = is_ty(0x0800) || is_ty(0x86dd);
+    let checks: &[(OfField, bool, &str)] = &[
+        (OfField::NwSrc, is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
+        (OfField::NwDst, is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
+        (OfField::ArpOp, is_ty(0x0806), "arp"),
+        (OfField::NwProto, ip, "ip or ipv6"),
+        (OfField::NwTos, ip, "ip or ipv6"),
+        (OfField::NwTtl, ip, "ip or ipv6"),
+        (OfField::IpFrag, ip, "ip or ipv6"),
+        (OfField::Ipv6Src, is_ty(0x86dd), "ipv6"),
+        (OfField::Ipv6Dst, is_ty(0x86dd), "ipv6"),
+        (
+            OfField::TpSrc,
+            ip && (is_proto(6) || is_proto(17) || is_proto(132) || is_proto(1) || is_proto(58)),
+            "tcp, udp, sctp, icmp or icmp6",
+        ),
+        (
+            OfField::TpDst,
+            ip && (is_proto(6) || is_proto(17) || is_proto(132) || is_proto(1) || is_proto(58)),
+            "tcp, udp, sctp, icmp or icmp6",
+        ),
+        (OfField::TcpFlags, ip && is_proto(6), "tcp"),
+    ];
+    for (f, ok, need) in checks {
+        if m.has(*f) && !ok {
+            let name = f.name();
+            let column = text.find(name.as_str()).map_or(1, |i| i + 1);
+            return err(
+                column,
+                &name,
+                format!(
+                    "{name} needs {need} to be matched too (e.g. add \"{}\")",
+                    need.split(' ').next().unwrap_or("ip")
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn keyword_action(name: &str) -> Option<OfAction> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "normal" => OfAction::Normal,
+        "flood" => OfAction::Flood,
+        "all" => OfAction::All,
+        "in_port" => OfAction::InPort,
+        "local" => OfAction::Local,
+        "drop" => OfAction::Drop,
+        "strip_vlan" | "pop_vlan" => OfAction::StripVlan,
+        _ => return None,
+    })
+}
+
+const ACTION_NAMES: &[&str] = &[
+    "output",
+    "NORMAL",
+    "FLOOD",
+    "ALL",
+    "IN_PORT",
+    "LOCAL",
+    "drop",
+    "resubmit",
+    "goto_table",
+    "mod_vlan_vid",
+    "mod_vlan_pcp",
+    "strip_vlan",
+    "pop_vlan",
+    "push_vlan",
+    "mod_dl_src",
+    "mod_dl_dst",
+    "mod_nw_src",
+    "mod_nw_dst",
+    "mod_nw_tos",
+    "mod_tp_src",
+    "mod_tp_dst",
+    "set_field",
+    "load",
+    "move",
+    "set_tunnel",
+    "set_tunnel64",
+    "learn",
+    "note",
+];
+
+/// Parse a comma-separated action list starting at column `base`.
+pub fn parse_actions(text: &str, base: usize, ports: &dyn PortNames) -> PResult<Vec<OfAction>> {
+    let mut out = Vec::new();
+    for (col, tok) in split_top(text, base, false)? {
+        out.push(parse_action(col, tok, ports)?);
+    }
+    if out.len() > 1 && out.contains(&OfAction::Drop) {
+        let col = base + text.find("drop").unwrap_or(0);
+        return err(col, "drop", "drop must be the only action");
+    }
+    Ok(out)
+}
+
+fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfAction> {
+    if let Some(a) = keyword_action(tok) {
+        return Ok(a);
+    }
+    // name:arg, name(args), or a bare port.
+    let (name, arg, paren) = if let Some(i) = tok.find(['(', ':']) {
+        let (n, rest) = tok.split_at(i);
+        if rest.starts_with('(') {
+            let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')'));
+            let Some(inner) = inner else {
+                return err(col, tok, "unbalanced parentheses");
+            };
+            (n, inner, true)
+        } else {
+            (n, &rest[1..], false)
+        }
+    } else {
+        (tok, "", false)
+    };
+    let argcol = col + name.len() + 1;
+    let num = |what: &str| -> PResult<u128> {
+        parse_int(arg).map_or_else(
+            || err(argcol, tok, format!("{what} needs a number, not {arg:?}")),
+            Ok,
+        )
+    };
+    Ok(match name {
+        "output" => {
+            if arg.contains('[') || OfField::from_name(arg).is_some() {
+                OfAction::OutputField(parse_subfield(argcol, tok, arg)?)
+            } else {
+                port_action(parse_port(argcol, tok, arg, ports)?)
+            }
+        }
+        "resubmit" => {
+            let (p, t) = if paren {
+                let (p, t) = arg.split_once(',').unwrap_or((arg, ""));
+                (p.trim(), t.trim())
+            } else {
+                (arg, "")
+            };
+            let port = match p {
+                "" => None,
+                "in_port" | "IN_PORT" => Some(OFPP_IN_PORT),
+                _ => Some(parse_port(argcol, tok, p, ports)?),
+            };
+            let table = if t.is_empty() {
+                None
+            } else {
+                Some(parse_num(argcol, tok, t, "resubmit table")?)
+            };
+            if port.is_none() && table.is_none() {
+                return err(col, tok, "resubmit needs a port or a table");
+            }
+            OfAction::Resubmit { port, table }
+        }
+        "goto_table" => OfAction::GotoTable(parse_num(argcol, tok, arg, "goto_table")?),
+        "mod_vlan_vid" => {
+            let v = num("mod_vlan_vid")?;
+            if v > 4095 {
+                return err(argcol, tok, "VLAN id must be 0..4095");
+            }
+            OfAction::ModVlanVid(v as u16)
+        }
+        "mod_vlan_pcp" => {
+            let v = num("mod_vlan_pcp")?;
+            if v > 7 {
+                return err(argcol, tok, "VLAN priority must be 0..7");
+            }
+            OfAction::ModVlanPcp(v as u8)
+        }
+        "push_vlan" => {
+            let v = num("push_vlan")?;
+            if v != 0x8100 && v != 0x88a8 {
+                return err(argcol, tok, "push_vlan takes 0x8100 or 0x88a8");
+            }
+            OfAction::PushVlan(v as u16)
+        }
+        "mod_dl_src" | "mod_dl_dst" => {
+            let m = parse_mac(arg).or_else(|_| err(argcol, tok, format!("{arg:?} is not a MAC address")))?;
+            if name == "mod_dl_src" {
+                OfAction::ModDlSrc(m)
+            } else {
+                OfAction::ModDlDst(m)
+            }
+        }
+        "mod_nw_src" | "mod_nw_dst" => {
+            let a: Ipv4Addr = arg
+                .parse()
+                .or_else(|_| err(argcol, tok, format!("{arg:?} is not an IPv4 address")))?;
+            if name == "mod_nw_src" {
+                OfAction::ModNwSrc(a)
+            } else {
+                OfAction::ModNwDst(a)
+            }
+        }
+        "mod_nw_tos" => OfAction::ModNwTos(parse_num(argcol, tok, arg, "mod_nw_tos")?),
+        "mod_tp_src" => OfAction::ModTpSrc(parse_num(argcol, tok, arg, "mod_tp_src")?),
+        "mod_tp_dst" => OfAction::ModTpDst(parse_num(argcol, tok, arg, "mod_tp_dst")?),
+        "set_tunnel" | "set_tunnel64" => OfAction::SetTunnel(parse_num(argcol, tok, arg, name)?),
+        "set_field" => {
+            let (v, f) = arg
+                .split_once("->")
+                .map_or_else(|| err(argcol, tok, "set_field needs VALUE->FIELD"), Ok)?;
+            let field = field_named(argcol, tok, f.trim())?;
+            let value = field.parse_value(v.trim()).or_else(|e| err(argcol, tok, e))?;
+            OfAction::SetField { field, value }
+        }
+        "load" => {
+            let (v, d) = arg
+                .split_once("->")
+                .map_or_else(|| err(argcol, tok, "load needs VALUE->FIELD[]"), Ok)?;
+            let dst = parse_subfield(argcol, tok, d.trim())?;
+            let value =
+                parse_int(v.trim()).map_or_else(|| err(argcol, tok, format!("{v:?} is not a number")), Ok)?;
+            if value & !(dst.mask() >> dst.start) != 0 {
+                return err(
+                    argcol,
+                    tok,
+                    format!("{value:#x} does not fit in {} bits", dst.width()),
+                );
+            }
+            OfAction::Load { value, dst }
+        }
+        "move" => {
+            let (s, d) = arg
+                .split_once("->")
+                .map_or_else(|| err(argcol, tok, "move needs SRC[]->DST[]"), Ok)?;
+            let src = parse_subfield(argcol, tok, s.trim())?;
+            let dst = parse_subfield(argcol, tok, d.trim())?;
+            if src.width() != dst.width() {
+                return err(
+                    argcol,
+                    tok,
+                    format!("move of {} bits into {} bits", src.width(), dst.width()),
+                );
+            }
+            OfAction::Move { src, dst }
+        }
+        "note" => {
+            let hex: String = arg.chars().filter(|c| *c != '.').collect();
+            if hex.len() % 2 != 0 {
+                return err(argcol, tok, "note needs hex bytes, e.g. note:01.02");
+            }
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                .collect::<Result<Vec<_>, _>>()
+                .or_else(|_| err(argcol, tok, "note needs hex bytes, e.g. note:01.02"))?;
+            OfAction::Note(bytes)
+        }
+        "learn" if paren => OfAction::Learn(parse_learn(argcol, arg, ports)?),
+        _ if arg.is_empty() && !paren => match parse_int(tok) {
+            Some(n) => port_action(u32::try_from(n).or_else(|_| err(col, tok, "port number too large"))?),
+            None => match ports.port_no(tok) {
+                Some(p) => OfAction::Output(p),
+                None => {
+                    return Err(FlowParseError {
+                        column: col,
+                        token: tok.into(),
+                        message: format!("unknown action {tok:?}"),
+                        suggestion: suggest(tok, ACTION_NAMES.iter().map(|s| s.to_string())),
+                    })
+                }
+            },
+        },
+        _ => {
+            return Err(FlowParseError {
+                column: col,
+                token: tok.into(),
+                message: format!("unknown action {name:?}"),
+                suggestion: suggest(name, ACTION_NAMES.iter().map(|s| s.to_string())),
+            })
+        }
+    })
+}
+
+fn port_action(p: u32) -> OfAction {
+    match p {
+        OFPP_LOCAL => OfAction::Local,
+        OFPP_IN_PORT => OfAction::InPort,
+        p => OfAction::Output(p),
+    }
+}
+
+fn field_named(col: usize, tok: &str, name: &str) -> PResult<OfField> {
+    OfField::from_name(name).ok_or_else(|| FlowParseError {
+        column: col,
+        token: tok.into(),
+        message: format!("unknown field {name:?}"),
+        suggestion: suggest(name, OfField::known_names()),
+    })
+}
+
+/// `NAME[]`, `NAME[n]`, `NAME[a..b]` or a bare `NAME`.
+fn parse_subfield(col: usize, tok: &str, s: &str) -> PResult<SubField> {
+    let (name, range) = match s.split_once('[') {
+        Some((n, r)) => {
+            let r = r
+                .strip_suffix(']')
+                .map_or_else(|| err(col, tok, format!("{s:?}: missing ']'")), Ok)?;
+            (n, Some(r))
+        }
+        None => (s, None),
+    };
+    let field = field_named(col, tok, name)?;
+    let w = field.width();
+    let (start, end) = match range {
+        None | Some("") => (0, w - 1),
+        Some(r) => {
+            let (a, b) = r.split_once("..").unwrap_or((r, r));
+            let a: u32 = a
+                .trim()
+                .parse()
+                .or_else(|_| err(col, tok, format!("bad bit range [{r}]")))?;
+            let b: u32 = b
+                .trim()
+                .parse()
+                .or_else(|_| err(col, tok, format!("bad bit range [{r}]")))?;
+            if a > b || b >= w {
+                return err(col, tok, format!("bit range [{r}] is outside {name} ({w} bits)"));
+            }
+            (a, b)
+        }
+    };
+    Ok(SubField { field, start, end })
+}
+
+fn parse_learn(base: usize, text: &str, ports: &dyn PortNames) -> PResult<LearnSpec> {
+    let mut spec = LearnSpec {
+        table: 1,
+        priority: super::rule::DEFAULT_PRIORITY,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        cookie: 0,
+        items: Vec::new(),
+    };
+    let _ = ports;
+    for (col, tok) in split_top(text, base, false)? {
+        if let Some(rest) = tok.strip_prefix("load:") {
+            let (v, d) = rest
+                .split_once("->")
+                .map_or_else(|| err(col, tok, "load needs SRC->DST[]"), Ok)?;
+            let dst = parse_subfield(col, tok, d.trim())?;
+            let item = match parse_int(v.trim()) {
+                Some(value) => LearnSpecItem::LoadValue { value, dst },
+                None => {
+                    let src = parse_subfield(col, tok, v.trim())?;
+                    if src.width() != dst.width() {
+                        return err(col, tok, "load source and destination differ in width");
+                    }
+                    LearnSpecItem::LoadField { src, dst }
+                }
+            };
+            spec.items.push(item);
+        } else if let Some(rest) = tok.strip_prefix("output:") {
+            spec.items
+                .push(LearnSpecItem::Output(parse_subfield(col, tok, rest.trim())?));
+        } else if let Some((k, v)) = tok.split_once('=') {
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "table" => spec.table = parse_num(col, tok, v, "table")?,
+                "priority" => spec.priority = parse_num(col, tok, v, "priority")?,
+                "idle_timeout" => spec.idle_timeout = parse_num(col, tok, v, "idle_timeout")?,
+                "hard_timeout" => spec.hard_timeout = parse_num(col, tok, v, "hard_timeout")?,
+                "cookie" => spec.cookie = parse_num(col, tok, v, "cookie")?,
+                "fin_idle_timeout" | "fin_hard_timeout" => {}
+                _ => {
+                    let dst = parse_subfield(col, tok, k)?;
+                    let item = match dst.field.parse_value(v) {
+                        Ok(value) if dst.is_whole() || !v.contains('[') => {
+                            LearnSpecItem::MatchValue { dst, value }
+                        }
+                        _ => {
+                            let src = parse_subfield(col, tok, v)?;
+                            if src.width() != dst.width() {
+                                return err(col, tok, "match source and destination differ in width");
+                            }
+                            LearnSpecItem::MatchField { dst, src }
+                        }
+                    };
+                    spec.items.push(item);
+                }
+            }
+        } else {
+            spec.items
+                .push(LearnSpecItem::MatchSame(parse_subfield(col, tok, tok)?));
+        }
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests;

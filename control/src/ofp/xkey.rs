@@ -1,0 +1,106 @@
+//! [`XKey`]: the key that rule tables match on: the datapath [`FlowKey`] words
+//! followed by pipeline-only metadata (registers reg0..7 and `metadata`), which
+//! exist during translation and never reach the datapath.
+
+use rvs_dataplane::flow::{FlowKey, FlowMask, KEY_WORDS};
+
+/// Words in an [`XKey`]: the datapath key, four words of registers (two per
+/// word), one of metadata.
+pub const XWORDS: usize = KEY_WORDS + 5;
+
+/// Word index of reg0/reg1 (reg i is in word `REG_WORD + i / 2`).
+pub const REG_WORD: usize = KEY_WORDS;
+/// Word index of `metadata`.
+pub const METADATA_WORD: usize = KEY_WORDS + 4;
+
+/// A translation-time flow key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct XKey {
+    /// Raw words.
+    pub w: [u64; XWORDS],
+}
+
+/// A mask over an [`XKey`].
+pub type XMask = XKey;
+
+impl XKey {
+    /// An all-ones mask.
+    pub fn exact() -> XKey {
+        XKey {
+            w: [u64::MAX; XWORDS],
+        }
+    }
+
+    /// The key of a datapath flow key (registers and metadata zero).
+    pub fn from_flow(k: &FlowKey) -> XKey {
+        let mut x = XKey::default();
+        x.w[..KEY_WORDS].copy_from_slice(&k.w);
+        x
+    }
+
+    /// The datapath part.
+    pub fn flow(&self) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.w.copy_from_slice(&self.w[..KEY_WORDS]);
+        k
+    }
+
+    /// The datapath part of a mask.
+    pub fn flow_mask(&self) -> FlowMask {
+        let mut m = FlowMask::default();
+        m.w.copy_from_slice(&self.w[..KEY_WORDS]);
+        m
+    }
+
+    /// Bits (word, shift, width) read as a right-aligned value.
+    #[inline]
+    pub fn bits(&self, (w, shift, width): (usize, u32, u32)) -> u64 {
+        (self.w[w] >> shift) & ones(width)
+    }
+
+    /// Write right-aligned `v` into the bits.
+    #[inline]
+    pub fn set_bits(&mut self, (w, shift, width): (usize, u32, u32), v: u64) {
+        let m = ones(width) << shift;
+        self.w[w] = (self.w[w] & !m) | ((v << shift) & m);
+    }
+
+    /// OR right-aligned `v` into the bits.
+    #[inline]
+    pub fn or_bits(&mut self, (w, shift, width): (usize, u32, u32), v: u64) {
+        self.w[w] |= (v & ones(width)) << shift;
+    }
+
+    /// `self & mask`.
+    #[inline]
+    pub fn masked(&self, mask: &XMask) -> XKey {
+        let mut o = *self;
+        for i in 0..XWORDS {
+            o.w[i] &= mask.w[i];
+        }
+        o
+    }
+
+    /// `self |= other`.
+    #[inline]
+    pub fn union(&mut self, other: &XKey) {
+        for i in 0..XWORDS {
+            self.w[i] |= other.w[i];
+        }
+    }
+
+    /// True when no bit is set.
+    pub fn is_zero(&self) -> bool {
+        self.w.iter().all(|w| *w == 0)
+    }
+}
+
+/// `width` low bits set.
+#[inline]
+pub const fn ones(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
