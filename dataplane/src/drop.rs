@@ -42,6 +42,8 @@ drop_reasons! {
     Action => "action", "A flow's actions said drop.";
     UpcallFailed => "upcall_failed", "The upcall handler could not translate the packet.";
     RecircDepth => "recirc_depth", "Too many recirculations of one packet.";
+    XlateDepth => "xlate_depth", "Translation went through too many resubmits or patch ports (a loop).";
+    NoTunnelRoute => "no_tunnel_route", "No route or neighbour for a tunnel's remote IP.";
     NoPort => "no_port", "Output to a port that does not exist.";
     TxError => "tx_error", "The port could not send the frame.";
     Oversize => "oversize", "Frame larger than the buffer or the port MTU.";

@@ -4,6 +4,7 @@
 
 use super::l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 use super::l3::set_ipv4;
+use super::l4::set_transport;
 use super::Action;
 use crate::drop::DropReason;
 use crate::flow::FlowKey;
@@ -56,6 +57,18 @@ pub fn execute(
             Action::SetEthDst(m) => set_eth_dst(pkt, m),
             Action::SetIpv4(s) => set_ipv4(pkt, s),
             Action::TunnelPush(h) => h.push(pkt, hash as u32).map_err(|e| e.drop_reason()),
+            Action::TunnelOutput(h, port) => match h.push(pkt, hash as u32) {
+                Ok(()) => {
+                    sink.output(*port, pkt, movable);
+                    if !movable {
+                        // The outer header only overwrote headroom: step back over it.
+                        pkt.pull_front(h.len());
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.drop_reason()),
+            },
+            Action::SetTransport(t) => set_transport(pkt, t),
             Action::TunnelPop(port) => match decap(pkt, optmap) {
                 Ok(()) => {
                     pkt.meta.in_port = *port;
@@ -189,6 +202,34 @@ mod tests {
         assert_eq!(meta.in_port, 9);
         assert_eq!(meta.tunnel.tun_id, 42);
         assert_eq!(meta.recirc_depth, 1);
+    }
+
+    #[test]
+    fn tunnel_output_sends_an_encapsulated_copy_and_keeps_the_packet() {
+        let inner = udp4_min();
+        let h = |ip| {
+            let e = GeneveEncap::new(
+                MAC_A,
+                MAC_B,
+                Ipv4Addr::new(198, 18, 0, 1),
+                Ipv4Addr::new(198, 18, 0, ip),
+                7,
+            );
+            Box::new(TunnelHeader::geneve(&e))
+        };
+        let s = run(
+            &[
+                Action::TunnelOutput(h(2), 1),
+                Action::TunnelOutput(h(3), 1),
+                Action::Output(2),
+            ],
+            &inner,
+        );
+        assert_eq!(s.out.len(), 3);
+        assert_eq!(s.out[0].1.len(), inner.len() + 50);
+        assert_eq!(s.out[0].1[14 + 19], 2, "first copy to 198.18.0.2");
+        assert_eq!(s.out[1].1[14 + 19], 3, "second copy to 198.18.0.3");
+        assert_eq!(s.out[2].1, inner, "the packet itself is unchanged");
     }
 
     #[test]

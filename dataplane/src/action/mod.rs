@@ -4,11 +4,13 @@ mod checksum;
 mod execute;
 mod l2;
 mod l3;
+mod l4;
 
 pub use checksum::{checksum_update16, checksum_update32};
 pub use execute::{execute, ActionSink, MAX_RECIRC_DEPTH};
 pub use l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 pub use l3::{set_ipv4, SetIpv4};
+pub use l4::{set_transport, SetTransport};
 
 use crate::drop::DropReason;
 use crate::port::PortNo;
@@ -38,6 +40,11 @@ pub enum Action {
     SetIpv4(SetIpv4),
     /// Prepend a Geneve outer header (built once, copied per packet).
     TunnelPush(Box<TunnelHeader>),
+    /// Encapsulate a copy of the packet and send it to a port; the packet itself
+    /// stays as it was (a flood to several tunnels needs this).
+    TunnelOutput(Box<TunnelHeader>, PortNo),
+    /// Rewrite TCP/UDP ports, updating the L4 checksum.
+    SetTransport(SetTransport),
     /// Strip and validate the Geneve outer header, then recirculate the inner
     /// frame as if it had arrived on the given tunnel port.
     TunnelPop(PortNo),
@@ -78,6 +85,8 @@ impl fmt::Display for Action {
             Action::SetEthDst(m) => write!(f, "set(eth(dst={}))", mac(m)),
             Action::SetIpv4(s) => write!(f, "set(ipv4({s}))"),
             Action::TunnelPush(h) => write!(f, "tnl_push({h:?})"),
+            Action::TunnelOutput(h, p) => write!(f, "tnl_push({h:?}),{p}"),
+            Action::SetTransport(t) => write!(f, "set(l4({t}))"),
             Action::TunnelPop(p) => write!(f, "tnl_pop({p})"),
             Action::Recirculate(id) => write!(f, "recirc({id:#x})"),
             Action::Drop(r) => write!(f, "drop({r})"),

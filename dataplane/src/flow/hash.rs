@@ -6,7 +6,7 @@
 //! the EMC hit. A murmur3 finaliser spreads the sum so low bits index tables.
 
 /// Per-position secrets (odd, random-looking 64-bit constants).
-const P: [u64; 18] = [
+const P: [u64; 24] = [
     0xa076_1d64_78bd_642f,
     0xe703_7ed1_a0b4_28db,
     0x8ebc_6af0_9c88_c6e3,
@@ -25,6 +25,12 @@ const P: [u64; 18] = [
     0x87c3_7b91_1142_53d5,
     0x4cf5_ad43_2745_937f,
     0x52dc_e729_da3e_d2b5,
+    0x2545_f491_4f6c_dd1d,
+    0x9fb2_1c65_1e98_df25,
+    0xa54f_f53a_5f1d_36f1,
+    0x510e_527f_ade6_82d1,
+    0x9b05_688c_2b3e_6c1f,
+    0x1f83_d9ab_fb41_bd6b,
 ];
 
 #[inline(always)]
@@ -58,7 +64,8 @@ fn hash_iter(n: usize, word: impl Fn(usize) -> u64) -> u64 {
     finish(acc)
 }
 
-/// Hash a slice of at most 18 words.
+/// Hash a slice of at most 24 words (a flow key, or a control-plane key that
+/// extends it).
 #[inline]
 pub fn hash_words(words: &[u64]) -> u64 {
     hash_iter(words.len(), |i| words[i])

@@ -15,7 +15,7 @@ use crate::packet::{Batch, BATCH_SIZE};
 use crate::port::{Port, PortNo};
 use crate::tunnel::GeneveOptMap;
 use sink::{PmdSink, PortSlot};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,6 +60,20 @@ pub struct Pmd<U: Upcall> {
     now_ms: u64,
     polls: u64,
     batch_size: usize,
+    /// The slow path's change counter and the value last seen (see `watch_epoch`).
+    epoch: Option<(Arc<AtomicU64>, u64)>,
+}
+
+/// Flush the megaflow generation when the slow path's epoch moved.
+#[inline]
+fn sync_epoch(epoch: &mut Option<(Arc<AtomicU64>, u64)>, megaflow: &mut MegaflowCache) {
+    if let Some((e, seen)) = epoch {
+        let now = e.load(Ordering::Acquire);
+        if now != *seen {
+            *seen = now;
+            megaflow.bump_generation();
+        }
+    }
 }
 
 impl<U: Upcall> Pmd<U> {
@@ -81,6 +95,7 @@ impl<U: Upcall> Pmd<U> {
             now_ms: 0,
             polls: 0,
             batch_size,
+            epoch: None,
         }
     }
 
@@ -124,6 +139,15 @@ impl<U: Upcall> Pmd<U> {
     pub fn set_optmap(&mut self, map: GeneveOptMap) {
         self.optmap = map;
         self.flush_caches();
+    }
+
+    /// Follow the slow path's change counter: whenever it moves (rules, ports
+    /// or MAC table changed), every cached flow is invalidated before the next
+    /// lookup, and after an upcall before its flow is installed. So the packet
+    /// after a change always sees the new state.
+    pub fn watch_epoch(&mut self, epoch: Arc<AtomicU64>) {
+        let v = epoch.load(Ordering::Acquire);
+        self.epoch = Some((epoch, v));
     }
 
     /// Invalidate every cached flow at once (a new rule generation).
@@ -178,8 +202,10 @@ impl<U: Upcall> Pmd<U> {
     pub fn poll_once(&mut self) -> usize {
         self.now_ms = self.clock.elapsed().as_millis() as u64;
         self.polls += 1;
+        sync_epoch(&mut self.epoch, &mut self.megaflow);
         if self.polls % MAINTENANCE_POLLS == 0 {
             self.megaflow.rank_subtables();
+            self.megaflow.purge_stale();
         }
         // Backpressure: while any port still holds unsent frames from earlier
         // batches, retry those first and take no more than fits.
@@ -259,6 +285,7 @@ impl<U: Upcall> Pmd<U> {
             recirc,
             stats,
             now_ms,
+            epoch,
             ..
         } = self;
         let now = *now_ms;
@@ -286,7 +313,11 @@ impl<U: Upcall> Pmd<U> {
                 &f.actions
             } else {
                 stats.upcalls += 1;
-                match upcall.upcall(&key, pkt) {
+                let reply = upcall.upcall(&key, pkt);
+                // The upcall may have changed slow-path state (MAC learning, learn
+                // actions): drop what was cached under the old state first.
+                sync_epoch(epoch, megaflow);
+                match reply {
                     Err(e) => {
                         tracing::debug!(%e, "upcall failed");
                         stats.drops.inc(crate::DropReason::UpcallFailed);

@@ -241,3 +241,19 @@ fn full_tx_queue_is_backpressure_not_loss() {
     assert_eq!(got, 40);
     assert_eq!(pmd.stats().drops.total(), 0);
 }
+
+#[test]
+fn an_epoch_change_flushes_before_the_next_packet() {
+    let (mut pmd, up, hs) = setup();
+    let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    pmd.watch_epoch(epoch.clone());
+    up.fdb.lock().unwrap().insert(MAC_B, vec![Action::Output(1)]);
+    hs[0].inject(&udp4_min());
+    pmd.poll_once();
+    up.fdb.lock().unwrap().insert(MAC_B, vec![Action::Output(2)]);
+    epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
+    hs[0].inject(&udp4_min());
+    pmd.poll_once();
+    assert_eq!(hs[2].take_sent().len(), 1);
+    assert_eq!(pmd.stats().upcalls, 2);
+}
