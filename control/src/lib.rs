@@ -5,4 +5,8 @@
 //! reports the bits it consulted, and translates packets into datapath actions
 //! plus a megaflow mask for the dataplane's caches.
 
+pub mod bridge;
+pub mod classifier;
+pub mod normal;
 pub mod ofp;
+pub mod switch;

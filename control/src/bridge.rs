@@ -1,0 +1,192 @@
+//! Bridges and their ports and rule tables.
+
+use crate::classifier::Classifier;
+use crate::normal::MacTable;
+use crate::ofp::{Match, Rule, OFPP_LOCAL};
+use rvs_dataplane::port::PortNo;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Which tunnel id a Geneve port uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelKey {
+    /// `key=flow`: the rules set it (`set_tunnel`, `load:->NXM_NX_TUN_ID[]`).
+    Flow,
+    /// `key=N`: always N.
+    Fixed(u64),
+}
+
+/// A Geneve port's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeneveOptions {
+    /// The far tunnel endpoint.
+    pub remote_ip: Ipv4Addr,
+    /// Our endpoint (else the tunnel route's).
+    pub local_ip: Option<Ipv4Addr>,
+    /// Tunnel id.
+    pub key: TunnelKey,
+}
+
+/// What a port is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortType {
+    /// The bridge's own port (a tap device towards the host).
+    Internal,
+    /// A device the datapath sends to and receives from (afxdp, afpacket, memory).
+    System {
+        /// The device type, as given (`afxdp`, `afpacket`, `memory`, ...).
+        kind: String,
+    },
+    /// One end of a patch cable to another bridge.
+    Patch {
+        /// The port at the other end.
+        peer: String,
+    },
+    /// A Geneve tunnel.
+    Geneve(GeneveOptions),
+}
+
+impl fmt::Display for PortType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortType::Internal => f.write_str("internal"),
+            PortType::System { kind } => f.write_str(kind),
+            PortType::Patch { .. } => f.write_str("patch"),
+            PortType::Geneve(_) => f.write_str("geneve"),
+        }
+    }
+}
+
+/// A port of a bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgePort {
+    /// Name (unique in the switch).
+    pub name: String,
+    /// OpenFlow port number in its bridge.
+    pub ofport: u32,
+    /// Type and options.
+    pub ty: PortType,
+    /// Access VLAN (`tag=N`); `None` makes it a trunk.
+    pub tag: Option<u16>,
+    /// VLANs a trunk carries (empty: all).
+    pub trunks: Vec<u16>,
+    /// Datapath port number, for ports that have a device.
+    pub dp_port: Option<PortNo>,
+}
+
+impl BridgePort {
+    /// True when NORMAL may send VLAN `vlan` here.
+    pub fn carries(&self, vlan: u16) -> bool {
+        match self.tag {
+            Some(t) => t == vlan,
+            None => self.trunks.is_empty() || self.trunks.contains(&vlan),
+        }
+    }
+}
+
+/// A rule with its bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleEntry {
+    /// The rule.
+    pub rule: Rule,
+    /// When it was added (switch clock, ms).
+    pub added_ms: u64,
+    /// When a translation last used it.
+    pub used_ms: u64,
+}
+
+/// A bridge: ports, 255 rule tables, a MAC table.
+pub struct Bridge {
+    /// Name.
+    pub name: String,
+    /// Ports by OpenFlow number.
+    pub ports: BTreeMap<u32, BridgePort>,
+    /// Rule tables (created when first used).
+    pub tables: BTreeMap<u8, Classifier<RuleEntry>>,
+    /// NORMAL's MAC table.
+    pub macs: MacTable,
+    next_ofport: u32,
+}
+
+impl Bridge {
+    /// An empty bridge (no ports, no rules).
+    pub fn new(name: &str) -> Bridge {
+        Bridge {
+            name: name.to_string(),
+            ports: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            macs: MacTable::default(),
+            next_ofport: 1,
+        }
+    }
+
+    /// The port called `name`.
+    pub fn port_named(&self, name: &str) -> Option<&BridgePort> {
+        self.ports.values().find(|p| p.name == name)
+    }
+
+    /// The next free OpenFlow port number.
+    pub(crate) fn alloc_ofport(&mut self, name: &str) -> u32 {
+        if name == self.name {
+            return OFPP_LOCAL;
+        }
+        while self.ports.contains_key(&self.next_ofport) {
+            self.next_ofport += 1;
+        }
+        self.next_ofport
+    }
+
+    /// Add or replace a rule (same table, match and priority).
+    pub fn add_rule(&mut self, rule: Rule, now_ms: u64) {
+        let t = self.tables.entry(rule.table).or_default();
+        t.insert(
+            rule.matches,
+            rule.priority,
+            RuleEntry {
+                rule,
+                added_ms: now_ms,
+                used_ms: now_ms,
+            },
+        );
+    }
+
+    /// Delete rules, as `ovs-ofctl del-flows`: in `table` (or all), those whose
+    /// match is at least as specific as `filter`. Returns how many.
+    pub fn del_rules(&mut self, table: Option<u8>, filter: &Match) -> usize {
+        let mut n = 0;
+        for (t, cls) in self.tables.iter_mut() {
+            if table.is_some_and(|x| x != *t) {
+                continue;
+            }
+            n += cls
+                .retain(|m, _, _| {
+                    let covers = m.mask.masked(&filter.mask) == filter.mask
+                        && m.value.masked(&filter.mask) == filter.value;
+                    !covers
+                })
+                .len();
+        }
+        self.tables.retain(|_, c| !c.is_empty());
+        n
+    }
+
+    /// Every rule, by table then priority (highest first).
+    pub fn rules(&self) -> Vec<&RuleEntry> {
+        let mut v: Vec<&RuleEntry> = self
+            .tables
+            .values()
+            .flat_map(|c| c.iter().map(|(_, _, e)| e))
+            .collect();
+        v.sort_by(|a, b| {
+            (a.rule.table, std::cmp::Reverse(a.rule.priority))
+                .cmp(&(b.rule.table, std::cmp::Reverse(b.rule.priority)))
+        });
+        v
+    }
+
+    /// Number of rules.
+    pub fn n_rules(&self) -> usize {
+        self.tables.values().map(|c| c.len()).sum()
+    }
+}

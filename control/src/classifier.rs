@@ -1,0 +1,344 @@
+//! A priority-aware tuple-space-search classifier. Rules with the same mask
+//! share a subtable (a hash table of masked values); subtables are probed in
+//! order of their highest priority, and a subtable whose best rule cannot beat
+//! the match found so far is skipped. The lookup reports the union of the masks
+//! it probed: exactly the bits the decision depended on, which is what makes a
+//! megaflow built from it correct.
+
+use crate::ofp::{Match, XKey, XMask, XWORDS};
+use hashbrown::HashTable;
+use rvs_dataplane::flow::hash_words;
+
+fn hash(k: &XKey) -> u64 {
+    hash_words(&k.w)
+}
+
+struct Bucket {
+    value: XKey,
+    /// (priority, slot), highest priority first.
+    rules: Vec<(u16, usize)>,
+}
+
+struct Subtable {
+    mask: XMask,
+    buckets: HashTable<Bucket>,
+    max_priority: u16,
+    n_rules: usize,
+}
+
+impl Subtable {
+    fn recompute_max(&mut self) {
+        self.max_priority = self
+            .buckets
+            .iter()
+            .filter_map(|b| b.rules.first().map(|r| r.0))
+            .max()
+            .unwrap_or(0);
+    }
+}
+
+struct Slot<T> {
+    matches: Match,
+    priority: u16,
+    value: T,
+}
+
+/// A classifier holding one `T` per (match, priority).
+pub struct Classifier<T> {
+    subtables: Vec<Subtable>,
+    slots: Vec<Option<Slot<T>>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Default for Classifier<T> {
+    fn default() -> Self {
+        Classifier {
+            subtables: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+/// The result of a lookup.
+pub struct Lookup<'a, T> {
+    /// The winning rule: its match, priority and value.
+    pub hit: Option<(&'a Match, u16, &'a T)>,
+    /// Every key bit the lookup looked at.
+    pub consulted: XMask,
+}
+
+impl<T> Classifier<T> {
+    /// An empty classifier.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of distinct masks.
+    pub fn n_subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    fn find_slot(&self, m: &Match, priority: u16) -> Option<usize> {
+        let st = self.subtables.iter().find(|s| s.mask == m.mask)?;
+        let b = st.buckets.find(hash(&m.value), |b| b.value == m.value)?;
+        b.rules
+            .iter()
+            .find(|(p, s)| *p == priority && self.slots[*s].as_ref().is_some_and(|x| x.matches == *m))
+            .map(|(_, s)| *s)
+    }
+
+    /// The value of the rule with exactly this match and priority.
+    pub fn get(&self, m: &Match, priority: u16) -> Option<&T> {
+        self.find_slot(m, priority)
+            .and_then(|s| self.slots[s].as_ref())
+            .map(|s| &s.value)
+    }
+
+    /// The value of the rule with exactly this match and priority, writable.
+    pub fn get_mut(&mut self, m: &Match, priority: u16) -> Option<&mut T> {
+        let s = self.find_slot(m, priority)?;
+        self.slots[s].as_mut().map(|s| &mut s.value)
+    }
+
+    /// Add a rule; a rule with the same match and priority is replaced and returned.
+    pub fn insert(&mut self, m: Match, priority: u16, value: T) -> Option<T> {
+        if let Some(s) = self.find_slot(&m, priority) {
+            let slot = self.slots[s].as_mut().expect("live slot");
+            return Some(std::mem::replace(&mut slot.value, value));
+        }
+        let slot = Slot {
+            matches: m,
+            priority,
+            value,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        };
+        let si = match self.subtables.iter().position(|s| s.mask == m.mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Subtable {
+                    mask: m.mask,
+                    buckets: HashTable::new(),
+                    max_priority: 0,
+                    n_rules: 0,
+                });
+                self.subtables.len() - 1
+            }
+        };
+        let st = &mut self.subtables[si];
+        let h = hash(&m.value);
+        match st.buckets.find_mut(h, |b| b.value == m.value) {
+            Some(b) => {
+                let pos = b.rules.partition_point(|(p, _)| *p >= priority);
+                b.rules.insert(pos, (priority, idx));
+            }
+            None => {
+                st.buckets.insert_unique(
+                    h,
+                    Bucket {
+                        value: m.value,
+                        rules: vec![(priority, idx)],
+                    },
+                    |b| hash(&b.value),
+                );
+            }
+        }
+        st.n_rules += 1;
+        st.max_priority = st.max_priority.max(priority);
+        self.sort_subtables();
+        self.len += 1;
+        None
+    }
+
+    /// Remove the rule with exactly this match and priority.
+    pub fn remove(&mut self, m: &Match, priority: u16) -> Option<T> {
+        let s = self.find_slot(m, priority)?;
+        let si = self.subtables.iter().position(|st| st.mask == m.mask)?;
+        let st = &mut self.subtables[si];
+        let h = hash(&m.value);
+        if let Ok(mut e) = st.buckets.find_entry(h, |b| b.value == m.value) {
+            e.get_mut().rules.retain(|(_, x)| *x != s);
+            if e.get().rules.is_empty() {
+                e.remove();
+            }
+        }
+        st.n_rules -= 1;
+        if st.n_rules == 0 {
+            self.subtables.remove(si);
+        } else {
+            st.recompute_max();
+            self.sort_subtables();
+        }
+        self.len -= 1;
+        self.free.push(s);
+        self.slots[s].take().map(|s| s.value)
+    }
+
+    fn sort_subtables(&mut self) {
+        self.subtables.sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+    }
+
+    /// The highest-priority rule matching `key`, and the bits consulted.
+    pub fn lookup(&self, key: &XKey) -> Lookup<'_, T> {
+        let mut consulted = XMask::default();
+        let mut best: Option<(u16, usize)> = None;
+        for st in &self.subtables {
+            if best.is_some_and(|(p, _)| st.max_priority <= p) {
+                // Sorted by max priority: nothing further can win.
+                break;
+            }
+            consulted.union(&st.mask);
+            let v = key.masked(&st.mask);
+            if let Some(b) = st.buckets.find(hash(&v), |b| b.value == v) {
+                let (p, s) = b.rules[0];
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, s));
+                }
+            }
+        }
+        let hit = best
+            .and_then(|(_, s)| self.slots[s].as_ref())
+            .map(|s| (&s.matches, s.priority, &s.value));
+        Lookup { hit, consulted }
+    }
+
+    /// Every rule.
+    pub fn iter(&self) -> impl Iterator<Item = (&Match, u16, &T)> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| (&s.matches, s.priority, &s.value))
+    }
+
+    /// Keep the rules for which `keep` is true; returns the removed values.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Match, u16, &T) -> bool) -> Vec<T> {
+        let doomed: Vec<(Match, u16)> = self
+            .iter()
+            .filter(|(m, p, v)| !keep(m, *p, v))
+            .map(|(m, p, _)| (*m, p))
+            .collect();
+        doomed.iter().filter_map(|(m, p)| self.remove(m, *p)).collect()
+    }
+}
+
+const _: () = assert!(XWORDS <= 24, "the key hash takes at most 24 words");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofp::OfField;
+    use proptest::prelude::*;
+
+    fn m(fields: &[(OfField, u128, u128)]) -> Match {
+        let mut m = Match::any();
+        for (f, v, mk) in fields {
+            m.set(*f, *v, *mk);
+        }
+        m
+    }
+
+    fn key(fields: &[(OfField, u128)]) -> XKey {
+        let mut k = XKey::default();
+        for (f, v) in fields {
+            f.set(&mut k, *v);
+        }
+        k
+    }
+
+    #[test]
+    fn priority_wins_and_consulted_bits_are_reported() {
+        let mut c = Classifier::new();
+        c.insert(m(&[]), 0, "default");
+        c.insert(m(&[(OfField::NwDst, 0xc612_0000, 0xffff_0000)]), 10, "/16");
+        c.insert(m(&[(OfField::NwDst, 0xc612_0100, 0xffff_ff00)]), 20, "/24");
+        let k = key(&[(OfField::NwDst, 0xc612_0105)]);
+        let l = c.lookup(&k);
+        assert_eq!(l.hit.unwrap().2, &"/24");
+        assert_eq!(
+            OfField::NwDst.get(&l.consulted),
+            0xffff_ff00,
+            "only the /24 subtable was needed"
+        );
+        let k = key(&[(OfField::NwDst, 0xc612_0205)]);
+        let l = c.lookup(&k);
+        assert_eq!(l.hit.unwrap().2, &"/16");
+        assert_eq!(
+            OfField::NwDst.get(&l.consulted),
+            0xffff_ff00,
+            "the /24 was probed and missed"
+        );
+        assert_eq!(c.lookup(&key(&[(OfField::NwDst, 1)])).hit.unwrap().2, &"default");
+    }
+
+    #[test]
+    fn replace_and_remove() {
+        let mut c = Classifier::new();
+        let a = m(&[(OfField::TpDst, 80, 0xffff)]);
+        assert_eq!(c.insert(a, 5, 1), None);
+        assert_eq!(c.insert(a, 5, 2), Some(1));
+        c.insert(a, 6, 3);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.lookup(&key(&[(OfField::TpDst, 80)])).hit.unwrap().2, &3);
+        assert_eq!(c.remove(&a, 6), Some(3));
+        assert_eq!(c.lookup(&key(&[(OfField::TpDst, 80)])).hit.unwrap().2, &2);
+        assert_eq!(c.remove(&a, 5), Some(2));
+        assert!(c.is_empty());
+        assert_eq!(c.n_subtables(), 0);
+        assert!(c.lookup(&key(&[])).hit.is_none());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The classifier agrees with a linear scan, and any key that agrees
+        /// with the probe on the consulted bits gets the same answer.
+        #[test]
+        fn agrees_with_linear_scan_and_consulted_bits_suffice(
+            rules in proptest::collection::vec((0usize..5, any::<u16>(), 0u16..8), 1..40),
+            probes in proptest::collection::vec((any::<u16>(), any::<u16>()), 1..20),
+        ) {
+            let masks: [(u128, u128); 5] = [(0xffff, 0xffff), (0xff00, 0), (0, 0xffff), (0xf000, 0x0f00), (0, 0)];
+            let mut c = Classifier::new();
+            let mut list: Vec<(Match, u16, usize)> = Vec::new();
+            for (i, (mi, v, prio)) in rules.iter().enumerate() {
+                let (ms, md) = masks[*mi];
+                let mm = m(&[(OfField::TpSrc, *v as u128, ms), (OfField::TpDst, (*v as u128).rotate_left(3) & 0xffff, md)]);
+                if c.insert(mm, *prio, i).is_some() {
+                    list.retain(|(x, p, _)| !(*x == mm && p == prio));
+                }
+                list.push((mm, *prio, i));
+            }
+            for (s, d) in probes {
+                let k = key(&[(OfField::TpSrc, s as u128), (OfField::TpDst, d as u128)]);
+                let l = c.lookup(&k);
+                let best = list.iter().filter(|(mm, _, _)| mm.matches(&k)).map(|(_, p, _)| *p).max();
+                prop_assert_eq!(l.hit.map(|h| h.1), best);
+                // Flip bits outside the consulted mask: same winner priority.
+                let mut k2 = k;
+                for i in 0..XWORDS { k2.w[i] ^= !l.consulted.w[i]; }
+                let l2 = c.lookup(&k2);
+                prop_assert_eq!(l2.hit.map(|h| h.1), l.hit.map(|h| h.1));
+            }
+        }
+    }
+}

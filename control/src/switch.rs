@@ -1,0 +1,478 @@
+//! [`Switch`]: all bridges of one datapath, their ports' datapath numbers,
+//! tunnel routes, the Geneve option map, and the change counter (epoch) that
+//! tells PMD threads to drop cached flows.
+
+use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType};
+use crate::ofp::{parse_flows, FlowsParseError, Match, PortNames, Rule, OFPP_LOCAL};
+use rvs_dataplane::port::PortNo;
+use rvs_dataplane::tunnel::{GeneveOptMap, OptMapError};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use thiserror::Error;
+
+/// Datapath port that tunnel-popped packets re-enter on; the switch then finds
+/// the Geneve port from the tunnel metadata.
+pub const TUNNEL_VPORT: PortNo = 0;
+
+/// How to reach a remote tunnel endpoint (given by the VTEP's ARP resolution,
+/// or set by hand).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelRoute {
+    /// Datapath port on the underlay.
+    pub underlay_port: PortNo,
+    /// Our tunnel address on that underlay.
+    pub local_ip: Ipv4Addr,
+    /// Our MAC on the underlay.
+    pub local_mac: [u8; 6],
+    /// Next hop's MAC.
+    pub remote_mac: [u8; 6],
+}
+
+/// A configuration change that was refused (nothing was changed).
+#[derive(Error, Debug, Clone, PartialEq, Eq)]
+pub enum SwitchError {
+    /// No such bridge.
+    #[error("no bridge named {0:?}")]
+    NoBridge(String),
+    /// The bridge exists.
+    #[error("bridge {0:?} already exists")]
+    BridgeExists(String),
+    /// No such port.
+    #[error("no port named {0:?}")]
+    NoPort(String),
+    /// A port (or bridge) has that name.
+    #[error("a port named {0:?} already exists")]
+    PortExists(String),
+    /// Bad port options.
+    #[error("port {port:?}: {reason}")]
+    BadPort {
+        /// Port.
+        port: String,
+        /// Why.
+        reason: String,
+    },
+    /// Flow text that does not parse.
+    #[error("{0}")]
+    Flow(String),
+    /// Bad TLV mapping.
+    #[error("tlv map: {0}")]
+    Tlv(#[from] OptMapError),
+}
+
+impl From<FlowsParseError> for SwitchError {
+    fn from(e: FlowsParseError) -> Self {
+        SwitchError::Flow(e.to_string())
+    }
+}
+
+/// The switch's configuration and slow-path state.
+pub struct Switch {
+    /// Bridges by name.
+    pub bridges: BTreeMap<String, Bridge>,
+    /// Datapath port -> (bridge, OpenFlow port).
+    pub dp_ports: BTreeMap<PortNo, (String, u32)>,
+    /// Tunnel routes by remote endpoint.
+    pub routes: BTreeMap<Ipv4Addr, TunnelRoute>,
+    /// Geneve options <-> tun_metadata slots.
+    pub optmap: GeneveOptMap,
+    epoch: Arc<AtomicU64>,
+    clock: Instant,
+    next_dp: PortNo,
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Switch {
+            bridges: BTreeMap::new(),
+            dp_ports: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            optmap: GeneveOptMap::default(),
+            epoch: Arc::new(AtomicU64::new(0)),
+            clock: Instant::now(),
+            next_dp: TUNNEL_VPORT + 1,
+        }
+    }
+}
+
+/// Port names of one bridge, for parsing flows.
+pub struct BridgePortNames<'a>(pub &'a Bridge);
+
+impl PortNames for BridgePortNames<'_> {
+    fn port_no(&self, name: &str) -> Option<u32> {
+        self.0.port_named(name).map(|p| p.ofport)
+    }
+}
+
+impl Switch {
+    /// An empty switch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The change counter PMDs watch ([`rvs_dataplane::pmd::Pmd::watch_epoch`]).
+    pub fn epoch(&self) -> Arc<AtomicU64> {
+        self.epoch.clone()
+    }
+
+    /// Note a change that can alter translations: PMDs drop their cached flows
+    /// before their next lookup.
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// Milliseconds since the switch started (rule and MAC timestamps).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    fn name_taken(&self, name: &str) -> bool {
+        self.bridges.contains_key(name) || self.bridges.values().any(|b| b.port_named(name).is_some())
+    }
+
+    /// Create a bridge with its LOCAL internal port and the default rule
+    /// `priority=0,actions=NORMAL`, as `ovs-vsctl add-br` does.
+    pub fn add_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
+        if self.bridges.contains_key(name) {
+            return Err(SwitchError::BridgeExists(name.into()));
+        }
+        if self.name_taken(name) {
+            return Err(SwitchError::PortExists(name.into()));
+        }
+        let mut br = Bridge::new(name);
+        let now = self.now_ms();
+        br.add_rule(
+            Rule {
+                priority: 0,
+                actions: vec![crate::ofp::OfAction::Normal],
+                ..Rule::default()
+            },
+            now,
+        );
+        self.bridges.insert(name.into(), br);
+        self.add_port(name, name, PortType::Internal, None)?;
+        Ok(())
+    }
+
+    /// Delete a bridge and its ports.
+    pub fn del_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
+        self.bridges
+            .remove(name)
+            .ok_or_else(|| SwitchError::NoBridge(name.into()))?;
+        self.dp_ports.retain(|_, (b, _)| b != name);
+        self.bump();
+        Ok(())
+    }
+
+    /// Add a port to a bridge; returns its OpenFlow number.
+    pub fn add_port(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        ty: PortType,
+        tag: Option<u16>,
+    ) -> Result<u32, SwitchError> {
+        if !self.bridges.contains_key(bridge) {
+            return Err(SwitchError::NoBridge(bridge.into()));
+        }
+        if name != bridge && self.name_taken(name) {
+            return Err(SwitchError::PortExists(name.into()));
+        }
+        if let Some(t) = tag {
+            if t == 0 || t > 4094 {
+                return Err(SwitchError::BadPort {
+                    port: name.into(),
+                    reason: format!("tag {t} is not in 1..=4094"),
+                });
+            }
+        }
+        if let PortType::Patch { peer } = &ty {
+            if peer == name || peer.is_empty() {
+                return Err(SwitchError::BadPort {
+                    port: name.into(),
+                    reason: "a patch port needs options:peer=OTHER".into(),
+                });
+            }
+        }
+        let dp_port = match ty {
+            PortType::Internal | PortType::System { .. } => {
+                let n = self.next_dp;
+                self.next_dp += 1;
+                Some(n)
+            }
+            PortType::Patch { .. } | PortType::Geneve(_) => None,
+        };
+        let br = self.bridges.get_mut(bridge).expect("checked above");
+        let ofport = br.alloc_ofport(name);
+        br.ports.insert(
+            ofport,
+            BridgePort {
+                name: name.into(),
+                ofport,
+                ty,
+                tag,
+                trunks: Vec::new(),
+                dp_port,
+            },
+        );
+        if let Some(n) = dp_port {
+            self.dp_ports.insert(n, (bridge.into(), ofport));
+        }
+        self.bump();
+        Ok(ofport)
+    }
+
+    /// Remove a port (and what NORMAL learned on it).
+    pub fn del_port(&mut self, name: &str) -> Result<(), SwitchError> {
+        let (bname, ofport) = self
+            .bridges
+            .values()
+            .find_map(|b| b.port_named(name).map(|p| (b.name.clone(), p.ofport)))
+            .ok_or_else(|| SwitchError::NoPort(name.into()))?;
+        if ofport == OFPP_LOCAL {
+            return Err(SwitchError::BadPort {
+                port: name.into(),
+                reason: "the bridge's own port goes with del-br".into(),
+            });
+        }
+        let br = self.bridges.get_mut(&bname).expect("found above");
+        let p = br.ports.remove(&ofport).expect("found above");
+        br.macs.forget_port(ofport);
+        if let Some(n) = p.dp_port {
+            self.dp_ports.remove(&n);
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// Set the VLANs a trunk port carries.
+    pub fn set_trunks(&mut self, port: &str, trunks: Vec<u16>) -> Result<(), SwitchError> {
+        let p = self.port_mut(port)?;
+        p.trunks = trunks;
+        self.bump();
+        Ok(())
+    }
+
+    fn port_mut(&mut self, name: &str) -> Result<&mut BridgePort, SwitchError> {
+        self.bridges
+            .values_mut()
+            .flat_map(|b| b.ports.values_mut())
+            .find(|p| p.name == name)
+            .ok_or_else(|| SwitchError::NoPort(name.into()))
+    }
+
+    /// The bridge called `name`.
+    pub fn bridge(&self, name: &str) -> Result<&Bridge, SwitchError> {
+        self.bridges
+            .get(name)
+            .ok_or_else(|| SwitchError::NoBridge(name.into()))
+    }
+
+    /// (bridge, port) of a port name.
+    pub fn find_port(&self, name: &str) -> Option<(&Bridge, &BridgePort)> {
+        self.bridges
+            .values()
+            .find_map(|b| b.port_named(name).map(|p| (b, p)))
+    }
+
+    /// Parse flow text (one flow per line) against a bridge's port names and add
+    /// them all, or none if any line is wrong.
+    pub fn add_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
+        let br = self
+            .bridges
+            .get(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let rules = parse_flows(text, &BridgePortNames(br))?;
+        let now = self.now_ms();
+        let br = self.bridges.get_mut(bridge).expect("checked above");
+        let n = rules.len();
+        for r in rules {
+            br.add_rule(r, now);
+        }
+        self.bump();
+        Ok(n)
+    }
+
+    /// Replace all rules of a bridge with the flows in `text`, atomically.
+    pub fn replace_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
+        let br = self
+            .bridges
+            .get(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let rules = parse_flows(text, &BridgePortNames(br))?;
+        let now = self.now_ms();
+        let br = self.bridges.get_mut(bridge).expect("checked above");
+        br.tables.clear();
+        let n = rules.len();
+        for r in rules {
+            br.add_rule(r, now);
+        }
+        self.bump();
+        Ok(n)
+    }
+
+    /// Delete the rules of a bridge that a match (`del-flows` syntax, may be
+    /// empty) covers, in one table or all.
+    pub fn del_flows(
+        &mut self,
+        bridge: &str,
+        table: Option<u8>,
+        filter: &Match,
+    ) -> Result<usize, SwitchError> {
+        let br = self
+            .bridges
+            .get_mut(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let n = br.del_rules(table, filter);
+        self.bump();
+        Ok(n)
+    }
+
+    /// Map Geneve option (class, type, len) to `tun_metadata{slot}`.
+    pub fn add_tlv_map(&mut self, class: u16, typ: u8, len: u8, slot: u8) -> Result<(), SwitchError> {
+        self.optmap.insert(class, typ, len, slot)?;
+        self.bump();
+        Ok(())
+    }
+
+    /// Set how to reach a remote tunnel endpoint.
+    pub fn set_route(&mut self, remote: Ipv4Addr, route: TunnelRoute) {
+        self.routes.insert(remote, route);
+        self.bump();
+    }
+
+    /// The Geneve port for a tunnelled packet, if any: remote_ip is the packet's
+    /// tunnel source, local_ip (when set) its destination, a fixed key its VNI.
+    pub fn tunnel_port_for(
+        &self,
+        tun_src: Ipv4Addr,
+        tun_dst: Ipv4Addr,
+        tun_id: u64,
+    ) -> Option<(&Bridge, &BridgePort)> {
+        self.bridges.values().find_map(|b| {
+            b.ports
+                .values()
+                .find(|p| match &p.ty {
+                    PortType::Geneve(GeneveOptions {
+                        remote_ip,
+                        local_ip,
+                        key,
+                    }) => {
+                        *remote_ip == tun_src
+                            && local_ip.is_none_or(|l| l == tun_dst)
+                            && match key {
+                                crate::bridge::TunnelKey::Flow => true,
+                                crate::bridge::TunnelKey::Fixed(k) => *k == tun_id,
+                            }
+                    }
+                    _ => false,
+                })
+                .map(|p| (b, p))
+        })
+    }
+
+    /// Remove rules whose hard or idle timeout passed; returns how many.
+    pub fn expire(&mut self) -> usize {
+        let now = self.now_ms();
+        let mut n = 0;
+        for br in self.bridges.values_mut() {
+            for cls in br.tables.values_mut() {
+                n += cls
+                    .retain(|_, _, e| {
+                        let r = &e.rule;
+                        let hard = r.hard_timeout != 0 && now >= e.added_ms + r.hard_timeout as u64 * 1000;
+                        let idle = r.idle_timeout != 0 && now >= e.used_ms + r.idle_timeout as u64 * 1000;
+                        !(hard || idle)
+                    })
+                    .len();
+            }
+            br.tables.retain(|_, c| !c.is_empty());
+            br.macs.expire(now);
+        }
+        if n > 0 {
+            self.bump();
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridges_ports_and_numbers() {
+        let mut sw = Switch::new();
+        let e0 = sw.epoch().load(Ordering::Relaxed);
+        sw.add_bridge("br-int").unwrap();
+        assert!(sw.epoch().load(Ordering::Relaxed) > e0);
+        let vm1 = sw
+            .add_port(
+                "br-int",
+                "vm1",
+                PortType::System {
+                    kind: "memory".into(),
+                },
+                Some(1),
+            )
+            .unwrap();
+        assert_eq!(vm1, 1);
+        assert_eq!(
+            sw.add_port("br-int", "vm1", PortType::Internal, None),
+            Err(SwitchError::PortExists("vm1".into()))
+        );
+        assert!(matches!(
+            sw.add_port("br-int", "x", PortType::Internal, Some(5000)),
+            Err(SwitchError::BadPort { .. })
+        ));
+        assert_eq!(
+            sw.add_bridge("br-int"),
+            Err(SwitchError::BridgeExists("br-int".into()))
+        );
+        let br = sw.bridge("br-int").unwrap();
+        assert_eq!(br.ports[&OFPP_LOCAL].name, "br-int");
+        assert_eq!(br.n_rules(), 1, "the default NORMAL rule");
+        let dp = br.ports[&1].dp_port.unwrap();
+        assert_eq!(sw.dp_ports[&dp], ("br-int".to_string(), 1));
+        sw.del_port("vm1").unwrap();
+        assert!(!sw.dp_ports.contains_key(&dp));
+        assert_eq!(sw.del_port("vm1"), Err(SwitchError::NoPort("vm1".into())));
+    }
+
+    #[test]
+    fn flows_by_port_name_all_or_nothing() {
+        let mut sw = Switch::new();
+        sw.add_bridge("br").unwrap();
+        sw.add_port(
+            "br",
+            "vm1",
+            PortType::System {
+                kind: "memory".into(),
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            sw.add_flows(
+                "br",
+                "table=1,in_port=vm1,actions=drop\ntable=2,actions=output:vm1\n"
+            )
+            .unwrap(),
+            2
+        );
+        let e = sw
+            .add_flows("br", "table=3,actions=drop\ntable=4,in_port=nosuch,actions=drop")
+            .unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert_eq!(
+            sw.bridge("br").unwrap().n_rules(),
+            3,
+            "nothing of the bad batch was applied"
+        );
+        assert_eq!(sw.del_flows("br", Some(1), &Match::any()).unwrap(), 1);
+        assert_eq!(sw.replace_flows("br", "actions=NORMAL").unwrap(), 1);
+        assert_eq!(sw.bridge("br").unwrap().n_rules(), 1);
+    }
+}
