@@ -7,6 +7,8 @@
 
 pub mod bridge;
 pub mod classifier;
+pub mod neutron;
 pub mod normal;
 pub mod ofp;
 pub mod switch;
+pub mod xlate;

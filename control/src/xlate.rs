@@ -1,0 +1,647 @@
+//! Translation: run a packet's key through the bridges' rule tables (resubmit,
+//! goto_table, patch ports, NORMAL, learn) and produce datapath actions plus the
+//! megaflow mask: every key bit any decision looked at, so a cached flow never
+//! covers a packet the rules would treat differently.
+//!
+//! Like OVS's xlate, it keeps two views of the packet: `flow`, what the rules
+//! have made of it so far, and `base`, what the datapath packet looks like after
+//! the actions emitted so far. Before every output the difference is
+//! "committed" as set/push/pop actions.
+
+use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType, TunnelKey};
+use crate::normal::Learned;
+use crate::ofp::{
+    fmt_actions, LearnSpec, LearnSpecItem, Match, OfAction, OfField, Rule, SubField, XKey, XMask,
+    OFPP_IN_PORT, OFPP_LOCAL,
+};
+use crate::switch::{Switch, TUNNEL_VPORT};
+use rvs_dataplane::action::{Action, SetIpv4, SetTransport};
+use rvs_dataplane::flow::{Field, FlowKey, FlowMask, VLAN_CFI};
+use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader, GENEVE_PORT};
+use rvs_dataplane::DropReason;
+use std::net::Ipv4Addr;
+
+/// Most resubmits and patch-port crossings in one translation.
+pub const MAX_DEPTH: u32 = 64;
+
+/// The result of translating one packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    /// Datapath actions (empty: drop).
+    pub actions: Vec<Action>,
+    /// Key bits the result depends on.
+    pub mask: FlowMask,
+    /// The walk through bridges and tables, when asked for (`trace`).
+    pub trace: Vec<String>,
+    /// True when the translation changed switch state (MAC learned, rule learned).
+    pub changed: bool,
+}
+
+struct Xlate<'s> {
+    sw: &'s mut Switch,
+    now: u64,
+    flow: XKey,
+    base: FlowKey,
+    wc: XMask,
+    actions: Vec<Action>,
+    depth: u32,
+    trace: Option<Vec<String>>,
+    indent: usize,
+    changed: bool,
+    halted: bool,
+}
+
+/// Translate a packet with datapath key `key`. With `trace`, the walk is
+/// recorded as readable lines (`rvs trace`).
+pub fn translate(sw: &mut Switch, key: &FlowKey, trace: bool) -> Translation {
+    let now = sw.now_ms();
+    let mut x = Xlate {
+        sw,
+        now,
+        flow: XKey::from_flow(key),
+        base: *key,
+        wc: XMask::default(),
+        actions: Vec::new(),
+        depth: 0,
+        trace: trace.then(Vec::new),
+        indent: 0,
+        changed: false,
+        halted: false,
+    };
+    x.run(key);
+    let mut mask = x.wc.flow_mask();
+    mask.set_exact(Field::InPort);
+    mask.set_exact(Field::RecircId);
+    if x.changed {
+        x.sw.bump();
+    }
+    Translation {
+        actions: x.actions,
+        mask,
+        trace: x.trace.unwrap_or_default(),
+        changed: x.changed,
+    }
+}
+
+fn is_multicast(mac: u128) -> bool {
+    mac & 0x0100_0000_0000 != 0
+}
+
+fn mac_str(m: u128) -> String {
+    crate::ofp::OfField::DlSrc.fmt_value(m)
+}
+
+impl Xlate<'_> {
+    fn note(&mut self, s: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("{}{}", " ".repeat(self.indent), s()));
+        }
+    }
+
+    fn consult(&mut self, f: OfField, bits: u128) {
+        let mut m = XMask::default();
+        f.set(&mut m, bits);
+        self.wc.union(&m);
+    }
+
+    fn get(&self, f: OfField) -> u128 {
+        f.get(&self.flow)
+    }
+
+    fn set(&mut self, f: OfField, v: u128) {
+        f.set(&mut self.flow, v);
+        if let OfField::TunMetadata(i) = f {
+            let p = self.flow.bits(Field::TunMdPresent.place());
+            self.flow.set_bits(Field::TunMdPresent.place(), p | 1 << i);
+        }
+    }
+
+    fn drop_with(&mut self, reason: DropReason, why: &str) {
+        self.note(|| format!("-> drop: {why}"));
+        self.actions.push(Action::Drop(reason));
+        self.halted = true;
+    }
+
+    fn run(&mut self, key: &FlowKey) {
+        let dp_in = key.get(Field::InPort) as u32;
+        self.note(|| {
+            let mut s = String::from("Flow: ");
+            let _ = key.fmt_masked(None, &mut s);
+            s
+        });
+        // Packets that a tunnel pop recirculated: find their Geneve port.
+        let (bridge, ofport) =
+            if dp_in == TUNNEL_VPORT && key.get(Field::RecircId) == 0 && key.get(Field::TunDst) != 0 {
+                self.consult(OfField::TunSrc, u32::MAX as u128);
+                self.consult(OfField::TunDst, u32::MAX as u128);
+                self.consult(OfField::TunId, u64::MAX as u128);
+                let src = Ipv4Addr::from(key.get(Field::TunSrc) as u32);
+                let dst = Ipv4Addr::from(key.get(Field::TunDst) as u32);
+                match self.sw.tunnel_port_for(src, dst, key.get(Field::TunId)) {
+                    Some((b, p)) => (b.name.clone(), p.ofport),
+                    None => {
+                        self.note(|| format!("no Geneve port for tunnel {src} -> {dst}"));
+                        return;
+                    }
+                }
+            } else {
+                match self.sw.dp_ports.get(&dp_in) {
+                    Some((b, p)) => (b.clone(), *p),
+                    None => {
+                        self.note(|| format!("datapath port {dp_in} belongs to no bridge"));
+                        return;
+                    }
+                }
+            };
+        if self.terminate_tunnel(dp_in, key) {
+            return;
+        }
+        self.flow.set_bits(Field::InPort.place(), ofport as u64);
+        self.run_bridge(&bridge, 0);
+    }
+
+    /// Geneve to one of our tunnel addresses, arriving on an underlay port:
+    /// pop it and look the inner frame up again.
+    fn terminate_tunnel(&mut self, dp_in: u32, key: &FlowKey) -> bool {
+        let underlays: Vec<Ipv4Addr> = self
+            .sw
+            .routes
+            .values()
+            .filter(|r| r.underlay_port == dp_in)
+            .map(|r| r.local_ip)
+            .collect();
+        if underlays.is_empty() {
+            return false;
+        }
+        self.consult(OfField::DlType, 0xffff);
+        if key.get(Field::EthType) != 0x0800 {
+            return false;
+        }
+        self.consult(OfField::NwProto, 0xff);
+        self.consult(OfField::NwDst, u32::MAX as u128);
+        self.consult(OfField::IpFrag, 0xff);
+        self.consult(OfField::TpDst, 0xffff);
+        let dst = Ipv4Addr::from(key.get(Field::NwDst) as u32);
+        let geneve = key.get(Field::NwProto) == 17
+            && key.get(Field::TpDst) == GENEVE_PORT as u64
+            && key.get(Field::NwFrag) == 0;
+        if geneve && underlays.contains(&dst) {
+            self.note(|| format!("Geneve to our tunnel address {dst}: tnl_pop, then recirculate"));
+            self.actions.push(Action::TunnelPop(TUNNEL_VPORT));
+            return true;
+        }
+        false
+    }
+
+    fn run_bridge(&mut self, bridge: &str, table: u8) {
+        self.note(|| format!("bridge(\"{bridge}\")"));
+        self.indent += 1;
+        self.run_table(bridge, table);
+        self.indent -= 1;
+    }
+
+    fn run_table(&mut self, bridge: &str, mut table: u8) {
+        loop {
+            let Some(br) = self.sw.bridges.get_mut(bridge) else {
+                return;
+            };
+            let Some(cls) = br.tables.get(&table) else {
+                self.note(|| format!("{table:>2}. no rules: drop"));
+                return;
+            };
+            let l = cls.lookup(&self.flow);
+            self.wc.union(&l.consulted);
+            let Some((m, prio, _)) = l.hit else {
+                self.note(|| format!("{table:>2}. no match: drop"));
+                return;
+            };
+            let (m, prio) = (*m, prio);
+            let entry = br
+                .tables
+                .get_mut(&table)
+                .and_then(|c| c.get_mut(&m, prio))
+                .expect("just found");
+            entry.used_ms = self.now;
+            let rule: Rule = entry.rule.clone();
+            let pad = " ".repeat(self.indent + 4);
+            self.note(|| {
+                let ms = rule.matches.to_string();
+                let ms = if ms.is_empty() {
+                    String::new()
+                } else {
+                    format!("{ms}, ")
+                };
+                format!(
+                    "{table:>2}. {ms}priority {}\n{pad}{}",
+                    rule.priority,
+                    fmt_actions(&rule.actions)
+                )
+            });
+            self.indent += 1;
+            let mut next = None;
+            for a in &rule.actions {
+                if self.halted {
+                    break;
+                }
+                if let OfAction::GotoTable(t) = a {
+                    next = Some(*t);
+                    break;
+                }
+                self.action(bridge, table, a);
+            }
+            self.indent -= 1;
+            match next {
+                Some(t) if !self.halted => {
+                    if t <= table {
+                        self.drop_with(DropReason::XlateDepth, "goto_table must go forward");
+                        return;
+                    }
+                    table = t;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn action(&mut self, bridge: &str, table: u8, a: &OfAction) {
+        let in_port = self.get(OfField::InPort) as u32;
+        match a {
+            OfAction::Output(p) => self.output(bridge, *p, false),
+            OfAction::OutputField(sf) => {
+                let p = self.read(sf) as u32;
+                self.output(bridge, p, false)
+            }
+            OfAction::Normal => self.normal(bridge),
+            OfAction::Flood | OfAction::All => {
+                let ports: Vec<u32> = self.sw.bridges[bridge]
+                    .ports
+                    .keys()
+                    .copied()
+                    .filter(|p| *p != in_port)
+                    .collect();
+                for p in ports {
+                    self.output(bridge, p, false);
+                }
+            }
+            OfAction::InPort => self.output(bridge, in_port, true),
+            OfAction::Local => self.output(bridge, OFPP_LOCAL, false),
+            OfAction::Drop => {}
+            OfAction::Resubmit { port, table: t } => {
+                if self.depth >= MAX_DEPTH {
+                    return self.drop_with(DropReason::XlateDepth, "resubmit depth exceeded (loop?)");
+                }
+                self.depth += 1;
+                let saved = in_port;
+                if let Some(p) = port.filter(|p| *p != OFPP_IN_PORT) {
+                    self.set(OfField::InPort, p as u128);
+                }
+                let t = t.unwrap_or(table);
+                self.note(|| format!("resubmit to table {t}"));
+                self.run_table(bridge, t);
+                self.set(OfField::InPort, saved as u128);
+                self.depth -= 1;
+            }
+            OfAction::GotoTable(_) => unreachable!("handled by run_table"),
+            OfAction::ModVlanVid(v) => {
+                let tci = self.get(OfField::VlanTci) as u16;
+                let pcp = if tci & VLAN_CFI != 0 { tci & 0xe000 } else { 0 };
+                self.set(OfField::VlanTci, (pcp | VLAN_CFI | v) as u128);
+            }
+            OfAction::ModVlanPcp(p) => {
+                let tci = self.get(OfField::VlanTci) as u16;
+                let vid = if tci & VLAN_CFI != 0 { tci & 0x0fff } else { 0 };
+                self.set(OfField::VlanTci, (((*p as u16) << 13) | VLAN_CFI | vid) as u128);
+            }
+            OfAction::StripVlan => self.set(OfField::VlanTci, 0),
+            OfAction::PushVlan(_) => {
+                let tci = self.get(OfField::VlanTci) as u16;
+                self.set(OfField::VlanTci, (tci | VLAN_CFI) as u128);
+            }
+            OfAction::ModDlSrc(m) => self.set(OfField::DlSrc, *m as u128),
+            OfAction::ModDlDst(m) => self.set(OfField::DlDst, *m as u128),
+            OfAction::ModNwSrc(a) => self.set(OfField::NwSrc, u32::from(*a) as u128),
+            OfAction::ModNwDst(a) => self.set(OfField::NwDst, u32::from(*a) as u128),
+            OfAction::ModNwTos(t) => self.set(OfField::NwTos, *t as u128),
+            OfAction::ModTpSrc(p) => self.set(OfField::TpSrc, *p as u128),
+            OfAction::ModTpDst(p) => self.set(OfField::TpDst, *p as u128),
+            OfAction::SetField { field, value } => self.set(*field, *value),
+            OfAction::Load { value, dst } => self.write(dst, *value),
+            OfAction::Move { src, dst } => {
+                let v = self.read(src);
+                self.write(dst, v);
+            }
+            OfAction::SetTunnel(id) => self.set(OfField::TunId, *id as u128),
+            OfAction::Learn(spec) => self.learn(bridge, spec),
+            OfAction::Note(_) => {}
+        }
+    }
+
+    /// Read a subfield (right-aligned), marking its bits consulted.
+    fn read(&mut self, sf: &SubField) -> u128 {
+        self.consult(sf.field, sf.mask());
+        (self.get(sf.field) & sf.mask()) >> sf.start
+    }
+
+    fn write(&mut self, sf: &SubField, v: u128) {
+        let old = self.get(sf.field);
+        self.set(sf.field, (old & !sf.mask()) | ((v << sf.start) & sf.mask()));
+    }
+
+    /// Emit the set/push/pop actions that turn the datapath packet into `flow`.
+    fn commit(&mut self) {
+        let f = self.flow.flow();
+        let b = self.base;
+        let (bt, ft) = (b.get(Field::VlanTci), f.get(Field::VlanTci));
+        if bt != ft {
+            // Whether a tag must be popped depends on the packet having one.
+            self.consult(OfField::VlanTci, VLAN_CFI as u128);
+            if bt & VLAN_CFI as u64 != 0 {
+                self.actions.push(Action::PopVlan);
+            }
+            if ft & VLAN_CFI as u64 != 0 {
+                self.actions.push(Action::PushVlan {
+                    tpid: 0x8100,
+                    tci: ft as u16,
+                });
+            }
+        }
+        if b.get(Field::EthSrc) != f.get(Field::EthSrc) {
+            self.actions.push(Action::SetEthSrc(f.eth_src()));
+        }
+        if b.get(Field::EthDst) != f.get(Field::EthDst) {
+            self.actions.push(Action::SetEthDst(f.eth_dst()));
+        }
+        let l3 = [Field::NwSrc, Field::NwDst, Field::NwTos, Field::NwTtl];
+        if l3.iter().any(|x| b.get(*x) != f.get(*x)) {
+            self.consult(OfField::DlType, 0xffff);
+            if f.get(Field::EthType) == 0x0800 {
+                let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x));
+                self.actions.push(Action::SetIpv4(SetIpv4 {
+                    src: ch(Field::NwSrc).map(|v| Ipv4Addr::from(v as u32)),
+                    dst: ch(Field::NwDst).map(|v| Ipv4Addr::from(v as u32)),
+                    tos: ch(Field::NwTos).map(|v| v as u8),
+                    ttl: ch(Field::NwTtl).map(|v| v as u8),
+                }));
+            }
+        }
+        if b.get(Field::TpSrc) != f.get(Field::TpSrc) || b.get(Field::TpDst) != f.get(Field::TpDst) {
+            self.consult(OfField::DlType, 0xffff);
+            self.consult(OfField::NwProto, 0xff);
+            if f.get(Field::EthType) == 0x0800 && matches!(f.get(Field::NwProto), 6 | 17) {
+                let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x) as u16);
+                self.actions.push(Action::SetTransport(SetTransport {
+                    src: ch(Field::TpSrc),
+                    dst: ch(Field::TpDst),
+                }));
+            }
+        }
+        self.base = f;
+    }
+
+    fn output(&mut self, bridge: &str, p: u32, allow_in_port: bool) {
+        let in_port = self.get(OfField::InPort) as u32;
+        if p == in_port && !allow_in_port {
+            self.note(|| format!("output:{p} is the input port: skipped (use IN_PORT)"));
+            return;
+        }
+        let Some(port) = self.sw.bridges.get(bridge).and_then(|b| b.ports.get(&p)).cloned() else {
+            self.note(|| format!("output:{p}: no such port"));
+            return;
+        };
+        match &port.ty {
+            PortType::Patch { peer } => self.patch(&port, peer),
+            PortType::Geneve(opts) => self.tunnel_output(&port, opts),
+            PortType::Internal | PortType::System { .. } => {
+                let Some(dp) = port.dp_port else { return };
+                self.commit();
+                self.note(|| format!("output to {} (datapath port {dp})", port.name));
+                self.actions.push(Action::Output(dp));
+            }
+        }
+    }
+
+    fn patch(&mut self, port: &BridgePort, peer: &str) {
+        let Some((peer_bridge, peer_port)) =
+            self.sw.find_port(peer).map(|(b, p)| (b.name.clone(), p.clone()))
+        else {
+            self.note(|| format!("patch port {} has no peer {peer:?}", port.name));
+            return;
+        };
+        if !matches!(&peer_port.ty, PortType::Patch { peer } if *peer == port.name) {
+            self.note(|| format!("{peer} is not a patch port back to {}", port.name));
+            return;
+        }
+        if self.depth >= MAX_DEPTH {
+            return self.drop_with(DropReason::XlateDepth, "too many patch-port crossings (loop?)");
+        }
+        self.depth += 1;
+        // As in OVS, the peer bridge starts with clear registers and metadata.
+        let saved = self.flow;
+        for i in 0..8 {
+            self.set(OfField::Reg(i), 0);
+        }
+        self.set(OfField::Metadata, 0);
+        self.set(OfField::InPort, peer_port.ofport as u128);
+        self.note(|| format!("output to patch port {} -> {peer}", port.name));
+        self.run_bridge(&peer_bridge, 0);
+        // What the peer did to the packet stays in `base` (it was committed); the
+        // flow goes back to what this bridge had, so later outputs here commit
+        // this bridge's view again.
+        self.flow = saved;
+        self.depth -= 1;
+    }
+
+    fn tunnel_output(&mut self, port: &BridgePort, opts: &GeneveOptions) {
+        let Some(route) = self.sw.routes.get(&opts.remote_ip).copied() else {
+            self.note(|| format!("no tunnel route to {}", opts.remote_ip));
+            self.actions.push(Action::Drop(DropReason::NoTunnelRoute));
+            return;
+        };
+        self.commit();
+        let vni = match opts.key {
+            TunnelKey::Flow => self.get(OfField::TunId) as u64,
+            TunnelKey::Fixed(k) => k,
+        };
+        let mut e = GeneveEncap::new(
+            route.local_mac,
+            route.remote_mac,
+            opts.local_ip.unwrap_or(route.local_ip),
+            opts.remote_ip,
+            vni as u32,
+        );
+        let present = self.flow.bits(Field::TunMdPresent.place()) as u8;
+        for m in self.sw.optmap.iter() {
+            if present & (1 << m.slot) != 0 {
+                let v = self.get(OfField::TunMetadata(m.slot)) as u32;
+                let _ = e.geneve.push_option(m.class, m.typ, &v.to_be_bytes());
+            }
+        }
+        self.note(|| {
+            format!(
+                "output to {}: Geneve vni {vni:#x} to {} via datapath port {}",
+                port.name, opts.remote_ip, route.underlay_port
+            )
+        });
+        self.actions.push(Action::TunnelOutput(
+            Box::new(TunnelHeader::geneve(&e)),
+            route.underlay_port,
+        ));
+    }
+
+    fn normal(&mut self, bridge: &str) {
+        let in_port = self.get(OfField::InPort) as u32;
+        self.consult(OfField::VlanTci, 0x1fff);
+        self.consult(OfField::DlSrc, u64::MAX as u128 >> 16);
+        self.consult(OfField::DlDst, u64::MAX as u128 >> 16);
+        let Some(inp) = self.sw.bridges[bridge].ports.get(&in_port).cloned() else {
+            return self.note(|| "NORMAL: unknown input port".into());
+        };
+        let tci = self.get(OfField::VlanTci) as u16;
+        let tagged = tci & VLAN_CFI != 0;
+        let vlan = match inp.tag {
+            Some(_) if tagged => return self.note(|| "NORMAL: tagged frame on an access port: drop".into()),
+            Some(t) => t,
+            None if tagged => tci & 0x0fff,
+            None => 0,
+        };
+        if !inp.carries(vlan) {
+            return self.note(|| format!("NORMAL: {} does not carry VLAN {vlan}: drop", inp.name));
+        }
+        let src = self.get(OfField::DlSrc);
+        let dst = self.get(OfField::DlDst);
+        let now = self.now;
+        if !is_multicast(src) {
+            let learned = self
+                .sw
+                .bridges
+                .get_mut(bridge)
+                .expect("bridge")
+                .macs
+                .learn(vlan, src as u64, in_port, now);
+            if learned != Learned::Refreshed {
+                self.changed = true;
+                self.note(|| {
+                    format!(
+                        "NORMAL: learned {} on VLAN {vlan} port {}",
+                        mac_str(src),
+                        inp.name
+                    )
+                });
+            }
+        }
+        let known = if is_multicast(dst) {
+            None
+        } else {
+            self.sw.bridges[bridge].macs.lookup(vlan, dst as u64, now)
+        };
+        match known {
+            Some(out) if out == in_port => {
+                self.note(|| "NORMAL: destination is on the input port: drop".into())
+            }
+            Some(out) => {
+                self.note(|| format!("NORMAL: {} is on port {out}", mac_str(dst)));
+                self.normal_output(bridge, out, vlan, tci);
+            }
+            None => {
+                self.note(|| format!("NORMAL: flood on VLAN {vlan}"));
+                let ports: Vec<u32> = self.sw.bridges[bridge]
+                    .ports
+                    .values()
+                    .filter(|p| p.ofport != in_port && p.carries(vlan))
+                    .map(|p| p.ofport)
+                    .collect();
+                for p in ports {
+                    self.normal_output(bridge, p, vlan, tci);
+                }
+            }
+        }
+    }
+
+    fn normal_output(&mut self, bridge: &str, out: u32, vlan: u16, in_tci: u16) {
+        let Some(port) = self.sw.bridges[bridge].ports.get(&out).cloned() else {
+            return;
+        };
+        if !port.carries(vlan) {
+            return;
+        }
+        let saved = self.get(OfField::VlanTci);
+        let tci = if port.tag.is_some() || vlan == 0 {
+            0
+        } else {
+            (in_tci & 0xe000) | VLAN_CFI | vlan
+        };
+        self.set(OfField::VlanTci, tci as u128);
+        self.output(bridge, out, false);
+        self.set(OfField::VlanTci, saved);
+    }
+
+    fn learn(&mut self, bridge: &str, spec: &LearnSpec) {
+        let mut m = Match::any();
+        let mut actions = Vec::new();
+        let put = |m: &mut Match, dst: &SubField, v: u128| {
+            let (ov, om) = m.get(dst.field);
+            m.set(
+                dst.field,
+                (ov & !dst.mask()) | ((v << dst.start) & dst.mask()),
+                om | dst.mask(),
+            );
+        };
+        for item in &spec.items {
+            match item {
+                LearnSpecItem::MatchSame(sf) => {
+                    let v = self.read(sf);
+                    put(&mut m, sf, v);
+                }
+                LearnSpecItem::MatchField { dst, src } => {
+                    let v = self.read(src);
+                    put(&mut m, dst, v);
+                }
+                LearnSpecItem::MatchValue { dst, value } => put(&mut m, dst, *value),
+                LearnSpecItem::LoadValue { value, dst } => actions.push(OfAction::Load {
+                    value: *value,
+                    dst: *dst,
+                }),
+                LearnSpecItem::LoadField { src, dst } => {
+                    let v = self.read(src);
+                    actions.push(OfAction::Load { value: v, dst: *dst });
+                }
+                LearnSpecItem::Output(sf) => {
+                    let p = self.read(sf) as u32;
+                    actions.push(OfAction::Output(p));
+                }
+            }
+        }
+        let rule = Rule {
+            table: spec.table,
+            priority: spec.priority,
+            cookie: spec.cookie,
+            idle_timeout: spec.idle_timeout,
+            hard_timeout: spec.hard_timeout,
+            matches: m,
+            actions,
+        };
+        let now = self.now;
+        let br: &mut Bridge = self.sw.bridges.get_mut(bridge).expect("bridge");
+        if let Some(e) = br
+            .tables
+            .get_mut(&rule.table)
+            .and_then(|c| c.get_mut(&m, rule.priority))
+        {
+            if e.rule == rule {
+                // Re-learning refreshes the timeouts but changes no decision.
+                e.added_ms = now;
+                e.used_ms = now;
+                return;
+            }
+        }
+        let text = self.trace.is_some().then(|| rule.to_string());
+        br.add_rule(rule, now);
+        self.changed = true;
+        if let Some(t) = text {
+            self.note(|| format!("learned: {t}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
