@@ -196,7 +196,7 @@ impl<T> Classifier<T> {
     }
 
     fn sort_subtables(&mut self) {
-        self.subtables.sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+        self.subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
     }
 
     /// The highest-priority rule matching `key`, and the bits consulted.
