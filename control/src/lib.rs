@@ -11,4 +11,5 @@ pub mod neutron;
 pub mod normal;
 pub mod ofp;
 pub mod switch;
+pub mod upcall;
 pub mod xlate;

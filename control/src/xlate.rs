@@ -39,6 +39,8 @@ pub struct Translation {
 
 struct Xlate<'s> {
     sw: &'s mut Switch,
+    /// False for `trace`: NORMAL does not learn and learn() installs nothing.
+    may_learn: bool,
     now: u64,
     flow: XKey,
     base: FlowKey,
@@ -51,12 +53,23 @@ struct Xlate<'s> {
     halted: bool,
 }
 
-/// Translate a packet with datapath key `key`. With `trace`, the walk is
-/// recorded as readable lines (`rvs trace`).
-pub fn translate(sw: &mut Switch, key: &FlowKey, trace: bool) -> Translation {
+/// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
+/// `learn` actions install rules.
+pub fn translate(sw: &mut Switch, key: &FlowKey) -> Translation {
+    translate_with(sw, key, false, true)
+}
+
+/// Translate and record the walk through bridges and tables as readable lines,
+/// without learning anything (as `ovs-appctl ofproto/trace`).
+pub fn trace(sw: &mut Switch, key: &FlowKey) -> Translation {
+    translate_with(sw, key, true, false)
+}
+
+fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) -> Translation {
     let now = sw.now_ms();
     let mut x = Xlate {
         sw,
+        may_learn,
         now,
         flow: XKey::from_flow(key),
         base: *key,
@@ -109,6 +122,22 @@ impl Xlate<'_> {
     }
 
     fn set(&mut self, f: OfField, v: u128) {
+        // Writing a packet field makes the result depend on its old value
+        // (whether a set/pop is needed at all), as OVS un-wildcards set fields.
+        if matches!(
+            f,
+            OfField::DlSrc
+                | OfField::DlDst
+                | OfField::VlanTci
+                | OfField::NwSrc
+                | OfField::NwDst
+                | OfField::NwTos
+                | OfField::NwTtl
+                | OfField::TpSrc
+                | OfField::TpDst
+        ) {
+            self.consult(f, f.max());
+        }
         f.set(&mut self.flow, v);
         if let OfField::TunMetadata(i) = f {
             let p = self.flow.bits(Field::TunMdPresent.place());
@@ -510,7 +539,7 @@ impl Xlate<'_> {
         let src = self.get(OfField::DlSrc);
         let dst = self.get(OfField::DlDst);
         let now = self.now;
-        if !is_multicast(src) {
+        if !is_multicast(src) && self.may_learn {
             let learned = self
                 .sw
                 .bridges
@@ -621,6 +650,10 @@ impl Xlate<'_> {
             actions,
         };
         let now = self.now;
+        if !self.may_learn {
+            self.note(|| format!("learn (not applied while tracing): {rule}"));
+            return;
+        }
         let br: &mut Bridge = self.sw.bridges.get_mut(bridge).expect("bridge");
         if let Some(e) = br
             .tables

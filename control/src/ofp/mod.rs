@@ -12,6 +12,8 @@ pub use action::{LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFP
 pub use field::OfField;
 pub use format::{fmt_actions, nxm_name};
 pub use matches::Match;
-pub use parse::{parse_actions, parse_flow, parse_flows, FlowParseError, FlowsParseError, PortNames};
+pub use parse::{
+    parse_actions, parse_flow, parse_flows, parse_match, FlowParseError, FlowsParseError, PortNames,
+};
 pub use rule::{Rule, DEFAULT_PRIORITY};
 pub use xkey::{XKey, XMask, XWORDS};

@@ -157,6 +157,18 @@ pub fn parse_flow(text: &str, ports: &dyn PortNames) -> PResult<Rule> {
     Ok(rule)
 }
 
+/// Parse a match alone (`in_port=vm1,ip,nw_dst=198.18.0.2`), as `trace` and
+/// `del-flows` take it.
+pub fn parse_match(text: &str, ports: &dyn PortNames) -> PResult<Match> {
+    let mut rule = Rule::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (col, tok) in split_top(text, 1, true)? {
+        parse_match_token(&mut rule, &mut seen, col, tok, ports)?;
+    }
+    check_prerequisites(&rule.matches, text)?;
+    Ok(rule.matches)
+}
+
 /// Parse one flow per line (blank lines and `#` comments skipped): all of them
 /// or an error naming the line.
 pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Vec<Rule>, FlowsParseError> {

@@ -90,7 +90,7 @@ fn vm_to_vm_on_the_same_node_via_normal() {
     let mut sw = node();
     let (vm1, vm1b) = (dp(&sw, "vm1"), dp(&sw, "vm1b"));
     // vm1b speaks first, so NORMAL learns where it is.
-    let t = translate(&mut sw, &key_of(&frame(VM1B, VM1), vm1b), false);
+    let t = translate(&mut sw, &key_of(&frame(VM1B, VM1), vm1b));
     assert!(t.changed, "a new MAC was learned");
     // Unknown destination: flooded in VLAN 1 to vm1, the bridge's own (trunk)
     // port and the tunnels; not to vm2 (VLAN 2).
@@ -98,7 +98,7 @@ fn vm_to_vm_on_the_same_node_via_normal() {
     out.sort();
     assert_eq!(out, vec![dp(&sw, "br-int"), vm1]);
     assert_eq!(tunnels(&t).len(), 2);
-    let t = translate(&mut sw, &key_of(&frame(VM1, VM1B), vm1), true);
+    let t = trace(&mut sw, &key_of(&frame(VM1, VM1B), vm1));
     assert_eq!(outputs(&t), vec![vm1b], "learned: unicast only to vm1b");
     assert!(tunnels(&t).is_empty());
     assert!(
@@ -124,7 +124,7 @@ fn broadcast_floods_to_every_tunnel_with_the_networks_vni() {
     let mut arp = arp_request();
     arp[6..12].copy_from_slice(&VM1);
     let k = key_of(&arp, dp(&sw, "vm1"));
-    let t = translate(&mut sw, &k, true);
+    let t = trace(&mut sw, &k);
     let tun = tunnels(&t);
     assert_eq!(
         tun,
@@ -149,7 +149,7 @@ fn broadcast_floods_to_every_tunnel_with_the_networks_vni() {
     let mut arp2 = arp_request();
     arp2[6..12].copy_from_slice(&VM2);
     let k = key_of(&arp2, dp(&sw, "vm2"));
-    let t = translate(&mut sw, &k, false);
+    let t = translate(&mut sw, &k);
     assert!(tunnels(&t).iter().all(|(_, vni, _)| *vni == 5002));
 }
 
@@ -167,9 +167,9 @@ fn tunnel_traffic_is_learned_into_table_20_and_then_unicast() {
     let mut sw = node();
     let vm1 = dp(&sw, "vm1");
     // vm1 is known locally.
-    translate(&mut sw, &key_of(&frame(VM1, VM1B), vm1), false);
+    translate(&mut sw, &key_of(&frame(VM1, VM1B), vm1));
     let k = from_node2(&frame(REMOTE_VM, VM1));
-    let t = translate(&mut sw, &k, true);
+    let t = translate(&mut sw, &k);
     assert_eq!(outputs(&t), vec![vm1], "{}", t.trace.join("\n"));
     assert!(t.changed);
     let learned: Vec<_> = sw
@@ -186,7 +186,7 @@ fn tunnel_traffic_is_learned_into_table_20_and_then_unicast() {
     assert_eq!(r.hard_timeout, 300);
     assert!(r.to_string().contains("load:0x1389->NXM_NX_TUN_ID[]"), "{r}");
     // Now vm1 -> REMOTE_VM goes to node 2 only, VNI 5001.
-    let t = translate(&mut sw, &key_of(&frame(VM1, REMOTE_VM), vm1), true);
+    let t = trace(&mut sw, &key_of(&frame(VM1, REMOTE_VM), vm1));
     assert_eq!(
         tunnels(&t),
         vec![(NODE2, 5001, dp(&sw, "eth-ul"))],
@@ -195,7 +195,7 @@ fn tunnel_traffic_is_learned_into_table_20_and_then_unicast() {
     );
     assert!(outputs(&t).is_empty());
     // Learning the same thing again changes nothing.
-    let t = translate(&mut sw, &k, false);
+    let t = translate(&mut sw, &k);
     assert!(!t.changed);
 }
 
@@ -212,7 +212,7 @@ fn geneve_to_our_address_on_the_underlay_is_popped() {
         6081,
         60,
     );
-    let t = translate(&mut sw, &key_of(&g, ul), false);
+    let t = translate(&mut sw, &key_of(&g, ul));
     assert_eq!(t.actions, vec![Action::TunnelPop(TUNNEL_VPORT)]);
     assert_eq!(t.mask.get(Field::TpDst), 0xffff);
     // Other UDP on the underlay is not ours: br-ex's NORMAL handles it.
@@ -225,7 +225,7 @@ fn geneve_to_our_address_on_the_underlay_is_popped() {
         53,
         10,
     );
-    let t = translate(&mut sw, &key_of(&other, ul), false);
+    let t = translate(&mut sw, &key_of(&other, ul));
     assert!(!t.actions.contains(&Action::TunnelPop(TUNNEL_VPORT)));
     assert!(
         !t.actions.iter().any(|a| matches!(a, Action::TunnelOutput(..))),
@@ -248,7 +248,7 @@ fn rewrites_are_committed_before_output() {
     )
     .unwrap();
     let a = dp(&sw, "a");
-    let t = translate(&mut sw, &key_of(&frame(VM1, VM1B), a), false);
+    let t = translate(&mut sw, &key_of(&frame(VM1, VM1B), a));
     assert_eq!(t.actions.len(), 3, "{:?}", t.actions);
     assert!(matches!(t.actions[0], Action::PushVlan { tpid: 0x8100, tci } if tci & 0xfff == 7));
     assert!(
@@ -259,7 +259,7 @@ fn rewrites_are_committed_before_output() {
     assert_eq!(outputs(&t), vec![dp(&sw, "b")]);
     // A tagged packet: mod_vlan_vid rewrites (pop + push), and the mask knows a tag was there.
     let tagged = with_vlan(&frame(VM1, VM1B), 0x8100, 3);
-    let t = translate(&mut sw, &key_of(&tagged, a), false);
+    let t = translate(&mut sw, &key_of(&tagged, a));
     assert!(t.actions.contains(&Action::PopVlan));
     assert_ne!(t.mask.get(Field::VlanTci) & VLAN_CFI as u64, 0);
 }
@@ -283,6 +283,37 @@ fn resubmit_loops_are_cut() {
     )
     .unwrap();
     let k = key_of(&frame(VM1, VM1B), dp(&sw, "a"));
-    let t = translate(&mut sw, &k, false);
+    let t = translate(&mut sw, &k);
     assert_eq!(t.actions.last(), Some(&Action::Drop(DropReason::XlateDepth)));
+}
+
+#[test]
+fn trace_explains_and_learns_nothing() {
+    let mut sw = node();
+    let k = from_node2(&frame(REMOTE_VM, VM1));
+    let t = trace(&mut sw, &k);
+    assert!(!t.changed);
+    assert_eq!(
+        sw.bridge("br-tun")
+            .unwrap()
+            .rules()
+            .iter()
+            .filter(|e| e.rule.table == 20)
+            .count(),
+        1,
+        "only the default"
+    );
+    assert!(sw.bridge("br-int").unwrap().macs.is_empty());
+    let text = t.trace.join("\n");
+    for want in [
+        "bridge(\"br-tun\")",
+        " 0. in_port=",
+        " 4. tun_id=0x1389",
+        "10. priority 1",
+        "learn (not applied while tracing)",
+        "bridge(\"br-int\")",
+        "NORMAL: flood on VLAN 1",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
 }

@@ -1,0 +1,101 @@
+//! The bridge between datapath and rule tables: the [`Upcall`] handler that
+//! PMD threads call on a cache miss, and `trace` for a flow given as text.
+
+use crate::bridge::PortType;
+use crate::ofp::{parse_match, OfField};
+use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
+use crate::xlate::{trace, translate, Translation};
+use rvs_dataplane::flow::{Field, FlowKey};
+use rvs_dataplane::packet::PacketBuf;
+use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
+use std::fmt::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The switch, shared by the daemon and the PMD threads' upcall handlers. The
+/// lock is taken on cache misses and configuration changes only.
+pub type SharedSwitch = Arc<Mutex<Switch>>;
+
+/// Lock the switch; a thread that panicked while holding it left it usable.
+pub fn lock(sw: &SharedSwitch) -> MutexGuard<'_, Switch> {
+    sw.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A PMD thread's slow path: translate the missed packet through the switch.
+pub struct SwitchUpcall {
+    sw: SharedSwitch,
+}
+
+impl SwitchUpcall {
+    /// A handler over `sw`.
+    pub fn new(sw: SharedSwitch) -> Self {
+        SwitchUpcall { sw }
+    }
+}
+
+impl Upcall for SwitchUpcall {
+    fn upcall(&mut self, key: &FlowKey, _pkt: &PacketBuf) -> Result<UpcallReply, UpcallError> {
+        let t = translate(&mut lock(&self.sw), key);
+        Ok(UpcallReply::new(t.actions, t.mask))
+    }
+}
+
+/// Trace a packet described as flow text on `bridge` (e.g.
+/// `in_port=vm1,dl_src=..,dl_dst=..,ip,nw_dst=..`): the bridges and tables it
+/// visits, the rules that match, and the datapath actions and megaflow that
+/// would be cached. Nothing is learned.
+pub fn trace_flow(sw: &mut Switch, bridge: &str, text: &str) -> Result<String, SwitchError> {
+    let br = sw.bridge(bridge)?;
+    let m = parse_match(text, &BridgePortNames(br)).map_err(|e| SwitchError::Flow(e.to_string()))?;
+    let mut key = m.value.flow();
+    let in_port = m.get(OfField::InPort).0 as u32;
+    let port = br
+        .ports
+        .get(&in_port)
+        .ok_or_else(|| SwitchError::Flow("trace needs in_port=PORT".into()))?;
+    match (&port.ty, port.dp_port) {
+        (_, Some(dp)) => key.set(Field::InPort, dp as u64),
+        (PortType::Geneve(o), None) => {
+            key.set(Field::InPort, TUNNEL_VPORT as u64);
+            key.set(Field::TunSrc, u32::from(o.remote_ip) as u64);
+            if let Some(l) = o.local_ip {
+                key.set(Field::TunDst, u32::from(l) as u64);
+            }
+        }
+        _ => {
+            return Err(SwitchError::Flow(format!(
+                "cannot trace from {} (a patch port)",
+                port.name
+            )))
+        }
+    }
+    Ok(render(&trace(sw, &key)))
+}
+
+/// The trace as `rvs trace` prints it.
+pub fn render(t: &Translation) -> String {
+    let mut s = t.trace.join("\n");
+    // The fields the cached flow will match on (all bits, or the mask shown).
+    let fields: Vec<String> = Field::ALL
+        .iter()
+        .filter_map(|f| match t.mask.get(*f) {
+            0 => None,
+            m if m == Field::max(*f) => Some(f.name().to_string()),
+            m => Some(format!("{}/{m:#x}", f.name())),
+        })
+        .collect();
+    let _ = write!(s, "\n\nMegaflow matches on: {}", fields.join(","));
+    let acts = if t.actions.is_empty() {
+        "drop".to_string()
+    } else {
+        t.actions
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let _ = write!(s, "\nDatapath actions: {acts}");
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+use super::*;
+use crate::neutron::{build_node, NodeConfig, Remote, TenantNet};
+use crate::ofp::{parse_flow, Match};
+use crate::xlate::translate;
+use rvs_dataplane::cache::{Emc, MegaflowCache};
+use rvs_dataplane::packet::PacketMeta;
+use rvs_dataplane::pmd::{Pmd, PmdConfig};
+use rvs_dataplane::port::{MemoryPort, MemoryPortHandle};
+use rvs_dataplane::testing::{arp_request, udp4};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+const NETS: [TenantNet; 2] = [TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }];
+
+struct Node {
+    pmd: Pmd<SwitchUpcall>,
+    sw: SharedSwitch,
+    vms: HashMap<&'static str, MemoryPortHandle>,
+}
+
+fn node(ip: [u8; 4], peer: [u8; 4], underlay: MemoryPort, vms: &[(&'static str, u16)]) -> Node {
+    let mac = |ip: [u8; 4]| [2, 0xee, 0, 0, 0, ip[3]];
+    let mut sw = Switch::new();
+    let cfg = NodeConfig {
+        underlay_port: "eth-ul".into(),
+        underlay_kind: "memory".into(),
+        local_ip: ip.into(),
+        local_mac: mac(ip),
+        remotes: vec![Remote {
+            port: "gnv1".into(),
+            ip: peer.into(),
+            mac: mac(peer),
+        }],
+        nets: NETS.to_vec(),
+    };
+    build_node(&mut sw, &cfg).unwrap();
+    let mut handles = HashMap::new();
+    let mut ports: Vec<(u32, MemoryPort)> = Vec::new();
+    for (name, vlan) in vms {
+        sw.add_port(
+            "br-int",
+            name,
+            PortType::System {
+                kind: "memory".into(),
+            },
+            Some(*vlan),
+        )
+        .unwrap();
+        let (p, h) = MemoryPort::new(name);
+        ports.push((sw.find_port(name).unwrap().1.dp_port.unwrap(), p));
+        handles.insert(*name, h);
+    }
+    ports.push((sw.find_port("eth-ul").unwrap().1.dp_port.unwrap(), underlay));
+    let epoch = sw.epoch();
+    let sw = Arc::new(Mutex::new(sw));
+    let mut pmd = Pmd::new(SwitchUpcall::new(sw.clone()), PmdConfig::default());
+    pmd.watch_epoch(epoch);
+    for (no, p) in ports {
+        pmd.add_port(no, Box::new(p));
+    }
+    Node {
+        pmd,
+        sw,
+        vms: handles,
+    }
+}
+
+fn mac(last: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0, last]
+}
+
+fn pump(a: &mut Node, b: &mut Node) {
+    for _ in 0..8 {
+        a.pmd.poll_once();
+        b.pmd.poll_once();
+    }
+}
+
+#[test]
+fn two_nodes_talk_through_geneve_within_a_tenant_only() {
+    let (ul1, ul2) = MemoryPort::pair("ul1", "ul2");
+    let mut n1 = node([198, 18, 0, 1], [198, 18, 0, 2], ul1, &[("vm1", 1), ("vm2", 2)]);
+    let mut n2 = node([198, 18, 0, 2], [198, 18, 0, 1], ul2, &[("vm3", 1), ("vm4", 2)]);
+    let take = |n: &Node, vm: &str| n.vms[vm].take_sent();
+
+    // vm1 broadcasts (ARP): only vm3, in the same tenant network, hears it.
+    let mut arp = arp_request();
+    arp[6..12].copy_from_slice(&mac(1));
+    n1.vms["vm1"].inject(&arp);
+    pump(&mut n1, &mut n2);
+    let got = take(&n2, "vm3");
+    assert_eq!(got.len(), 1, "vm3 got the broadcast");
+    assert_eq!(&got[0][..], &arp[..], "unchanged, untagged, decapsulated");
+    assert!(take(&n2, "vm4").is_empty(), "other tenant hears nothing");
+    assert!(take(&n1, "vm2").is_empty());
+
+    // vm3 answers unicast; node 2 learned vm1 behind its tunnel.
+    let reply = udp4(mac(3), mac(1), [198, 19, 1, 13], [198, 19, 1, 11], 7, 7, 20);
+    n2.vms["vm3"].inject(&reply);
+    pump(&mut n1, &mut n2);
+    assert_eq!(take(&n1, "vm1").len(), 1);
+    let learned = lock(&n2.sw)
+        .bridge("br-tun")
+        .unwrap()
+        .rules()
+        .iter()
+        .filter(|e| e.rule.table == 20 && e.rule.priority == 1)
+        .count();
+    assert_eq!(learned, 1, "table 20 learned vm1's MAC from tunnel traffic");
+
+    // Now unicast both ways, many packets: cached after the first.
+    let there = udp4(mac(1), mac(3), [198, 19, 1, 11], [198, 19, 1, 13], 5, 5, 20);
+    for _ in 0..10 {
+        n1.vms["vm1"].inject(&there);
+    }
+    pump(&mut n1, &mut n2);
+    assert_eq!(take(&n2, "vm3").len(), 10);
+    assert!(n1.pmd.stats().emc_hits > 0);
+
+    // Cross-tenant unicast to vm4's MAC never arrives.
+    let cross = udp4(mac(1), mac(4), [198, 19, 1, 11], [198, 19, 2, 14], 5, 5, 20);
+    n1.vms["vm1"].inject(&cross);
+    pump(&mut n1, &mut n2);
+    assert!(take(&n2, "vm4").is_empty());
+}
+
+#[test]
+fn trace_flow_text() {
+    let (ul1, _ul2) = MemoryPort::pair("ul1", "ul2");
+    let n1 = node([198, 18, 0, 1], [198, 18, 0, 2], ul1, &[("vm1", 1)]);
+    let mut sw = lock(&n1.sw);
+    let out = trace_flow(
+        &mut sw,
+        "br-int",
+        "in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp",
+    )
+    .unwrap();
+    for want in [
+        "bridge(\"br-int\")",
+        "NORMAL: flood on VLAN 1",
+        "bridge(\"br-tun\")",
+        "22. dl_vlan=1, priority 1",
+        "Megaflow matches on:",
+        "Datapath actions: tnl_push(geneve(vni=0x1389",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    let e = trace_flow(&mut sw, "br-int", "in_port=vm9,arp").unwrap_err();
+    assert!(e.to_string().contains("no port named"), "{e}");
+    assert!(trace_flow(&mut sw, "br-nope", "in_port=1").is_err());
+}
+
+// ---- "the cached result equals a fresh translation" ----
+
+use proptest::prelude::*;
+
+fn rule_text() -> impl Strategy<Value = String> {
+    let table = 0u8..4;
+    let m = prop_oneof![
+        Just(String::new()),
+        (1u32..4).prop_map(|p| format!("in_port={p},")),
+        (0u8..4).prop_map(|d| format!("dl_dst=02:00:00:00:00:0{d},")),
+        Just("dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,".to_string()),
+        (0u8..4, prop_oneof![Just(8u8), Just(16), Just(24), Just(32)])
+            .prop_map(|(n, l)| format!("ip,nw_dst=198.18.{n}.{n}/{l},")),
+        (0u16..3, prop_oneof![Just(0xffffu16), Just(0xff00), Just(0x0f)])
+            .prop_map(|(p, mk)| format!("tcp,tp_dst={:#x}/{mk:#x},", 80 + p)),
+        (0u8..3).prop_map(|r| format!("reg0={r},")),
+        (0u8..3).prop_map(|v| format!("dl_vlan={v},")),
+    ];
+    let action = |t: u8| {
+        prop_oneof![
+            (1u32..4).prop_map(|p| format!("output:{p}")),
+            (0u8..3).prop_map(|r| format!("load:{r}->NXM_NX_REG0[]")),
+            (1u16..5).prop_map(|v| format!("mod_vlan_vid:{v}")),
+            Just("strip_vlan".to_string()),
+            Just("mod_nw_dst:198.18.9.9".to_string()),
+            ((t + 1)..5u8).prop_map(|n| format!("resubmit(,{})", n.min(3))),
+            Just("drop".to_string()),
+        ]
+    };
+    (table, any::<u16>(), m.clone(), m).prop_flat_map(move |(t, prio, m1, m2)| {
+        proptest::collection::vec(action(t), 0..4).prop_map(move |acts| {
+            let acts: Vec<String> = if acts.iter().any(|a| a == "drop") {
+                vec!["drop".into()]
+            } else {
+                acts
+            };
+            let acts = if acts.is_empty() {
+                "drop".to_string()
+            } else {
+                acts.join(",")
+            };
+            // Two match parts may repeat a field or disagree on ip/tcp: let the
+            // parser decide, invalid ones are skipped.
+            format!("table={t},priority={},{m1}{m2}actions={acts}", prio % 100)
+        })
+    })
+}
+
+fn packet() -> impl Strategy<Value = FlowKey> {
+    (1u32..4, 0u8..4, 0u8..4, 0u16..3, any::<bool>(), 0u8..3).prop_map(|(inp, d, n, p, vlan, src)| {
+        let mut f = udp4(
+            mac(src),
+            mac(d),
+            [198, 18, 1, 1],
+            [198, 18, n, n],
+            1000,
+            80 + p,
+            4,
+        );
+        if d == 0 {
+            f[0] = 0xff; // broadcast
+        }
+        if vlan {
+            f = rvs_dataplane::testing::with_vlan(&f, 0x8100, 1);
+        }
+        FlowKey::extract(
+            &f,
+            &PacketMeta {
+                in_port: inp,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .0
+    })
+}
+
+fn switch_with(rules: &[String]) -> Switch {
+    let mut sw = Switch::new();
+    sw.add_bridge("br").unwrap();
+    for i in 1..4 {
+        sw.add_port(
+            "br",
+            &format!("p{i}"),
+            PortType::System {
+                kind: "memory".into(),
+            },
+            None,
+        )
+        .unwrap();
+    }
+    sw.replace_flows("br", "").unwrap();
+    for r in rules {
+        let _ = sw.add_flows("br", r);
+    }
+    sw
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    /// For random rule sets (up to 200 rules, 4 tables, mixed masks) and random
+    /// packets, a cache hit (EMC or megaflow) gives exactly the actions a fresh
+    /// translation gives, also after rules are added and deleted between packets.
+    #[test]
+    fn cached_result_equals_fresh_translation(
+        rules in proptest::collection::vec(rule_text(), 1..200),
+        steps in proptest::collection::vec((packet(), 0u8..10, rule_text()), 1..60),
+    ) {
+        let mut sw = switch_with(&rules);
+        // The switch's dp ports are 1..=3 for p1..p3 (0 is the tunnel vport).
+        let epoch = sw.epoch();
+        let mut seen = epoch.load(std::sync::atomic::Ordering::Acquire);
+        let mut mf = MegaflowCache::new(1 << 12);
+        let mut emc = Emc::new(256);
+        for (key, op, extra) in steps {
+            match op {
+                0 => { let _ = sw.add_flows("br", &extra); }
+                1 => {
+                    if let Ok(r) = parse_flow(&extra, &()) {
+                        let _ = sw.del_flows("br", Some(r.table), &r.matches);
+                    }
+                }
+                2 => { let _ = sw.del_flows("br", None, &Match::any()); }
+                _ => {}
+            }
+            // What a PMD does between batches.
+            let now = epoch.load(std::sync::atomic::Ordering::Acquire);
+            if now != seen { seen = now; mf.bump_generation(); }
+            let fresh = translate(&mut sw, &key);
+            let gen = mf.generation();
+            let h = key.hash();
+            let cached = emc.lookup(&key, h, gen).or_else(|| mf.lookup(&key)).cloned();
+            match cached {
+                Some(flow) => {
+                    prop_assert_eq!(&flow.actions[..], &fresh.actions[..], "cached flow for {:?} (mask {:?})", key, flow.mask);
+                }
+                None => {
+                    let f = mf.insert(&key, fresh.mask, fresh.actions.clone().into(), 0);
+                    emc.insert(key, h, f, gen);
+                }
+            }
+        }
+    }
+}
