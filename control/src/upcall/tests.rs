@@ -8,7 +8,6 @@ use rvs_dataplane::pmd::{Pmd, PmdConfig};
 use rvs_dataplane::port::{MemoryPort, MemoryPortHandle};
 use rvs_dataplane::testing::{arp_request, udp4};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
 const NETS: [TenantNet; 2] = [TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }];
 
