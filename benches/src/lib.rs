@@ -1,10 +1,17 @@
 //! Fixtures shared by the criterion benchmarks in `benches/` (and tested here, so
 //! a benchmark never measures a setup that silently does something else).
 
+use rvs_control::bridge::PortType;
+use rvs_control::classifier::Classifier;
+use rvs_control::neutron::{build_node, NodeConfig, Remote, TenantNet};
+use rvs_control::ofp::{Match, OfField, XKey};
+use rvs_control::switch::{Switch, TUNNEL_VPORT};
+use rvs_control::xlate::translate;
 use rvs_dataplane::action::Action;
 use rvs_dataplane::cache::MegaflowCache;
 use rvs_dataplane::flow::{Field, FlowKey, FlowMask};
 use rvs_dataplane::packet::PacketBuf;
+use rvs_dataplane::packet::PacketMeta;
 use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
 use rvs_dataplane::testing::{self, MAC_A, MAC_B};
 use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader};
@@ -79,6 +86,117 @@ impl Upcall for ForwardToPort1 {
     }
 }
 
+/// A classifier with `n_rules` rules spread evenly over `n_masks` distinct
+/// masks (IPv4 destination prefixes /12../31, half of them with a TCP port),
+/// and probe keys that hit rules of every mask. Priorities grow with the mask
+/// index, so a lookup probes subtables until the first hit, as in a real table.
+pub fn classifier_with(n_rules: usize, n_masks: usize) -> (Classifier<u32>, Vec<XKey>) {
+    let mut c = Classifier::new();
+    let mut probes = Vec::new();
+    let per = n_rules / n_masks;
+    for mi in 0..n_masks {
+        let plen = 12 + (mi % 20) as u32;
+        let mask = (u32::MAX << (32 - plen)) as u128;
+        for r in 0..per {
+            let mut m = Match::any();
+            m.set_exact(OfField::DlType, 0x0800);
+            let ip = ((r as u32) << (32 - plen)) as u128;
+            m.set(OfField::NwDst, ip, mask);
+            if mi >= 10 {
+                m.set_exact(OfField::NwProto, 6);
+                m.set_exact(OfField::TpDst, 80);
+            }
+            c.insert(m, (1000 + mi * 10) as u16, (mi * per + r) as u32);
+            if r % (per / 4).max(1) == 0 {
+                let mut k = m.value;
+                OfField::TpDst.set(&mut k, 80);
+                OfField::NwProto.set(&mut k, 6);
+                probes.push(k);
+            }
+        }
+    }
+    (c, probes)
+}
+
+/// A node with the neutron layout (br-int/br-tun/br-ex, the br-tun fixture
+/// rules, two tunnels) and VMs vm1 (VLAN 1) and vm1b (VLAN 1), and three keys to
+/// translate: a broadcast from vm1 (flooded to the tunnels), a unicast vm1 ->
+/// vm1b (NORMAL, learned), and a Geneve packet from a remote node (br-tun
+/// tables 0, 4, 10 with learn, then br-int).
+pub fn neutron_node() -> (Switch, Vec<(&'static str, FlowKey)>) {
+    let mut sw = Switch::new();
+    let cfg = NodeConfig {
+        underlay_port: "eth-ul".into(),
+        underlay_kind: "memory".into(),
+        local_ip: Ipv4Addr::new(198, 18, 0, 1),
+        local_mac: [2, 0xee, 0, 0, 0, 1],
+        remotes: vec![
+            Remote {
+                port: "gnv1".into(),
+                ip: Ipv4Addr::new(198, 18, 0, 2),
+                mac: [2, 0xee, 0, 0, 0, 2],
+            },
+            Remote {
+                port: "gnv2".into(),
+                ip: Ipv4Addr::new(198, 18, 0, 3),
+                mac: [2, 0xee, 0, 0, 0, 3],
+            },
+        ],
+        nets: vec![TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }],
+    };
+    build_node(&mut sw, &cfg).expect("neutron layout");
+    let sys = || PortType::System {
+        kind: "memory".into(),
+    };
+    sw.add_port("br-int", "vm1", sys(), Some(1)).expect("vm1");
+    sw.add_port("br-int", "vm1b", sys(), Some(1)).expect("vm1b");
+    let dp = |sw: &Switch, n: &str| sw.find_port(n).and_then(|(_, p)| p.dp_port).expect("dp port");
+    let key = |f: &[u8], inp: u32| {
+        FlowKey::extract(
+            f,
+            &PacketMeta {
+                in_port: inp,
+                ..Default::default()
+            },
+        )
+        .expect("key")
+        .0
+    };
+    let vm1 = [2, 0, 0, 0, 1, 1];
+    let vm1b = [2, 0, 0, 0, 1, 2];
+    let bcast = key(
+        &testing::udp4(vm1, [0xff; 6], testing::IP_A, testing::IP_B, 1, 2, 10),
+        dp(&sw, "vm1"),
+    );
+    let uni = key(
+        &testing::udp4(vm1, vm1b, testing::IP_A, testing::IP_B, 1, 2, 10),
+        dp(&sw, "vm1"),
+    );
+    let back = key(
+        &testing::udp4(vm1b, vm1, testing::IP_B, testing::IP_A, 2, 1, 10),
+        dp(&sw, "vm1b"),
+    );
+    let mut remote = key(
+        &testing::udp4([2, 0, 0, 0, 9, 9], vm1, testing::IP_B, testing::IP_A, 2, 1, 10),
+        TUNNEL_VPORT,
+    );
+    remote.set(Field::TunSrc, u32::from(Ipv4Addr::new(198, 18, 0, 2)) as u64);
+    remote.set(Field::TunDst, u32::from(Ipv4Addr::new(198, 18, 0, 1)) as u64);
+    remote.set(Field::TunId, 5001);
+    // Let NORMAL learn both VMs first, so the unicast is a learned forward.
+    translate(&mut sw, &back);
+    translate(&mut sw, &uni);
+    translate(&mut sw, &remote);
+    (
+        sw,
+        vec![
+            ("broadcast_to_tunnels", bcast),
+            ("unicast_normal", uni),
+            ("from_tunnel_learn", remote),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +210,27 @@ mod tests {
             for k in &probes {
                 assert!(cache.lookup(k).is_some());
             }
+        }
+    }
+
+    #[test]
+    fn classifier_fixture_has_the_promised_shape() {
+        let (c, probes) = classifier_with(10_000, 20);
+        assert_eq!(c.len(), 10_000);
+        assert_eq!(c.n_subtables(), 20);
+        assert!(probes.len() >= 80);
+        for k in &probes {
+            assert!(c.lookup(k).hit.is_some());
+        }
+    }
+
+    #[test]
+    fn neutron_keys_translate_to_real_actions() {
+        let (mut sw, keys) = neutron_node();
+        for (name, k) in keys {
+            let t = translate(&mut sw, &k);
+            assert!(!t.actions.is_empty(), "{name}");
+            assert!(!t.changed, "{name}: a repeated translation changes nothing");
         }
     }
 

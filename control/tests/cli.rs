@@ -15,7 +15,11 @@ fn rvs(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     }
     let out = c.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -24,25 +28,49 @@ fn parse_flows_prints_the_fixture_in_canonical_form() {
     let (code, out, err) = rvs(&["parse-flows", fixture], None);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("# port 1: patch-int"));
-    assert!(out.contains("table=22,priority=1,dl_vlan=1,actions=strip_vlan,load:0x1389->NXM_NX_TUN_ID[],output:2,output:3"), "{out}");
+    assert!(
+        out.contains(
+            "table=22,priority=1,dl_vlan=1,actions=strip_vlan,load:0x1389->NXM_NX_TUN_ID[],output:2,output:3"
+        ),
+        "{out}"
+    );
     assert_eq!(out.lines().filter(|l| l.starts_with("table=")).count(), 14);
 }
 
 #[test]
 fn a_bad_flow_is_an_error_with_line_column_and_suggestion() {
-    let (code, out, err) = rvs(&["parse-flows", "-"], Some("priority=1,actions=NORMAL\npriority=1,dl_dts=02:00:00:00:00:01,actions=drop\n"));
+    let (code, out, err) = rvs(
+        &["parse-flows", "-"],
+        Some("priority=1,actions=NORMAL\npriority=1,dl_dts=02:00:00:00:00:01,actions=drop\n"),
+    );
     assert_eq!(code, 1);
     assert!(out.is_empty(), "nothing printed for a batch that fails: {out}");
-    assert!(err.contains("line 2") && err.contains("column 12") && err.contains("did you mean \"dl_dst\""), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("column 12") && err.contains("did you mean \"dl_dst\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn trace_neutron_walks_br_int_into_br_tun() {
-    let (code, out, err) = rvs(&["trace-neutron", "br-int", "in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp"], None);
+    let (code, out, err) = rvs(
+        &[
+            "trace-neutron",
+            "br-int",
+            "in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp",
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("bridge(\"br-tun\")"), "{out}");
-    assert!(out.contains("Datapath actions: tnl_push(geneve(vni=0x1389"), "{out}");
-    let (code, _, err) = rvs(&["trace-neutron", "br-int", "in_port=vm1,ip,nw_dst=300.1.1.1"], None);
+    assert!(
+        out.contains("Datapath actions: tnl_push(geneve(vni=0x1389"),
+        "{out}"
+    );
+    let (code, _, err) = rvs(
+        &["trace-neutron", "br-int", "in_port=vm1,ip,nw_dst=300.1.1.1"],
+        None,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("not a valid nw_dst"), "{err}");
 }

@@ -33,7 +33,9 @@ enum Cmd {
     /// Trace a packet through a node built with the neutron layout (br-int,
     /// br-tun with its fixture rules, br-ex) and VM ports vm1 (VLAN 1) and vm2
     /// (VLAN 2), like `ovs-appctl ofproto/trace`.
-    #[command(after_help = "Example:\n  rvs trace-neutron br-int 'in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp'")]
+    #[command(
+        after_help = "Example:\n  rvs trace-neutron br-int 'in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp'"
+    )]
     TraceNeutron {
         /// Bridge the packet enters.
         bridge: String,
@@ -94,14 +96,36 @@ fn run(cli: Cli) -> Result<()> {
                 local_ip: [198, 18, 0, 1].into(),
                 local_mac: [2, 0xee, 0, 0, 0, 1],
                 remotes: vec![
-                    Remote { port: "gnv1".into(), ip: [198, 18, 0, 2].into(), mac: [2, 0xee, 0, 0, 0, 2] },
-                    Remote { port: "gnv2".into(), ip: [198, 18, 0, 3].into(), mac: [2, 0xee, 0, 0, 0, 3] },
+                    Remote {
+                        port: "gnv1".into(),
+                        ip: [198, 18, 0, 2].into(),
+                        mac: [2, 0xee, 0, 0, 0, 2],
+                    },
+                    Remote {
+                        port: "gnv2".into(),
+                        ip: [198, 18, 0, 3].into(),
+                        mac: [2, 0xee, 0, 0, 0, 3],
+                    },
                 ],
                 nets: vec![TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }],
             };
             build_node(&mut sw, &cfg)?;
-            sw.add_port("br-int", "vm1", PortType::System { kind: "memory".into() }, Some(1))?;
-            sw.add_port("br-int", "vm2", PortType::System { kind: "memory".into() }, Some(2))?;
+            sw.add_port(
+                "br-int",
+                "vm1",
+                PortType::System {
+                    kind: "memory".into(),
+                },
+                Some(1),
+            )?;
+            sw.add_port(
+                "br-int",
+                "vm2",
+                PortType::System {
+                    kind: "memory".into(),
+                },
+                Some(2),
+            )?;
             println!("{}", trace_flow(&mut sw, &bridge, &flow)?);
             Ok(())
         }
