@@ -71,6 +71,28 @@ impl Batch {
         &mut self.pkts[..self.len]
     }
 
+    /// The free slots, for a device to receive into in place (then
+    /// [`commit_spare`](Self::commit_spare)).
+    #[inline]
+    pub fn spare_mut(&mut self) -> &mut [PacketBuf] {
+        &mut self.pkts[self.len..]
+    }
+
+    /// Add the first `n` free slots to the batch, skipping empty frames;
+    /// returns how many were added.
+    #[inline]
+    pub fn commit_spare(&mut self, n: usize) -> usize {
+        let start = self.len;
+        let end = (start + n).min(self.pkts.len());
+        for i in start..end {
+            if !self.pkts[i].is_empty() {
+                self.pkts.swap(self.len, i);
+                self.len += 1;
+            }
+        }
+        self.len - start
+    }
+
     /// Append a copy of `data` with `meta`; false when full or the frame does not fit.
     #[inline]
     pub fn push_copy(&mut self, data: &[u8], meta: PacketMeta) -> bool {
@@ -163,6 +185,21 @@ mod tests {
         assert_eq!(a.capacity(), 4);
         assert_eq!(b.capacity(), 2);
         assert!(!b.push_copy(&[0], PacketMeta::default()));
+    }
+
+    #[test]
+    fn receive_in_place_skips_empty_frames() {
+        let mut a = Batch::new(4);
+        a.push_copy(&[9], PacketMeta::default());
+        let spare = a.spare_mut();
+        spare[0].rx_area()[..2].copy_from_slice(&[1, 2]);
+        spare[0].commit_rx(2);
+        spare[1].commit_rx(0);
+        spare[2].rx_area()[0] = 3;
+        spare[2].commit_rx(1);
+        assert_eq!(a.commit_spare(3), 2);
+        let got: Vec<&[u8]> = a.packets().iter().map(|p| p.data()).collect();
+        assert_eq!(got, vec![&[9][..], &[1, 2][..], &[3][..]]);
     }
 
     #[test]

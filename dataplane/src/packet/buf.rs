@@ -126,6 +126,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketBuf<B> {
         true
     }
 
+    /// The writable area behind the default headroom, for a device to receive a
+    /// frame into; then call [`commit_rx`](Self::commit_rx) with its length.
+    #[inline]
+    pub fn rx_area(&mut self) -> &mut [u8] {
+        let h = HEADROOM.min(self.buf.as_ref().len());
+        &mut self.buf.as_mut()[h..]
+    }
+
+    /// Make the first `len` bytes of [`rx_area`](Self::rx_area) the frame
+    /// (metadata reset).
+    #[inline]
+    pub fn commit_rx(&mut self, len: usize) {
+        let cap = self.buf.as_ref().len();
+        self.head = HEADROOM.min(cap);
+        self.len = len.min(cap - self.head);
+        self.meta = PacketMeta::default();
+    }
+
     /// Grow the frame by `n` bytes at the front and return them; `None` when the
     /// headroom is too small.
     #[inline]

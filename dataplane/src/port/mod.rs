@@ -3,9 +3,17 @@
 //! Like smoltcp's `phy::Device`, a [`Port`] only moves frames; it knows no
 //! flows. Real devices (AF_XDP, AF_PACKET, tap) implement the same trait.
 
+mod afpacket;
+mod afxdp;
 mod memory;
+pub(crate) mod sys;
+mod tap;
 
+pub use afpacket::AfPacketPort;
+pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpStats};
 pub use memory::{MemoryPort, MemoryPortHandle};
+pub use sys::wait_readable;
+pub use tap::TapPort;
 
 use crate::packet::Batch;
 
@@ -49,4 +57,10 @@ pub trait Port: Send {
 
     /// Current counters.
     fn stats(&self) -> PortStats;
+
+    /// A descriptor that becomes readable when frames arrive, so an idle PMD
+    /// can sleep in `poll()` instead of spinning (`None`: always poll).
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }

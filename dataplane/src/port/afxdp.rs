@@ -1,0 +1,399 @@
+//! AF_XDP ports (through the `xdpilone` crate): one socket per (interface,
+//! queue) with its own UMEM, fill/completion/rx/tx rings and need_wakeup. The
+//! XDP program of `rvs-bpf` steers the queue's frames to the socket.
+//!
+//! Frame accounting: every UMEM frame is, at any time, in exactly one place:
+//! the free list, the fill ring, the rx ring (kernel), or the tx/completion
+//! rings (kernel). [`AfXdpPort::frames_accounted`] checks that nothing leaked.
+//! Frames are copied between the UMEM and the batch's buffers (veth is copy
+//! mode anyway); tx reserves ring slots and free frames before taking frames
+//! from the batch, so a full ring is backpressure, never loss.
+
+use super::{Port, PortStats};
+use crate::packet::Batch;
+use rvs_bpf::{XdpMode, XskRedirect};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ffi::CString;
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use xdpilone::xdp::XdpDesc;
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
+
+/// AF_XDP port settings.
+#[derive(Clone, Debug)]
+pub struct AfXdpConfig {
+    /// Interface.
+    pub ifname: String,
+    /// Rx queue.
+    pub queue: u32,
+    /// UMEM frames (half are kept on the fill ring).
+    pub frames: u32,
+    /// Ask for zero-copy (fails on drivers without it, such as veth).
+    pub zero_copy: bool,
+    /// Force an XDP attach mode (default: native, else generic).
+    pub xdp_mode: Option<XdpMode>,
+}
+
+impl AfXdpConfig {
+    /// Defaults for `ifname` queue 0: 4096 frames, copy mode.
+    pub fn new(ifname: &str) -> Self {
+        AfXdpConfig {
+            ifname: ifname.into(),
+            queue: 0,
+            frames: 4096,
+            zero_copy: false,
+            xdp_mode: None,
+        }
+    }
+}
+
+/// AF_XDP-specific counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AfXdpStats {
+    /// Times the fill ring had no room / no free frame to give the kernel.
+    pub fill_empty: u64,
+    /// Times tx found the ring (or the frame pool) full and left frames queued.
+    pub tx_ring_full: u64,
+    /// Kicks (sendto) to make the kernel send.
+    pub tx_kicks: u64,
+    /// Wakeups (recvfrom) to make the kernel fill.
+    pub rx_wakeups: u64,
+    /// The kernel's own counters: frames dropped because the rx ring was full.
+    pub kernel_rx_dropped: u64,
+    /// The kernel's own counters: fill ring empty when a frame arrived.
+    pub kernel_fill_empty: u64,
+}
+
+const FRAME_SIZE: u32 = 4096;
+/// Copy-mode tx sends at most 32 frames per kick (measured on veth).
+const KICK_EVERY: u32 = 32;
+
+/// Page-aligned memory for a UMEM, freed on drop.
+struct Area {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Area {
+    fn new(len: usize) -> io::Result<Area> {
+        let layout =
+            Layout::from_size_align(len, 4096).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the layout has a non-zero size (checked by the caller's frame count).
+        let p = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(p).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        Ok(Area { ptr, layout })
+    }
+
+    fn slice(&self) -> NonNull<[u8]> {
+        NonNull::slice_from_raw_parts(self.ptr, self.layout.size())
+    }
+
+    fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let end = (addr as usize).checked_add(len)?;
+        (end <= self.layout.size()).then(|| {
+            // SAFETY: in bounds (checked); the kernel does not write a frame the
+            // user owns (it came off the rx ring), so reading it is race-free.
+            unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(addr as usize), len) }
+        })
+    }
+
+    fn bytes_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let end = (addr as usize).checked_add(len)?;
+        (end <= self.layout.size()).then(|| {
+            // SAFETY: in bounds (checked); the frame is on our free list, so
+            // neither the kernel nor another slice refers to it.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(addr as usize), len) }
+        })
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; the rings and the socket
+        // that used it were dropped before (field order of `AfXdpPort`).
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// An AF_XDP socket on one interface queue.
+pub struct AfXdpPort {
+    // Field order is drop order: rings and sockets before the UMEM and its memory.
+    rx: RingRx,
+    tx: RingTx,
+    device: DeviceQueue,
+    _user: User,
+    _socket: Socket,
+    _umem: Umem,
+    area: Area,
+    prog: Arc<XskRedirect>,
+    free: Vec<u64>,
+    /// Frames on the fill ring + in the rx ring.
+    in_rx: u32,
+    /// Frames on the tx ring + completion ring.
+    in_tx: u32,
+    frames: u32,
+    queue: u32,
+    name: String,
+    stats: PortStats,
+    xdp: AfXdpStats,
+}
+
+// SAFETY: the port exclusively owns its UMEM area, rings and socket; nothing in
+// it is shared with another thread, so moving it to the PMD thread is sound
+// (xdpilone's rings are Send; only the UMEM's raw area pointer is not marked so).
+unsafe impl Send for AfXdpPort {}
+
+fn errno(e: xdpilone::Errno, what: &str) -> io::Error {
+    let e = io::Error::from_raw_os_error(e.get_raw());
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl AfXdpPort {
+    /// Open a socket on `cfg.ifname`/`cfg.queue`, attaching the XDP program
+    /// (or reusing `prog` when another queue of the interface attached it).
+    pub fn open(cfg: &AfXdpConfig, prog: Option<Arc<XskRedirect>>) -> io::Result<AfXdpPort> {
+        let frames = cfg.frames.clamp(64, 1 << 20);
+        let area = Area::new(frames as usize * FRAME_SIZE as usize)?;
+        let ucfg = UmemConfig {
+            fill_size: frames / 2,
+            complete_size: frames / 2,
+            frame_size: FRAME_SIZE,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: `area` is page aligned, zeroed, and outlives the UMEM (field order).
+        let umem = unsafe { Umem::new(ucfg, area.slice()) }.map_err(|e| errno(e, "UMEM registration"))?;
+        let mut info = IfInfo::invalid();
+        let cname =
+            CString::new(cfg.ifname.as_str()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        info.from_name(&cname)
+            .map_err(|e| errno(e, &format!("interface {}", cfg.ifname)))?;
+        info.set_queue(cfg.queue);
+        let socket = Socket::with_shared(&info, &umem).map_err(|e| errno(e, "AF_XDP socket"))?;
+        let device = umem
+            .fq_cq(&socket)
+            .map_err(|e| errno(e, "fill/completion rings"))?;
+        let mode = if cfg.zero_copy {
+            SocketConfig::XDP_BIND_ZEROCOPY
+        } else {
+            SocketConfig::XDP_BIND_COPY
+        };
+        let user = umem
+            .rx_tx(
+                &socket,
+                &SocketConfig {
+                    rx_size: NonZeroU32::new(frames / 2),
+                    tx_size: NonZeroU32::new(frames / 2),
+                    bind_flags: SocketConfig::XDP_BIND_NEED_WAKEUP | mode,
+                },
+            )
+            .map_err(|e| errno(e, "rx/tx rings"))?;
+        let rx = user.map_rx().map_err(|e| errno(e, "mapping rx ring"))?;
+        let tx = user.map_tx().map_err(|e| errno(e, "mapping tx ring"))?;
+        umem.bind(&user)
+            .map_err(|e| errno(e, &format!("binding to {} queue {}", cfg.ifname, cfg.queue)))?;
+        let prog = match prog {
+            Some(p) => p,
+            None => Arc::new(
+                XskRedirect::attach(&cfg.ifname, cfg.xdp_mode)
+                    .map_err(|e| io::Error::other(e.to_string()))?,
+            ),
+        };
+        // SAFETY: the socket fd is open for as long as `socket` lives (it does,
+        // in the port); the map update only reads the number.
+        let fd = unsafe { BorrowedFd::borrow_raw(rx.as_raw_fd()) };
+        prog.register_socket(cfg.queue, fd)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut port = AfXdpPort {
+            rx,
+            tx,
+            device,
+            _user: user,
+            _socket: socket,
+            _umem: umem,
+            area,
+            prog,
+            free: (0..frames).map(|i| i as u64 * FRAME_SIZE as u64).collect(),
+            in_rx: 0,
+            in_tx: 0,
+            frames,
+            queue: cfg.queue,
+            name: cfg.ifname.clone(),
+            stats: PortStats::default(),
+            xdp: AfXdpStats::default(),
+        };
+        port.refill();
+        Ok(port)
+    }
+
+    /// The attached XDP program (to share with other queues of the interface).
+    pub fn program(&self) -> Arc<XskRedirect> {
+        self.prog.clone()
+    }
+
+    /// AF_XDP counters (with the kernel's, read now).
+    pub fn xdp_stats(&self) -> AfXdpStats {
+        let mut s = self.xdp;
+        if let Ok(k) = self._user.statistics_v2() {
+            s.kernel_rx_dropped = k.rx_dropped + k.rx_ring_full;
+            s.kernel_fill_empty = k.rx_fill_ring_empty_descs;
+        }
+        s
+    }
+
+    /// True when every frame is accounted for: free + given to the kernel for
+    /// rx + in flight on tx == all frames.
+    pub fn frames_accounted(&self) -> bool {
+        self.free.len() as u32 + self.in_rx + self.in_tx == self.frames
+    }
+
+    /// Free frames right now.
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Give free frames to the kernel for receiving, keeping half for tx.
+    fn refill(&mut self) {
+        let want = (self.frames / 2).saturating_sub(self.in_rx);
+        let give = want.min(self.free.len() as u32);
+        if give == 0 {
+            if want > 0 {
+                self.xdp.fill_empty += 1;
+            }
+            return;
+        }
+        let mut w = self.device.fill(give);
+        let start = self.free.len() - give as usize;
+        let n = w.insert(self.free[start..].iter().copied());
+        w.commit();
+        self.free.truncate(self.free.len() - n as usize);
+        self.in_rx += n;
+    }
+
+    /// Take back frames the kernel finished sending.
+    fn complete(&mut self) {
+        let mut r = self.device.complete(self.in_tx);
+        while let Some(addr) = r.read() {
+            self.free.push(addr & !(FRAME_SIZE as u64 - 1));
+            self.in_tx -= 1;
+        }
+        r.release();
+    }
+}
+
+impl Port for AfXdpPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rx(&mut self, batch: &mut Batch) -> usize {
+        self.complete();
+        self.refill();
+        if self.device.needs_wakeup() {
+            self.device.wake();
+            self.xdp.rx_wakeups += 1;
+        }
+        let room = (batch.capacity() - batch.len()) as u32;
+        if room == 0 {
+            return 0;
+        }
+        let mut got = 0;
+        let mut r = self.rx.receive(room);
+        while let Some(XdpDesc { addr, len, .. }) = r.read() {
+            if let Some(frame) = self.area.bytes(addr, len as usize) {
+                if batch.push_copy(frame, Default::default()) {
+                    got += 1;
+                    self.stats.rx_bytes += len as u64;
+                } else {
+                    self.stats.rx_dropped += 1;
+                }
+            } else {
+                self.stats.rx_errors += 1;
+            }
+            self.free.push(addr & !(FRAME_SIZE as u64 - 1));
+            self.in_rx -= 1;
+        }
+        r.release();
+        self.stats.rx_packets += got as u64;
+        got
+    }
+
+    fn tx(&mut self, batch: &mut Batch) -> usize {
+        self.complete();
+        let mut sent = 0u32;
+        while sent < batch.len() as u32 {
+            // Reserve first: as many as there are free frames and ring slots.
+            let want = (batch.len() as u32 - sent)
+                .min(KICK_EVERY)
+                .min(self.free.len() as u32);
+            if want == 0 {
+                self.xdp.tx_ring_full += 1;
+                break;
+            }
+            let mut w = self.tx.transmit(want);
+            let cap = w.capacity().min(want);
+            if cap == 0 {
+                drop(w);
+                self.xdp.tx_ring_full += 1;
+                break;
+            }
+            let mut descs = [XdpDesc {
+                addr: 0,
+                len: 0,
+                options: 0,
+            }; KICK_EVERY as usize];
+            for (i, d) in descs.iter_mut().enumerate().take(cap as usize) {
+                let p = &batch.packets()[sent as usize + i];
+                let addr = self.free.pop().expect("reserved above");
+                let len = p.len().min(FRAME_SIZE as usize);
+                if let Some(dst) = self.area.bytes_mut(addr, len) {
+                    dst.copy_from_slice(&p.data()[..len]);
+                }
+                *d = XdpDesc {
+                    addr,
+                    len: len as u32,
+                    options: 0,
+                };
+                self.stats.tx_bytes += len as u64;
+            }
+            let n = w.insert(descs[..cap as usize].iter().copied());
+            w.commit();
+            drop(w);
+            // Descriptors the ring did not take go back to the pool.
+            for d in &descs[n as usize..cap as usize] {
+                self.free.push(d.addr);
+            }
+            self.in_tx += n;
+            sent += n;
+            if self.tx.needs_wakeup() {
+                self.tx.wake();
+                self.xdp.tx_kicks += 1;
+            }
+            if n < cap {
+                self.xdp.tx_ring_full += 1;
+                break;
+            }
+        }
+        self.stats.tx_packets += sent as u64;
+        batch.remove_front(sent as usize);
+        sent as usize
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.rx.as_raw_fd())
+    }
+}
+
+impl Drop for AfXdpPort {
+    fn drop(&mut self) {
+        // Frames of this queue go to the kernel again (XDP_PASS) from now on.
+        let _ = self.prog.unregister_socket(self.queue);
+    }
+}
