@@ -8,7 +8,9 @@ use rvs_control::bridge::PortType;
 use rvs_control::neutron::{build_node, NodeConfig, Remote, TenantNet};
 use rvs_control::ofp::{parse_flows, PortNames};
 use rvs_control::switch::Switch;
-use rvs_control::upcall::trace_flow;
+use rvs_control::upcall::{trace_flow, SwitchUpcall};
+use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdThread, PollMode};
+use rvs_dataplane::port::{AfPacketPort, AfXdpConfig, AfXdpPort, Port, TapPort};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,26 @@ enum Cmd {
     ParseFlows {
         /// Flow file, or `-`.
         file: PathBuf,
+    },
+    /// Run a one-bridge switch (NORMAL, MAC learning) between real interfaces
+    /// until SIGINT/SIGTERM: a quick way to forward between two veths, and the
+    /// forwarder the I/O tests and benchmarks use.
+    #[command(
+        after_help = "Example:\n  rvs forward --port afxdp:veth-a --port afxdp:veth-b --poll adaptive"
+    )]
+    Forward {
+        /// TYPE:IFNAME, TYPE one of afxdp, afpacket, tap (repeatable).
+        #[arg(long = "port", required = true)]
+        ports: Vec<String>,
+        /// busy (spin) or adaptive (sleep in poll() when idle).
+        #[arg(long, default_value = "adaptive")]
+        poll: String,
+        /// Pin the PMD thread to this CPU.
+        #[arg(long)]
+        pmd_cpu: Option<usize>,
+        /// Write our PID here (for scripts that must stop us by PID).
+        #[arg(long)]
+        pidfile: Option<PathBuf>,
     },
     /// Trace a packet through a node built with the neutron layout (br-int,
     /// br-tun with its fixture rules, br-ex) and VM ports vm1 (VLAN 1) and vm2
@@ -88,6 +110,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Forward {
+            ports,
+            poll,
+            pmd_cpu,
+            pidfile,
+        } => forward(&ports, &poll, pmd_cpu, pidfile),
         Cmd::TraceNeutron { bridge, flow } => {
             let mut sw = Switch::new();
             let cfg = NodeConfig {
@@ -130,4 +158,95 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn open_port(
+    spec: &str,
+    prog: &mut std::collections::HashMap<String, std::sync::Arc<rvs_bpf::XskRedirect>>,
+) -> Result<(String, Box<dyn Port>)> {
+    let (ty, ifname) = spec
+        .split_once(':')
+        .with_context(|| format!("--port {spec:?}: use TYPE:IFNAME"))?;
+    let port: Box<dyn Port> = match ty {
+        "afxdp" => {
+            let p = AfXdpPort::open(&AfXdpConfig::new(ifname), prog.get(ifname).cloned())
+                .with_context(|| format!("AF_XDP on {ifname}"))?;
+            prog.insert(ifname.to_string(), p.program());
+            Box::new(p)
+        }
+        "afpacket" => Box::new(AfPacketPort::open(ifname).with_context(|| format!("AF_PACKET on {ifname}"))?),
+        "tap" => Box::new(TapPort::open(ifname).with_context(|| format!("tap {ifname}"))?),
+        other => anyhow::bail!("--port {spec:?}: unknown type {other:?} (afxdp, afpacket, tap)"),
+    };
+    Ok((ifname.to_string(), port))
+}
+
+fn forward(specs: &[String], poll: &str, cpu: Option<usize>, pidfile: Option<PathBuf>) -> Result<()> {
+    let mode = match poll {
+        "busy" => PollMode::Busy,
+        "adaptive" => PollMode::ADAPTIVE,
+        other => anyhow::bail!("--poll {other:?}: use busy or adaptive"),
+    };
+    let mut sw = Switch::new();
+    sw.add_bridge("br0")?;
+    let mut progs = std::collections::HashMap::new();
+    let mut opened = Vec::new();
+    for spec in specs {
+        let (name, port) = open_port(spec, &mut progs)?;
+        let kind = spec.split(':').next().unwrap_or("system").to_string();
+        sw.add_port("br0", &name, PortType::System { kind }, None)?;
+        let dp = sw
+            .find_port(&name)
+            .and_then(|(_, p)| p.dp_port)
+            .context("datapath port")?;
+        opened.push((dp, port));
+    }
+    let epoch = sw.epoch();
+    let sw = std::sync::Arc::new(std::sync::Mutex::new(sw));
+    let pmd = PmdThread::spawn(
+        0,
+        SwitchUpcall::new(sw.clone()),
+        PmdConfig::default(),
+        mode,
+        Some(epoch),
+        cpu,
+    )?;
+    for (dp, port) in opened {
+        pmd.send(PmdCommand::AddPort(dp, port));
+    }
+    if let Some(p) = &pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    eprintln!(
+        "rvs: forwarding between {} ports ({poll} polling); SIGINT or SIGTERM stops",
+        specs.len()
+    );
+    let mut last_expire = std::time::Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if last_expire.elapsed().as_secs() >= 1 {
+            rvs_control::upcall::lock(&sw).expire();
+            last_expire = std::time::Instant::now();
+        }
+    }
+    if let Some(s) = pmd.snapshot() {
+        eprintln!(
+            "rvs: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {}",
+            s.stats.rx_packets,
+            s.stats.emc_hits,
+            s.stats.megaflow_hits,
+            s.stats.upcalls,
+            s.stats.drops.total()
+        );
+    }
+    pmd.stop();
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
 }

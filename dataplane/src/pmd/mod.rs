@@ -3,9 +3,11 @@
 
 mod sink;
 mod stats;
+mod thread;
 mod upcall;
 
 pub use stats::PmdStats;
+pub use thread::{FlowDump, PmdCommand, PmdSnapshot, PmdThread, PollMode};
 pub use upcall::{Upcall, UpcallError, UpcallReply};
 
 use crate::action::{execute, Action};

@@ -1,0 +1,234 @@
+//! Root-only: the `rvs forward` switch between two "hosts" in namespaces this
+//! test creates (per-run prefix; removed on drop, also on failure), with AF_XDP
+//! and AF_PACKET ports: ping and a short TCP run cross it, and after `kill -9`
+//! the interfaces are the kernel's again (no XDP program left behind).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ns_run(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec")
+}
+
+struct Lab {
+    p: String,
+    forwarder: Option<Child>,
+    server: Option<Child>,
+    pidfile: PathBuf,
+}
+
+impl Lab {
+    fn ns(&self, n: &str) -> String {
+        format!("{}{n}", self.p)
+    }
+
+    fn new(tag: &str) -> Lab {
+        let p = format!("rvf{}{tag}", std::process::id() % 10_000);
+        let lab = Lab {
+            pidfile: std::env::temp_dir().join(format!("{p}.pid")),
+            p,
+            forwarder: None,
+            server: None,
+        };
+        let (h1, h2, sw) = (lab.ns("h1"), lab.ns("h2"), lab.ns("sw"));
+        for n in [&h1, &h2, &sw] {
+            sh(&["ip", "netns", "add", n]);
+        }
+        let (a, b, sa, sb) = (lab.ns("a"), lab.ns("b"), lab.ns("sa"), lab.ns("sb"));
+        sh(&[
+            "ip", "link", "add", &a, "netns", &h1, "type", "veth", "peer", "name", &sa, "netns", &sw,
+        ]);
+        sh(&[
+            "ip", "link", "add", &b, "netns", &h2, "type", "veth", "peer", "name", &sb, "netns", &sw,
+        ]);
+        sh(&["ip", "-n", &h1, "addr", "add", "198.18.30.1/24", "dev", &a]);
+        sh(&["ip", "-n", &h1, "addr", "add", "198.18.31.1/24", "dev", &a]);
+        sh(&["ip", "-n", &h2, "addr", "add", "198.18.30.2/24", "dev", &b]);
+        sh(&["ip", "-n", &sw, "addr", "add", "198.18.31.254/24", "dev", &sa]);
+        for (n, d) in [(&h1, &a), (&h2, &b), (&sw, &sa), (&sw, &sb)] {
+            sh(&["ip", "-n", n, "link", "set", d, "up"]);
+        }
+        for (n, d) in [(&h1, &a), (&h2, &b)] {
+            // AF_XDP loses the partial-checksum state of offloaded frames: the
+            // endpoints complete their checksums themselves.
+            ns_run(n, &["ethtool", "-K", d, "tx", "off"]);
+        }
+        lab
+    }
+
+    fn start(&mut self, ty: &str) {
+        let (sw, sa, sb) = (self.ns("sw"), self.ns("sa"), self.ns("sb"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &sw, env!("CARGO_BIN_EXE_rvs"), "forward"])
+            .args(["--port", &format!("{ty}:{sa}"), "--port", &format!("{ty}:{sb}")])
+            .arg("--pidfile")
+            .arg(&self.pidfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rvs forward");
+        self.forwarder = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.pidfile.exists() {
+            if let Some(st) = self.forwarder.as_mut().unwrap().try_wait().unwrap() {
+                let out = self.forwarder.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "rvs forward exited ({st}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(Instant::now() < deadline, "rvs forward did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ping(&self, from: &str, to: &str, count: &str) -> bool {
+        ns_run(&self.ns(from), &["ping", "-c", count, "-i", "0.2", "-W", "2", to])
+            .status
+            .success()
+    }
+
+    /// A 2-second TCP run h1 -> h2; returns the bytes received.
+    fn iperf(&mut self) -> u64 {
+        let server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns("h2"),
+                "iperf3",
+                "-s",
+                "-1",
+                "-B",
+                "198.18.30.2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 server");
+        self.server = Some(server);
+        std::thread::sleep(Duration::from_millis(500));
+        let out = ns_run(
+            &self.ns("h1"),
+            &[
+                "iperf3",
+                "-c",
+                "198.18.30.2",
+                "-t",
+                "2",
+                "-J",
+                "--connect-timeout",
+                "3000",
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let _ = self.server.take().map(|mut s| s.wait());
+        // "sum_received": { ..., "bytes": N, ... }
+        let i = text
+            .find("\"sum_received\"")
+            .unwrap_or_else(|| panic!("iperf3 output: {text}"));
+        let rest = &text[i..];
+        let j = rest.find("\"bytes\":").expect("bytes");
+        rest[j + 8..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn kill_forwarder(&mut self) {
+        if let Some(mut c) = self.forwarder.take() {
+            let _ = c.kill(); // SIGKILL, by our child's PID
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.kill_forwarder();
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for n in ["h1", "h2", "sw"] {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
+        }
+        let _ = std::fs::remove_file(&self.pidfile);
+    }
+}
+
+fn root_or_skip() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc_geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root: this test must not be skipped there"
+        );
+        eprintln!("skipped: needs root (namespaces, XDP)");
+    }
+    root
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn forward_through(ty: &str, tag: &str) {
+    if !root_or_skip() {
+        return;
+    }
+    let mut lab = Lab::new(tag);
+    lab.start(ty);
+    assert!(lab.ping("h1", "198.18.30.2", "3"), "ping across rvs ({ty})");
+    let bytes = lab.iperf();
+    assert!(
+        bytes > 1_000_000,
+        "TCP across rvs ({ty}) moved only {bytes} bytes"
+    );
+    eprintln!("{ty}: {bytes} bytes in 2 s of TCP");
+    lab.kill_forwarder();
+    let link = String::from_utf8_lossy(&ns_run(&lab.ns("sw"), &["ip", "link", "show", &lab.ns("sa")]).stdout)
+        .into_owned();
+    assert!(
+        !link.contains("xdp"),
+        "no XDP program outlives the process: {link}"
+    );
+    // The kernel owns the interface again: its own address answers.
+    assert!(
+        lab.ping("h1", "198.18.31.254", "2"),
+        "interface usable by the kernel after kill -9 ({ty})"
+    );
+}
+
+#[test]
+fn afxdp_forwarding_and_kill() {
+    forward_through("afxdp", "x");
+}
+
+#[test]
+fn afpacket_forwarding_and_kill() {
+    forward_through("afpacket", "p");
+}

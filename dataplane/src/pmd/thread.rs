@@ -1,0 +1,327 @@
+//! PMD threads: a [`Pmd`] running in its own thread, polling its ports, and
+//! taking commands (ports, cache flushes, stats) over a crossbeam channel
+//! between batches, so the packet path never takes a lock.
+
+use super::{Pmd, PmdConfig, PmdStats, Upcall};
+use crate::port::{wait_readable, Port, PortNo, PortStats};
+use crate::tunnel::GeneveOptMap;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use std::os::fd::RawFd;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How an idle PMD waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    /// Spin on the ports: lowest latency, one core at 100% even when idle.
+    Busy,
+    /// Spin while there is traffic; after `idle_polls` empty polls, sleep in
+    /// `poll()` on the ports' descriptors for up to `sleep_ms` (OVS users know
+    /// this trade-off as pmd vs. non-pmd).
+    Adaptive {
+        /// Empty polls before sleeping.
+        idle_polls: u32,
+        /// Longest sleep.
+        sleep_ms: i32,
+    },
+}
+
+impl PollMode {
+    /// The default adaptive mode: sleep after 1000 empty polls, 1 ms at most.
+    pub const ADAPTIVE: PollMode = PollMode::Adaptive {
+        idle_polls: 1000,
+        sleep_ms: 1,
+    };
+}
+
+/// One datapath flow as `dpctl dump-flows` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowDump {
+    /// `key(...)` fields under the mask.
+    pub matches: String,
+    /// Actions, in datapath syntax.
+    pub actions: String,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Milliseconds since the last hit.
+    pub idle_ms: u64,
+}
+
+/// What a PMD reports when asked.
+#[derive(Clone, Debug, Default)]
+pub struct PmdSnapshot {
+    /// Thread id (0..N).
+    pub id: usize,
+    /// Counters.
+    pub stats: PmdStats,
+    /// Time spent in polls that found packets.
+    pub busy: Duration,
+    /// Time spent in empty polls and sleeping.
+    pub idle: Duration,
+    /// Ports with their counters.
+    pub ports: Vec<(PortNo, String, PortStats)>,
+    /// Valid megaflows.
+    pub flows: Vec<FlowDump>,
+    /// EMC entries in use.
+    pub emc_entries: usize,
+}
+
+/// Commands a PMD applies between batches.
+pub enum PmdCommand {
+    /// Attach a port.
+    AddPort(PortNo, Box<dyn Port>),
+    /// Detach a port.
+    RemovePort(PortNo),
+    /// Drop every cached flow.
+    FlushCaches,
+    /// Install a Geneve option map.
+    SetOptMap(GeneveOptMap),
+    /// Report counters, ports and flows.
+    Snapshot(Sender<PmdSnapshot>),
+    /// Zero the counters.
+    ClearStats,
+    /// Stop the thread.
+    Stop,
+}
+
+/// A running PMD thread.
+pub struct PmdThread {
+    id: usize,
+    tx: Sender<PmdCommand>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl PmdThread {
+    /// Start a PMD thread `id` with slow path `upcall`. `epoch`, when given, is
+    /// the slow path's change counter (see [`Pmd::watch_epoch`]); `cpu` pins the
+    /// thread.
+    pub fn spawn<U: Upcall + 'static>(
+        id: usize,
+        upcall: U,
+        config: PmdConfig,
+        mode: PollMode,
+        epoch: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+        cpu: Option<usize>,
+    ) -> std::io::Result<PmdThread> {
+        let (tx, rx) = unbounded();
+        let join = std::thread::Builder::new()
+            .name(format!("pmd{id}"))
+            .spawn(move || {
+                if let Some(c) = cpu {
+                    pin_to_cpu(c);
+                }
+                let mut pmd = Pmd::new(upcall, config);
+                if let Some(e) = epoch {
+                    pmd.watch_epoch(e);
+                }
+                run(id, pmd, rx, mode);
+            })?;
+        Ok(PmdThread {
+            id,
+            tx,
+            join: Some(join),
+        })
+    }
+
+    /// The thread's id.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Send a command (applied before the next batch).
+    pub fn send(&self, cmd: PmdCommand) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    /// Ask for a snapshot; `None` if the thread is gone or does not answer in 2 s.
+    pub fn snapshot(&self) -> Option<PmdSnapshot> {
+        let (stx, srx) = bounded(1);
+        self.send(PmdCommand::Snapshot(stx));
+        srx.recv_timeout(Duration::from_secs(2)).ok()
+    }
+
+    /// Stop and join the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.tx.send(PmdCommand::Stop);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for PmdThread {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain old data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit inside `set` (cpu is bounded by the set size).
+    unsafe { libc::CPU_SET(cpu % (8 * std::mem::size_of::<libc::cpu_set_t>()), &mut set) };
+    // SAFETY: pid 0 = this thread; `set` is a valid cpu_set_t of the given size.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        tracing::warn!(
+            cpu,
+            "could not pin PMD thread: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn snapshot<U: Upcall>(id: usize, pmd: &Pmd<U>, busy: Duration, idle: Duration) -> PmdSnapshot {
+    let gen = pmd.megaflow().generation();
+    let now = pmd.now_ms();
+    let flows = pmd
+        .megaflow()
+        .iter()
+        .filter(|f| f.is_valid(gen))
+        .map(|f| {
+            let mut matches = String::new();
+            let _ = f.key.fmt_masked(Some(&f.mask), &mut matches);
+            let actions = if f.actions.is_empty() {
+                "drop".to_string()
+            } else {
+                f.actions
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            FlowDump {
+                matches,
+                actions,
+                packets: f.stats.packets(),
+                bytes: f.stats.bytes(),
+                idle_ms: now.saturating_sub(f.stats.used_ms()),
+            }
+        })
+        .collect();
+    PmdSnapshot {
+        id,
+        stats: pmd.stats().clone(),
+        busy,
+        idle,
+        ports: pmd
+            .ports()
+            .map(|(no, p)| (no, p.name().to_string(), p.stats()))
+            .collect(),
+        flows,
+        emc_entries: pmd.emc().len(gen),
+    }
+}
+
+fn run<U: Upcall>(id: usize, mut pmd: Pmd<U>, rx: Receiver<PmdCommand>, mode: PollMode) {
+    let (mut busy, mut idle) = (Duration::ZERO, Duration::ZERO);
+    let mut empty = 0u32;
+    let mut fds: Vec<RawFd> = Vec::new();
+    loop {
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                PmdCommand::AddPort(no, p) => {
+                    pmd.add_port(no, p);
+                }
+                PmdCommand::RemovePort(no) => {
+                    pmd.remove_port(no);
+                }
+                PmdCommand::FlushCaches => pmd.flush_caches(),
+                PmdCommand::SetOptMap(m) => pmd.set_optmap(m),
+                PmdCommand::Snapshot(reply) => {
+                    let _ = reply.send(snapshot(id, &pmd, busy, idle));
+                }
+                PmdCommand::ClearStats => {
+                    pmd.clear_stats();
+                    busy = Duration::ZERO;
+                    idle = Duration::ZERO;
+                }
+                PmdCommand::Stop => return,
+            }
+            fds = pmd.ports().filter_map(|(_, p)| p.poll_fd()).collect();
+        }
+        let t0 = Instant::now();
+        let n = pmd.poll_once();
+        let dt = t0.elapsed();
+        if n > 0 {
+            busy += dt;
+            empty = 0;
+            continue;
+        }
+        idle += dt;
+        empty = empty.saturating_add(1);
+        match mode {
+            PollMode::Adaptive { idle_polls, sleep_ms } if empty >= idle_polls => {
+                let t1 = Instant::now();
+                if fds.is_empty() {
+                    std::thread::sleep(Duration::from_millis(sleep_ms.max(0) as u64));
+                } else {
+                    let _ = wait_readable(&fds, sleep_ms);
+                }
+                idle += t1.elapsed();
+            }
+            _ => std::hint::spin_loop(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::Action;
+    use crate::flow::{Field, FlowKey, FlowMask};
+    use crate::packet::PacketBuf;
+    use crate::pmd::{UpcallError, UpcallReply};
+    use crate::port::MemoryPort;
+    use crate::testing::udp4_min;
+
+    struct ToPort1;
+    impl Upcall for ToPort1 {
+        fn upcall(&mut self, _k: &FlowKey, _p: &PacketBuf) -> Result<UpcallReply, UpcallError> {
+            let mut m = FlowMask::default();
+            m.set_exact(Field::InPort);
+            Ok(UpcallReply::new(vec![Action::Output(1)], m))
+        }
+    }
+
+    #[test]
+    fn a_thread_forwards_reports_and_stops() {
+        for mode in [PollMode::Busy, PollMode::ADAPTIVE] {
+            let t = PmdThread::spawn(0, ToPort1, PmdConfig::default(), mode, None, None).unwrap();
+            let (a, ha) = MemoryPort::new("a");
+            let (b, hb) = MemoryPort::new("b");
+            t.send(PmdCommand::AddPort(0, Box::new(a)));
+            t.send(PmdCommand::AddPort(1, Box::new(b)));
+            for _ in 0..100 {
+                ha.inject(&udp4_min());
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut got = 0;
+            while got < 100 && Instant::now() < deadline {
+                got += hb.take_sent().len();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            assert_eq!(got, 100);
+            let s = t.snapshot().unwrap();
+            assert_eq!(s.stats.rx_packets, 100);
+            assert_eq!(s.stats.upcalls, 1);
+            assert_eq!(s.flows.len(), 1);
+            assert_eq!(s.flows[0].packets, 100);
+            assert!(
+                s.flows[0].matches.contains("in_port(0x0)"),
+                "{}",
+                s.flows[0].matches
+            );
+            assert_eq!(s.ports.len(), 2);
+            t.send(PmdCommand::FlushCaches);
+            assert!(t.snapshot().unwrap().flows.is_empty());
+            t.stop();
+        }
+    }
+}
