@@ -41,7 +41,7 @@ impl Lab {
         format!("{}{n}", self.p)
     }
 
-    fn new(tag: &str) -> Lab {
+    fn new(tag: &str, endpoints_offload: bool) -> Lab {
         let p = format!("rvf{}{tag}", std::process::id() % 10_000);
         let lab = Lab {
             pidfile: std::env::temp_dir().join(format!("{p}.pid")),
@@ -68,18 +68,25 @@ impl Lab {
             sh(&["ip", "-n", n, "link", "set", d, "up"]);
         }
         for (n, d) in [(&h1, &a), (&h2, &b)] {
-            // AF_XDP loses the partial-checksum state of offloaded frames: the
-            // endpoints complete their checksums themselves.
-            ns_run(n, &["ethtool", "-K", d, "tx", "off"]);
+            // AF_XDP loses the partial-checksum state of offloaded frames: either
+            // the endpoints complete their checksums, or rvs does (`csum`).
+            if !endpoints_offload {
+                ns_run(n, &["ethtool", "-K", d, "tx", "off"]);
+            }
         }
         lab
     }
 
-    fn start(&mut self, ty: &str) {
+    fn start(&mut self, ty: &str, opts: &str) {
         let (sw, sa, sb) = (self.ns("sw"), self.ns("sa"), self.ns("sb"));
         let child = Command::new("ip")
             .args(["netns", "exec", &sw, env!("CARGO_BIN_EXE_rvs"), "forward"])
-            .args(["--port", &format!("{ty}:{sa}"), "--port", &format!("{ty}:{sb}")])
+            .args([
+                "--port",
+                &format!("{ty}:{sa}{opts}"),
+                "--port",
+                &format!("{ty}:{sb}{opts}"),
+            ])
             .arg("--pidfile")
             .arg(&self.pidfile)
             .stdout(Stdio::null())
@@ -196,12 +203,12 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-fn forward_through(ty: &str, tag: &str) {
+fn forward_through(ty: &str, tag: &str, opts: &str, endpoints_offload: bool) {
     if !root_or_skip() {
         return;
     }
-    let mut lab = Lab::new(tag);
-    lab.start(ty);
+    let mut lab = Lab::new(tag, endpoints_offload);
+    lab.start(ty, opts);
     assert!(lab.ping("h1", "198.18.30.2", "3"), "ping across rvs ({ty})");
     let bytes = lab.iperf();
     assert!(
@@ -225,10 +232,16 @@ fn forward_through(ty: &str, tag: &str) {
 
 #[test]
 fn afxdp_forwarding_and_kill() {
-    forward_through("afxdp", "x");
+    forward_through("afxdp", "x", "", false);
 }
 
 #[test]
 fn afpacket_forwarding_and_kill() {
-    forward_through("afpacket", "p");
+    forward_through("afpacket", "p", "", false);
+}
+
+/// Endpoints keep tx checksum offload on; rvs completes the checksums.
+#[test]
+fn afxdp_completes_checksums_for_offloading_endpoints() {
+    forward_through("afxdp", "c", ",csum", true);
 }

@@ -10,7 +10,9 @@ use rvs_control::ofp::{parse_flows, PortNames};
 use rvs_control::switch::Switch;
 use rvs_control::upcall::{trace_flow, SwitchUpcall};
 use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdThread, PollMode};
-use rvs_dataplane::port::{AfPacketPort, AfXdpConfig, AfXdpPort, Port, TapPort};
+use rvs_dataplane::port::{
+    AfPacketPort, AfXdpConfig, AfXdpPort, CompleteChecksums, MultiQueue, Port, TapPort,
+};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +41,10 @@ enum Cmd {
         after_help = "Example:\n  rvs forward --port afxdp:veth-a --port afxdp:veth-b --poll adaptive"
     )]
     Forward {
-        /// TYPE:IFNAME, TYPE one of afxdp, afpacket, tap (repeatable).
+        /// TYPE:IFNAME[,queues=N][,csum] with TYPE one of afxdp, afpacket, tap
+        /// (repeatable). queues: AF_XDP sockets (rx queues) on the interface;
+        /// csum: complete TCP/UDP checksums of received frames in software (for
+        /// endpoints that keep tx checksum offload on).
         #[arg(long = "port", required = true)]
         ports: Vec<String>,
         /// busy (spin) or adaptive (sleep in poll() when idle).
@@ -160,23 +165,55 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Open the device of a `--port TYPE:IFNAME[,queues=N][,csum]` spec.
 fn open_port(
     spec: &str,
     prog: &mut std::collections::HashMap<String, std::sync::Arc<rvs_bpf::XskRedirect>>,
 ) -> Result<(String, Box<dyn Port>)> {
-    let (ty, ifname) = spec
+    let (ty, rest) = spec
         .split_once(':')
-        .with_context(|| format!("--port {spec:?}: use TYPE:IFNAME"))?;
+        .with_context(|| format!("--port {spec:?}: use TYPE:IFNAME[,queues=N][,csum]"))?;
+    let mut parts = rest.split(',');
+    let ifname = parts.next().unwrap_or_default();
+    let (mut queues, mut csum) = (1u32, false);
+    for opt in parts {
+        match opt.split_once('=') {
+            Some(("queues", n)) => {
+                queues = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .with_context(|| format!("--port {spec:?}: queues must be 1..=64"))?
+            }
+            None if opt == "csum" => csum = true,
+            _ => anyhow::bail!("--port {spec:?}: unknown option {opt:?} (queues=N, csum)"),
+        }
+    }
     let port: Box<dyn Port> = match ty {
         "afxdp" => {
-            let p = AfXdpPort::open(&AfXdpConfig::new(ifname), prog.get(ifname).cloned())
-                .with_context(|| format!("AF_XDP on {ifname}"))?;
-            prog.insert(ifname.to_string(), p.program());
-            Box::new(p)
+            let mut qs: Vec<Box<dyn Port>> = Vec::new();
+            for q in 0..queues {
+                let mut cfg = AfXdpConfig::new(ifname);
+                cfg.queue = q;
+                let p = AfXdpPort::open(&cfg, prog.get(ifname).cloned())
+                    .with_context(|| format!("AF_XDP on {ifname} queue {q}"))?;
+                prog.insert(ifname.to_string(), p.program());
+                qs.push(Box::new(p));
+            }
+            if qs.len() == 1 {
+                qs.pop().expect("one queue")
+            } else {
+                Box::new(MultiQueue::new(qs))
+            }
         }
         "afpacket" => Box::new(AfPacketPort::open(ifname).with_context(|| format!("AF_PACKET on {ifname}"))?),
         "tap" => Box::new(TapPort::open(ifname).with_context(|| format!("tap {ifname}"))?),
         other => anyhow::bail!("--port {spec:?}: unknown type {other:?} (afxdp, afpacket, tap)"),
+    };
+    let port = if csum {
+        Box::new(CompleteChecksums(port)) as Box<dyn Port>
+    } else {
+        port
     };
     Ok((ifname.to_string(), port))
 }

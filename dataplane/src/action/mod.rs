@@ -6,7 +6,7 @@ mod l2;
 mod l3;
 mod l4;
 
-pub use checksum::{checksum_update16, checksum_update32};
+pub use checksum::{checksum_update16, checksum_update32, complete_l4_checksum};
 pub use execute::{execute, ActionSink, MAX_RECIRC_DEPTH};
 pub use l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 pub use l3::{set_ipv4, SetIpv4};

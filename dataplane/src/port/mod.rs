@@ -5,13 +5,17 @@
 
 mod afpacket;
 mod afxdp;
+mod csum;
 mod memory;
+mod multiqueue;
 pub(crate) mod sys;
 mod tap;
 
 pub use afpacket::AfPacketPort;
 pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpStats};
+pub use csum::CompleteChecksums;
 pub use memory::{MemoryPort, MemoryPortHandle};
+pub use multiqueue::MultiQueue;
 pub use sys::wait_readable;
 pub use tap::TapPort;
 
@@ -62,5 +66,24 @@ pub trait Port: Send {
     /// can sleep in `poll()` instead of spinning (`None`: always poll).
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         None
+    }
+}
+
+/// A boxed port is a port (so wrappers such as [`CompleteChecksums`] take any).
+impl<P: Port + ?Sized> Port for Box<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn rx(&mut self, batch: &mut Batch) -> usize {
+        (**self).rx(batch)
+    }
+    fn tx(&mut self, batch: &mut Batch) -> usize {
+        (**self).tx(batch)
+    }
+    fn stats(&self) -> PortStats {
+        (**self).stats()
+    }
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        (**self).poll_fd()
     }
 }
