@@ -57,6 +57,37 @@ enum Cmd {
         #[arg(long)]
         pidfile: Option<PathBuf>,
     },
+    /// Send small UDP frames as fast as a port can (a packet generator that
+    /// outruns iperf3's ~150 kpps UDP sender); count them at the receiver.
+    #[command(
+        after_help = "Example:\n  rvs blast --port afxdp:veth0 --dst-mac 02:00:00:00:00:02 --seconds 5"
+    )]
+    Blast {
+        /// TYPE:IFNAME as for `forward` (afxdp or afpacket).
+        #[arg(long)]
+        port: String,
+        /// Destination MAC.
+        #[arg(long)]
+        dst_mac: String,
+        /// Source MAC.
+        #[arg(long, default_value = "02:00:00:00:00:01")]
+        src_mac: String,
+        /// Source IPv4 (198.18.0.0/15 only).
+        #[arg(long, default_value = "198.18.40.1")]
+        src_ip: std::net::Ipv4Addr,
+        /// Destination IPv4 (198.18.0.0/15 only).
+        #[arg(long, default_value = "198.18.40.2")]
+        dst_ip: std::net::Ipv4Addr,
+        /// Frame size without FCS (60 = a 64-byte frame on the wire).
+        #[arg(long, default_value_t = 60)]
+        size: usize,
+        /// How long to send.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Distinct UDP source ports (flows).
+        #[arg(long, default_value_t = 1)]
+        flows: u16,
+    },
     /// Trace a packet through a node built with the neutron layout (br-int,
     /// br-tun with its fixture rules, br-ex) and VM ports vm1 (VLAN 1) and vm2
     /// (VLAN 2), like `ovs-appctl ofproto/trace`.
@@ -121,6 +152,16 @@ fn run(cli: Cli) -> Result<()> {
             pmd_cpu,
             pidfile,
         } => forward(&ports, &poll, pmd_cpu, pidfile),
+        Cmd::Blast {
+            port,
+            dst_mac,
+            src_mac,
+            src_ip,
+            dst_ip,
+            size,
+            seconds,
+            flows,
+        } => blast(&port, &dst_mac, &src_mac, src_ip, dst_ip, size, seconds, flows),
         Cmd::TraceNeutron { bridge, flow } => {
             let mut sw = Switch::new();
             let cfg = NodeConfig {
@@ -272,18 +313,88 @@ fn forward(specs: &[String], poll: &str, cpu: Option<usize>, pidfile: Option<Pat
         }
     }
     if let Some(s) = pmd.snapshot() {
+        let drops: Vec<String> = s.stats.drops.nonzero().map(|(r, n)| format!("{r}={n}")).collect();
         eprintln!(
-            "rvs: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {}",
+            "rvs: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {} [{}]",
             s.stats.rx_packets,
             s.stats.emc_hits,
             s.stats.megaflow_hits,
             s.stats.upcalls,
-            s.stats.drops.total()
+            s.stats.drops.total(),
+            drops.join(" ")
         );
+        for (no, name, p) in &s.ports {
+            eprintln!(
+                "rvs: port {no} {name}: rx {} tx {} rx_dropped {} tx_errors {}",
+                p.rx_packets, p.tx_packets, p.rx_dropped, p.tx_errors
+            );
+        }
     }
     pmd.stop();
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }
+    Ok(())
+}
+
+/// 198.18.0.0/15: the only addresses rvs's tools send to.
+fn in_lab_block(ip: std::net::Ipv4Addr) -> bool {
+    u32::from(ip) >> 17 == u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) >> 17
+}
+
+#[allow(clippy::too_many_arguments)]
+fn blast(
+    spec: &str,
+    dst_mac: &str,
+    src_mac: &str,
+    src_ip: std::net::Ipv4Addr,
+    dst_ip: std::net::Ipv4Addr,
+    size: usize,
+    seconds: f64,
+    flows: u16,
+) -> Result<()> {
+    anyhow::ensure!(
+        in_lab_block(src_ip) && in_lab_block(dst_ip),
+        "blast only sends inside 198.18.0.0/15"
+    );
+    anyhow::ensure!((60..=1514).contains(&size), "--size must be 60..=1514");
+    let mac = |s: &str| -> Result<[u8; 6]> {
+        let v = rvs_control::ofp::OfField::DlSrc
+            .parse_value(s)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let b = (v as u64).to_be_bytes();
+        Ok([b[2], b[3], b[4], b[5], b[6], b[7]])
+    };
+    let (src, dst) = (mac(src_mac)?, mac(dst_mac)?);
+    let frames: Vec<Vec<u8>> = (0..flows.max(1))
+        .map(|i| {
+            rvs_dataplane::testing::udp4(
+                src,
+                dst,
+                src_ip.octets(),
+                dst_ip.octets(),
+                10_000 + i,
+                9,
+                size - 42,
+            )
+        })
+        .collect();
+    let mut progs = std::collections::HashMap::new();
+    let (_, mut port) = open_port(spec, &mut progs)?;
+    let mut batch = rvs_dataplane::packet::Batch::new(64);
+    let start = std::time::Instant::now();
+    let (mut sent, mut next) = (0u64, 0usize);
+    while start.elapsed().as_secs_f64() < seconds {
+        while !batch.is_full() {
+            batch.push_copy(&frames[next], Default::default());
+            next = (next + 1) % frames.len();
+        }
+        sent += port.tx(&mut batch) as u64;
+    }
+    let dt = start.elapsed().as_secs_f64();
+    println!(
+        "sent {sent} frames of {size} bytes in {dt:.2} s: {:.0} pps",
+        sent as f64 / dt
+    );
     Ok(())
 }

@@ -68,6 +68,9 @@ pub struct AfXdpStats {
 }
 
 const FRAME_SIZE: u32 = 4096;
+const FREE: u8 = 0;
+const KERNEL_RX: u8 = 1;
+const KERNEL_TX: u8 = 2;
 /// Copy-mode tx sends at most 32 frames per kick (measured on veth).
 const KICK_EVERY: u32 = 32;
 
@@ -130,12 +133,18 @@ pub struct AfXdpPort {
     area: Area,
     prog: Arc<XskRedirect>,
     free: Vec<u64>,
+    /// Where each frame is (`FREE`, `KERNEL_RX`, `KERNEL_TX`): every move is
+    /// checked, so a frame can never be in two places unnoticed.
+    owner: Vec<u8>,
+    /// Moves that found a frame somewhere else than expected (must stay 0).
+    frame_errors: u64,
     /// Frames on the fill ring + in the rx ring.
     in_rx: u32,
     /// Frames on the tx ring + completion ring.
     in_tx: u32,
     frames: u32,
     queue: u32,
+    zero_copy: bool,
     name: String,
     stats: PortStats,
     xdp: AfXdpStats,
@@ -217,10 +226,13 @@ impl AfXdpPort {
             area,
             prog,
             free: (0..frames).map(|i| i as u64 * FRAME_SIZE as u64).collect(),
+            owner: vec![FREE; frames as usize],
+            frame_errors: 0,
             in_rx: 0,
             in_tx: 0,
             frames,
             queue: cfg.queue,
+            zero_copy: cfg.zero_copy,
             name: cfg.ifname.clone(),
             stats: PortStats::default(),
             xdp: AfXdpStats::default(),
@@ -245,9 +257,32 @@ impl AfXdpPort {
     }
 
     /// True when every frame is accounted for: free + given to the kernel for
-    /// rx + in flight on tx == all frames.
+    /// rx + in flight on tx == all frames, the free list holds each free frame
+    /// once, and no frame was ever found in an unexpected place.
     pub fn frames_accounted(&self) -> bool {
+        let free_marked = self.owner.iter().filter(|o| **o == FREE).count();
         self.free.len() as u32 + self.in_rx + self.in_tx == self.frames
+            && free_marked == self.free.len()
+            && self.frame_errors == 0
+    }
+
+    /// Moves that found a frame in an unexpected place (a bug if ever non-zero).
+    pub fn frame_errors(&self) -> u64 {
+        self.frame_errors
+    }
+
+    /// Record that frame `addr` moves from `from` to `to`.
+    #[inline]
+    fn mark(&mut self, addr: u64, from: u8, to: u8) {
+        let i = (addr / FRAME_SIZE as u64) as usize;
+        match self.owner.get_mut(i) {
+            Some(o) if *o == from => *o = to,
+            Some(o) => {
+                self.frame_errors += 1;
+                *o = to;
+            }
+            None => self.frame_errors += 1,
+        }
     }
 
     /// Free frames right now.
@@ -269,18 +304,38 @@ impl AfXdpPort {
         let start = self.free.len() - give as usize;
         let n = w.insert(self.free[start..].iter().copied());
         w.commit();
-        self.free.truncate(self.free.len() - n as usize);
+        drop(w);
+        // The ring may take fewer than offered: exactly the first `n` offered
+        // frames left the free list.
+        for i in start..start + n as usize {
+            let a = self.free[i];
+            self.mark(a, FREE, KERNEL_RX);
+        }
+        self.free.drain(start..start + n as usize);
         self.in_rx += n;
     }
 
     /// Take back frames the kernel finished sending.
     fn complete(&mut self) {
-        let mut r = self.device.complete(self.in_tx);
-        while let Some(addr) = r.read() {
-            self.free.push(addr & !(FRAME_SIZE as u64 - 1));
-            self.in_tx -= 1;
+        let mut done = [0u64; 256];
+        loop {
+            let mut n = 0;
+            let mut r = self.device.complete(self.in_tx.min(256));
+            while let Some(addr) = r.read() {
+                done[n] = addr & !(FRAME_SIZE as u64 - 1);
+                n += 1;
+            }
+            r.release();
+            drop(r);
+            for &a in &done[..n] {
+                self.mark(a, KERNEL_TX, FREE);
+                self.free.push(a);
+            }
+            self.in_tx -= n as u32;
+            if n < 256 {
+                break;
+            }
         }
-        r.release();
     }
 }
 
@@ -301,6 +356,7 @@ impl Port for AfXdpPort {
             return 0;
         }
         let mut got = 0;
+        let mut got_frames = 0u32;
         let mut r = self.rx.receive(room);
         while let Some(XdpDesc { addr, len, .. }) = r.read() {
             if let Some(frame) = self.area.bytes(addr, len as usize) {
@@ -313,10 +369,17 @@ impl Port for AfXdpPort {
             } else {
                 self.stats.rx_errors += 1;
             }
+            got_frames += 1;
             self.free.push(addr & !(FRAME_SIZE as u64 - 1));
             self.in_rx -= 1;
         }
         r.release();
+        drop(r);
+        let start = self.free.len() - got_frames as usize;
+        for i in start..self.free.len() {
+            let a = self.free[i];
+            self.mark(a, KERNEL_RX, FREE);
+        }
         self.stats.rx_packets += got as u64;
         got
     }
@@ -362,13 +425,18 @@ impl Port for AfXdpPort {
             let n = w.insert(descs[..cap as usize].iter().copied());
             w.commit();
             drop(w);
+            for d in &descs[..n as usize] {
+                self.mark(d.addr, FREE, KERNEL_TX);
+            }
             // Descriptors the ring did not take go back to the pool.
             for d in &descs[n as usize..cap as usize] {
                 self.free.push(d.addr);
             }
             self.in_tx += n;
             sent += n;
-            if self.tx.needs_wakeup() {
+            // Copy mode sends only inside sendto(), at most 32 frames per call,
+            // whatever the need_wakeup flag says: kick once per 32.
+            if !self.zero_copy || self.tx.needs_wakeup() {
                 self.tx.wake();
                 self.xdp.tx_kicks += 1;
             }
@@ -383,7 +451,12 @@ impl Port for AfXdpPort {
     }
 
     fn stats(&self) -> PortStats {
-        self.stats
+        // Frames the kernel could not hand us (rx ring full, fill ring empty)
+        // are this port's receive drops too.
+        let mut s = self.stats;
+        let x = self.xdp_stats();
+        s.rx_dropped += x.kernel_rx_dropped + x.kernel_fill_empty;
+        s
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
