@@ -134,12 +134,12 @@ pub fn neutron_node() -> (Switch, Vec<(&'static str, FlowKey)>) {
             Remote {
                 port: "gnv1".into(),
                 ip: Ipv4Addr::new(198, 18, 0, 2),
-                mac: [2, 0xee, 0, 0, 0, 2],
+                mac: Some([2, 0xee, 0, 0, 0, 2]),
             },
             Remote {
                 port: "gnv2".into(),
                 ip: Ipv4Addr::new(198, 18, 0, 3),
-                mac: [2, 0xee, 0, 0, 0, 3],
+                mac: Some([2, 0xee, 0, 0, 0, 3]),
             },
         ],
         nets: vec![TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }],

@@ -28,8 +28,8 @@ pub struct Remote {
     pub port: String,
     /// The remote endpoint.
     pub ip: Ipv4Addr,
-    /// Its MAC on the underlay (until the VTEP resolves it by ARP).
-    pub mac: [u8; 6],
+    /// Its MAC on the underlay if fixed; `None`: the VTEP resolves it by ARP.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// What a node needs to know about itself.
@@ -118,6 +118,7 @@ pub fn build_node(sw: &mut Switch, cfg: &NodeConfig) -> Result<(), SwitchError> 
         .find_port(&cfg.underlay_port)
         .and_then(|(_, p)| p.dp_port)
         .expect("just added");
+    sw.add_vtep(&cfg.underlay_port, cfg.local_ip, cfg.local_mac)?;
     for r in &cfg.remotes {
         sw.set_route(
             r.ip,

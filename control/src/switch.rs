@@ -6,6 +6,7 @@ use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType};
 use crate::ofp::{parse_flows, FlowsParseError, Match, PortNames, Rule, OFPP_LOCAL};
 use rvs_dataplane::port::PortNo;
 use rvs_dataplane::tunnel::{GeneveOptMap, OptMapError};
+use rvs_dataplane::vtep::Vtep;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +28,8 @@ pub struct TunnelRoute {
     pub local_ip: Ipv4Addr,
     /// Our MAC on the underlay.
     pub local_mac: [u8; 6],
-    /// Next hop's MAC.
-    pub remote_mac: [u8; 6],
+    /// Next hop's MAC; `None`: ask the VTEP on the underlay port (ARP).
+    pub remote_mac: Option<[u8; 6]>,
 }
 
 /// A configuration change that was refused (nothing was changed).
@@ -78,6 +79,8 @@ pub struct Switch {
     pub routes: BTreeMap<Ipv4Addr, TunnelRoute>,
     /// Geneve options <-> tun_metadata slots.
     pub optmap: GeneveOptMap,
+    /// Tunnel endpoint addresses served by rvs, by underlay datapath port.
+    pub vteps: BTreeMap<PortNo, Vtep>,
     epoch: Arc<AtomicU64>,
     clock: Instant,
     next_dp: PortNo,
@@ -90,6 +93,7 @@ impl Default for Switch {
             dp_ports: BTreeMap::new(),
             routes: BTreeMap::new(),
             optmap: GeneveOptMap::default(),
+            vteps: BTreeMap::new(),
             epoch: Arc::new(AtomicU64::new(0)),
             clock: Instant::now(),
             next_dp: TUNNEL_VPORT + 1,
@@ -333,6 +337,21 @@ impl Switch {
     /// Map Geneve option (class, type, len) to `tun_metadata{slot}`.
     pub fn add_tlv_map(&mut self, class: u16, typ: u8, len: u8, slot: u8) -> Result<(), SwitchError> {
         self.optmap.insert(class, typ, len, slot)?;
+        self.bump();
+        Ok(())
+    }
+
+    /// Serve tunnel endpoint address `ip` (ARP, ping, neighbour resolution)
+    /// on underlay port `port`, with MAC `mac`.
+    pub fn add_vtep(&mut self, port: &str, ip: Ipv4Addr, mac: [u8; 6]) -> Result<(), SwitchError> {
+        let dp = self
+            .find_port(port)
+            .and_then(|(_, p)| p.dp_port)
+            .ok_or_else(|| SwitchError::BadPort {
+                port: port.into(),
+                reason: "a VTEP needs a device port".into(),
+            })?;
+        self.vteps.insert(dp, Vtep::new(ip, mac));
         self.bump();
         Ok(())
     }

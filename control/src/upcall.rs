@@ -8,6 +8,8 @@ use crate::xlate::{trace, translate, Translation};
 use rvs_dataplane::flow::{Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
 use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
+use rvs_dataplane::port::PortNo;
+use rvs_dataplane::vtep::Handled;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,8 +36,42 @@ impl SwitchUpcall {
 
 impl Upcall for SwitchUpcall {
     fn upcall(&mut self, key: &FlowKey, _pkt: &PacketBuf) -> Result<UpcallReply, UpcallError> {
-        let t = translate(&mut lock(&self.sw), key);
-        Ok(UpcallReply::new(t.actions, t.mask))
+        let mut sw = lock(&self.sw);
+        let t = translate(&mut sw, key);
+        let now = sw.now_ms();
+        let mut reply = UpcallReply::new(t.actions, t.mask);
+        reply.cacheable = t.cacheable;
+        for (port, ip) in t.resolve {
+            let mut frame = Vec::new();
+            if sw
+                .vteps
+                .get_mut(&port)
+                .is_some_and(|v| v.request(ip, now, &mut frame))
+            {
+                reply.packets_out.push((port, frame));
+            }
+        }
+        Ok(reply)
+    }
+
+    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Vec<(PortNo, Vec<u8>)> {
+        let mut sw = lock(&self.sw);
+        let port = key.get(Field::InPort) as PortNo;
+        let now = sw.now_ms();
+        let mut out = Vec::new();
+        let handled = match sw.vteps.get_mut(&port) {
+            Some(v) => v.handle(pkt.data(), now, &mut out),
+            None => return Vec::new(),
+        };
+        match handled {
+            Handled::Replied => vec![(port, out)],
+            Handled::Learned => {
+                // A next hop appeared or moved: flows waiting for it must be redone.
+                sw.bump();
+                Vec::new()
+            }
+            Handled::Consumed | Handled::NotOurs => Vec::new(),
+        }
     }
 }
 

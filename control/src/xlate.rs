@@ -35,6 +35,11 @@ pub struct Translation {
     pub trace: Vec<String>,
     /// True when the translation changed switch state (MAC learned, rule learned).
     pub changed: bool,
+    /// False when the result must not be cached (it waits for a neighbour, or
+    /// the packet is for the VTEP itself).
+    pub cacheable: bool,
+    /// Tunnel next hops to resolve by ARP: (underlay port, remote IP).
+    pub resolve: Vec<(u32, Ipv4Addr)>,
 }
 
 struct Xlate<'s> {
@@ -51,6 +56,8 @@ struct Xlate<'s> {
     indent: usize,
     changed: bool,
     halted: bool,
+    cacheable: bool,
+    resolve: Vec<(u32, Ipv4Addr)>,
 }
 
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
@@ -80,6 +87,8 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         indent: 0,
         changed: false,
         halted: false,
+        cacheable: true,
+        resolve: Vec::new(),
     };
     x.run(key);
     let mut mask = x.wc.flow_mask();
@@ -93,6 +102,8 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         mask,
         trace: x.trace.unwrap_or_default(),
         changed: x.changed,
+        cacheable: x.cacheable,
+        resolve: x.resolve,
     }
 }
 
@@ -182,11 +193,38 @@ impl Xlate<'_> {
                     }
                 }
             };
-        if self.terminate_tunnel(dp_in, key) {
+        if self.for_vtep(dp_in, key) || self.terminate_tunnel(dp_in, key) {
             return;
         }
         self.flow.set_bits(Field::InPort.place(), ofport as u64);
         self.run_bridge(&bridge, 0);
+    }
+
+    /// ARP or ping for the tunnel endpoint address on its underlay port: hand
+    /// it to the VTEP (userspace), uncached.
+    fn for_vtep(&mut self, dp_in: u32, key: &FlowKey) -> bool {
+        let Some(ip) = self.sw.vteps.get(&dp_in).map(|v| v.ip) else {
+            return false;
+        };
+        self.consult(OfField::DlType, 0xffff);
+        let ours = match key.get(Field::EthType) {
+            0x0806 => {
+                self.consult(OfField::NwDst, u32::MAX as u128);
+                key.get(Field::NwDst) == u32::from(ip) as u64
+            }
+            0x0800 => {
+                self.consult(OfField::NwProto, 0xff);
+                self.consult(OfField::NwDst, u32::MAX as u128);
+                key.get(Field::NwProto) == 1 && key.get(Field::NwDst) == u32::from(ip) as u64
+            }
+            _ => false,
+        };
+        if ours {
+            self.note(|| format!("for the tunnel endpoint {ip}: to the VTEP (ARP / ping)"));
+            self.actions.push(Action::Userspace);
+            self.cacheable = false;
+        }
+        ours
     }
 
     /// Geneve to one of our tunnel addresses, arriving on an underlay port:
@@ -486,6 +524,24 @@ impl Xlate<'_> {
             self.actions.push(Action::Drop(DropReason::NoTunnelRoute));
             return;
         };
+        let now = self.now;
+        let remote_mac = route.remote_mac.or_else(|| {
+            self.sw
+                .vteps
+                .get(&route.underlay_port)
+                .and_then(|v| v.lookup(opts.remote_ip, now))
+        });
+        let Some(remote_mac) = remote_mac else {
+            self.note(|| {
+                format!(
+                    "output to {}: next hop {} not resolved yet, asking by ARP",
+                    port.name, opts.remote_ip
+                )
+            });
+            self.resolve.push((route.underlay_port, opts.remote_ip));
+            self.cacheable = false;
+            return;
+        };
         self.commit();
         let vni = match opts.key {
             TunnelKey::Flow => self.get(OfField::TunId) as u64,
@@ -493,7 +549,7 @@ impl Xlate<'_> {
         };
         let mut e = GeneveEncap::new(
             route.local_mac,
-            route.remote_mac,
+            remote_mac,
             opts.local_ip.unwrap_or(route.local_ip),
             opts.remote_ip,
             vni as u32,

@@ -15,6 +15,7 @@ pub mod pmd;
 pub mod port;
 pub mod testing;
 pub mod tunnel;
+pub mod vtep;
 
 pub use drop::DropReason;
 pub use flow::{Field, FlowKey, FlowMask};

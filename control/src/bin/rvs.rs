@@ -173,12 +173,12 @@ fn run(cli: Cli) -> Result<()> {
                     Remote {
                         port: "gnv1".into(),
                         ip: [198, 18, 0, 2].into(),
-                        mac: [2, 0xee, 0, 0, 0, 2],
+                        mac: Some([2, 0xee, 0, 0, 0, 2]),
                     },
                     Remote {
                         port: "gnv2".into(),
                         ip: [198, 18, 0, 3].into(),
-                        mac: [2, 0xee, 0, 0, 0, 3],
+                        mac: Some([2, 0xee, 0, 0, 0, 3]),
                     },
                 ],
                 nets: vec![TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }],

@@ -22,12 +22,12 @@ fn node() -> Switch {
             Remote {
                 port: "gnv1".into(),
                 ip: NODE2,
-                mac: [2, 0xaa, 0, 0, 0, 2],
+                mac: Some([2, 0xaa, 0, 0, 0, 2]),
             },
             Remote {
                 port: "gnv2".into(),
                 ip: NODE3,
-                mac: [2, 0xaa, 0, 0, 0, 3],
+                mac: Some([2, 0xaa, 0, 0, 0, 3]),
             },
         ],
         nets: vec![TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }],

@@ -326,6 +326,9 @@ impl<U: Upcall> Pmd<U> {
                         continue;
                     }
                     Ok(mut reply) if reply.cacheable => {
+                        for (port, frame) in std::mem::take(&mut reply.packets_out) {
+                            sink::send_frame(ports, stats, port, &frame);
+                        }
                         // Datapath invariant (as in OVS): flows always match
                         // exactly on in_port and recirc_id.
                         reply.mask.set_exact(Field::InPort);
@@ -336,6 +339,9 @@ impl<U: Upcall> Pmd<U> {
                         &installed.actions
                     }
                     Ok(reply) => {
+                        for (port, frame) in &reply.packets_out {
+                            sink::send_frame(ports, stats, *port, frame);
+                        }
                         uncached = reply.actions;
                         &uncached
                     }

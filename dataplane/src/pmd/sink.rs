@@ -32,6 +32,22 @@ fn enqueue(batch: &mut Batch, pkt: &mut PacketBuf, movable: bool) -> bool {
     }
 }
 
+/// Queue a copy of a frame the slow path built.
+pub(super) fn send_frame(ports: &mut [Option<PortSlot>], stats: &mut PmdStats, port: PortNo, frame: &[u8]) {
+    let Some(slot) = ports.get_mut(port as usize).and_then(Option::as_mut) else {
+        stats.drops.inc(DropReason::NoPort);
+        return;
+    };
+    if slot.txq.is_full() {
+        slot.port.tx(&mut slot.txq);
+    }
+    if slot.txq.push_copy(frame, Default::default()) {
+        stats.tx_packets += 1;
+    } else {
+        stats.drops.inc(DropReason::TxError);
+    }
+}
+
 impl<U: Upcall> ActionSink for PmdSink<'_, U> {
     #[inline]
     fn output(&mut self, port: PortNo, pkt: &mut PacketBuf, movable: bool) {
@@ -57,7 +73,9 @@ impl<U: Upcall> ActionSink for PmdSink<'_, U> {
     }
 
     fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf) {
-        self.upcall.userspace(key, pkt);
+        for (port, frame) in self.upcall.userspace(key, pkt) {
+            send_frame(self.ports, self.stats, port, &frame);
+        }
     }
 
     #[inline]

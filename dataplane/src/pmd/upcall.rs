@@ -5,6 +5,7 @@
 use crate::action::Action;
 use crate::flow::{FlowKey, FlowMask};
 use crate::packet::PacketBuf;
+use crate::port::PortNo;
 use thiserror::Error;
 
 /// The answer to an upcall: what to do with this packet and every packet that
@@ -19,6 +20,9 @@ pub struct UpcallReply {
     /// False when the reply must not be cached (e.g. it depended on something
     /// the mask cannot express); the actions still run on this packet.
     pub cacheable: bool,
+    /// Frames the slow path wants sent (e.g. an ARP request for a tunnel's next
+    /// hop), as (port, frame).
+    pub packets_out: Vec<(PortNo, Vec<u8>)>,
 }
 
 impl UpcallReply {
@@ -28,6 +32,7 @@ impl UpcallReply {
             actions,
             mask,
             cacheable: true,
+            packets_out: Vec::new(),
         }
     }
 }
@@ -42,6 +47,9 @@ pub trait Upcall: Send {
     /// Decide what to do with `pkt`, whose key is `key`.
     fn upcall(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Result<UpcallReply, UpcallError>;
 
-    /// A `Userspace` action handed this packet over (e.g. for MAC learning).
-    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {}
+    /// A `Userspace` action handed this packet over (ARP for the tunnel
+    /// endpoint, learning, ...). Returns frames to send, as (port, frame).
+    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) -> Vec<(PortNo, Vec<u8>)> {
+        Vec::new()
+    }
 }
