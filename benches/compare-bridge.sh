@@ -13,6 +13,11 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "compare-bridge: run as root (namespaces, XDP)" >&2; exit 1; }
 
 SECS=${SECS:-5}
+# off: endpoints complete their own checksums (what AF_XDP needs).
+# on: endpoints keep tx checksum offload (and TSO); rvs completes checksums
+#     itself (port option csum), the bridge needs nothing.
+ENDPOINT_TX=${ENDPOINT_TX:-off}
+CSUM=""; [ "$ENDPOINT_TX" = on ] && CSUM=",csum"
 P="rvc$(( $$ % 100000 ))"     # per-run prefix for namespaces and links
 RVS=target/release/rvs
 OUT=target/bench
@@ -38,8 +43,10 @@ setup() {
     ip -n "${P}h1" addr add 198.18.40.1/24 dev "${P}a"
     ip -n "${P}h2" addr add 198.18.40.2/24 dev "${P}b"
     for x in "h1 ${P}a" "h2 ${P}b" "sw ${P}sa" "sw ${P}sb"; do set -- $x; ip -n "$P$1" link set "$2" up; done
-    nsx h1 ethtool -K "${P}a" tx off >/dev/null
-    nsx h2 ethtool -K "${P}b" tx off >/dev/null
+    if [ "$ENDPOINT_TX" = off ]; then
+        nsx h1 ethtool -K "${P}a" tx off >/dev/null
+        nsx h2 ethtool -K "${P}b" tx off >/dev/null
+    fi
 }
 
 mac_of() { nsx "$1" cat "/sys/class/net/$2/address"; }
@@ -75,7 +82,7 @@ cleanup
 echo "== rvs (AF_XDP, adaptive polling)"
 setup
 # `ip netns exec` execs rvs, so $! is rvs's own PID (stopped by PID in cleanup).
-ip netns exec "${P}sw" "$RVS" forward --port "afxdp:${P}sa" --port "afxdp:${P}sb" --poll "${POLL:-adaptive}" \
+ip netns exec "${P}sw" "$RVS" forward --port "afxdp:${P}sa$CSUM" --port "afxdp:${P}sb$CSUM" --poll "${POLL:-adaptive}" \
     ${RVS_FORWARD_OPTS:-} --pidfile "$OUT/rvs.pid" >/dev/null 2>"$OUT/rvs.log" & RVSPID=$!
 for _ in $(seq 50); do [ -s "$OUT/rvs.pid" ] && break; sleep 0.1; done
 read -r r_pps r_mbit r_rtt < <(measure)
@@ -83,7 +90,7 @@ cleanup
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 {
-    echo "| metric (${SECS} s runs, endpoints tx offload off) | Linux bridge | rvs AF_XDP | rvs / bridge |"
+    echo "| metric (${SECS} s runs, endpoint tx offload ${ENDPOINT_TX}, rvs polling ${POLL:-adaptive}) | Linux bridge | rvs AF_XDP | rvs / bridge |"
     echo "|---|---|---|---|"
     echo "| 64-byte UDP, frames/s at the receiver (16 flows, AF_PACKET blaster) | $b_pps | $r_pps | $(ratio "$r_pps" "$b_pps") |"
     echo "| TCP, Mbit/s (iperf3, 1 stream) | $b_mbit | $r_mbit | $(ratio "$r_mbit" "$b_mbit") |"
