@@ -284,23 +284,16 @@ impl Switch {
     /// Parse flow text (one flow per line) against a bridge's port names and add
     /// them all, or none if any line is wrong.
     pub fn add_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
-        let br = self
-            .bridges
-            .get(bridge)
-            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
-        let rules = parse_flows(text, &BridgePortNames(br))?;
-        let now = self.now_ms();
-        let br = self.bridges.get_mut(bridge).expect("checked above");
-        let n = rules.len();
-        for r in rules {
-            br.add_rule(r, now);
-        }
-        self.bump();
-        Ok(n)
+        self.apply_flows(bridge, text, false)
     }
 
     /// Replace all rules of a bridge with the flows in `text`, atomically.
     pub fn replace_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
+        self.apply_flows(bridge, text, true)
+    }
+
+    /// Parse everything first, then change the bridge: all or nothing.
+    fn apply_flows(&mut self, bridge: &str, text: &str, replace: bool) -> Result<usize, SwitchError> {
         let br = self
             .bridges
             .get(bridge)
@@ -308,7 +301,9 @@ impl Switch {
         let rules = parse_flows(text, &BridgePortNames(br))?;
         let now = self.now_ms();
         let br = self.bridges.get_mut(bridge).expect("checked above");
-        br.tables.clear();
+        if replace {
+            br.tables.clear();
+        }
         let n = rules.len();
         for r in rules {
             br.add_rule(r, now);

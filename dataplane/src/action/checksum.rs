@@ -42,12 +42,10 @@ fn fold(mut sum: u32) -> u16 {
 /// Returns false (frame untouched) for anything else.
 pub fn complete_l4_checksum<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut crate::packet::PacketBuf<B>) -> bool {
     let d = pkt.data_mut();
-    let mut l3 = 12;
-    while l3 + 2 <= d.len() && l3 < 20 && matches!(u16::from_be_bytes([d[l3], d[l3 + 1]]), 0x8100 | 0x88a8) {
-        l3 += 4;
-    }
-    let ip = l3 + 2;
-    if d.len() < ip + 20 || u16::from_be_bytes([d[l3], d[l3 + 1]]) != 0x0800 {
+    let Some((ip, 0x0800)) = super::l3_offset(d) else {
+        return false;
+    };
+    if d.len() < ip + 20 {
         return false;
     }
     let ihl = (d[ip] & 0x0f) as usize * 4;

@@ -42,12 +42,7 @@ pub fn set_eth_src<B: AsRef<[u8]> + AsMut<[u8]>>(
     pkt: &mut PacketBuf<B>,
     mac: &[u8; 6],
 ) -> Result<(), DropReason> {
-    let d = pkt.data_mut();
-    if d.len() < 14 {
-        return Err(DropReason::TruncatedEth);
-    }
-    d[6..12].copy_from_slice(mac);
-    Ok(())
+    set_mac(pkt, 6, mac)
 }
 
 /// Rewrite the Ethernet destination.
@@ -56,11 +51,20 @@ pub fn set_eth_dst<B: AsRef<[u8]> + AsMut<[u8]>>(
     pkt: &mut PacketBuf<B>,
     mac: &[u8; 6],
 ) -> Result<(), DropReason> {
+    set_mac(pkt, 0, mac)
+}
+
+#[inline]
+fn set_mac<B: AsRef<[u8]> + AsMut<[u8]>>(
+    pkt: &mut PacketBuf<B>,
+    at: usize,
+    mac: &[u8; 6],
+) -> Result<(), DropReason> {
     let d = pkt.data_mut();
     if d.len() < 14 {
         return Err(DropReason::TruncatedEth);
     }
-    d[..6].copy_from_slice(mac);
+    d[at..at + 6].copy_from_slice(mac);
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! pseudo-header).
 
 use super::checksum::{checksum_update16, checksum_update32};
+use super::l3_offset;
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use std::fmt;
@@ -40,21 +41,6 @@ impl fmt::Display for SetIpv4 {
         }
         Ok(())
     }
-}
-
-/// Offset of the L3 header after up to two VLAN tags, and the ethertype there.
-#[inline]
-fn l3_offset(d: &[u8]) -> Option<(usize, u16)> {
-    let mut off = 12;
-    for _ in 0..3 {
-        let ty = u16::from_be_bytes([*d.get(off)?, *d.get(off + 1)?]);
-        if matches!(ty, 0x8100 | 0x88a8 | 0x9100) {
-            off += 4;
-        } else {
-            return Some((off + 2, ty));
-        }
-    }
-    None
 }
 
 /// Rewrite IPv4 fields of `pkt`, keeping the IPv4 header checksum and the

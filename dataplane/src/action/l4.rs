@@ -1,6 +1,7 @@
 //! TCP/UDP port rewrites with incremental checksum updates.
 
 use super::checksum::checksum_update16;
+use super::l3_offset;
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use std::fmt;
@@ -31,14 +32,10 @@ pub fn set_transport<B: AsRef<[u8]> + AsMut<[u8]>>(
     t: &SetTransport,
 ) -> Result<(), DropReason> {
     let d = pkt.data_mut();
-    let mut l3 = 12;
-    while l3 + 2 <= d.len() && matches!(u16::from_be_bytes([d[l3], d[l3 + 1]]), 0x8100 | 0x88a8) && l3 < 20 {
-        l3 += 4;
-    }
-    if d.len() < l3 + 2 + 20 || u16::from_be_bytes([d[l3], d[l3 + 1]]) != 0x0800 {
+    let (ip, ty) = l3_offset(d).ok_or(DropReason::ActionMismatch)?;
+    if d.len() < ip + 20 || ty != 0x0800 {
         return Err(DropReason::ActionMismatch);
     }
-    let ip = l3 + 2;
     let ihl = (d[ip] & 0x0f) as usize * 4;
     let frag = u16::from_be_bytes([d[ip + 6], d[ip + 7]]) & 0x1fff;
     let l4 = ip + ihl;

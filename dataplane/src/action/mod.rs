@@ -17,6 +17,21 @@ use crate::port::PortNo;
 use crate::tunnel::TunnelHeader;
 use std::fmt;
 
+/// Offset of the L3 header after up to two VLAN tags, and the ethertype there.
+#[inline]
+pub(crate) fn l3_offset(d: &[u8]) -> Option<(usize, u16)> {
+    let mut off = 12;
+    for _ in 0..3 {
+        let ty = u16::from_be_bytes([*d.get(off)?, *d.get(off + 1)?]);
+        if matches!(ty, 0x8100 | 0x88a8 | 0x9100) {
+            off += 4;
+        } else {
+            return Some((off + 2, ty));
+        }
+    }
+    None
+}
+
 /// One datapath action. A flow's actions run in order on each packet; an empty
 /// list drops the packet.
 #[derive(Clone, PartialEq, Eq)]
