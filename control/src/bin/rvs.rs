@@ -115,6 +115,13 @@ impl PortNames for AnyPortName {
 }
 
 fn main() -> ExitCode {
+    // Logs go to stderr; RVS_LOG=debug (or any tracing filter) for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -236,10 +243,21 @@ fn open_port(
             for q in 0..queues {
                 let mut cfg = AfXdpConfig::new(ifname);
                 cfg.queue = q;
-                let p = AfXdpPort::open(&cfg, prog.get(ifname).cloned())
-                    .with_context(|| format!("AF_XDP on {ifname} queue {q}"))?;
-                prog.insert(ifname.to_string(), p.program());
-                qs.push(Box::new(p));
+                match AfXdpPort::open(&cfg, prog.get(ifname).cloned()) {
+                    Ok(p) => {
+                        prog.insert(ifname.to_string(), p.program());
+                        qs.push(Box::new(p));
+                    }
+                    Err(e) if q == 0 => {
+                        // As OVS does for netdevs without XDP: keep working, slower.
+                        tracing::warn!("AF_XDP on {ifname} failed ({e}); falling back to AF_PACKET");
+                        let p =
+                            AfPacketPort::open(ifname).with_context(|| format!("AF_PACKET on {ifname}"))?;
+                        qs.push(Box::new(p));
+                        break;
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("AF_XDP on {ifname} queue {q}")),
+                }
             }
             if qs.len() == 1 {
                 qs.pop().expect("one queue")
