@@ -77,7 +77,7 @@ impl Lab {
         lab
     }
 
-    fn start(&mut self, ty: &str, opts: &str) {
+    fn start(&mut self, ty: &str, opts: &str, extra: &[&str]) {
         let (sw, sa, sb) = (self.ns("sw"), self.ns("sa"), self.ns("sb"));
         let child = Command::new("ip")
             .args(["netns", "exec", &sw, env!("CARGO_BIN_EXE_rvs"), "forward"])
@@ -87,6 +87,7 @@ impl Lab {
                 "--port",
                 &format!("{ty}:{sb}{opts}"),
             ])
+            .args(extra)
             .arg("--pidfile")
             .arg(&self.pidfile)
             .stdout(Stdio::null())
@@ -203,12 +204,12 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-fn forward_through(ty: &str, tag: &str, opts: &str, endpoints_offload: bool) {
+fn forward_through(ty: &str, tag: &str, opts: &str, endpoints_offload: bool, extra: &[&str]) {
     if !root_or_skip() {
         return;
     }
     let mut lab = Lab::new(tag, endpoints_offload);
-    lab.start(ty, opts);
+    lab.start(ty, opts, extra);
     assert!(lab.ping("h1", "198.18.30.2", "3"), "ping across rvs ({ty})");
     let bytes = lab.iperf();
     assert!(
@@ -232,16 +233,28 @@ fn forward_through(ty: &str, tag: &str, opts: &str, endpoints_offload: bool) {
 
 #[test]
 fn afxdp_forwarding_and_kill() {
-    forward_through("afxdp", "x", "", false);
+    forward_through("afxdp", "x", "", false, &[]);
 }
 
 #[test]
 fn afpacket_forwarding_and_kill() {
-    forward_through("afpacket", "p", "", false);
+    forward_through("afpacket", "p", "", false, &[]);
 }
 
 /// Endpoints keep tx checksum offload on; rvs completes the checksums.
 #[test]
 fn afxdp_completes_checksums_for_offloading_endpoints() {
-    forward_through("afxdp", "c", ",csum", true);
+    forward_through("afxdp", "c", ",csum", true, &[]);
+}
+
+/// Two PMD threads, each polling one port and sending to both.
+#[test]
+fn afxdp_with_two_pmd_threads() {
+    forward_through(
+        "afxdp",
+        "t",
+        "",
+        false,
+        &["--pmd-threads", "2", "--poll", "adaptive"],
+    );
 }

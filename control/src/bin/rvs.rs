@@ -11,7 +11,7 @@ use rvs_control::switch::Switch;
 use rvs_control::upcall::{trace_flow, SwitchUpcall};
 use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdThread, PollMode};
 use rvs_dataplane::port::{
-    AfPacketPort, AfXdpConfig, AfXdpPort, CompleteChecksums, MultiQueue, Port, TapPort,
+    share, AfPacketPort, AfXdpConfig, AfXdpPort, CompleteChecksums, MultiQueue, Port, TapPort,
 };
 use std::io::Read;
 use std::path::PathBuf;
@@ -50,7 +50,11 @@ enum Cmd {
         /// busy (spin) or adaptive (sleep in poll() when idle).
         #[arg(long, default_value = "adaptive")]
         poll: String,
-        /// Pin the PMD thread to this CPU.
+        /// Poll-mode threads: each polls some of the ports (round-robin) and
+        /// sends to all of them.
+        #[arg(long, default_value_t = 1)]
+        pmd_threads: usize,
+        /// Pin PMD thread i to CPU pmd_cpu + i.
         #[arg(long)]
         pmd_cpu: Option<usize>,
         /// Write our PID here (for scripts that must stop us by PID).
@@ -156,9 +160,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Forward {
             ports,
             poll,
+            pmd_threads,
             pmd_cpu,
             pidfile,
-        } => forward(&ports, &poll, pmd_cpu, pidfile),
+        } => forward(&ports, &poll, pmd_threads, pmd_cpu, pidfile),
         Cmd::Blast {
             port,
             dst_mac,
@@ -277,7 +282,14 @@ fn open_port(
     Ok((ifname.to_string(), port))
 }
 
-fn forward(specs: &[String], poll: &str, cpu: Option<usize>, pidfile: Option<PathBuf>) -> Result<()> {
+fn forward(
+    specs: &[String],
+    poll: &str,
+    threads: usize,
+    cpu: Option<usize>,
+    pidfile: Option<PathBuf>,
+) -> Result<()> {
+    anyhow::ensure!((1..=64).contains(&threads), "--pmd-threads must be 1..=64");
     let mode = match poll {
         "busy" => PollMode::Busy,
         "adaptive" => PollMode::ADAPTIVE,
@@ -299,16 +311,25 @@ fn forward(specs: &[String], poll: &str, cpu: Option<usize>, pidfile: Option<Pat
     }
     let epoch = sw.epoch();
     let sw = std::sync::Arc::new(std::sync::Mutex::new(sw));
-    let pmd = PmdThread::spawn(
-        0,
-        SwitchUpcall::new(sw.clone()),
-        PmdConfig::default(),
-        mode,
-        Some(epoch),
-        cpu,
-    )?;
-    for (dp, port) in opened {
-        pmd.send(PmdCommand::AddPort(dp, port));
+    let mut pmds = Vec::new();
+    for i in 0..threads {
+        let upcall = SwitchUpcall::new(sw.clone());
+        let pin = cpu.map(|c| c + i);
+        pmds.push(PmdThread::spawn(
+            i,
+            upcall,
+            PmdConfig::default(),
+            mode,
+            Some(epoch.clone()),
+            pin,
+        )?);
+    }
+    // Every PMD can send to every port; port i is polled by PMD i % threads.
+    for (i, (dp, port)) in opened.into_iter().enumerate() {
+        let shared = share(port);
+        for (t, pmd) in pmds.iter().enumerate() {
+            pmd.send(PmdCommand::AttachPort(dp, shared.clone(), i % threads == t));
+        }
     }
     if let Some(p) = &pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -330,10 +351,11 @@ fn forward(specs: &[String], poll: &str, cpu: Option<usize>, pidfile: Option<Pat
             last_expire = std::time::Instant::now();
         }
     }
-    if let Some(s) = pmd.snapshot() {
+    for s in pmds.iter().filter_map(|p| p.snapshot()) {
         let drops: Vec<String> = s.stats.drops.nonzero().map(|(r, n)| format!("{r}={n}")).collect();
         eprintln!(
-            "rvs: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {} [{}]",
+            "rvs: pmd{}: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {} [{}]",
+            s.id,
             s.stats.rx_packets,
             s.stats.emc_hits,
             s.stats.megaflow_hits,
@@ -348,7 +370,9 @@ fn forward(specs: &[String], poll: &str, cpu: Option<usize>, pidfile: Option<Pat
             );
         }
     }
-    pmd.stop();
+    for p in pmds {
+        p.stop();
+    }
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

@@ -14,7 +14,7 @@ use crate::action::{execute, Action};
 use crate::cache::{DpFlow, Emc, MegaflowCache, Revalidate, DEFAULT_EMC_ENTRIES, DEFAULT_MAX_FLOWS};
 use crate::flow::{Field, FlowKey};
 use crate::packet::{Batch, BATCH_SIZE};
-use crate::port::{Port, PortNo};
+use crate::port::{lock_port, share, Port, PortInfo, PortNo, PortStats, SharedPort};
 use crate::tunnel::GeneveOptMap;
 use sink::{PmdSink, PortSlot};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,40 +101,58 @@ impl<U: Upcall> Pmd<U> {
         }
     }
 
-    /// Attach `port` as datapath port `no`; returns the port it replaced.
-    /// Cached flows are flushed, since they may name the old port.
-    pub fn add_port(&mut self, no: PortNo, port: Box<dyn Port>) -> Option<Box<dyn Port>> {
+    /// Attach `port` as datapath port `no`, polled by this PMD; returns the
+    /// port it replaced. Cached flows are flushed, since they may name the old port.
+    pub fn add_port(&mut self, no: PortNo, port: Box<dyn Port>) -> Option<SharedPort> {
+        self.attach_port(no, share(port), true)
+    }
+
+    /// Attach a port shared with other PMDs: `poll_rx` when this PMD receives
+    /// from it, else it only sends to it.
+    pub fn attach_port(&mut self, no: PortNo, port: SharedPort, poll_rx: bool) -> Option<SharedPort> {
         let i = no as usize;
         if self.ports.len() <= i {
             self.ports.resize_with(i + 1, || None);
         }
         let txq = Batch::new(self.batch_size * 2);
-        let old = self.ports[i].replace(PortSlot { port, txq });
+        let old = self.ports[i].replace(PortSlot { port, txq, poll_rx });
         self.flush_caches();
         old.map(|s| s.port)
     }
 
     /// Detach port `no` (its unsent frames are discarded) and flush the caches.
-    pub fn remove_port(&mut self, no: PortNo) -> Option<Box<dyn Port>> {
+    pub fn remove_port(&mut self, no: PortNo) -> Option<SharedPort> {
         let old = self.ports.get_mut(no as usize).and_then(Option::take);
         self.flush_caches();
         old.map(|s| s.port)
     }
 
-    /// The port attached as `no`.
-    pub fn port(&self, no: PortNo) -> Option<&dyn Port> {
+    /// Counters of port `no`.
+    pub fn port_stats(&self, no: PortNo) -> Option<PortStats> {
         self.ports
             .get(no as usize)
             .and_then(|s| s.as_ref())
-            .map(|s| s.port.as_ref())
+            .map(|s| lock_port(&s.port).stats())
     }
 
-    /// Attached ports with their numbers.
-    pub fn ports(&self) -> impl Iterator<Item = (PortNo, &dyn Port)> {
+    /// The attached ports.
+    pub fn port_info(&self) -> Vec<PortInfo> {
         self.ports
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (i as PortNo, s.port.as_ref())))
+            .filter_map(|(i, s)| {
+                s.as_ref().map(|s| {
+                    let p = lock_port(&s.port);
+                    PortInfo {
+                        no: i as PortNo,
+                        name: p.name().to_string(),
+                        stats: p.stats(),
+                        poll_fd: p.poll_fd(),
+                        polled: s.poll_rx,
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Install the Geneve option map used by `TunnelPop`; flushes the caches.
@@ -214,20 +232,20 @@ impl<U: Upcall> Pmd<U> {
         let mut room = usize::MAX;
         for slot in self.ports.iter_mut().flatten() {
             if !slot.txq.is_empty() {
-                slot.port.tx(&mut slot.txq);
+                slot.flush();
             }
             room = room.min(slot.txq.capacity() - slot.txq.len());
         }
         let mut total = 0;
         for i in 0..self.ports.len() {
-            let Some(slot) = self.ports[i].as_mut() else {
+            let Some(slot) = self.ports[i].as_mut().filter(|s| s.poll_rx) else {
                 continue;
             };
             self.rx.clear();
             if room < self.batch_size {
                 break;
             }
-            let n = slot.port.rx(&mut self.rx);
+            let n = lock_port(&slot.port).rx(&mut self.rx);
             if n == 0 {
                 continue;
             }
@@ -241,7 +259,7 @@ impl<U: Upcall> Pmd<U> {
         }
         for slot in self.ports.iter_mut().flatten() {
             if !slot.txq.is_empty() {
-                slot.port.tx(&mut slot.txq);
+                slot.flush();
             }
         }
         if total == 0 {

@@ -7,12 +7,22 @@ use crate::action::ActionSink;
 use crate::drop::DropReason;
 use crate::flow::FlowKey;
 use crate::packet::{Batch, PacketBuf};
-use crate::port::{Port, PortNo};
+use crate::port::{lock_port, PortNo, SharedPort};
 
-/// An attached port and its queue of frames waiting to be sent.
+/// An attached port and this PMD's queue of frames waiting to be sent to it.
 pub(super) struct PortSlot {
-    pub port: Box<dyn Port>,
+    pub port: SharedPort,
     pub txq: Batch,
+    /// This PMD polls the port for rx.
+    pub poll_rx: bool,
+}
+
+impl PortSlot {
+    /// Send what is queued (one lock for the batch).
+    #[inline]
+    pub fn flush(&mut self) -> usize {
+        lock_port(&self.port).tx(&mut self.txq)
+    }
 }
 
 pub(super) struct PmdSink<'a, U: Upcall> {
@@ -39,7 +49,7 @@ pub(super) fn send_frame(ports: &mut [Option<PortSlot>], stats: &mut PmdStats, p
         return;
     };
     if slot.txq.is_full() {
-        slot.port.tx(&mut slot.txq);
+        slot.flush();
     }
     if slot.txq.push_copy(frame, Default::default()) {
         stats.tx_packets += 1;
@@ -56,7 +66,7 @@ impl<U: Upcall> ActionSink for PmdSink<'_, U> {
             return;
         };
         if slot.txq.is_full() {
-            slot.port.tx(&mut slot.txq);
+            slot.flush();
         }
         if enqueue(&mut slot.txq, pkt, movable) {
             self.stats.tx_packets += 1;

@@ -71,7 +71,7 @@ fn miss_then_emc_then_megaflow() {
     let sent = hs[1].take_sent();
     assert_eq!(sent.len(), 3);
     assert_eq!(&sent[0][..], &f[..]);
-    assert_eq!(pmd.port(1).unwrap().stats().tx_packets, 3);
+    assert_eq!(pmd.port_stats(1).unwrap().tx_packets, 3);
     // The megaflow mask includes in_port: the same frame from port 2 is a miss.
     hs[2].inject(&f);
     pmd.poll_once();
@@ -256,4 +256,37 @@ fn an_epoch_change_flushes_before_the_next_packet() {
     pmd.poll_once();
     assert_eq!(hs[2].take_sent().len(), 1);
     assert_eq!(pmd.stats().upcalls, 2);
+}
+
+#[test]
+fn two_pmds_share_ports_one_polls_each() {
+    use crate::port::share;
+    let up = StaticL2::default();
+    up.fdb.lock().unwrap().insert(MAC_B, vec![Action::Output(1)]);
+    up.fdb.lock().unwrap().insert(MAC_A, vec![Action::Output(0)]);
+    let (p0, h0) = MemoryPort::new("p0");
+    let (p1, h1) = MemoryPort::new("p1");
+    let (s0, s1) = (share(Box::new(p0)), share(Box::new(p1)));
+    let mut a = Pmd::new(up.clone(), PmdConfig::default());
+    let mut b = Pmd::new(up, PmdConfig::default());
+    a.attach_port(0, s0.clone(), true);
+    a.attach_port(1, s1.clone(), false);
+    b.attach_port(0, s0, false);
+    b.attach_port(1, s1, true);
+    h0.inject(&udp4_min());
+    h1.inject(&udp4(MAC_B, MAC_A, IP_B, IP_A, 1, 2, 10));
+    a.poll_once();
+    b.poll_once();
+    assert_eq!(
+        h1.take_sent().len(),
+        1,
+        "PMD a received on port 0 and sent on b's port 1"
+    );
+    assert_eq!(h0.take_sent().len(), 1, "and the other way round");
+    assert_eq!(
+        (a.stats().rx_packets, b.stats().rx_packets),
+        (1, 1),
+        "each polled only its own port"
+    );
+    assert_eq!(a.port_info().iter().filter(|p| p.polled).count(), 1);
 }

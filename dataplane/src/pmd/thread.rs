@@ -3,7 +3,7 @@
 //! between batches, so the packet path never takes a lock.
 
 use super::{Pmd, PmdConfig, PmdStats, Upcall};
-use crate::port::{wait_readable, Port, PortNo, PortStats};
+use crate::port::{wait_readable, Port, PortNo, PortStats, SharedPort};
 use crate::tunnel::GeneveOptMap;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::os::fd::RawFd;
@@ -70,8 +70,11 @@ pub struct PmdSnapshot {
 
 /// Commands a PMD applies between batches.
 pub enum PmdCommand {
-    /// Attach a port.
+    /// Attach a port this PMD polls.
     AddPort(PortNo, Box<dyn Port>),
+    /// Attach a shared port: polled by this PMD when the flag is set, else
+    /// only sent to.
+    AttachPort(PortNo, SharedPort, bool),
     /// Detach a port.
     RemovePort(PortNo),
     /// Drop every cached flow.
@@ -211,8 +214,10 @@ fn snapshot<U: Upcall>(id: usize, pmd: &Pmd<U>, busy: Duration, idle: Duration) 
         busy,
         idle,
         ports: pmd
-            .ports()
-            .map(|(no, p)| (no, p.name().to_string(), p.stats()))
+            .port_info()
+            .into_iter()
+            .filter(|p| p.polled)
+            .map(|p| (p.no, p.name, p.stats))
             .collect(),
         flows,
         emc_entries: pmd.emc().len(gen),
@@ -229,6 +234,9 @@ fn run<U: Upcall>(id: usize, mut pmd: Pmd<U>, rx: Receiver<PmdCommand>, mode: Po
                 PmdCommand::AddPort(no, p) => {
                     pmd.add_port(no, p);
                 }
+                PmdCommand::AttachPort(no, p, poll) => {
+                    pmd.attach_port(no, p, poll);
+                }
                 PmdCommand::RemovePort(no) => {
                     pmd.remove_port(no);
                 }
@@ -244,7 +252,12 @@ fn run<U: Upcall>(id: usize, mut pmd: Pmd<U>, rx: Receiver<PmdCommand>, mode: Po
                 }
                 PmdCommand::Stop => return,
             }
-            fds = pmd.ports().filter_map(|(_, p)| p.poll_fd()).collect();
+            fds = pmd
+                .port_info()
+                .iter()
+                .filter(|p| p.polled)
+                .filter_map(|p| p.poll_fd)
+                .collect();
         }
         let t0 = Instant::now();
         let n = pmd.poll_once();

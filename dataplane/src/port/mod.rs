@@ -24,6 +24,36 @@ use crate::packet::Batch;
 /// A datapath port number (the index the PMD and `Output` actions use).
 pub type PortNo = u32;
 
+/// A port several PMD threads can send to: one of them polls it for rx, any
+/// of them transmits; the lock is taken once per batch, never per packet.
+pub type SharedPort = std::sync::Arc<std::sync::Mutex<Box<dyn Port>>>;
+
+/// Share a port between PMD threads.
+pub fn share(port: Box<dyn Port>) -> SharedPort {
+    std::sync::Arc::new(std::sync::Mutex::new(port))
+}
+
+/// Lock a shared port (a thread that panicked holding it left it usable).
+#[inline]
+pub fn lock_port(p: &SharedPort) -> std::sync::MutexGuard<'_, Box<dyn Port>> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a PMD knows about one of its ports.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    /// Datapath number.
+    pub no: PortNo,
+    /// Name.
+    pub name: String,
+    /// Counters.
+    pub stats: PortStats,
+    /// Its wake-up descriptor.
+    pub poll_fd: Option<std::os::fd::RawFd>,
+    /// True when this PMD polls it for rx (else it only sends to it).
+    pub polled: bool,
+}
+
 /// Counters every port keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortStats {
