@@ -94,6 +94,10 @@ pub struct RuleEntry {
     pub added_ms: u64,
     /// When a translation last used it.
     pub used_ms: u64,
+    /// Packets credited to it (from the cached flows it produced).
+    pub n_packets: u64,
+    /// Bytes credited to it.
+    pub n_bytes: u64,
 }
 
 /// A bridge: ports, 255 rule tables, a MAC table.
@@ -147,6 +151,8 @@ impl Bridge {
                 rule,
                 added_ms: now_ms,
                 used_ms: now_ms,
+                n_packets: 0,
+                n_bytes: 0,
             },
         );
     }

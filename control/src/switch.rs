@@ -4,15 +4,19 @@
 
 use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType};
 use crate::ofp::{parse_flows, FlowsParseError, Match, PortNames, Rule, OFPP_LOCAL};
+use crate::xlate::RuleRef;
 use rvs_dataplane::port::PortNo;
 use rvs_dataplane::tunnel::{GeneveOptMap, OptMapError};
 use rvs_dataplane::vtep::Vtep;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
+
+/// Most remembered flow attributions before they are forgotten.
+const MAX_XCACHE: usize = 1 << 17;
 
 /// Datapath port that tunnel-popped packets re-enter on; the switch then finds
 /// the Geneve port from the tunnel metadata.
@@ -81,6 +85,11 @@ pub struct Switch {
     pub optmap: GeneveOptMap,
     /// Tunnel endpoint addresses served by rvs, by underlay datapath port.
     pub vteps: BTreeMap<PortNo, Vtep>,
+    /// Cached flow tag -> the rules its translation went through.
+    xcache: HashMap<u64, Vec<RuleRef>>,
+    /// (PMD, tag) -> (packets, bytes) already credited.
+    credited: HashMap<(usize, u64), (u64, u64)>,
+    next_tag: u64,
     epoch: Arc<AtomicU64>,
     clock: Instant,
     next_dp: PortNo,
@@ -94,6 +103,9 @@ impl Default for Switch {
             routes: BTreeMap::new(),
             optmap: GeneveOptMap::default(),
             vteps: BTreeMap::new(),
+            xcache: HashMap::new(),
+            credited: HashMap::new(),
+            next_tag: 1,
             epoch: Arc::new(AtomicU64::new(0)),
             clock: Instant::now(),
             next_dp: TUNNEL_VPORT + 1,
@@ -385,6 +397,52 @@ impl Switch {
                 })
                 .map(|p| (b, p))
         })
+    }
+
+    /// Remember which rules a cached flow came from; returns the flow's tag.
+    pub fn remember(&mut self, rules: Vec<RuleRef>) -> u64 {
+        if self.xcache.len() >= MAX_XCACHE {
+            // Bounded: forget old attributions (their flows' later packets go
+            // uncredited until re-translated).
+            self.xcache.clear();
+            self.credited.clear();
+        }
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.xcache.insert(tag, rules);
+        tag
+    }
+
+    /// Credit packets and bytes to the rules in `rules` directly (a packet
+    /// that was translated but not cached).
+    pub fn credit_rules(&mut self, rules: &[RuleRef], packets: u64, bytes: u64) {
+        for r in rules {
+            let entry = self
+                .bridges
+                .get_mut(&r.bridge)
+                .and_then(|b| b.tables.get_mut(&r.table))
+                .and_then(|c| c.get_mut(&r.matches, r.priority));
+            if let Some(e) = entry {
+                e.n_packets += packets;
+                e.n_bytes += bytes;
+            }
+        }
+    }
+
+    /// Credit a PMD's cached-flow counters `(tag, packets, bytes)` to the rules
+    /// the flows came from (only what grew since the last call counts).
+    pub fn credit(&mut self, pmd: usize, counters: &[(u64, u64, u64)]) {
+        for &(tag, packets, bytes) in counters {
+            let Some(rules) = self.xcache.get(&tag).cloned() else {
+                continue;
+            };
+            let last = self.credited.entry((pmd, tag)).or_insert((0, 0));
+            let (dp, db) = (packets.saturating_sub(last.0), bytes.saturating_sub(last.1));
+            *last = (packets, bytes);
+            if dp > 0 {
+                self.credit_rules(&rules, dp, db);
+            }
+        }
     }
 
     /// Remove rules whose hard or idle timeout passed; returns how many.

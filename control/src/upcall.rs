@@ -35,12 +35,17 @@ impl SwitchUpcall {
 }
 
 impl Upcall for SwitchUpcall {
-    fn upcall(&mut self, key: &FlowKey, _pkt: &PacketBuf) -> Result<UpcallReply, UpcallError> {
+    fn upcall(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Result<UpcallReply, UpcallError> {
         let mut sw = lock(&self.sw);
         let t = translate(&mut sw, key);
         let now = sw.now_ms();
         let mut reply = UpcallReply::new(t.actions, t.mask);
         reply.cacheable = t.cacheable;
+        if t.cacheable {
+            reply.tag = sw.remember(t.rules);
+        } else {
+            sw.credit_rules(&t.rules, 1, pkt.len() as u64);
+        }
         for (port, ip) in t.resolve {
             let mut frame = Vec::new();
             if sw

@@ -40,6 +40,21 @@ pub struct Translation {
     pub cacheable: bool,
     /// Tunnel next hops to resolve by ARP: (underlay port, remote IP).
     pub resolve: Vec<(u32, Ipv4Addr)>,
+    /// The rules that matched, in order (their counters grow with the flow's).
+    pub rules: Vec<RuleRef>,
+}
+
+/// Which rule a translation went through: enough to find it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRef {
+    /// Bridge.
+    pub bridge: String,
+    /// Table.
+    pub table: u8,
+    /// Match.
+    pub matches: Match,
+    /// Priority.
+    pub priority: u16,
 }
 
 struct Xlate<'s> {
@@ -58,6 +73,7 @@ struct Xlate<'s> {
     halted: bool,
     cacheable: bool,
     resolve: Vec<(u32, Ipv4Addr)>,
+    rules: Vec<RuleRef>,
 }
 
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
@@ -89,6 +105,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         halted: false,
         cacheable: true,
         resolve: Vec::new(),
+        rules: Vec::new(),
     };
     x.run(key);
     let mut mask = x.wc.flow_mask();
@@ -104,6 +121,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         changed: x.changed,
         cacheable: x.cacheable,
         resolve: x.resolve,
+        rules: x.rules,
     }
 }
 
@@ -290,6 +308,12 @@ impl Xlate<'_> {
                 .expect("just found");
             entry.used_ms = self.now;
             let rule: Rule = entry.rule.clone();
+            self.rules.push(RuleRef {
+                bridge: bridge.to_string(),
+                table,
+                matches: m,
+                priority: prio,
+            });
             let pad = " ".repeat(self.indent + 4);
             self.note(|| {
                 let ms = rule.matches.to_string();

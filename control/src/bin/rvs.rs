@@ -347,6 +347,7 @@ fn forward(
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
         if last_expire.elapsed().as_secs() >= 1 {
+            credit(&sw, &pmds);
             rvs_control::upcall::lock(&sw).expire();
             last_expire = std::time::Instant::now();
         }
@@ -370,6 +371,15 @@ fn forward(
             );
         }
     }
+    credit(&sw, &pmds);
+    let g = rvs_control::upcall::lock(&sw);
+    for e in g.bridge("br0").map(|b| b.rules()).unwrap_or_default() {
+        eprintln!(
+            "rvs: n_packets={}, n_bytes={}, {}",
+            e.n_packets, e.n_bytes, e.rule
+        );
+    }
+    drop(g);
     for p in pmds {
         p.stop();
     }
@@ -439,4 +449,15 @@ fn blast(
         sent as f64 / dt
     );
     Ok(())
+}
+
+/// Credit the PMDs' cached-flow counters to the rules (what OVS's revalidators do).
+fn credit(sw: &rvs_control::upcall::SharedSwitch, pmds: &[PmdThread]) {
+    for p in pmds {
+        if let Some(s) = p.snapshot() {
+            let counters: Vec<(u64, u64, u64)> =
+                s.flows.iter().map(|f| (f.tag, f.packets, f.bytes)).collect();
+            rvs_control::upcall::lock(sw).credit(s.id, &counters);
+        }
+    }
 }

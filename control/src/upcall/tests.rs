@@ -124,6 +124,40 @@ fn two_nodes_talk_through_geneve_within_a_tenant_only() {
     pump(&mut n1, &mut n2);
     assert_eq!(take(&n2, "vm3").len(), 10);
     assert!(n1.pmd.stats().emc_hits > 0);
+    // Rule counters: the cached flows' packets are credited to the rules that
+    // produced them (br-int's NORMAL rule, br-tun's learned table 20 entry).
+    let counters = n1.pmd.flow_counters();
+    lock(&n1.sw).credit(0, &counters);
+    lock(&n1.sw).credit(0, &counters); // crediting the same counts twice adds nothing
+    let sw = lock(&n1.sw);
+    let normal = sw
+        .bridge("br-int")
+        .unwrap()
+        .rules()
+        .into_iter()
+        .find(|e| e.rule.priority == 0)
+        .unwrap()
+        .clone();
+    assert!(
+        normal.n_packets >= 10,
+        "br-int NORMAL counted {} packets",
+        normal.n_packets
+    );
+    assert!(normal.n_bytes >= 10 * there.len() as u64);
+    let learned = sw
+        .bridge("br-tun")
+        .unwrap()
+        .rules()
+        .into_iter()
+        .find(|e| e.rule.table == 20 && e.rule.priority == 1)
+        .unwrap()
+        .clone();
+    assert!(
+        learned.n_packets >= 10,
+        "learned unicast entry counted {}",
+        learned.n_packets
+    );
+    drop(sw);
 
     // Cross-tenant unicast to vm4's MAC never arrives.
     let cross = udp4(mac(1), mac(4), [198, 19, 1, 11], [198, 19, 2, 14], 5, 5, 20);

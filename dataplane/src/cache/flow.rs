@@ -46,6 +46,9 @@ pub struct DpFlow {
     /// When the flow was installed (PMD millisecond clock).
     pub created_ms: u64,
     generation: AtomicU64,
+    /// Opaque number the slow path gave this flow (to credit its counters to
+    /// whatever produced it); 0 = none.
+    tag: AtomicU64,
 }
 
 impl DpFlow {
@@ -61,7 +64,18 @@ impl DpFlow {
             },
             created_ms: now_ms,
             generation: AtomicU64::new(generation),
+            tag: AtomicU64::new(0),
         }
+    }
+
+    /// The slow path's tag for this flow.
+    pub fn tag(&self) -> u64 {
+        self.tag.load(Relaxed)
+    }
+
+    /// Set the slow path's tag.
+    pub fn set_tag(&self, tag: u64) {
+        self.tag.store(tag, Relaxed);
     }
 
     /// True while the flow belongs to generation `gen` and has not been removed.

@@ -172,6 +172,7 @@ impl MegaflowCache {
                     }
                     Revalidate::Replace(actions) => {
                         let nf = Arc::new(DpFlow::new(&f.key, f.mask, actions, new, f.stats.used_ms()));
+                        nf.set_tag(f.tag());
                         f.kill();
                         *f = nf;
                         replaced += 1;

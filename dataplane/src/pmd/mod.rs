@@ -127,6 +127,16 @@ impl<U: Upcall> Pmd<U> {
         old.map(|s| s.port)
     }
 
+    /// (tag, packets, bytes) of every valid cached flow the slow path tagged.
+    pub fn flow_counters(&self) -> Vec<(u64, u64, u64)> {
+        let gen = self.megaflow.generation();
+        self.megaflow
+            .iter()
+            .filter(|f| f.is_valid(gen) && f.tag() != 0)
+            .map(|f| (f.tag(), f.stats.packets(), f.stats.bytes()))
+            .collect()
+    }
+
     /// Counters of port `no`.
     pub fn port_stats(&self, no: PortNo) -> Option<PortStats> {
         self.ports
@@ -352,6 +362,7 @@ impl<U: Upcall> Pmd<U> {
                         reply.mask.set_exact(Field::InPort);
                         reply.mask.set_exact(Field::RecircId);
                         installed = megaflow.insert(&key, reply.mask, reply.actions.into(), now);
+                        installed.set_tag(reply.tag);
                         installed.record(1, len, now);
                         emc.insert(key, hash, installed.clone(), megaflow.generation());
                         &installed.actions

@@ -47,6 +47,8 @@ pub struct FlowDump {
     pub bytes: u64,
     /// Milliseconds since the last hit.
     pub idle_ms: u64,
+    /// The slow path's tag (see [`super::UpcallReply::tag`]).
+    pub tag: u64,
 }
 
 /// What a PMD reports when asked.
@@ -205,6 +207,7 @@ fn snapshot<U: Upcall>(id: usize, pmd: &Pmd<U>, busy: Duration, idle: Duration) 
                 packets: f.stats.packets(),
                 bytes: f.stats.bytes(),
                 idle_ms: now.saturating_sub(f.stats.used_ms()),
+                tag: f.tag(),
             }
         })
         .collect();

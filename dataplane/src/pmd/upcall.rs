@@ -23,6 +23,9 @@ pub struct UpcallReply {
     /// Frames the slow path wants sent (e.g. an ARP request for a tunnel's next
     /// hop), as (port, frame).
     pub packets_out: Vec<(PortNo, Vec<u8>)>,
+    /// Opaque number stored with the cached flow, so the slow path can later
+    /// credit the flow's packet counts to what produced it (0 = none).
+    pub tag: u64,
 }
 
 impl UpcallReply {
@@ -33,6 +36,7 @@ impl UpcallReply {
             mask,
             cacheable: true,
             packets_out: Vec::new(),
+            tag: 0,
         }
     }
 }
