@@ -341,6 +341,12 @@ impl Switch {
         Ok(n)
     }
 
+    /// Add a mapping given as text (`{class=0x0102,type=0x80,len=4}->tun_metadata0`).
+    pub fn add_tlv_map_text(&mut self, text: &str) -> Result<(), SwitchError> {
+        let m = crate::ofp::parse_tlv_map(text).map_err(|e| SwitchError::Flow(e.to_string()))?;
+        self.add_tlv_map(m.class, m.typ, m.len, m.slot)
+    }
+
     /// Map Geneve option (class, type, len) to `tun_metadata{slot}`.
     pub fn add_tlv_map(&mut self, class: u16, typ: u8, len: u8, slot: u8) -> Result<(), SwitchError> {
         self.optmap.insert(class, typ, len, slot)?;

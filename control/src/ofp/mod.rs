@@ -13,7 +13,8 @@ pub use field::OfField;
 pub use format::{fmt_actions, nxm_name};
 pub use matches::Match;
 pub use parse::{
-    parse_actions, parse_flow, parse_flows, parse_match, FlowParseError, FlowsParseError, PortNames,
+    parse_actions, parse_flow, parse_flows, parse_match, parse_tlv_map, FlowParseError, FlowsParseError,
+    PortNames, TlvMapping,
 };
 pub use rule::{Rule, DEFAULT_PRIORITY};
 pub use xkey::{XKey, XMask, XWORDS};

@@ -169,6 +169,70 @@ pub fn parse_match(text: &str, ports: &dyn PortNames) -> PResult<Match> {
     Ok(rule.matches)
 }
 
+/// A Geneve option <-> `tun_metadataN` mapping, as `ovs-ofctl add-tlv-map`
+/// takes it: `{class=0x0102,type=0x80,len=4}->tun_metadata0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlvMapping {
+    /// Option class.
+    pub class: u16,
+    /// Option type (critical bit included).
+    pub typ: u8,
+    /// Data length in bytes.
+    pub len: u8,
+    /// Metadata slot N of `tun_metadataN`.
+    pub slot: u8,
+}
+
+/// Parse a TLV mapping.
+pub fn parse_tlv_map(text: &str) -> PResult<TlvMapping> {
+    let t = text.trim();
+    let (lhs, rhs) = t.split_once("->").map_or_else(
+        || err(1, t, "expected {class=..,type=..,len=..}->tun_metadataN"),
+        Ok,
+    )?;
+    let inner = lhs
+        .trim()
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .map_or_else(
+            || err(1, lhs, "the option goes in braces: {class=..,type=..,len=..}"),
+            Ok,
+        )?;
+    let (mut class, mut typ, mut len) = (None, None, None);
+    for (col, kv) in split_top(inner, 2, false)? {
+        let (k, v) = kv
+            .split_once('=')
+            .map_or_else(|| err(col, kv, "expected key=value"), Ok)?;
+        match k.trim() {
+            "class" => class = Some(parse_num::<u16>(col, kv, v.trim(), "class")?),
+            "type" => typ = Some(parse_num::<u8>(col, kv, v.trim(), "type")?),
+            "len" => len = Some(parse_num::<u8>(col, kv, v.trim(), "len")?),
+            other => {
+                return Err(FlowParseError {
+                    column: col,
+                    token: kv.into(),
+                    message: format!("unknown key {other:?}"),
+                    suggestion: suggest(other, ["class", "type", "len"].map(String::from)),
+                })
+            }
+        }
+    }
+    let col = lhs.len() + 3;
+    let slot = match OfField::from_name(rhs.trim()) {
+        Some(OfField::TunMetadata(n)) => n,
+        _ => return err(col, rhs, "the target must be tun_metadata0..tun_metadata7"),
+    };
+    match (class, typ, len) {
+        (Some(class), Some(typ), Some(len)) => Ok(TlvMapping {
+            class,
+            typ,
+            len,
+            slot,
+        }),
+        _ => err(1, lhs, "class, type and len are all required"),
+    }
+}
+
 /// Parse one flow per line (blank lines and `#` comments skipped): all of them
 /// or an error naming the line.
 pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Vec<Rule>, FlowsParseError> {

@@ -334,3 +334,28 @@ proptest! {
         prop_assert_eq!(back, rule, "{} -> {}", text, printed);
     }
 }
+
+#[test]
+fn tlv_map_syntax() {
+    let m = parse_tlv_map("{class=0x0102,type=0x80,len=4}->tun_metadata0").unwrap();
+    assert_eq!(
+        m,
+        TlvMapping {
+            class: 0x0102,
+            typ: 0x80,
+            len: 4,
+            slot: 0
+        }
+    );
+    assert!(parse_tlv_map("{class=0x0102,type=0x80,len=4}->reg0")
+        .unwrap_err()
+        .message
+        .contains("tun_metadata0..7"));
+    let e = parse_tlv_map("{clas=1,type=1,len=4}->tun_metadata1").unwrap_err();
+    assert_eq!(e.suggestion.as_deref(), Some("class"));
+    assert!(parse_tlv_map("class=1,type=1,len=4->tun_metadata1").is_err());
+    assert!(parse_tlv_map("{class=1,len=4}->tun_metadata1")
+        .unwrap_err()
+        .message
+        .contains("required"));
+}
