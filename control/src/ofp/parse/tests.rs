@@ -350,7 +350,7 @@ fn tlv_map_syntax() {
     assert!(parse_tlv_map("{class=0x0102,type=0x80,len=4}->reg0")
         .unwrap_err()
         .message
-        .contains("tun_metadata0..7"));
+        .contains("tun_metadata0..tun_metadata7"));
     let e = parse_tlv_map("{clas=1,type=1,len=4}->tun_metadata1").unwrap_err();
     assert_eq!(e.suggestion.as_deref(), Some("class"));
     assert!(parse_tlv_map("class=1,type=1,len=4->tun_metadata1").is_err());
