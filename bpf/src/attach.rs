@@ -39,10 +39,9 @@ pub(crate) fn link_xdp(prog: BorrowedFd<'_>, ifindex: u32, mode: XdpMode) -> Res
         flags: mode.flags(),
         ..Default::default()
     };
-    // SAFETY: `prog` is a valid program fd for the duration of the call and
-    // `opts` is a fully initialised options struct whose `sz` is its own size.
-    let fd =
-        unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
+    let (pfd, ifx) = (prog.as_raw_fd(), ifindex as i32);
+    // SAFETY: `pfd` is a live program fd during the call; `opts` is initialised, `sz` its own size.
+    let fd = unsafe { libbpf_sys::bpf_link_create(pfd, ifx, libbpf_sys::BPF_XDP, &opts) };
     if fd < 0 {
         return Err(std::io::Error::from_raw_os_error(-fd));
     }

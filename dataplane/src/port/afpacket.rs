@@ -86,8 +86,9 @@ impl Port for AfPacketPort {
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
-        // SAFETY: `msgs[..free]` point at `iov[..free]`, which point into the
-        // spare buffers of `batch`; all stay alive and unaliased during the call.
+        // The headers point at `iov[..free]`, which point into the spare buffers
+        // of `batch`; all stay alive and unaliased during the call.
+        // SAFETY: see above; `free` <= MAX_BURST entries are initialised.
         let n = unsafe {
             libc::recvmmsg(
                 raw(&self.fd),

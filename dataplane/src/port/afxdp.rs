@@ -97,8 +97,8 @@ impl Area {
     fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
         let end = (addr as usize).checked_add(len)?;
         (end <= self.layout.size()).then(|| {
-            // SAFETY: in bounds (checked); the kernel does not write a frame the
-            // user owns (it came off the rx ring), so reading it is race-free.
+            // The kernel does not write a frame it gave us (off the rx ring).
+            // SAFETY: in bounds (checked above) and not written concurrently.
             unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(addr as usize), len) }
         })
     }
@@ -106,8 +106,8 @@ impl Area {
     fn bytes_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
         let end = (addr as usize).checked_add(len)?;
         (end <= self.layout.size()).then(|| {
-            // SAFETY: in bounds (checked); the frame is on our free list, so
-            // neither the kernel nor another slice refers to it.
+            // The frame is on our free list: neither the kernel nor a slice uses it.
+            // SAFETY: in bounds (checked above) and exclusively ours.
             unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(addr as usize), len) }
         })
     }
@@ -115,8 +115,8 @@ impl Area {
 
 impl Drop for Area {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; the rings and the socket
-        // that used it were dropped before (field order of `AfXdpPort`).
+        // The rings and socket that used it were dropped first (field order).
+        // SAFETY: allocated in `new` with this very layout, and no longer used.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
@@ -211,8 +211,8 @@ impl AfXdpPort {
                     .map_err(|e| io::Error::other(e.to_string()))?,
             ),
         };
-        // SAFETY: the socket fd is open for as long as `socket` lives (it does,
-        // in the port); the map update only reads the number.
+        // The map update only reads the number.
+        // SAFETY: the socket fd stays open for as long as the port (which owns it) lives.
         let fd = unsafe { BorrowedFd::borrow_raw(rx.as_raw_fd()) };
         prog.register_socket(cfg.queue, fd)
             .map_err(|e| io::Error::other(e.to_string()))?;

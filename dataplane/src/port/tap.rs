@@ -46,8 +46,8 @@ impl TapPort {
         for (d, s) in req.name.iter_mut().zip(name.bytes()) {
             *d = s as libc::c_char;
         }
-        // SAFETY: TUNSETIFF reads and writes an ifreq; `req` is a live, correctly
-        // laid out ifreq (name + flags, padded to the kernel's 40 bytes).
+        // TUNSETIFF reads and writes an ifreq (name + flags, padded to 40 bytes).
+        // SAFETY: `req` is a live, correctly laid out ifreq for the whole call.
         cvt(unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) })?;
         set_nonblocking(file.as_raw_fd())?;
         Ok(TapPort {
