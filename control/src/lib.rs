@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod classifier;
+pub mod config;
 pub mod neutron;
 pub mod normal;
 pub mod ofp;

@@ -1,0 +1,456 @@
+//! The desired state of the switch (bridges, ports and their options, flows,
+//! TLV maps, MAC-table settings), saved atomically as JSON and re-applied on
+//! restart. Runtime state (learned MACs, learned rules with timeouts, caches)
+//! is not saved, as in OVS.
+
+use crate::bridge::{GeneveOptions, PortType, TunnelKey};
+use crate::ofp::{parse_flow, OFPP_LOCAL};
+use crate::switch::{BridgePortNames, Switch, SwitchError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Format version written into the file.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// A port as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortConfig {
+    /// Name.
+    pub name: String,
+    /// `internal`, `patch`, `geneve`, or a device type (`afxdp`, `afpacket`, `memory`, ...).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Type options (`peer`, `remote_ip`, `local_ip`, `key`, `queues`, `csum`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Access VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<u16>,
+    /// VLANs of a trunk (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trunks: Vec<u16>,
+}
+
+/// A bridge as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeConfig {
+    /// Name.
+    pub name: String,
+    /// Ports (the bridge's own LOCAL port is implied).
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    /// Rules, in add-flow syntax.
+    #[serde(default)]
+    pub flows: Vec<String>,
+    /// NORMAL's MAC aging (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_aging_s: Option<u64>,
+    /// NORMAL's MAC table bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_max: Option<usize>,
+}
+
+/// The whole desired state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// File format version.
+    pub version: u32,
+    /// Bridges.
+    #[serde(default)]
+    pub bridges: Vec<BridgeConfig>,
+    /// Geneve TLV mappings, `{class=..,type=..,len=..}->tun_metadataN`.
+    #[serde(default)]
+    pub tlv_maps: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            bridges: Vec::new(),
+            tlv_maps: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration could not be read, written or applied.
+#[derive(Error, Debug)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration JSON.
+    #[error("{path}: not a valid rvs configuration: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// serde_json's message (with line and column).
+        message: String,
+    },
+    /// The configuration does not apply (bad port options, bad flow, ...).
+    #[error("{what}: {source}")]
+    Apply {
+        /// Which bridge/port/flow.
+        what: String,
+        /// Cause.
+        source: SwitchError,
+    },
+}
+
+fn apply_err(what: String) -> impl FnOnce(SwitchError) -> ConfigError {
+    move |source| ConfigError::Apply { what, source }
+}
+
+/// The port type of a `type` and its options, as `add-port ... type=T options:k=v` gives them.
+pub fn port_type(ty: &str, options: &BTreeMap<String, String>) -> Result<PortType, String> {
+    let opt = |k: &str| options.get(k).map(String::as_str);
+    let ip = |k: &str| -> Result<Option<std::net::Ipv4Addr>, String> {
+        opt(k)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("options:{k}={v:?} is not an IPv4 address"))
+            })
+            .transpose()
+    };
+    Ok(match ty {
+        "internal" => PortType::Internal,
+        "patch" => PortType::Patch {
+            peer: opt("peer")
+                .ok_or("a patch port needs options:peer=PORT")?
+                .to_string(),
+        },
+        "geneve" => {
+            let remote_ip = ip("remote_ip")?.ok_or("a geneve port needs options:remote_ip=IP")?;
+            let key = match opt("key") {
+                None | Some("flow") => TunnelKey::Flow,
+                Some(k) => TunnelKey::Fixed(
+                    crate::ofp::OfField::TunId
+                        .parse_value(k)
+                        .map_err(|_| format!("options:key={k:?} is not a VNI or \"flow\""))?
+                        as u64,
+                ),
+            };
+            PortType::Geneve(GeneveOptions {
+                remote_ip,
+                local_ip: ip("local_ip")?,
+                key,
+            })
+        }
+        "" => return Err("a port needs a type".into()),
+        kind => PortType::System {
+            kind: kind.to_string(),
+        },
+    })
+}
+
+fn options_of(ty: &PortType) -> (String, BTreeMap<String, String>) {
+    let mut o = BTreeMap::new();
+    let t = match ty {
+        PortType::Internal => "internal".to_string(),
+        PortType::System { kind } => kind.clone(),
+        PortType::Patch { peer } => {
+            o.insert("peer".into(), peer.clone());
+            "patch".into()
+        }
+        PortType::Geneve(g) => {
+            o.insert("remote_ip".into(), g.remote_ip.to_string());
+            if let Some(l) = g.local_ip {
+                o.insert("local_ip".into(), l.to_string());
+            }
+            o.insert(
+                "key".into(),
+                match g.key {
+                    TunnelKey::Flow => "flow".into(),
+                    TunnelKey::Fixed(k) => k.to_string(),
+                },
+            );
+            "geneve".into()
+        }
+    };
+    (t, o)
+}
+
+impl Config {
+    /// The desired state of a running switch. Rules with a timeout (learned,
+    /// or temporary by design) are runtime state and are not included.
+    pub fn from_switch(sw: &Switch) -> Config {
+        let bridges = sw
+            .bridges
+            .values()
+            .map(|b| BridgeConfig {
+                name: b.name.clone(),
+                ports: b
+                    .ports
+                    .values()
+                    .filter(|p| p.ofport != OFPP_LOCAL)
+                    .map(|p| {
+                        let (ty, options) = options_of(&p.ty);
+                        PortConfig {
+                            name: p.name.clone(),
+                            ty,
+                            options,
+                            tag: p.tag,
+                            trunks: p.trunks.clone(),
+                        }
+                    })
+                    .collect(),
+                flows: b
+                    .rules()
+                    .into_iter()
+                    .filter(|e| e.rule.hard_timeout == 0 && e.rule.idle_timeout == 0)
+                    .map(|e| e.rule.to_string())
+                    .collect(),
+                mac_aging_s: Some(b.macs.aging_ms / 1000),
+                mac_max: Some(b.macs.max_entries),
+            })
+            .collect();
+        let tlv_maps = sw
+            .optmap
+            .iter()
+            .map(|m| {
+                format!(
+                    "{{class={:#06x},type={:#04x},len={}}}->tun_metadata{}",
+                    m.class, m.typ, m.len, m.slot
+                )
+            })
+            .collect();
+        Config {
+            version: CONFIG_VERSION,
+            bridges,
+            tlv_maps,
+        }
+    }
+
+    /// Build a switch from this state: bridges, then all ports (patch peers may
+    /// be on later bridges), then rules (their port names must exist), all or
+    /// nothing.
+    pub fn apply(&self) -> Result<Switch, ConfigError> {
+        let mut sw = Switch::new();
+        for b in &self.bridges {
+            sw.add_bridge(&b.name)
+                .map_err(apply_err(format!("bridge {}", b.name)))?;
+            let br = sw.bridges.get_mut(&b.name).expect("just added");
+            if let Some(a) = b.mac_aging_s {
+                br.macs.aging_ms = a * 1000;
+            }
+            if let Some(m) = b.mac_max {
+                br.macs.max_entries = m;
+            }
+        }
+        for b in &self.bridges {
+            for p in &b.ports {
+                let what = format!("bridge {} port {}", b.name, p.name);
+                let ty = port_type(&p.ty, &p.options).map_err(|reason| ConfigError::Apply {
+                    what: what.clone(),
+                    source: SwitchError::BadPort {
+                        port: p.name.clone(),
+                        reason,
+                    },
+                })?;
+                sw.add_port(&b.name, &p.name, ty, p.tag)
+                    .map_err(apply_err(what.clone()))?;
+                if !p.trunks.is_empty() {
+                    sw.set_trunks(&p.name, p.trunks.clone())
+                        .map_err(apply_err(what))?;
+                }
+            }
+        }
+        for b in &self.bridges {
+            // Each flow line is parsed alone so an error names it.
+            let br = sw
+                .bridge(&b.name)
+                .map_err(apply_err(format!("bridge {}", b.name)))?;
+            for (i, f) in b.flows.iter().enumerate() {
+                parse_flow(f, &BridgePortNames(br)).map_err(|e| ConfigError::Apply {
+                    what: format!("bridge {} flow {}", b.name, i + 1),
+                    source: SwitchError::Flow(e.to_string()),
+                })?;
+            }
+            sw.replace_flows(&b.name, &b.flows.join("\n"))
+                .map_err(apply_err(format!("bridge {} flows", b.name)))?;
+        }
+        for t in &self.tlv_maps {
+            sw.add_tlv_map_text(t)
+                .map_err(apply_err(format!("tlv map {t}")))?;
+        }
+        Ok(sw)
+    }
+
+    /// Read a configuration file; `Ok(None)` when it does not exist.
+    pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        let c: Config = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        if c.version != CONFIG_VERSION {
+            return Err(ConfigError::Parse {
+                path: path.into(),
+                message: format!("version {} (this rvs reads version {CONFIG_VERSION})", c.version),
+            });
+        }
+        Ok(Some(c))
+    }
+
+    /// Write the file atomically: a temporary file in the same directory,
+    /// fsync, rename over the old one, fsync the directory. A crash leaves
+    /// either the old or the new file, never a torn one.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let io = |source| ConfigError::Io {
+            path: path.into(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        let text = serde_json::to_string_pretty(self).expect("configuration serialises");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::neutron::{build_node, NodeConfig, Remote, TenantNet};
+
+    fn neutron() -> Switch {
+        let mut sw = Switch::new();
+        let cfg = NodeConfig {
+            underlay_port: "eth-ul".into(),
+            underlay_kind: "afxdp".into(),
+            local_ip: [198, 18, 0, 1].into(),
+            local_mac: [2, 0xee, 0, 0, 0, 1],
+            remotes: vec![
+                Remote {
+                    port: "gnv1".into(),
+                    ip: [198, 18, 0, 2].into(),
+                    mac: None,
+                },
+                Remote {
+                    port: "gnv2".into(),
+                    ip: [198, 18, 0, 3].into(),
+                    mac: None,
+                },
+            ],
+            nets: vec![TenantNet { vni: 5001, vlan: 1 }],
+        };
+        build_node(&mut sw, &cfg).unwrap();
+        sw.add_port(
+            "br-int",
+            "vm1",
+            PortType::System { kind: "afxdp".into() },
+            Some(1),
+        )
+        .unwrap();
+        sw.add_tlv_map_text("{class=0x0102,type=0x80,len=4}->tun_metadata0")
+            .unwrap();
+        sw
+    }
+
+    #[test]
+    fn save_load_apply_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rvs.json");
+        let c = Config::from_switch(&neutron());
+        assert!(Config::load(&path).unwrap().is_none(), "no file yet");
+        c.save(&path).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
+        let back = Config::load(&path).unwrap().unwrap();
+        assert_eq!(back, c);
+        let sw = back.apply().unwrap();
+        assert_eq!(
+            Config::from_switch(&sw),
+            c,
+            "applying and reading back gives the same state"
+        );
+        let br = sw.bridge("br-tun").unwrap();
+        assert_eq!(br.n_rules(), neutron().bridge("br-tun").unwrap().n_rules());
+        assert!(br.n_rules() > 10);
+        assert!(sw.find_port("gnv2").is_some());
+        assert_eq!(sw.optmap.iter().count(), 1);
+    }
+
+    #[test]
+    fn learned_rules_are_not_saved() {
+        let mut sw = neutron();
+        sw.add_flows(
+            "br-tun",
+            "table=20,priority=1,hard_timeout=300,dl_dst=02:00:00:00:00:09,actions=output:gnv1",
+        )
+        .unwrap();
+        let c = Config::from_switch(&sw);
+        let tun = c.bridges.iter().find(|b| b.name == "br-tun").unwrap();
+        assert_eq!(
+            tun.flows.len() + 1,
+            sw.bridge("br-tun").unwrap().n_rules(),
+            "all but the learned one"
+        );
+    }
+
+    #[test]
+    fn corrupt_or_wrong_files_are_errors_that_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rvs.json");
+        std::fs::write(&path, "{ \"version\": 1, \"bridges\": [ { \"name\": ").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("rvs.json") && e.contains("line"), "{e}");
+        std::fs::write(&path, "{ \"version\": 9 }").unwrap();
+        assert!(Config::load(&path).unwrap_err().to_string().contains("version 9"));
+        let mut c = Config::from_switch(&neutron());
+        c.bridges[0].flows.push("in_port=nosuch,actions=drop".into());
+        let e = c.apply().err().expect("bad flow refused").to_string();
+        assert!(e.contains("flow") && e.contains("nosuch"), "{e}");
+        let mut c = Config::from_switch(&neutron());
+        c.bridges[0].ports.push(PortConfig {
+            name: "p".into(),
+            ty: "geneve".into(),
+            options: BTreeMap::new(),
+            tag: None,
+            trunks: vec![],
+        });
+        assert!(c
+            .apply()
+            .err()
+            .expect("bad port refused")
+            .to_string()
+            .contains("remote_ip"));
+    }
+}
