@@ -73,6 +73,8 @@ pub struct BridgePort {
     pub trunks: Vec<u16>,
     /// Datapath port number, for ports that have a device.
     pub dp_port: Option<PortNo>,
+    /// Device options (`queues`, `csum`, ...), kept for the daemon and the config.
+    pub options: BTreeMap<String, String>,
 }
 
 impl BridgePort {

@@ -151,8 +151,8 @@ pub fn port_type(ty: &str, options: &BTreeMap<String, String>) -> Result<PortTyp
     })
 }
 
-fn options_of(ty: &PortType) -> (String, BTreeMap<String, String>) {
-    let mut o = BTreeMap::new();
+fn options_of(ty: &PortType, dev: &BTreeMap<String, String>) -> (String, BTreeMap<String, String>) {
+    let mut o = dev.clone();
     let t = match ty {
         PortType::Internal => "internal".to_string(),
         PortType::System { kind } => kind.clone(),
@@ -179,6 +179,11 @@ fn options_of(ty: &PortType) -> (String, BTreeMap<String, String>) {
 }
 
 impl Config {
+    /// A port's type name and options (as `show` and the file spell them).
+    pub fn port_options(p: &crate::bridge::BridgePort) -> (String, BTreeMap<String, String>) {
+        options_of(&p.ty, &p.options)
+    }
+
     /// The desired state of a running switch. Rules with a timeout (learned,
     /// or temporary by design) are runtime state and are not included.
     pub fn from_switch(sw: &Switch) -> Config {
@@ -192,7 +197,7 @@ impl Config {
                     .values()
                     .filter(|p| p.ofport != OFPP_LOCAL)
                     .map(|p| {
-                        let (ty, options) = options_of(&p.ty);
+                        let (ty, options) = options_of(&p.ty, &p.options);
                         PortConfig {
                             name: p.name.clone(),
                             ty,

@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod classifier;
 pub mod config;
+pub mod daemon;
 pub mod neutron;
 pub mod normal;
 pub mod ofp;

@@ -231,6 +231,7 @@ impl Switch {
                 tag,
                 trunks: Vec::new(),
                 dp_port,
+                options: BTreeMap::new(),
             },
         );
         if let Some(n) = dp_port {
@@ -259,6 +260,17 @@ impl Switch {
         if let Some(n) = p.dp_port {
             self.dp_ports.remove(&n);
         }
+        self.bump();
+        Ok(())
+    }
+
+    /// Set a port's device options (`queues`, `csum`, ...).
+    pub fn set_port_options(
+        &mut self,
+        port: &str,
+        options: BTreeMap<String, String>,
+    ) -> Result<(), SwitchError> {
+        self.port_mut(port)?.options = options;
         self.bump();
         Ok(())
     }

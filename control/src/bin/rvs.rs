@@ -5,28 +5,68 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use rvs_control::bridge::PortType;
+use rvs_control::daemon::devices::{open_device, parse_port_spec, Programs};
+use rvs_control::daemon::proto::Request;
+use rvs_control::daemon::server::{request, socket_path, DaemonOptions};
 use rvs_control::neutron::{build_node, NodeConfig, Remote, TenantNet};
 use rvs_control::ofp::{parse_flows, PortNames};
 use rvs_control::switch::Switch;
 use rvs_control::upcall::{trace_flow, SwitchUpcall};
 use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdThread, PollMode};
-use rvs_dataplane::port::{
-    share, AfPacketPort, AfXdpConfig, AfXdpPort, CompleteChecksums, MultiQueue, Port, TapPort,
-};
+use rvs_dataplane::port::{share, Port};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// rvs, a userspace virtual switch.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Commands sent to a running daemon (OVS-like):\n  \
+show | list-br | list-ports BR | add-br BR | del-br BR\n  \
+add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [options:K=V ...] | del-port PORT\n  \
+add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
+add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
+dpctl-dump-flows | fdb-show BR | tnl-neigh | pmd-stats [--clear] | port-stats | cache-flush\n\n\
+Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 type=afxdp tag=1\n  rvs dump-flows br-int"
+)]
 struct Cli {
+    /// Directory of the daemon's control socket (default: $RVS_RUN_DIR, /run/rvs as
+    /// root, else $XDG_RUNTIME_DIR/rvs).
+    #[arg(long, global = true)]
+    run_dir: Option<PathBuf>,
+    /// Output format of read commands: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    format: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the switch daemon: load the configuration, run the datapath, serve
+    /// the control socket.
+    Daemon {
+        /// Configuration file (created on the first change).
+        #[arg(long, default_value = "/var/lib/rvs/conf.json")]
+        db: PathBuf,
+        /// Poll-mode threads.
+        #[arg(long, default_value_t = 1)]
+        pmd_threads: usize,
+        /// busy or adaptive.
+        #[arg(long, default_value = "adaptive")]
+        poll: String,
+        /// If the configuration is unusable, move it aside and start empty.
+        #[arg(long)]
+        start_empty: bool,
+        /// Write our PID here.
+        #[arg(long)]
+        pidfile: Option<PathBuf>,
+    },
+    /// A command for the running daemon (see the list below).
+    #[command(external_subcommand)]
+    Remote(Vec<String>),
     /// Parse flows in ovs-ofctl syntax (one per line, `-` for stdin) and print
     /// them as rvs understands them; errors name the line and column.
     #[command(after_help = "Example:\n  rvs parse-flows control/fixtures/neutron-br-tun.flows")]
@@ -118,6 +158,80 @@ impl PortNames for AnyPortName {
     }
 }
 
+fn default_run_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("RVS_RUN_DIR") {
+        return d.into();
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc_geteuid() } == 0 {
+        return "/run/rvs".into();
+    }
+    std::env::var_os("XDG_RUNTIME_DIR").map_or_else(
+        || std::env::temp_dir().join("rvs"),
+        |d| PathBuf::from(d).join("rvs"),
+    )
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn poll_mode(s: &str) -> Result<PollMode> {
+    Ok(match s {
+        "busy" => PollMode::Busy,
+        "adaptive" => PollMode::ADAPTIVE,
+        other => anyhow::bail!("--poll {other:?}: use busy or adaptive"),
+    })
+}
+
+/// Send a command to the daemon; exit 0 on success, 1 on a refused command,
+/// 2 when the daemon cannot be reached.
+fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> ExitCode {
+    let cmd = words.remove(0);
+    // Flow files are read here, so the daemon gets their text.
+    if matches!(cmd.as_str(), "add-flows" | "replace-flows") && words.len() == 2 {
+        let text = if words[1] == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(&words[1])
+        };
+        match text {
+            Ok(t) => words[1] = t,
+            Err(e) => {
+                eprintln!("rvs: {}: {e}", words[1]);
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let req = Request {
+        cmd,
+        args: words,
+        format: (format == "json").then(|| "json".to_string()),
+    };
+    match request(run_dir, &req) {
+        Ok(r) if r.ok => {
+            print!("{}", r.output);
+            if !r.output.is_empty() && !r.output.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!("rvs: {}", r.error);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!(
+                "rvs: cannot reach the daemon at {}: {e}",
+                socket_path(run_dir).display()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Logs go to stderr; RVS_LOG=debug (or any tracing filter) for more.
     tracing_subscriber::fmt()
@@ -126,7 +240,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let run_dir = cli.run_dir.clone().unwrap_or_else(default_run_dir);
+    if let Cmd::Remote(words) = cli.cmd {
+        return remote(&run_dir, &cli.format, words);
+    }
+    match run(cli, run_dir) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rvs: {e:#}");
@@ -135,8 +254,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
     match cli.cmd {
+        Cmd::Remote(_) => unreachable!("handled in main"),
+        Cmd::Daemon {
+            db,
+            pmd_threads,
+            poll,
+            start_empty,
+            pidfile,
+        } => {
+            let opts = DaemonOptions {
+                db,
+                run_dir,
+                pmd_threads,
+                poll: poll_mode(&poll)?,
+                start_empty,
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            if let Some(p) = &pidfile {
+                std::fs::write(p, format!("{}\n", std::process::id()))
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            let r = rvs_control::daemon::server::run(&opts, stop);
+            if let Some(p) = &pidfile {
+                let _ = std::fs::remove_file(p);
+            }
+            r.map_err(|e| anyhow::anyhow!(e))
+        }
         Cmd::ParseFlows { file } => {
             let text = if file.as_os_str() == "-" {
                 let mut s = String::new();
@@ -219,67 +367,10 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// Open the device of a `--port TYPE:IFNAME[,queues=N][,csum]` spec.
-fn open_port(
-    spec: &str,
-    prog: &mut std::collections::HashMap<String, std::sync::Arc<rvs_bpf::XskRedirect>>,
-) -> Result<(String, Box<dyn Port>)> {
-    let (ty, rest) = spec
-        .split_once(':')
-        .with_context(|| format!("--port {spec:?}: use TYPE:IFNAME[,queues=N][,csum]"))?;
-    let mut parts = rest.split(',');
-    let ifname = parts.next().unwrap_or_default();
-    let (mut queues, mut csum) = (1u32, false);
-    for opt in parts {
-        match opt.split_once('=') {
-            Some(("queues", n)) => {
-                queues = n
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=64).contains(n))
-                    .with_context(|| format!("--port {spec:?}: queues must be 1..=64"))?
-            }
-            None if opt == "csum" => csum = true,
-            _ => anyhow::bail!("--port {spec:?}: unknown option {opt:?} (queues=N, csum)"),
-        }
-    }
-    let port: Box<dyn Port> = match ty {
-        "afxdp" => {
-            let mut qs: Vec<Box<dyn Port>> = Vec::new();
-            for q in 0..queues {
-                let mut cfg = AfXdpConfig::new(ifname);
-                cfg.queue = q;
-                match AfXdpPort::open(&cfg, prog.get(ifname).cloned()) {
-                    Ok(p) => {
-                        prog.insert(ifname.to_string(), p.program());
-                        qs.push(Box::new(p));
-                    }
-                    Err(e) if q == 0 => {
-                        // As OVS does for netdevs without XDP: keep working, slower.
-                        tracing::warn!("AF_XDP on {ifname} failed ({e}); falling back to AF_PACKET");
-                        let p =
-                            AfPacketPort::open(ifname).with_context(|| format!("AF_PACKET on {ifname}"))?;
-                        qs.push(Box::new(p));
-                        break;
-                    }
-                    Err(e) => return Err(e).with_context(|| format!("AF_XDP on {ifname} queue {q}")),
-                }
-            }
-            if qs.len() == 1 {
-                qs.pop().expect("one queue")
-            } else {
-                Box::new(MultiQueue::new(qs))
-            }
-        }
-        "afpacket" => Box::new(AfPacketPort::open(ifname).with_context(|| format!("AF_PACKET on {ifname}"))?),
-        "tap" => Box::new(TapPort::open(ifname).with_context(|| format!("tap {ifname}"))?),
-        other => anyhow::bail!("--port {spec:?}: unknown type {other:?} (afxdp, afpacket, tap)"),
-    };
-    let port = if csum {
-        Box::new(CompleteChecksums(port)) as Box<dyn Port>
-    } else {
-        port
-    };
-    Ok((ifname.to_string(), port))
+fn open_port(spec: &str, progs: &mut Programs) -> Result<(String, Box<dyn Port>)> {
+    let (ty, ifname, options) = parse_port_spec(spec)?;
+    let port = open_device(&ty, &ifname, &options, progs).with_context(|| format!("--port {spec}"))?;
+    Ok((ifname, port))
 }
 
 fn forward(
@@ -297,7 +388,7 @@ fn forward(
     };
     let mut sw = Switch::new();
     sw.add_bridge("br0")?;
-    let mut progs = std::collections::HashMap::new();
+    let mut progs = Programs::new();
     let mut opened = Vec::new();
     for spec in specs {
         let (name, port) = open_port(spec, &mut progs)?;
@@ -431,7 +522,7 @@ fn blast(
             )
         })
         .collect();
-    let mut progs = std::collections::HashMap::new();
+    let mut progs = Programs::new();
     let (_, mut port) = open_port(spec, &mut progs)?;
     let mut batch = rvs_dataplane::packet::Batch::new(64);
     let start = std::time::Instant::now();

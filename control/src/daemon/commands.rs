@@ -1,0 +1,449 @@
+//! What the daemon does with each request: OVS-like commands over the switch
+//! and the datapath. Changes are saved to the configuration file before the
+//! reply; read commands answer in text (like ovs-vsctl / ovs-ofctl) or JSON.
+
+use super::datapath::Datapath;
+use super::proto::{Reply, Request};
+use crate::bridge::PortType;
+use crate::config::{port_type, Config};
+use crate::ofp::{fmt_actions, parse_match, Match, OFPP_LOCAL};
+use crate::switch::{BridgePortNames, Switch};
+use crate::upcall::{lock, trace_flow, SharedSwitch};
+use rvs_dataplane::pmd::PmdCommand;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// The daemon's state.
+pub struct State {
+    /// The switch.
+    pub sw: SharedSwitch,
+    /// PMD threads and devices.
+    pub dp: Datapath,
+    /// Configuration file.
+    pub db: PathBuf,
+}
+
+type CmdResult = Result<String, String>;
+
+fn need<'a>(args: &'a [String], n: usize, usage: &str) -> Result<&'a [String], String> {
+    if args.len() < n {
+        Err(format!("usage: {usage}"))
+    } else {
+        Ok(args)
+    }
+}
+
+/// Handle one request.
+pub fn handle(st: &mut State, req: &Request) -> Reply {
+    let json = req.format.as_deref() == Some("json");
+    let a = &req.args;
+    let r = match req.cmd.as_str() {
+        "show" => Ok(show(&lock(&st.sw), json)),
+        "list-br" => {
+            let sw = lock(&st.sw);
+            let names: Vec<&String> = sw.bridges.keys().collect();
+            Ok(if json {
+                json!(names).to_string()
+            } else {
+                names.iter().map(|n| format!("{n}\n")).collect()
+            })
+        }
+        "list-ports" => need(a, 1, "list-ports BRIDGE").and_then(|a| {
+            let sw = lock(&st.sw);
+            let br = sw.bridge(&a[0]).map_err(|e| e.to_string())?;
+            let names: Vec<&String> = br
+                .ports
+                .values()
+                .filter(|p| p.ofport != OFPP_LOCAL)
+                .map(|p| &p.name)
+                .collect();
+            Ok(if json {
+                json!(names).to_string()
+            } else {
+                names.iter().map(|n| format!("{n}\n")).collect()
+            })
+        }),
+        "add-br" => need(a, 1, "add-br BRIDGE")
+            .and_then(|a| change(st, |sw| sw.add_bridge(&a[0]).map_err(|e| e.to_string()))),
+        "del-br" => need(a, 1, "del-br BRIDGE")
+            .and_then(|a| change(st, |sw| sw.del_bridge(&a[0]).map_err(|e| e.to_string()))),
+        "add-port" => need(a, 2, "add-port BRIDGE PORT [type=T] [tag=N] [options:K=V ...]").and_then(|a| {
+            let (ty, tag, options) = port_args(&a[2..])?;
+            let pt = port_type(&ty, &options)?;
+            let device = matches!(pt, PortType::System { .. } | PortType::Internal);
+            change(st, |sw| {
+                sw.add_port(&a[0], &a[1], pt, tag).map_err(|e| e.to_string())?;
+                if device && !options.is_empty() {
+                    sw.set_port_options(&a[1], options).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        }),
+        "del-port" => need(a, 1, "del-port PORT").and_then(|a| {
+            let name = a.last().expect("checked");
+            change(st, |sw| sw.del_port(name).map_err(|e| e.to_string()))
+        }),
+        "add-flow" | "add-flows" => need(a, 2, "add-flow BRIDGE FLOW").and_then(|a| {
+            change(st, |sw| {
+                sw.add_flows(&a[0], &a[1..].join("\n"))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        "replace-flows" => need(a, 2, "replace-flows BRIDGE FLOWS").and_then(|a| {
+            change(st, |sw| {
+                sw.replace_flows(&a[0], &a[1])
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        "del-flows" => need(a, 1, "del-flows BRIDGE [MATCH]").and_then(|a| {
+            let (table, m) = {
+                let sw = lock(&st.sw);
+                let br = sw.bridge(&a[0]).map_err(|e| e.to_string())?;
+                table_and_match(a.get(1).map(String::as_str).unwrap_or(""), &BridgePortNames(br))?
+            };
+            change(st, |sw| {
+                sw.del_flows(&a[0], table, &m)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        "add-tlv-map" => need(
+            a,
+            2,
+            "add-tlv-map BRIDGE {class=..,type=..,len=..}->tun_metadataN",
+        )
+        .and_then(|a| change(st, |sw| sw.add_tlv_map_text(&a[1]).map_err(|e| e.to_string()))),
+        "dump-flows" => need(a, 1, "dump-flows BRIDGE [--table N]").and_then(|a| {
+            st.dp.credit(&st.sw);
+            let table = match a.iter().position(|x| x == "--table") {
+                Some(i) => Some(
+                    a.get(i + 1)
+                        .and_then(|t| t.parse::<u8>().ok())
+                        .ok_or("--table needs 0..254")?,
+                ),
+                None => None,
+            };
+            dump_flows(&lock(&st.sw), &a[0], table, json)
+        }),
+        "trace" => need(a, 2, "trace BRIDGE FLOW")
+            .and_then(|a| trace_flow(&mut lock(&st.sw), &a[0], &a[1]).map_err(|e| e.to_string())),
+        "fdb-show" => need(a, 1, "fdb-show BRIDGE").and_then(|a| fdb_show(&lock(&st.sw), &a[0], json)),
+        "tnl-neigh" => Ok(tnl_neigh(&lock(&st.sw), json)),
+        "dpctl-dump-flows" | "dpctl/dump-flows" => Ok(dpctl_dump_flows(&st.dp, json)),
+        "pmd-stats" => {
+            let out = pmd_stats(&st.dp, json);
+            if a.iter().any(|x| x == "--clear") {
+                st.dp.broadcast(|| PmdCommand::ClearStats);
+            }
+            Ok(out)
+        }
+        "port-stats" => Ok(port_stats(&st.dp, json)),
+        "cache-flush" => {
+            st.dp.broadcast(|| PmdCommand::FlushCaches);
+            Ok(String::new())
+        }
+        other => Err(format!("unknown command {other:?}")),
+    };
+    match r {
+        Ok(out) => Reply::ok(out),
+        Err(e) => Reply::err(e),
+    }
+}
+
+/// Apply a change, save the configuration, bring the datapath in step.
+fn change(st: &mut State, f: impl FnOnce(&mut Switch) -> Result<(), String>) -> CmdResult {
+    let mut sw = lock(&st.sw);
+    f(&mut sw)?;
+    Config::from_switch(&sw)
+        .save(&st.db)
+        .map_err(|e| format!("applied, but not saved: {e}"))?;
+    let warnings = st.dp.sync(&sw);
+    Ok(warnings.into_iter().map(|w| format!("warning: {w}\n")).collect())
+}
+
+/// A port's type, access VLAN and options, as `add-port` takes them.
+type PortArgs = (String, Option<u16>, BTreeMap<String, String>);
+
+/// `type=T tag=N options:K=V ...`
+fn port_args(args: &[String]) -> Result<PortArgs, String> {
+    let (mut ty, mut tag, mut options) = ("internal".to_string(), None, BTreeMap::new());
+    for a in args.iter().filter(|a| *a != "--" && *a != "set") {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| format!("{a:?}: expected KEY=VALUE"))?;
+        match k {
+            "type" => ty = v.to_string(),
+            "tag" => tag = Some(v.parse().map_err(|_| format!("tag={v:?} is not a VLAN id"))?),
+            _ => match k.strip_prefix("options:") {
+                Some(o) => {
+                    options.insert(o.to_string(), v.to_string());
+                }
+                None => return Err(format!("{a:?}: use type=T, tag=N or options:KEY=VALUE")),
+            },
+        }
+    }
+    Ok((ty, tag, options))
+}
+
+/// `table=N,MATCH` as del-flows takes it.
+fn table_and_match(text: &str, ports: &BridgePortNames<'_>) -> Result<(Option<u8>, Match), String> {
+    let mut table = None;
+    let rest: Vec<&str> = text
+        .split(',')
+        .filter(|t| match t.trim().strip_prefix("table=") {
+            Some(n) => {
+                table = n.parse().ok();
+                false
+            }
+            None => !t.trim().is_empty(),
+        })
+        .collect();
+    let m = parse_match(&rest.join(","), ports).map_err(|e| e.to_string())?;
+    Ok((table, m))
+}
+
+fn show(sw: &Switch, json: bool) -> String {
+    if json {
+        let v: Vec<_> = sw
+            .bridges
+            .values()
+            .map(|b| {
+                let ports: Vec<_> = b
+                    .ports
+                    .values()
+                    .map(|p| {
+                        let (ty, options) = crate::config::Config::port_options(p);
+                        json!({"name": p.name, "ofport": p.ofport, "type": ty, "options": options, "tag": p.tag, "trunks": p.trunks, "dp_port": p.dp_port})
+                    })
+                    .collect();
+                json!({"name": b.name, "ports": ports})
+            })
+            .collect();
+        return json!({"bridges": v}).to_string();
+    }
+    let mut s = String::new();
+    for b in sw.bridges.values() {
+        let _ = writeln!(s, "Bridge {}", b.name);
+        let mut ports: Vec<_> = b.ports.values().collect();
+        ports.sort_by(|a, b| a.name.cmp(&b.name));
+        for p in ports {
+            let _ = writeln!(s, "    Port {}", p.name);
+            if let Some(t) = p.tag {
+                let _ = writeln!(s, "        tag: {t}");
+            }
+            if !p.trunks.is_empty() {
+                let _ = writeln!(s, "        trunks: {:?}", p.trunks);
+            }
+            let _ = writeln!(s, "        Interface {}", p.name);
+            let (ty, options) = crate::config::Config::port_options(p);
+            if ty != "system" {
+                let _ = writeln!(s, "            type: {ty}");
+            }
+            if !options.is_empty() {
+                let o: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(s, "            options: {{{}}}", o.join(", "));
+            }
+        }
+    }
+    s
+}
+
+fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, json: bool) -> CmdResult {
+    let br = sw.bridge(bridge).map_err(|e| e.to_string())?;
+    let now = sw.now_ms();
+    let rules: Vec<_> = br
+        .rules()
+        .into_iter()
+        .filter(|e| table.is_none_or(|t| t == e.rule.table))
+        .collect();
+    if json {
+        let v: Vec<_> = rules
+            .iter()
+            .map(|e| {
+                json!({"table": e.rule.table, "priority": e.rule.priority, "cookie": e.rule.cookie,
+                "match": e.rule.matches.to_string(), "actions": fmt_actions(&e.rule.actions),
+                "n_packets": e.n_packets, "n_bytes": e.n_bytes,
+                "duration_s": now.saturating_sub(e.added_ms) as f64 / 1000.0})
+            })
+            .collect();
+        return Ok(json!(v).to_string());
+    }
+    let mut s = String::new();
+    for e in rules {
+        let r = &e.rule;
+        let m = r.matches.to_string();
+        let _ = writeln!(
+            s,
+            " cookie={:#x}, duration={:.3}s, table={}, n_packets={}, n_bytes={}, {}{}priority={}{}{} actions={}",
+            r.cookie,
+            now.saturating_sub(e.added_ms) as f64 / 1000.0,
+            r.table,
+            e.n_packets,
+            e.n_bytes,
+            if r.idle_timeout > 0 { format!("idle_timeout={}, ", r.idle_timeout) } else { String::new() },
+            if r.hard_timeout > 0 { format!("hard_timeout={}, ", r.hard_timeout) } else { String::new() },
+            r.priority,
+            if m.is_empty() { "" } else { "," },
+            m,
+            fmt_actions(&r.actions)
+        );
+    }
+    Ok(s)
+}
+
+fn fdb_show(sw: &Switch, bridge: &str, json: bool) -> CmdResult {
+    let br = sw.bridge(bridge).map_err(|e| e.to_string())?;
+    let now = sw.now_ms();
+    let entries = br.macs.entries();
+    let name = |p: u32| br.ports.get(&p).map_or(p.to_string(), |x| x.name.clone());
+    let mac = |m: u64| crate::ofp::OfField::DlSrc.fmt_value(m as u128);
+    if json {
+        let v: Vec<_> = entries
+            .iter()
+            .map(|e| json!({"port": name(e.port), "vlan": e.vlan, "mac": mac(e.mac), "age_s": now.saturating_sub(e.seen_ms) / 1000}))
+            .collect();
+        return Ok(json!(v).to_string());
+    }
+    let mut s = String::from(" port  VLAN  MAC                Age\n");
+    for e in entries {
+        let _ = writeln!(
+            s,
+            "{:>5}  {:>4}  {}  {:>3}",
+            name(e.port),
+            e.vlan,
+            mac(e.mac),
+            now.saturating_sub(e.seen_ms) / 1000
+        );
+    }
+    Ok(s)
+}
+
+fn tnl_neigh(sw: &Switch, json: bool) -> String {
+    let mut rows = Vec::new();
+    for (port, v) in &sw.vteps {
+        for n in v.neighbors() {
+            let mac = match n.state {
+                rvs_dataplane::vtep::NeighState::Reachable(m) => crate::ofp::OfField::DlSrc
+                    .fmt_value(u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]) as u128),
+                rvs_dataplane::vtep::NeighState::Incomplete => "(incomplete)".into(),
+            };
+            rows.push((v.ip, *port, n.ip, mac));
+        }
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(
+                |(l, p, ip, m)| json!({"local_ip": l.to_string(), "port": p, "ip": ip.to_string(), "mac": m}),
+            )
+            .collect();
+        return json!(v).to_string();
+    }
+    let mut s = String::from("IP               MAC                 via (local IP, dp port)\n");
+    for (l, p, ip, m) in rows {
+        let _ = writeln!(s, "{ip:<16} {m:<19} {l}, {p}");
+    }
+    s
+}
+
+fn dpctl_dump_flows(dp: &Datapath, json: bool) -> String {
+    let snaps = dp.snapshots();
+    if json {
+        let v: Vec<_> = snaps
+            .iter()
+            .flat_map(|s| s.flows.iter().map(move |f| json!({"pmd": s.id, "match": f.matches, "actions": f.actions, "packets": f.packets, "bytes": f.bytes, "used_ms": f.idle_ms})))
+            .collect();
+        return json!(v).to_string();
+    }
+    let mut s = String::new();
+    for snap in snaps {
+        let _ = writeln!(s, "pmd{}:", snap.id);
+        for f in &snap.flows {
+            let _ = writeln!(
+                s,
+                "  {}, packets:{}, bytes:{}, used:{:.3}s, actions:{}",
+                f.matches,
+                f.packets,
+                f.bytes,
+                f.idle_ms as f64 / 1000.0,
+                f.actions
+            );
+        }
+    }
+    s
+}
+
+fn pmd_stats(dp: &Datapath, json: bool) -> String {
+    let snaps = dp.snapshots();
+    if json {
+        let v: Vec<_> = snaps
+            .iter()
+            .map(|s| {
+                let drops: BTreeMap<String, u64> = s.stats.drops.nonzero().map(|(r, n)| (r.name().to_string(), n)).collect();
+                json!({"pmd": s.id, "rx_packets": s.stats.rx_packets, "emc_hits": s.stats.emc_hits,
+                "megaflow_hits": s.stats.megaflow_hits, "upcalls": s.stats.upcalls, "recirculations": s.stats.recirculations,
+                "tx_packets": s.stats.tx_packets, "drops": drops, "busy_s": s.busy.as_secs_f64(), "idle_s": s.idle.as_secs_f64(),
+                "emc_entries": s.emc_entries, "megaflows": s.flows.len()})
+            })
+            .collect();
+        return json!(v).to_string();
+    }
+    let mut out = String::new();
+    for s in snaps {
+        let st = &s.stats;
+        let total = (s.busy + s.idle).as_secs_f64().max(1e-9);
+        let _ = writeln!(out, "pmd thread {}:", s.id);
+        let _ = writeln!(out, "  packets received: {}", st.rx_packets);
+        let _ = writeln!(out, "  packet recirculations: {}", st.recirculations);
+        let _ = writeln!(out, "  exact match hits: {}", st.emc_hits);
+        let _ = writeln!(out, "  megaflow hits: {}", st.megaflow_hits);
+        let _ = writeln!(out, "  miss with success upcall: {}", st.upcalls);
+        let _ = writeln!(out, "  packets sent: {}", st.tx_packets);
+        let _ = writeln!(
+            out,
+            "  busy: {:.1}%, idle: {:.1}%",
+            100.0 * s.busy.as_secs_f64() / total,
+            100.0 * s.idle.as_secs_f64() / total
+        );
+        let _ = writeln!(
+            out,
+            "  cached flows: {} megaflows, {} EMC entries",
+            s.flows.len(),
+            s.emc_entries
+        );
+        for (r, n) in st.drops.nonzero() {
+            let _ = writeln!(out, "  dropped ({r}): {n}");
+        }
+    }
+    out
+}
+
+fn port_stats(dp: &Datapath, json: bool) -> String {
+    let ports: Vec<_> = dp.snapshots().into_iter().flat_map(|s| s.ports).collect();
+    if json {
+        let v: Vec<_> = ports
+            .iter()
+            .map(|(no, n, p)| json!({"port": no, "name": n, "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes, "rx_dropped": p.rx_dropped, "rx_errors": p.rx_errors, "tx_packets": p.tx_packets, "tx_bytes": p.tx_bytes, "tx_dropped": p.tx_dropped, "tx_errors": p.tx_errors}))
+            .collect();
+        return json!(v).to_string();
+    }
+    let mut s = String::new();
+    for (no, n, p) in ports {
+        let _ = writeln!(s, "  port {no}: {n}");
+        let _ = writeln!(
+            s,
+            "    RX packets:{} bytes:{} dropped:{} errors:{}",
+            p.rx_packets, p.rx_bytes, p.rx_dropped, p.rx_errors
+        );
+        let _ = writeln!(
+            s,
+            "    TX packets:{} bytes:{} dropped:{} errors:{}",
+            p.tx_packets, p.tx_bytes, p.tx_dropped, p.tx_errors
+        );
+    }
+    s
+}

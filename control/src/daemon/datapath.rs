@@ -1,0 +1,140 @@
+//! [`Datapath`]: the PMD threads and the devices behind the switch's ports,
+//! kept in step with the switch's configuration. Each device is polled by one
+//! PMD (round-robin) and can be sent to by all of them.
+
+use super::devices::{open_device, Programs};
+use crate::bridge::PortType;
+use crate::switch::Switch;
+use crate::upcall::{lock, SharedSwitch, SwitchUpcall};
+use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdSnapshot, PmdThread, PollMode};
+use rvs_dataplane::port::{share, PortNo};
+use rvs_dataplane::tunnel::GeneveOptMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// PMD threads and attached devices.
+pub struct Datapath {
+    pmds: Vec<PmdThread>,
+    attached: BTreeSet<PortNo>,
+    progs: Programs,
+    next_pmd: usize,
+    optmap: GeneveOptMap,
+}
+
+impl Datapath {
+    /// Start `threads` PMD threads translating misses through `sw`.
+    pub fn start(
+        sw: &SharedSwitch,
+        threads: usize,
+        mode: PollMode,
+        cpu: Option<usize>,
+    ) -> std::io::Result<Datapath> {
+        let epoch = lock(sw).epoch();
+        let mut pmds = Vec::new();
+        for i in 0..threads.max(1) {
+            let up = SwitchUpcall::new(sw.clone());
+            pmds.push(PmdThread::spawn(
+                i,
+                up,
+                PmdConfig::default(),
+                mode,
+                Some(epoch.clone()),
+                cpu.map(|c| c + i),
+            )?);
+        }
+        Ok(Datapath {
+            pmds,
+            attached: BTreeSet::new(),
+            progs: Programs::new(),
+            next_pmd: 0,
+            optmap: GeneveOptMap::default(),
+        })
+    }
+
+    /// Open devices for new ports, detach removed ones, push the option map.
+    /// Returns warnings (ports whose device could not be opened stay
+    /// configured, without a device, and are retried on the next sync).
+    pub fn sync(&mut self, sw: &Switch) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let wanted: BTreeMap<PortNo, (String, String, BTreeMap<String, String>)> = sw
+            .bridges
+            .values()
+            .flat_map(|b| b.ports.values())
+            .filter_map(|p| {
+                let kind = match &p.ty {
+                    PortType::Internal => "internal".to_string(),
+                    PortType::System { kind } => kind.clone(),
+                    _ => return None,
+                };
+                p.dp_port
+                    .map(|dp| (dp, (p.name.clone(), kind, p.options.clone())))
+            })
+            .collect();
+        for gone in self
+            .attached
+            .clone()
+            .difference(&wanted.keys().copied().collect())
+        {
+            for p in &self.pmds {
+                p.send(PmdCommand::RemovePort(*gone));
+            }
+            self.attached.remove(gone);
+        }
+        for (dp, (name, kind, opts)) in &wanted {
+            if self.attached.contains(dp) || kind == "memory" {
+                continue;
+            }
+            match open_device(kind, name, opts, &mut self.progs) {
+                Ok(dev) => {
+                    let shared = share(dev);
+                    let owner = self.next_pmd % self.pmds.len();
+                    self.next_pmd += 1;
+                    for (i, p) in self.pmds.iter().enumerate() {
+                        p.send(PmdCommand::AttachPort(*dp, shared.clone(), i == owner));
+                    }
+                    self.attached.insert(*dp);
+                }
+                Err(e) => warnings.push(format!("port {name}: no device yet: {e}")),
+            }
+        }
+        if sw.optmap != self.optmap {
+            self.optmap = sw.optmap;
+            for p in &self.pmds {
+                p.send(PmdCommand::SetOptMap(self.optmap));
+            }
+        }
+        warnings
+    }
+
+    /// Every PMD's counters, ports and flows.
+    pub fn snapshots(&self) -> Vec<PmdSnapshot> {
+        self.pmds.iter().filter_map(|p| p.snapshot()).collect()
+    }
+
+    /// Credit cached-flow counters to rules.
+    pub fn credit(&self, sw: &SharedSwitch) {
+        for s in self.snapshots() {
+            let counters: Vec<(u64, u64, u64)> =
+                s.flows.iter().map(|f| (f.tag, f.packets, f.bytes)).collect();
+            lock(sw).credit(s.id, &counters);
+        }
+    }
+
+    /// Send a command to every PMD.
+    pub fn broadcast(&self, cmd: impl Fn() -> PmdCommand) {
+        for p in &self.pmds {
+            p.send(cmd());
+        }
+    }
+
+    /// Datapath ports with a device attached.
+    pub fn attached(&self) -> &BTreeSet<PortNo> {
+        &self.attached
+    }
+
+    /// Stop every PMD thread (devices close, XDP programs detach).
+    pub fn stop(self) {
+        for p in self.pmds {
+            p.stop();
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The rvs daemon's parts: the control-socket protocol, device opening, and
+//! the datapath manager that keeps PMD threads in step with the switch.
+
+pub mod commands;
+pub mod datapath;
+pub mod devices;
+pub mod proto;
+pub mod server;

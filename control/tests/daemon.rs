@@ -1,0 +1,272 @@
+//! The daemon and the CLI, driven as a user would: a daemon on a temporary run
+//! directory and configuration file (no root needed: ports of type `memory` and
+//! `patch` have no device).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Daemon {
+    child: Option<Child>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    fn start(dir: tempfile::TempDir, extra: &[&str]) -> Result<Daemon, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("--run-dir")
+            .arg(dir.path())
+            .args(["daemon", "--db"])
+            .arg(dir.path().join("conf.json"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let sock = dir.path().join("rvs.sock");
+        // A socket file may be left from a killed daemon: wait until ours answers.
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            if let Some(_st) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Daemon {
+            child: Some(child),
+            dir: Some(dir),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("dir").path()
+    }
+
+    /// Run `rvs --run-dir DIR ARGS`: (exit code, stdout, stderr).
+    fn rvs(&self, args: &[&str]) -> (i32, String, String) {
+        rvs_at(self.path(), args)
+    }
+
+    /// kill -9, keeping the directory.
+    fn kill9(mut self) -> tempfile::TempDir {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+        self.dir.take().expect("dir")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn rvs_at(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("--run-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let (code, out, err) = d.rvs(args);
+    assert_eq!(code, 0, "rvs {}: {err}", args.join(" "));
+    out
+}
+
+fn neutron_like(d: &Daemon) {
+    for br in ["br-int", "br-tun", "br-ex"] {
+        ok(d, &["add-br", br]);
+    }
+    ok(
+        d,
+        &[
+            "add-port",
+            "br-int",
+            "patch-tun",
+            "type=patch",
+            "options:peer=patch-int",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "add-port",
+            "br-tun",
+            "patch-int",
+            "type=patch",
+            "options:peer=patch-tun",
+        ],
+    );
+    ok(d, &["add-port", "br-int", "vm1", "type=memory", "tag=1"]);
+    ok(
+        d,
+        &[
+            "add-port",
+            "br-tun",
+            "gnv1",
+            "type=geneve",
+            "options:remote_ip=198.18.0.2",
+            "options:key=flow",
+        ],
+    );
+    let flows = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/neutron-br-tun.flows");
+    // The fixture names gnv2 too.
+    ok(
+        d,
+        &[
+            "add-port",
+            "br-tun",
+            "gnv2",
+            "type=geneve",
+            "options:remote_ip=198.18.0.3",
+        ],
+    );
+    ok(d, &["replace-flows", "br-tun", flows]);
+}
+
+#[test]
+fn build_inspect_persist_and_restart() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    let sock = d.path().join("rvs.sock");
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "socket only for its owner"
+    );
+    neutron_like(&d);
+    let show = ok(&d, &["show"]);
+    for want in [
+        "Bridge br-tun",
+        "Port gnv1",
+        "type: geneve",
+        "remote_ip=198.18.0.2",
+        "tag: 1",
+        "options: {peer=patch-int}",
+    ] {
+        assert!(show.contains(want), "missing {want:?} in\n{show}");
+    }
+    let dump = ok(&d, &["dump-flows", "br-tun", "--table", "22"]);
+    assert_eq!(dump.lines().count(), 3, "{dump}");
+    assert!(
+        dump.contains("n_packets=0") && dump.contains("dl_vlan=1") && dump.contains("actions=strip_vlan"),
+        "{dump}"
+    );
+    let json = ok(&d, &["--format", "json", "dump-flows", "br-tun"]);
+    assert!(
+        json.trim_start().starts_with('[') && json.contains("\"n_packets\""),
+        "{json}"
+    );
+    let trace = ok(
+        &d,
+        &[
+            "trace",
+            "br-int",
+            "in_port=vm1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp",
+        ],
+    );
+    assert!(
+        trace.contains("bridge(\"br-tun\")") && trace.contains("22. dl_vlan=1"),
+        "{trace}"
+    );
+
+    // Bad input: a clear one-line error, exit 1, nothing changed.
+    let before = ok(&d, &["dump-flows", "br-tun"]);
+    let (code, _, err) = d.rvs(&[
+        "add-flow",
+        "br-tun",
+        "table=1,dl_dts=02:00:00:00:00:01,actions=drop",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("dl_dts") && err.contains("did you mean \"dl_dst\""),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&d, &["dump-flows", "br-tun"]).lines().count(),
+        before.lines().count()
+    );
+    let (code, _, err) = d.rvs(&["add-port", "br-tun", "bad", "type=geneve"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("remote_ip"), "{err}");
+    let (code, _, err) = d.rvs(&["frobnicate"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown command"), "{err}");
+    // A malformed request on the socket gets an error reply; the daemon keeps serving.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(b"this is not json\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        assert!(
+            line.contains("\"ok\":false") && line.contains("malformed request"),
+            "{line}"
+        );
+    }
+    assert!(ok(&d, &["list-br"]).contains("br-ex"));
+
+    // kill -9, restart on the same configuration: everything is back.
+    let dir = d.kill9();
+    let d = Daemon::start(dir, &[]).unwrap();
+    assert_eq!(ok(&d, &["show"]), show);
+    assert_eq!(
+        ok(&d, &["dump-flows", "br-tun"]).lines().count(),
+        before.lines().count()
+    );
+}
+
+#[test]
+fn one_daemon_per_run_dir_and_unreachable_is_exit_2() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let err = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("--run-dir")
+        .arg(d.path())
+        .args(["daemon", "--db"])
+        .arg(second.path().join("c.json"))
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("another rvs daemon is running"));
+    let nowhere = PathBuf::from(second.path()).join("none");
+    let (code, _, err) = rvs_at(&nowhere, &["show"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("rvs.sock"), "names the socket it tried: {err}");
+}
+
+#[test]
+fn a_corrupt_configuration_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("conf.json");
+    std::fs::write(&db, "{ \"version\": 1, \"bridges\": [ oops").unwrap();
+    let err = Daemon::start(dir, &[]).err().expect("refused");
+    assert!(
+        err.contains("conf.json") && err.contains("not a valid rvs configuration"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("conf.json"), "garbage").unwrap();
+    let d = Daemon::start(dir, &["--start-empty"]).unwrap();
+    assert_eq!(ok(&d, &["list-br"]), "");
+    let aside: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("bad-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad file was kept aside");
+}
