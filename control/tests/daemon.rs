@@ -19,6 +19,11 @@ impl Daemon {
             .arg(dir.path())
             .args(["daemon", "--db"])
             .arg(dir.path().join("conf.json"))
+            .args(if extra.contains(&"--metrics") {
+                &[][..]
+            } else {
+                &["--metrics", "off"][..]
+            })
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -269,4 +274,49 @@ fn a_corrupt_configuration_is_refused_with_its_path() {
         .filter(|e| e.file_name().to_string_lossy().contains("bad-"))
         .collect();
     assert_eq!(aside.len(), 1, "the bad file was kept aside");
+}
+
+#[test]
+fn metrics_scrape_as_prometheus_text() {
+    // A free loopback port (the daemon binds it right after).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &["--metrics", &addr]).unwrap();
+    neutron_like(&d);
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    // Every sample line is `name{labels} value` with a numeric value, and each
+    // family has HELP and TYPE lines.
+    let mut samples = 0;
+    for l in body.lines().filter(|l| !l.is_empty()) {
+        if l.starts_with('#') {
+            assert!(
+                l.starts_with("# HELP rvs_") || l.starts_with("# TYPE rvs_"),
+                "{l}"
+            );
+            continue;
+        }
+        let (name, value) = l.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("rvs_"), "{l}");
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("not a number: {l}"));
+        samples += 1;
+    }
+    assert!(samples > 0);
+    assert!(
+        body.contains("rvs_rules{bridge=\"br-tun\",table=\"22\"} 3"),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE rvs_pmd_upcalls_total counter"), "{body}");
 }

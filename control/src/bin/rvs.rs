@@ -60,6 +60,9 @@ enum Cmd {
         /// If the configuration is unusable, move it aside and start empty.
         #[arg(long)]
         start_empty: bool,
+        /// Serve Prometheus metrics on ADDR:PORT (/metrics), or `off`.
+        #[arg(long, default_value = "127.0.0.1:9477")]
+        metrics: String,
         /// Write our PID here.
         #[arg(long)]
         pidfile: Option<PathBuf>,
@@ -262,14 +265,23 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             pmd_threads,
             poll,
             start_empty,
+            metrics,
             pidfile,
         } => {
+            let metrics = match metrics.as_str() {
+                "off" => None,
+                a => Some(
+                    a.parse()
+                        .with_context(|| format!("--metrics {a:?}: use ADDR:PORT or off"))?,
+                ),
+            };
             let opts = DaemonOptions {
                 db,
                 run_dir,
                 pmd_threads,
                 poll: poll_mode(&poll)?,
                 start_empty,
+                metrics,
             };
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

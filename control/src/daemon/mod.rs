@@ -4,5 +4,6 @@
 pub mod commands;
 pub mod datapath;
 pub mod devices;
+pub mod metrics;
 pub mod proto;
 pub mod server;

@@ -30,6 +30,8 @@ pub struct DaemonOptions {
     pub poll: PollMode,
     /// Start empty when the configuration cannot be used (moving it aside).
     pub start_empty: bool,
+    /// Where to serve Prometheus metrics (`None`: off).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Why the daemon would not start.
@@ -93,6 +95,20 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
     for w in dp.sync(&lock(&sw)) {
         tracing::warn!("{w}");
     }
+    let state = Arc::new(Mutex::new(State {
+        sw: sw.clone(),
+        dp,
+        db: opts.db.clone(),
+    }));
+    if let Some(addr) = opts.metrics {
+        let (st, sw2) = (state.clone(), sw.clone());
+        let bound = super::metrics::serve(addr, move || {
+            let snaps = st.lock().unwrap_or_else(|e| e.into_inner()).dp.snapshots();
+            super::metrics::render(&lock(&sw2), &snaps).unwrap_or_else(|e| format!("# error: {e}\n"))
+        })
+        .map_err(io(format!("metrics on {addr}")))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
     let listener = UnixListener::bind(&sock).map_err(io(format!("binding {}", sock.display())))?;
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
         .map_err(io(format!("chmod {}", sock.display())))?;
@@ -100,11 +116,6 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         .set_nonblocking(true)
         .map_err(io("non-blocking socket"))?;
     tracing::info!("listening on {}", sock.display());
-    let state = Arc::new(Mutex::new(State {
-        sw: sw.clone(),
-        dp,
-        db: opts.db.clone(),
-    }));
     let mut last_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
