@@ -320,3 +320,45 @@ fn metrics_scrape_as_prometheus_text() {
     );
     assert!(body.contains("# TYPE rvs_pmd_upcalls_total counter"), "{body}");
 }
+
+#[test]
+fn detach_pidfile_and_per_command_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("rvs.pid");
+    let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("--run-dir")
+        .arg(dir.path())
+        .args(["daemon", "--metrics", "off", "--detach", "--db"])
+        .arg(dir.path().join("conf.json"))
+        .arg("--pidfile")
+        .arg(&pid)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "detached start");
+    let pid: i32 = std::fs::read_to_string(&pid).unwrap().trim().parse().unwrap();
+    let (code, out, _) = rvs_at(dir.path(), &["add-br", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Usage: rvs") && out.contains("add-br BRIDGE"),
+        "{out}"
+    );
+    assert_eq!(rvs_at(dir.path(), &["list-br"]).1, "", "--help created nothing");
+    let (code, _, err) = rvs_at(dir.path(), &["bogus"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown command"), "{err}");
+    // Stop the daemon we started, by its PID.
+    assert!(Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dir.path().join("rvs.sock").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM stops the daemon and removes its socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -66,6 +66,12 @@ enum Cmd {
         /// Write our PID here.
         #[arg(long)]
         pidfile: Option<PathBuf>,
+        /// Go to the background once the control socket answers (with --pidfile).
+        #[arg(long, requires = "pidfile")]
+        detach: bool,
+        /// Log filter: error, warn, info, debug, trace (or any tracing filter).
+        #[arg(long, default_value = "info")]
+        log_level: String,
     },
     /// A command for the running daemon (see the list below).
     #[command(external_subcommand)]
@@ -190,8 +196,48 @@ fn poll_mode(s: &str) -> Result<PollMode> {
 
 /// Send a command to the daemon; exit 0 on success, 1 on a refused command,
 /// 2 when the daemon cannot be reached.
+/// Usage and an example for each daemon command.
+const REMOTE_HELP: &[(&str, &str, &str)] = &[
+    ("show", "show", "Bridges, ports, types and options, like ovs-vsctl show."),
+    ("list-br", "list-br", "Bridge names."),
+    ("list-ports", "list-ports BRIDGE", "Port names of a bridge."),
+    ("add-br", "add-br BRIDGE", "Create a bridge (with its LOCAL port and priority=0,actions=NORMAL)."),
+    ("del-br", "del-br BRIDGE", "Delete a bridge and its ports."),
+    ("add-port", "add-port BRIDGE PORT [type=T] [tag=N] [options:K=V ...]", "Add a port. T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Example: rvs add-port br-int vm1 type=afxdp tag=1"),
+    ("del-port", "del-port PORT", "Remove a port."),
+    ("add-flow", "add-flow BRIDGE FLOW", "Add a rule in ovs-ofctl syntax. Example: rvs add-flow br-int 'table=0,priority=10,in_port=vm1,actions=NORMAL'"),
+    ("add-flows", "add-flows BRIDGE FILE|-", "Add rules from a file (one per line), all or nothing."),
+    ("replace-flows", "replace-flows BRIDGE FILE|-", "Replace all rules of a bridge, atomically."),
+    ("del-flows", "del-flows BRIDGE [table=N,MATCH]", "Delete the rules a match covers (all without one)."),
+    ("dump-flows", "dump-flows BRIDGE [--table N]", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows."),
+    ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
+    ("trace", "trace BRIDGE FLOW", "Walk a packet through the tables, like ovs-appctl ofproto/trace. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
+    ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
+    ("fdb-show", "fdb-show BRIDGE", "NORMAL's MAC table."),
+    ("tnl-neigh", "tnl-neigh", "Tunnel next hops resolved by the VTEP (ARP)."),
+    ("pmd-stats", "pmd-stats [--clear]", "Per-PMD counters: cache hits by level, upcalls, drops by reason, busy/idle."),
+    ("port-stats", "port-stats", "Per-port rx/tx packets, bytes, drops, errors."),
+    ("cache-flush", "cache-flush", "Drop every cached flow."),
+];
+
 fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> ExitCode {
     let cmd = words.remove(0);
+    if words.iter().any(|w| w == "--help" || w == "-h") {
+        return match REMOTE_HELP.iter().find(|(c, _, _)| *c == cmd) {
+            Some((_, usage, about)) => {
+                println!("{about}\n\nUsage: rvs [--run-dir DIR] [--format text|json] {usage}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("rvs: unknown command {cmd:?} (rvs --help lists them)");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if !REMOTE_HELP.iter().any(|(c, _, _)| *c == cmd) && cmd != "dpctl/dump-flows" {
+        eprintln!("rvs: unknown command {cmd:?} (rvs --help lists them)");
+        return ExitCode::from(1);
+    }
     // Flow files are read here, so the daemon gets their text.
     if matches!(cmd.as_str(), "add-flows" | "replace-flows") && words.len() == 2 {
         let text = if words[1] == "-" {
@@ -236,15 +282,13 @@ fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> Ex
 }
 
 fn main() -> ExitCode {
-    // Logs go to stderr; RVS_LOG=debug (or any tracing filter) for more.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let run_dir = cli.run_dir.clone().unwrap_or_else(default_run_dir);
+    let level = match &cli.cmd {
+        Cmd::Daemon { log_level, .. } => log_level.clone(),
+        _ => "warn".to_string(),
+    };
+    init_logs(&level);
     if let Cmd::Remote(words) = cli.cmd {
         return remote(&run_dir, &cli.format, words);
     }
@@ -267,7 +311,12 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             start_empty,
             metrics,
             pidfile,
+            detach,
+            ..
         } => {
+            if detach {
+                return detach_daemon(&run_dir, pidfile.as_deref());
+            }
             let metrics = match metrics.as_str() {
                 "off" => None,
                 a => Some(
@@ -563,4 +612,43 @@ fn credit(sw: &rvs_control::upcall::SharedSwitch, pmds: &[PmdThread]) {
             rvs_control::upcall::lock(sw).credit(s.id, &counters);
         }
     }
+}
+
+/// Logs go to stderr; `RVS_LOG` (a tracing filter) overrides the level.
+fn init_logs(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `--detach`: run the same command without it as a background process, wait
+/// until its control socket answers, record its PID, and return.
+fn detach_daemon(run_dir: &std::path::Path, pidfile: Option<&std::path::Path>) -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting the daemon")?;
+    let sock = socket_path(run_dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        if let Some(st) = child.try_wait()? {
+            anyhow::bail!("the daemon exited ({st}) before its socket answered");
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the daemon's socket did not answer in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if let Some(p) = pidfile {
+        std::fs::write(p, format!("{}\n", child.id())).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }
