@@ -224,11 +224,30 @@ fn build_inspect_persist_and_restart() {
         );
     }
     assert!(ok(&d, &["list-br"]).contains("br-ex"));
+    ok(&d, &["set-mac-aging", "br-int", "60"]);
+    assert!(ok(&d, &["dpctl", "dump-flows"]).contains("pmd0:"));
+    // OVS-style `add-port BR PORT -- set ...` is accepted too.
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br-ex",
+            "phy-br-ex",
+            "--",
+            "set",
+            "type=patch",
+            "options:peer=int-br-ex",
+        ],
+    );
+    assert!(ok(&d, &["list-ports", "br-ex"]).contains("phy-br-ex"));
 
     // kill -9, restart on the same configuration: everything is back.
+    let show_before = ok(&d, &["show"]);
     let dir = d.kill9();
     let d = Daemon::start(dir, &[]).unwrap();
-    assert_eq!(ok(&d, &["show"]), show);
+    assert_eq!(ok(&d, &["show"]), show_before);
+    let conf = std::fs::read_to_string(d.path().join("conf.json")).unwrap();
+    assert!(conf.contains("\"mac_aging_s\": 60"), "{conf}");
     assert_eq!(
         ok(&d, &["dump-flows", "br-tun"]).lines().count(),
         before.lines().count()

@@ -28,7 +28,7 @@ show | list-br | list-ports BR | add-br BR | del-br BR\n  \
 add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
-dpctl-dump-flows | fdb-show BR | tnl-neigh | pmd-stats [--clear] | port-stats | cache-flush\n\n\
+dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | pmd-stats [--clear] | port-stats | cache-flush\n\n\
 Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 type=afxdp tag=1\n  rvs dump-flows br-int"
 )]
 struct Cli {
@@ -213,6 +213,8 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
     ("trace", "trace BRIDGE FLOW", "Walk a packet through the tables, like ovs-appctl ofproto/trace. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
     ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
+    ("dpctl", "dpctl dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
+    ("set-mac-aging", "set-mac-aging BRIDGE SECONDS", "How long NORMAL remembers a MAC (default 300 s); saved with the configuration."),
     ("fdb-show", "fdb-show BRIDGE", "NORMAL's MAC table."),
     ("tnl-neigh", "tnl-neigh", "Tunnel next hops resolved by the VTEP (ARP)."),
     ("pmd-stats", "pmd-stats [--clear]", "Per-PMD counters: cache hits by level, upcalls, drops by reason, busy/idle."),

@@ -134,6 +134,22 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
         "fdb-show" => need(a, 1, "fdb-show BRIDGE").and_then(|a| fdb_show(&lock(&st.sw), &a[0], json)),
         "tnl-neigh" => Ok(tnl_neigh(&lock(&st.sw), json)),
         "dpctl-dump-flows" | "dpctl/dump-flows" => Ok(dpctl_dump_flows(&st.dp, json)),
+        "dpctl" if a.first().map(String::as_str) == Some("dump-flows") => Ok(dpctl_dump_flows(&st.dp, json)),
+        "dpctl" => Err("usage: dpctl dump-flows".into()),
+        "set-mac-aging" => need(a, 2, "set-mac-aging BRIDGE SECONDS").and_then(|a| {
+            let secs: u64 = a[1]
+                .parse()
+                .map_err(|_| format!("{:?} is not a number of seconds", a[1]))?;
+            change(st, |sw| {
+                let br = sw
+                    .bridges
+                    .get_mut(&a[0])
+                    .ok_or_else(|| format!("no bridge named {:?}", a[0]))?;
+                br.macs.aging_ms = secs * 1000;
+                sw.bump();
+                Ok(())
+            })
+        }),
         "pmd-stats" => {
             let out = pmd_stats(&st.dp, json);
             if a.iter().any(|x| x == "--clear") {
