@@ -12,6 +12,30 @@ const ETH_P_ALL: u16 = 0x0003;
 /// Most frames taken or sent per syscall.
 const MAX_BURST: usize = 64;
 
+/// Message headers for `recvmmsg`/`sendmmsg`, one buffer each. Built in place
+/// (headers point into `iov`), used for one call, never moved in between.
+struct MsgVec {
+    iov: [libc::iovec; MAX_BURST],
+    msgs: [libc::mmsghdr; MAX_BURST],
+}
+
+impl MsgVec {
+    fn new() -> MsgVec {
+        // SAFETY: iovec and mmsghdr are plain old data; all-zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
+    /// Make header `i` describe the `len` bytes at `ptr`.
+    fn set(&mut self, i: usize, ptr: *mut u8, len: usize) {
+        self.iov[i] = libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        };
+        self.msgs[i].msg_hdr.msg_iov = &mut self.iov[i];
+        self.msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+}
+
 /// A raw-socket port on one interface.
 pub struct AfPacketPort {
     name: String,
@@ -68,23 +92,13 @@ impl Port for AfPacketPort {
         if free == 0 {
             return 0;
         }
-        // Point one iovec at the free area of each free slot: the kernel writes
+        // Point one header at the free area of each free slot: the kernel writes
         // the frames in place, behind the headroom.
-        let mut iov: [libc::iovec; MAX_BURST] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_BURST];
-        // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
-        let mut msgs: [libc::mmsghdr; MAX_BURST] = unsafe { std::mem::zeroed() };
+        let mut mv = MsgVec::new();
         let slots = batch.spare_mut();
-        for i in 0..free {
-            let area = slots[i].rx_area();
-            iov[i] = libc::iovec {
-                iov_base: area.as_mut_ptr().cast(),
-                iov_len: area.len(),
-            };
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+        for (i, slot) in slots.iter_mut().take(free).enumerate() {
+            let area = slot.rx_area();
+            mv.set(i, area.as_mut_ptr(), area.len());
         }
         // The headers point at `iov[..free]`, which point into the spare buffers
         // of `batch`; all stay alive and unaliased during the call.
@@ -92,7 +106,7 @@ impl Port for AfPacketPort {
         let n = unsafe {
             libc::recvmmsg(
                 raw(&self.fd),
-                msgs.as_mut_ptr(),
+                mv.msgs.as_mut_ptr(),
                 free as u32,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -105,7 +119,7 @@ impl Port for AfPacketPort {
             return 0;
         }
         let n = n as usize;
-        for (i, m) in msgs.iter().enumerate().take(n) {
+        for (i, m) in mv.msgs.iter().enumerate().take(n) {
             if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 self.stats.rx_dropped += 1;
                 slots[i].commit_rx(0);
@@ -124,23 +138,15 @@ impl Port for AfPacketPort {
         if n == 0 {
             return 0;
         }
-        let mut iov: [libc::iovec; MAX_BURST] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_BURST];
-        // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
-        let mut msgs: [libc::mmsghdr; MAX_BURST] = unsafe { std::mem::zeroed() };
+        let mut mv = MsgVec::new();
         for (i, p) in batch.packets().iter().take(n).enumerate() {
             let d = p.data();
-            iov[i] = libc::iovec {
-                iov_base: d.as_ptr() as *mut libc::c_void,
-                iov_len: d.len(),
-            };
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+            // The kernel only reads through this pointer (sendmmsg).
+            mv.set(i, d.as_ptr() as *mut u8, d.len());
         }
+        let (fd, hdrs) = (raw(&self.fd), mv.msgs.as_mut_ptr());
         // SAFETY: as in rx; the kernel only reads the frames.
-        let sent = unsafe { libc::sendmmsg(raw(&self.fd), msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT) };
+        let sent = unsafe { libc::sendmmsg(fd, hdrs, n as u32, libc::MSG_DONTWAIT) };
         let sent = if sent < 0 {
             match io::Error::last_os_error().kind() {
                 // Socket buffer full: keep the frames (backpressure).
