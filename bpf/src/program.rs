@@ -25,6 +25,7 @@ pub struct XskRedirect {
     link: OwnedFd,
     xsks: MapHandle,
     stats: MapHandle,
+    steer: MapHandle,
     _object: Object,
     ifname: String,
     ifindex: u32,
@@ -95,11 +96,13 @@ impl XskRedirect {
         };
         let xsks = map("xsks")?;
         let stats = map("stats")?;
+        let steer = map("steer")?;
         tracing::info!(ifname, %mode, "XDP program attached");
         Ok(XskRedirect {
             link,
             xsks,
             stats,
+            steer,
             _object: object,
             ifname: ifname.into(),
             ifindex,
@@ -135,6 +138,16 @@ impl XskRedirect {
         self.xsks
             .delete(&queue.to_ne_bytes())
             .map_err(|source| BpfError::Map { map: "xsks", source })
+    }
+
+    /// Steer only frames for `addr` (ARP for it, IPv4 to it) to the sockets and
+    /// pass all others to the kernel; `None` steers every frame (the default).
+    pub fn steer_only(&self, addr: Option<std::net::Ipv4Addr>) -> Result<(), BpfError> {
+        // The program compares with the address as it is on the wire.
+        let value = addr.map_or([0; 4], |a| a.octets());
+        self.steer
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(|source| BpfError::Map { map: "steer", source })
     }
 
     /// Counters summed over all CPUs.

@@ -260,8 +260,15 @@ impl Config {
                         reason,
                     },
                 })?;
+                // As add-port does: the options of a device port are its
+                // device options (queues, csum, vtep_ip, ...).
+                let device = matches!(ty, PortType::System { .. } | PortType::Internal);
                 sw.add_port(&b.name, &p.name, ty, p.tag)
                     .map_err(apply_err(what.clone()))?;
+                if device && !p.options.is_empty() {
+                    sw.set_port_options(&p.name, p.options.clone())
+                        .map_err(apply_err(what.clone()))?;
+                }
                 if !p.trunks.is_empty() {
                     sw.set_trunks(&p.name, p.trunks.clone())
                         .map_err(apply_err(what))?;
@@ -381,6 +388,14 @@ mod tests {
             Some(1),
         )
         .unwrap();
+        let opts = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        sw.set_port_options("vm1", opts(&[("queues", "2"), ("csum", "true")]))
+            .unwrap();
+        sw.set_port_options(
+            "eth-ul",
+            opts(&[("vtep_ip", "198.18.0.21"), ("vtep_mac", "02:ee:00:00:00:01")]),
+        )
+        .unwrap();
         sw.add_tlv_map_text("{class=0x0102,type=0x80,len=4}->tun_metadata0")
             .unwrap();
         sw
@@ -411,6 +426,18 @@ mod tests {
         assert!(br.n_rules() > 10);
         assert!(sw.find_port("gnv2").is_some());
         assert_eq!(sw.optmap.iter().count(), 1);
+        // Device options come back, and with them the VTEP they define.
+        assert_eq!(
+            sw.find_port("vm1")
+                .unwrap()
+                .1
+                .options
+                .get("queues")
+                .map(String::as_str),
+            Some("2")
+        );
+        let ul = sw.find_port("eth-ul").unwrap().1.dp_port.unwrap();
+        assert_eq!(sw.vteps[&ul].ip, std::net::Ipv4Addr::new(198, 18, 0, 21));
     }
 
     #[test]

@@ -113,6 +113,21 @@ impl Default for Switch {
     }
 }
 
+/// `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The MAC of network device `name` in this namespace, from sysfs.
+fn device_mac(name: &str) -> Option<[u8; 6]> {
+    parse_mac(&std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?)
+}
+
 /// Port names of one bridge, for parsing flows.
 pub struct BridgePortNames<'a>(pub &'a Bridge);
 
@@ -178,6 +193,8 @@ impl Switch {
             .remove(name)
             .ok_or_else(|| SwitchError::NoBridge(name.into()))?;
         self.dp_ports.retain(|_, (b, _)| b != name);
+        let dp_ports = &self.dp_ports;
+        self.vteps.retain(|dp, _| dp_ports.contains_key(dp));
         self.bump();
         Ok(())
     }
@@ -259,20 +276,105 @@ impl Switch {
         br.macs.forget_port(ofport);
         if let Some(n) = p.dp_port {
             self.dp_ports.remove(&n);
+            self.vteps.remove(&n);
         }
         self.bump();
         Ok(())
     }
 
-    /// Set a port's device options (`queues`, `csum`, ...).
+    /// Set a port's device options (`queues`, `csum`, `vtep_ip`, `vtep_mac`).
+    /// `vtep_ip=IP` makes rvs serve that tunnel endpoint address on the port
+    /// (ARP, ping, Geneve), with the device's own MAC unless `vtep_mac` is given;
+    /// the XDP program then steers only that address's frames to rvs.
     pub fn set_port_options(
         &mut self,
         port: &str,
         options: BTreeMap<String, String>,
     ) -> Result<(), SwitchError> {
+        let bad = |reason: String| SwitchError::BadPort {
+            port: port.into(),
+            reason,
+        };
+        let dp = self.port_mut(port)?.dp_port;
+        let vtep = match options.get("vtep_ip") {
+            None => None,
+            Some(v) => {
+                let ip: Ipv4Addr = v
+                    .parse()
+                    .map_err(|_| bad(format!("options:vtep_ip={v:?} is not an IPv4 address")))?;
+                let mac = match options.get("vtep_mac") {
+                    Some(m) => parse_mac(m).ok_or_else(|| bad(format!("options:vtep_mac={m:?} is not a MAC")))?,
+                    None => device_mac(port).ok_or_else(|| {
+                        bad(format!(
+                            "options:vtep_ip needs the device's MAC: no /sys/class/net/{port} here; give options:vtep_mac=MAC"
+                        ))
+                    })?,
+                };
+                let dp = dp.ok_or_else(|| bad("a VTEP needs a device port".into()))?;
+                Some((dp, ip, mac))
+            }
+        };
+        if let Some(dp) = dp {
+            self.vteps.remove(&dp);
+        }
+        if let Some((dp, ip, mac)) = vtep {
+            self.vteps.insert(dp, Vtep::new(ip, mac));
+        }
         self.port_mut(port)?.options = options;
         self.bump();
         Ok(())
+    }
+
+    /// ARP requests for the next hop of every tunnel port whose route has no
+    /// fixed MAC and whose neighbour is unknown or aged out (each asked at most
+    /// once per retry interval): resolving before the first packet needs it
+    /// keeps the first packets of a flow (and of a restart) from waiting.
+    pub fn resolve_tunnels(&mut self) -> Vec<(PortNo, Vec<u8>)> {
+        let now = self.now_ms();
+        let wanted: Vec<(PortNo, Ipv4Addr)> = self
+            .bridges
+            .values()
+            .flat_map(|b| b.ports.values())
+            .filter_map(|p| match &p.ty {
+                PortType::Geneve(o) => self
+                    .route_to(o.remote_ip, o.local_ip)
+                    .filter(|r| r.remote_mac.is_none())
+                    .map(|r| (r.underlay_port, o.remote_ip)),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (port, ip) in wanted {
+            let mut frame = Vec::new();
+            if self
+                .vteps
+                .get_mut(&port)
+                .is_some_and(|v| v.request(ip, now, &mut frame))
+            {
+                out.push((port, frame));
+            }
+        }
+        out
+    }
+
+    /// How to reach tunnel endpoint `remote` from local address `local` (when a
+    /// tunnel port names one): a route set with [`Switch::set_route`], else
+    /// through the VTEP serving `local` (or the only VTEP), next hop by ARP.
+    pub fn route_to(&self, remote: Ipv4Addr, local: Option<Ipv4Addr>) -> Option<TunnelRoute> {
+        if let Some(r) = self.routes.get(&remote) {
+            return Some(*r);
+        }
+        let mut vteps = self.vteps.iter().filter(|(_, v)| local.is_none_or(|l| l == v.ip));
+        let (port, v) = vteps.next()?;
+        if local.is_none() && vteps.next().is_some() {
+            return None;
+        }
+        Some(TunnelRoute {
+            underlay_port: *port,
+            local_ip: v.ip,
+            local_mac: v.mac,
+            remote_mac: None,
+        })
     }
 
     /// Set the VLANs a trunk port carries.
@@ -564,5 +666,85 @@ mod tests {
         assert_eq!(sw.del_flows("br", Some(1), &Match::any()).unwrap(), 1);
         assert_eq!(sw.replace_flows("br", "actions=NORMAL").unwrap(), 1);
         assert_eq!(sw.bridge("br").unwrap().n_rules(), 1);
+    }
+
+    #[test]
+    fn vtep_from_port_options_gives_tunnel_routes() {
+        let mut sw = Switch::new();
+        sw.add_bridge("br-ex").unwrap();
+        let sys = || PortType::System {
+            kind: "memory".into(),
+        };
+        sw.add_port("br-ex", "up0", sys(), None).unwrap();
+        let opts = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        // A bad value changes nothing.
+        let e = sw
+            .set_port_options("up0", opts(&[("vtep_ip", "198.18.0.300")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("vtep_ip"), "{e}");
+        let e = sw
+            .set_port_options("up0", opts(&[("vtep_ip", "198.18.0.11"), ("vtep_mac", "02:00")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("vtep_mac"), "{e}");
+        assert!(sw.vteps.is_empty());
+        assert_eq!(sw.route_to("198.18.0.12".parse().unwrap(), None), None);
+
+        let mac = [2, 0, 0, 0, 0, 0x11];
+        sw.set_port_options(
+            "up0",
+            opts(&[("vtep_ip", "198.18.0.11"), ("vtep_mac", "02:00:00:00:00:11")]),
+        )
+        .unwrap();
+        let dp = sw.find_port("up0").unwrap().1.dp_port.unwrap();
+        let r = sw.route_to("198.18.0.12".parse().unwrap(), None).unwrap();
+        assert_eq!((r.underlay_port, r.local_mac, r.remote_mac), (dp, mac, None));
+        assert_eq!(r.local_ip, "198.18.0.11".parse::<Ipv4Addr>().unwrap());
+        // A tunnel naming another local address has no route.
+        assert_eq!(
+            sw.route_to(
+                "198.18.0.12".parse().unwrap(),
+                Some("198.18.0.99".parse().unwrap())
+            ),
+            None
+        );
+        // A Geneve port through this VTEP gets its next hop asked for, once
+        // per retry interval.
+        sw.add_bridge("br-tun").unwrap();
+        let mut g = BTreeMap::new();
+        g.insert("remote_ip".to_string(), "198.18.0.12".to_string());
+        sw.add_port(
+            "br-tun",
+            "gnv",
+            crate::config::port_type("geneve", &g).unwrap(),
+            None,
+        )
+        .unwrap();
+        let asks = sw.resolve_tunnels();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].0, dp);
+        assert_eq!(&asks[0].1[..6], &[0xff; 6], "an ARP broadcast");
+        assert!(
+            sw.resolve_tunnels().is_empty(),
+            "not again before the retry interval"
+        );
+        // An explicit route wins.
+        let fixed = TunnelRoute {
+            remote_mac: Some([2, 0, 0, 0, 0, 0x12]),
+            ..r
+        };
+        sw.set_route("198.18.0.12".parse().unwrap(), fixed);
+        assert_eq!(sw.route_to("198.18.0.12".parse().unwrap(), None), Some(fixed));
+        // Dropping the option (or the port) removes the VTEP.
+        sw.set_port_options("up0", BTreeMap::new()).unwrap();
+        assert!(sw.vteps.is_empty());
+        sw.set_port_options(
+            "up0",
+            opts(&[("vtep_ip", "198.18.0.11"), ("vtep_mac", "02:00:00:00:00:11")]),
+        )
+        .unwrap();
+        sw.del_port("up0").unwrap();
+        assert!(sw.vteps.is_empty());
     }
 }

@@ -245,8 +245,9 @@ impl Xlate<'_> {
         ours
     }
 
-    /// Geneve to one of our tunnel addresses, arriving on an underlay port:
-    /// pop it and look the inner frame up again.
+    /// Geneve to one of our tunnel addresses (a route's local address or the
+    /// VTEP's), arriving on an underlay port: pop it and look the inner frame
+    /// up again.
     fn terminate_tunnel(&mut self, dp_in: u32, key: &FlowKey) -> bool {
         let underlays: Vec<Ipv4Addr> = self
             .sw
@@ -254,6 +255,7 @@ impl Xlate<'_> {
             .values()
             .filter(|r| r.underlay_port == dp_in)
             .map(|r| r.local_ip)
+            .chain(self.sw.vteps.get(&dp_in).map(|v| v.ip))
             .collect();
         if underlays.is_empty() {
             return false;
@@ -543,7 +545,7 @@ impl Xlate<'_> {
     }
 
     fn tunnel_output(&mut self, port: &BridgePort, opts: &GeneveOptions) {
-        let Some(route) = self.sw.routes.get(&opts.remote_ip).copied() else {
+        let Some(route) = self.sw.route_to(opts.remote_ip, opts.local_ip) else {
             self.note(|| format!("no tunnel route to {}", opts.remote_ip));
             self.actions.push(Action::Drop(DropReason::NoTunnelRoute));
             return;

@@ -1,6 +1,19 @@
 //! rvs lab topologies: TOML descriptions of namespaces, underlay and tenant
-//! networks, checked before anything is built. The `rvs-lab` binary drives them.
+//! networks, checked before anything is built, and the runner behind the
+//! `rvs-lab` binary that builds them (rvs or Linux bridges), checks them, and
+//! compares the two.
 
+pub mod charts;
+pub mod checks;
+pub mod compare;
+pub mod fault;
+pub mod lab;
+pub mod linux_node;
+pub mod probe;
+pub mod report;
+pub mod rvs_node;
+pub mod shell;
+pub mod state;
 pub mod topology;
 
 pub use topology::{Topology, TopologyError};

@@ -14,7 +14,7 @@ pub const LAB_BLOCK: Ipv4Net = Ipv4Net {
 };
 
 /// Longest name part a topology may use: interface names are limited to 15
-/// bytes, and the runner prepends a per-run prefix of up to 7.
+/// bytes, and the runner prepends a per-run prefix of up to 6 and one letter.
 pub const MAX_NAME: usize = 8;
 
 /// An IPv4 prefix, written `a.b.c.d/len`.
@@ -88,14 +88,57 @@ fn default_mtu() -> u32 {
     1500
 }
 
+fn default_overlay() -> Overlay {
+    Overlay::Geneve
+}
+
+/// Bytes an overlay adds to a VM's frame on the underlay: outer Ethernet is
+/// not counted by the MTU, outer IPv4 (20) + UDP (8) + Geneve or VXLAN header
+/// (8) + the inner Ethernet header (14) are.
+pub const OVERLAY_OVERHEAD: u32 = 50;
+
 /// A hypervisor node (a namespace running one switch).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
     /// Name (namespace suffix).
     pub name: String,
-    /// Address on the underlay (the tunnel endpoint).
+    /// The kernel's address on the underlay (management traffic; the Linux
+    /// bridge's tunnel endpoint).
     pub underlay_ip: Ipv4Addr,
+    /// rvs's tunnel endpoint address on the same underlay link, served by the
+    /// rvs VTEP (the XDP program steers only its frames to rvs).
+    #[serde(default)]
+    pub vtep_ip: Option<Ipv4Addr>,
+}
+
+impl Node {
+    /// The address tunnels of this node start and end at.
+    pub fn tunnel_ip(&self) -> Ipv4Addr {
+        self.vtep_ip.unwrap_or(self.underlay_ip)
+    }
+}
+
+/// Which switch a lab's nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchKind {
+    /// An rvs daemon per node: br-int, br-tun (Geneve), br-ex.
+    Rvs,
+    /// A Linux bridge per tenant network with a kernel overlay device.
+    LinuxBridge,
+}
+
+/// The overlay of a Linux-bridge lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overlay {
+    /// Geneve (rvs always; the kernel when it has the module).
+    Geneve,
+    /// Kernel VXLAN.
+    Vxlan,
+    /// Geneve if the kernel has it, else VXLAN.
+    Auto,
 }
 
 /// A tenant network (one VNI).
@@ -133,6 +176,14 @@ pub struct Topology {
     /// One line for humans.
     #[serde(default)]
     pub description: String,
+    /// The switch each node runs.
+    pub switch: SwitchKind,
+    /// The overlay (rvs: Geneve only).
+    #[serde(default = "default_overlay")]
+    pub overlay: Overlay,
+    /// MTU inside the VMs.
+    #[serde(default = "default_mtu")]
+    pub vm_mtu: u32,
     /// Underlay.
     pub underlay: Underlay,
     /// Nodes.
@@ -225,6 +276,15 @@ impl Topology {
                 self.underlay.mtu
             ));
         }
+        if self.vm_mtu + OVERLAY_OVERHEAD > self.underlay.mtu {
+            return Err(format!(
+                "vm_mtu {} + {OVERLAY_OVERHEAD} bytes of overlay do not fit the underlay mtu {}: lower vm_mtu or raise the underlay's",
+                self.vm_mtu, self.underlay.mtu
+            ));
+        }
+        if self.switch == SwitchKind::Rvs && self.overlay != Overlay::Geneve {
+            return Err("an rvs lab tunnels with Geneve: overlay = \"geneve\"".into());
+        }
         if self.nodes.is_empty() {
             return Err("a topology needs at least one [[node]]".into());
         }
@@ -241,6 +301,25 @@ impl Topology {
                     "node {}: address {} is used twice",
                     n.name, n.underlay_ip
                 ));
+            }
+            match n.vtep_ip {
+                None if self.switch == SwitchKind::Rvs => {
+                    return Err(format!(
+                        "node {}: an rvs node needs vtep_ip (its tunnel endpoint, beside the kernel's underlay_ip)",
+                        n.name
+                    ))
+                }
+                None => {}
+                Some(v) if !self.underlay.subnet.contains(v) => {
+                    return Err(format!(
+                        "node {}: vtep_ip {v} is outside the underlay {}",
+                        n.name, self.underlay.subnet
+                    ))
+                }
+                Some(v) if !ips.insert(v) => {
+                    return Err(format!("node {}: address {v} is used twice", n.name))
+                }
+                Some(_) => {}
             }
         }
         let mut vnis = HashSet::new();
@@ -280,6 +359,51 @@ impl Topology {
         Ok(())
     }
 
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The network called `name`.
+    pub fn network(&self, name: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// The VM called `name`.
+    pub fn vm(&self, name: &str) -> Option<&Vm> {
+        self.vms.iter().find(|v| v.name == name)
+    }
+
+    /// Two VMs of one network on different nodes (traffic crosses the tunnel).
+    pub fn cross_node_pair(&self) -> Option<(&Vm, &Vm)> {
+        self.pair(|a, b| a.network == b.network && a.node != b.node)
+    }
+
+    /// Two VMs of one network on the same node (no tunnel on the way).
+    pub fn same_node_pair(&self) -> Option<(&Vm, &Vm)> {
+        self.pair(|a, b| a.network == b.network && a.node == b.node)
+    }
+
+    /// Two VMs of different networks on different nodes (must not talk).
+    pub fn cross_tenant_pair(&self) -> Option<(&Vm, &Vm)> {
+        self.pair(|a, b| a.network != b.network && a.node != b.node)
+    }
+
+    fn pair(&self, ok: impl Fn(&Vm, &Vm) -> bool) -> Option<(&Vm, &Vm)> {
+        self.vms
+            .iter()
+            .flat_map(|a| self.vms.iter().map(move |b| (a, b)))
+            .find(|(a, b)| a.name != b.name && ok(a, b))
+    }
+
+    /// The local VLAN br-int uses for network `name` (its position, from 1).
+    pub fn local_vlan(&self, name: &str) -> Option<u16> {
+        self.networks
+            .iter()
+            .position(|n| n.name == name)
+            .map(|i| i as u16 + 1)
+    }
+
     /// VMs of one node.
     pub fn vms_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
         self.vms.iter().filter(move |v| v.node == node)
@@ -295,12 +419,41 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_two_node_topology_is_valid() {
+    fn the_shipped_topologies_are_valid_and_have_the_same_shape() {
         let t = Topology::parse(&shipped()).unwrap();
+        assert_eq!(t.switch, SwitchKind::Rvs);
         assert_eq!(t.nodes.len(), 2);
         assert_eq!(t.networks.len(), 2);
-        assert_eq!(t.vms_on("n1").count(), 2);
-        assert!(t.underlay.mtu >= 1500 + 50, "room for the Geneve overhead");
+        assert_eq!(t.vms_on("n1").count(), 3);
+        assert!(t.underlay.mtu >= t.vm_mtu + 50, "room for the Geneve overhead");
+        let (a, b) = t.cross_node_pair().unwrap();
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("vm1", "vm3"));
+        let (a, b) = t.same_node_pair().unwrap();
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("vm1", "vm5"));
+        let (a, b) = t.cross_tenant_pair().unwrap();
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("vm1", "vm4"));
+        assert_eq!(t.local_vlan("tenant-b"), Some(2));
+
+        let lb = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/linux-bridge.toml")).unwrap();
+        let lb = Topology::parse(&lb).unwrap();
+        assert_eq!(lb.switch, SwitchKind::LinuxBridge);
+        let shape = |t: &Topology| {
+            (
+                t.underlay.subnet,
+                t.underlay.mtu,
+                t.vm_mtu,
+                t.nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.underlay_ip))
+                    .collect::<Vec<_>>(),
+                t.vms
+                    .iter()
+                    .map(|v| (v.name.clone(), v.node.clone(), v.ip))
+                    .collect::<Vec<_>>(),
+                t.networks.iter().map(|n| (n.vni, n.subnet)).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(shape(&t), shape(&lb));
     }
 
     #[test]
@@ -328,6 +481,10 @@ mod tests {
         assert!(e("name = \"vm4\"", "name = \"a-very-long-name\"").contains("letters, digits"));
         assert!(e("ip = \"198.19.1.13\"", "ip = \"198.19.2.13\"").contains("outside tenant-a"));
         assert!(e("mtu = 1600", "mtu = 100").contains("mtu"));
+        assert!(e("mtu = 1600", "mtu = 1540").contains("overlay"));
+        assert!(e("vtep_ip = \"198.18.0.11\"", "").contains("needs vtep_ip"));
+        assert!(e("vtep_ip = \"198.18.0.11\"", "vtep_ip = \"198.18.0.2\"").contains("used twice"));
+        assert!(e("switch = \"rvs\"", "switch = \"ovs\"").contains("switch"));
         let p = e("vni = 5001", "vni = \"x\"");
         assert!(p.contains("line"), "parse errors say where: {p}");
     }

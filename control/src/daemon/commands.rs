@@ -177,7 +177,7 @@ fn change(st: &mut State, f: impl FnOnce(&mut Switch) -> Result<(), String>) -> 
     Config::from_switch(&sw)
         .save(&st.db)
         .map_err(|e| format!("applied, but not saved: {e}"))?;
-    let warnings = st.dp.sync(&sw);
+    let warnings = st.dp.sync(&mut sw);
     Ok(warnings.into_iter().map(|w| format!("warning: {w}\n")).collect())
 }
 

@@ -50,10 +50,11 @@ impl Datapath {
         })
     }
 
-    /// Open devices for new ports, detach removed ones, push the option map.
-    /// Returns warnings (ports whose device could not be opened stay
-    /// configured, without a device, and are retried on the next sync).
-    pub fn sync(&mut self, sw: &Switch) -> Vec<String> {
+    /// Open devices for new ports, detach removed ones, push the option map,
+    /// and ask for tunnel next hops not known yet. Returns warnings (ports
+    /// whose device could not be opened stay configured, without a device,
+    /// and are retried on the next sync).
+    pub fn sync(&mut self, sw: &mut Switch) -> Vec<String> {
         let mut warnings = Vec::new();
         let wanted: BTreeMap<PortNo, (String, String, BTreeMap<String, String>)> = sw
             .bridges
@@ -100,6 +101,11 @@ impl Datapath {
             self.optmap = sw.optmap;
             for p in &self.pmds {
                 p.send(PmdCommand::SetOptMap(self.optmap));
+            }
+        }
+        for (port, frame) in sw.resolve_tunnels() {
+            if self.attached.contains(&port) {
+                self.pmds[0].send(PmdCommand::Transmit(port, frame));
             }
         }
         warnings

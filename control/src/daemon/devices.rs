@@ -18,7 +18,8 @@ fn bad(msg: String) -> io::Error {
 
 /// Open device `ifname` of type `kind` (`afxdp`, `afpacket`, `tap`, `internal`).
 /// Options: `queues` (AF_XDP sockets, 1..=64), `csum` (`true`: complete L4
-/// checksums of received frames in software).
+/// checksums of received frames in software), `vtep_ip` (AF_XDP: the XDP
+/// program steers only that address's frames to rvs, the kernel keeps the rest).
 pub fn open_device(
     kind: &str,
     ifname: &str,
@@ -46,6 +47,9 @@ pub fn open_device(
                 cfg.queue = q;
                 match AfXdpPort::open(&cfg, progs.get(ifname).cloned()) {
                     Ok(p) => {
+                        if let Some(ip) = options.get("vtep_ip").and_then(|v| v.parse().ok()) {
+                            p.program().steer_only(Some(ip)).map_err(io::Error::other)?;
+                        }
                         progs.insert(ifname.to_string(), p.program());
                         qs.push(Box::new(p));
                     }

@@ -92,7 +92,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
     let sw = Arc::new(Mutex::new(load_switch(opts)?));
     let mut dp =
         Datapath::start(&sw, opts.pmd_threads, opts.poll, None).map_err(io("starting PMD threads"))?;
-    for w in dp.sync(&lock(&sw)) {
+    for w in dp.sync(&mut lock(&sw)) {
         tracing::warn!("{w}");
     }
     let state = Arc::new(Mutex::new(State {
@@ -133,8 +133,8 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
             st.dp.credit(&sw);
             lock(&sw).expire();
             let warnings = {
-                let g = lock(&sw);
-                st.dp.sync(&g)
+                let mut g = lock(&sw);
+                st.dp.sync(&mut g)
             };
             for w in warnings {
                 tracing::debug!("{w}");

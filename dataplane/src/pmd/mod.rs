@@ -180,6 +180,15 @@ impl<U: Upcall> Pmd<U> {
         self.epoch = Some((epoch, v));
     }
 
+    /// Send a frame the slow path built (an ARP request, say) out of `port`;
+    /// it leaves with the next batch.
+    pub fn transmit(&mut self, port: PortNo, frame: &[u8]) {
+        sink::send_frame(&mut self.ports, &mut self.stats, port, frame);
+        if let Some(slot) = self.ports.get_mut(port as usize).and_then(Option::as_mut) {
+            slot.flush();
+        }
+    }
+
     /// Invalidate every cached flow at once (a new rule generation).
     pub fn flush_caches(&mut self) {
         self.megaflow.bump_generation();

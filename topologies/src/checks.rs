@@ -1,0 +1,118 @@
+//! `rvs-lab test`: what a lab must do, checked with ping and iperf3: the
+//! underlay's kernel side answers, VMs of one tenant talk (across nodes and on
+//! one node), VMs of different tenants do not, full-size frames cross the
+//! overlay, and TCP passes.
+
+use crate::lab::Lab;
+use crate::probe::{iperf, ping};
+use crate::topology::SwitchKind;
+use anyhow::Result;
+use serde::Serialize;
+
+/// One check and its outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub what: String,
+    /// Did the lab do what it should?
+    pub passed: bool,
+    /// What was seen.
+    pub seen: String,
+}
+
+fn reach(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> Result<(bool, String)> {
+    let mut argv = vec!["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2"];
+    argv.extend_from_slice(extra);
+    argv.push(to);
+    let ok = lab.probe(from, &argv);
+    Ok((ok, if ok { "replies".into() } else { "no reply".into() }))
+}
+
+/// Run every check; `iperf_secs` long TCP test.
+pub fn run(lab: &Lab, iperf_secs: u32) -> Result<Vec<Check>> {
+    let t = &lab.topo;
+    let mut checks = Vec::new();
+    let mut add = |what: String, passed: bool, seen: String| {
+        println!("{} {what}: {seen}", if passed { "ok  " } else { "FAIL" });
+        checks.push(Check { what, passed, seen });
+    };
+    if let [a, b, ..] = &t.nodes[..] {
+        let (ok, seen) = reach(lab, &a.name, &b.underlay_ip.to_string(), &[])?;
+        add(
+            format!(
+                "management: {} pings {} ({}'s kernel)",
+                a.name, b.underlay_ip, b.name
+            ),
+            ok,
+            seen,
+        );
+        if let (SwitchKind::Rvs, Some(v)) = (t.switch, b.vtep_ip) {
+            let (ok, seen) = reach(lab, &a.name, &v.to_string(), &[])?;
+            add(
+                format!(
+                    "{} pings {v}, {}'s tunnel endpoint (answered by rvs)",
+                    a.name, b.name
+                ),
+                ok,
+                seen,
+            );
+        }
+    }
+    if let Some((a, b)) = t.cross_node_pair() {
+        let (ok, seen) = reach(lab, &a.name, &b.ip.to_string(), &[])?;
+        add(
+            format!("{} -> {} ({}, across nodes)", a.name, b.name, a.network),
+            ok,
+            seen,
+        );
+        let size = (t.vm_mtu - 28).to_string();
+        let (ok, seen) = reach(lab, &a.name, &b.ip.to_string(), &["-M", "do", "-s", &size])?;
+        add(
+            format!(
+                "{} -> {} with {}-byte packets, don't fragment",
+                a.name, b.name, t.vm_mtu
+            ),
+            ok,
+            seen,
+        );
+        let r = iperf(lab, &a.name, &b.name, iperf_secs);
+        let (ok, seen) = match r {
+            Ok(r) => (
+                r.gbps > 0.0,
+                format!("{:.2} Gbit/s, {} retransmits", r.gbps, r.retransmits),
+            ),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        add(
+            format!("iperf3 TCP {} -> {} for {iperf_secs} s", a.name, b.name),
+            ok,
+            seen,
+        );
+    }
+    if let Some((a, b)) = t.same_node_pair() {
+        let (ok, seen) = reach(lab, &a.name, &b.ip.to_string(), &[])?;
+        add(
+            format!("{} -> {} ({}, same node)", a.name, b.name, a.network),
+            ok,
+            seen,
+        );
+    }
+    if let Some((a, b)) = t.cross_tenant_pair() {
+        // Give `a` an on-link route to `b`, so the ping really asks the switch
+        // (ARP on a's tenant network) instead of failing for want of a route.
+        let dev = lab.vm_if(&a.name);
+        let host = format!("{}/32", b.ip);
+        lab.exec(&a.name, &["ip", "route", "add", &host, "dev", &dev])?;
+        let s = ping(lab, &a.name, &b.ip.to_string(), 3, 0.2, 1)?;
+        lab.exec(&a.name, &["ip", "route", "del", &host, "dev", &dev])?;
+        add(
+            format!(
+                "{} -> {} must fail ({} vs {}: different tenants)",
+                a.name, b.name, a.network, b.network
+            ),
+            s.received == 0 && s.sent > 0,
+            format!("{} of {} answered", s.received, s.sent),
+        );
+    }
+    Ok(checks)
+}

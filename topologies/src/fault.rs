@@ -1,0 +1,235 @@
+//! The fault run: pings every 10 ms between two VMs across nodes, `kill -9`
+//! the userspace process of the switch role on the first node (the rvs daemon
+//! and its dataplane; for the Linux bridge, the agent: nothing in its datapath
+//! dies), restart it at once, and see what the pings saw.
+
+use crate::lab::{now_ms, Lab};
+use crate::state::live_pid;
+use crate::topology::SwitchKind;
+use crate::{linux_node, rvs_node};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::Read;
+use std::time::Duration;
+
+/// Ping interval of the fault run.
+pub const INTERVAL_MS: f64 = 10.0;
+
+/// One ping of the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// When it was answered or given up on, ms since the kill.
+    pub t_ms: f64,
+    /// Round trip (ms), `None`: lost.
+    pub rtt_ms: Option<f64>,
+}
+
+/// What the fault run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FaultResult {
+    /// What was killed (`rvs daemon on n1`).
+    pub killed: String,
+    /// Pings sent and answered.
+    pub sent: u64,
+    /// Pings answered.
+    pub received: u64,
+    /// Longest time without a reply around the kill (ms).
+    pub outage_ms: f64,
+    /// How long the restart command took (until the process served again; ms).
+    pub restart_ms: f64,
+    /// From the restart to the first reply after the kill (ms; 0 when the
+    /// pings never stopped).
+    pub recovery_ms: Option<f64>,
+    /// The restarted process's configuration equals the one before the kill
+    /// (rvs: `show` and every bridge's rules); `None` when nothing holds config.
+    pub config_intact: Option<bool>,
+    /// When the restart began, ms since the kill.
+    pub restart_at_ms: f64,
+    /// Every ping.
+    pub timeline: Vec<Sample>,
+}
+
+/// Parse `ping -D -O` output into `(unix ms, seq, rtt)`; lost pings have no rtt.
+pub fn parse_timeline(out: &str) -> Vec<(f64, u64, Option<f64>)> {
+    out.lines()
+        .filter_map(|l| {
+            let ts: f64 = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
+            let seq: u64 = l
+                .split("icmp_seq=")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()?;
+            let rtt = l
+                .split("time=")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|t| t.parse().ok());
+            if rtt.is_none() && !l.contains("no answer") && !l.contains("Unreachable") {
+                return None;
+            }
+            Some((ts * 1000.0, seq, rtt))
+        })
+        .collect()
+}
+
+/// The outage in a run of reply times (ms): the longest silence between two
+/// replies after the last one before `kill_ms`, less one ping interval, and
+/// the time the replies came back (`None`: they never did). No ping lost: no
+/// outage (gaps are then jitter).
+pub fn silence(replies: &[f64], kill_ms: f64, none_lost: bool) -> (f64, Option<f64>) {
+    let from = replies.iter().rposition(|&t| t < kill_ms).unwrap_or(0);
+    let mut worst: Option<(f64, f64)> = None;
+    for w in replies[from..].windows(2) {
+        let gap = w[1] - w[0];
+        if worst.is_none_or(|(g, _)| gap > g) {
+            worst = Some((gap, w[1]));
+        }
+    }
+    match worst {
+        _ if none_lost => (0.0, replies.iter().copied().find(|&t| t >= kill_ms)),
+        Some((gap, back)) => ((gap - INTERVAL_MS).max(0.0), Some(back)),
+        None => (f64::NAN, None),
+    }
+}
+
+/// What the switch of `node` is configured with (rvs), for the before/after check.
+fn config_of(lab: &Lab, node: &str) -> Result<String> {
+    let mut all = rvs_node::rvs(lab, node, &["show"])?;
+    for br in ["br-int", "br-tun", "br-ex"] {
+        let flows = rvs_node::rvs(lab, node, &["dump-flows", br])?;
+        // Counters and ages change; the rules must not. Rules with a timeout
+        // (learned) are runtime state, not configuration, as in OVS.
+        for line in flows
+            .lines()
+            .filter(|l| !l.contains("hard_timeout=") && !l.contains("idle_timeout="))
+        {
+            let rule: Vec<&str> = line
+                .split(", ")
+                .filter(|f| {
+                    !["duration=", "n_packets=", "n_bytes=", "idle_age="]
+                        .iter()
+                        .any(|p| f.trim().starts_with(p))
+                })
+                .collect();
+            all.push_str(&rule.join(", "));
+            all.push('\n');
+        }
+    }
+    Ok(all)
+}
+
+/// Run the fault test for `secs` seconds of pings from `from` to `to`; the kill
+/// comes after `secs / 4`.
+pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult> {
+    let node = lab.vm(from)?.node.clone();
+    let to_ip = lab.vm(to)?.ip.to_string();
+    let (pidfile, comm, role) = match lab.topo.switch {
+        SwitchKind::Rvs => (
+            rvs_node::pidfile(lab, &node),
+            "rvs",
+            "rvs daemon (its PMD threads are the dataplane)",
+        ),
+        SwitchKind::LinuxBridge => (
+            linux_node::pidfile(lab, &node),
+            "ip",
+            "agent stand-in (ip monitor)",
+        ),
+    };
+    let before = match lab.topo.switch {
+        SwitchKind::Rvs => Some(config_of(lab, &node)?),
+        SwitchKind::LinuxBridge => None,
+    };
+    let deadline = format!("{}", secs.ceil() as u64);
+    let interval = format!("{}", INTERVAL_MS / 1000.0);
+    let ns = lab.ns(from);
+    let mut ping = lab.sh.spawn(&[
+        "ip", "netns", "exec", &ns, "ping", "-n", "-D", "-O", "-i", &interval, "-W", "1", "-w", &deadline,
+        &to_ip,
+    ])?;
+    let mut stdout = ping.stdout.take().context("ping's output")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    std::thread::sleep(Duration::from_secs_f64(secs / 4.0));
+    let pid = live_pid(&pidfile, comm).with_context(|| format!("the {role} on {node} is not running"))?;
+    let kill_ms = now_ms() as f64;
+    lab.sh.run(&["kill", "-KILL", &pid.to_string()])?;
+    // Wait until it is really gone before starting the new one.
+    while live_pid(&pidfile, comm).is_some() && (now_ms() as f64) < kill_ms + 2000.0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let restart_ms = now_ms() as f64;
+    match lab.topo.switch {
+        SwitchKind::Rvs => rvs_node::start_daemon(lab, &node)?,
+        SwitchKind::LinuxBridge => linux_node::start_agent(lab, &node)?,
+    }
+    let restarted_ms = now_ms() as f64;
+    let _ = ping.wait();
+    let out = reader.join().unwrap_or_default();
+    let after = match lab.topo.switch {
+        SwitchKind::Rvs => Some(config_of(lab, &node)?),
+        SwitchKind::LinuxBridge => None,
+    };
+    let pings = parse_timeline(&out);
+    let stats = crate::probe::PingStats::parse(&out);
+    let mut replies: Vec<f64> = pings.iter().filter(|p| p.2.is_some()).map(|p| p.0).collect();
+    replies.sort_by(f64::total_cmp);
+    let (outage_ms, back_at) = silence(&replies, kill_ms, stats.sent == stats.received);
+    Ok(FaultResult {
+        killed: format!("{role} on {node}"),
+        sent: stats.sent,
+        received: stats.received,
+        outage_ms,
+        recovery_ms: back_at.map(|t| (t - restart_ms).max(0.0)),
+        restart_ms: restarted_ms - restart_ms,
+        config_intact: before.zip(after).map(|(b, a)| a == b),
+        restart_at_ms: restart_ms - kill_ms,
+        timeline: pings
+            .iter()
+            .map(|&(t, _, rtt)| Sample {
+                t_ms: t - kill_ms,
+                rtt_ms: rtt,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outage_is_the_longest_silence_after_the_kill() {
+        let r = [0.0, 10.0, 20.0, 30.0, 400.0, 410.0, 420.0];
+        assert_eq!(silence(&r, 25.0, false), (360.0, Some(400.0)));
+        // A gap before the kill does not count.
+        let r = [0.0, 500.0, 510.0, 520.0, 700.0, 710.0];
+        assert_eq!(silence(&r, 515.0, false), (170.0, Some(700.0)));
+        // Nothing lost: jitter, no outage.
+        assert_eq!(silence(&[0.0, 10.0, 26.0], 5.0, true), (0.0, Some(10.0)));
+        // Never came back.
+        let (o, back) = silence(&[0.0, 10.0], 15.0, false);
+        assert!(o.is_nan() && back.is_none());
+    }
+
+    #[test]
+    fn ping_timelines_are_read() {
+        let out = "PING 198.19.1.13 (198.19.1.13) 56(84) bytes of data.
+[1764064000.100000] 64 bytes from 198.19.1.13: icmp_seq=1 ttl=64 time=0.120 ms
+[1764064000.120000] no answer yet for icmp_seq=2
+[1764064000.130000] 64 bytes from 198.19.1.13: icmp_seq=3 ttl=64 time=0.5 ms
+[1764064000.140000] From 198.19.1.11 icmp_seq=4 Destination Host Unreachable
+";
+        let t = parse_timeline(out);
+        assert_eq!(t.len(), 4);
+        assert_eq!((t[3].1, t[3].2), (4, None));
+        assert_eq!(t[0].1, 1);
+        assert_eq!(t[0].2, Some(0.12));
+        assert_eq!((t[1].1, t[1].2), (2, None));
+        assert!((t[2].0 - 1_764_064_000_130.0).abs() < 0.01);
+    }
+}

@@ -1,0 +1,319 @@
+//! Traffic between lab VMs, with the plain tools a student knows: ping
+//! (reachability, RTT), iperf3 (TCP throughput), and `rvs blast` for small
+//! packets counted at the receiver's interface.
+
+use crate::lab::{vm_mac, Lab};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// What a run of ping saw.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PingStats {
+    /// Echo requests sent.
+    pub sent: u64,
+    /// Replies received.
+    pub received: u64,
+    /// Round-trip times of the replies (ms).
+    pub rtts_ms: Vec<f64>,
+}
+
+impl PingStats {
+    /// Parse ping's output (`time=0.123 ms` lines and the summary).
+    pub fn parse(out: &str) -> PingStats {
+        let mut s = PingStats::default();
+        for line in out.lines() {
+            if let Some(t) = line.split("time=").nth(1) {
+                if let Some(v) = t.split_whitespace().next().and_then(|v| v.parse().ok()) {
+                    s.rtts_ms.push(v);
+                }
+            }
+            if line.contains("packets transmitted") {
+                let num = |word: &str| -> u64 {
+                    line.split(',')
+                        .find(|p| p.contains(word))
+                        .and_then(|p| p.split_whitespace().next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0)
+                };
+                s.sent = num("transmitted");
+                s.received = num("received");
+            }
+        }
+        s
+    }
+
+    /// Smallest RTT (ms).
+    pub fn min(&self) -> f64 {
+        self.rtts_ms.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Mean RTT (ms).
+    pub fn avg(&self) -> f64 {
+        self.rtts_ms.iter().sum::<f64>() / self.rtts_ms.len().max(1) as f64
+    }
+
+    /// The `q` quantile of RTT (nearest rank; ms).
+    pub fn quantile(&self, q: f64) -> f64 {
+        let mut v = self.rtts_ms.clone();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(f64::total_cmp);
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+}
+
+/// Ping `to` from the namespace of `from`: `count` requests, `interval_s`
+/// apart, waiting at most `wait_s` for each. Does not fail when replies are missing.
+pub fn ping(lab: &Lab, from: &str, to: &str, count: u32, interval_s: f64, wait_s: u32) -> Result<PingStats> {
+    let (c, i, w) = (count.to_string(), format!("{interval_s}"), wait_s.to_string());
+    let argv = [
+        "ip",
+        "netns",
+        "exec",
+        &lab.ns(from),
+        "ping",
+        "-n",
+        "-c",
+        &c,
+        "-i",
+        &i,
+        "-W",
+        &w,
+        to,
+    ];
+    lab.sh.check()?;
+    let mut child = lab.sh.spawn(&argv)?;
+    let mut out = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out)?;
+    }
+    child.wait()?;
+    Ok(PingStats::parse(&out))
+}
+
+/// Time until `from` gets its first reply from `to` (single pings, each
+/// given 200 ms), or `None` after `limit`.
+pub fn first_reply(lab: &Lab, from: &str, to: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit && !lab.sh.stopped() {
+        if lab.probe(from, &["ping", "-n", "-c", "1", "-W", "0.2", to]) {
+            return Some(start.elapsed());
+        }
+    }
+    None
+}
+
+/// One iperf3 TCP run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IperfResult {
+    /// Received throughput (Gbit/s).
+    pub gbps: f64,
+    /// TCP retransmits the sender counted.
+    pub retransmits: u64,
+}
+
+/// iperf3 TCP for `secs` from VM `client` to VM `server`.
+pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfResult> {
+    let sip = lab.vm(server)?.ip.to_string();
+    // One-off server: it exits after one test.
+    let mut srv = lab
+        .sh
+        .spawn(&["ip", "netns", "exec", &lab.ns(server), "iperf3", "-s", "-1"])?;
+    let t = secs.to_string();
+    let argv = ["iperf3", "-c", sip.as_str(), "-t", t.as_str(), "-J"];
+    let mut last = None;
+    // The server needs a moment to listen.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        match lab.exec(client, &argv) {
+            Ok(out) => {
+                last = Some(Ok(out));
+                break;
+            }
+            Err(e) => last = Some(Err(e)),
+        }
+        lab.sh.check()?;
+    }
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let out = last.context("iperf3 did not run")??;
+    parse_iperf(&out)
+}
+
+/// Read iperf3's JSON summary.
+pub fn parse_iperf(json: &str) -> Result<IperfResult> {
+    let v: serde_json::Value = serde_json::from_str(json).context("iperf3 -J output is not JSON")?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        bail!("iperf3: {e}");
+    }
+    let bps = v
+        .pointer("/end/sum_received/bits_per_second")
+        .and_then(|b| b.as_f64())
+        .context("iperf3 -J output has no end.sum_received")?;
+    Ok(IperfResult {
+        gbps: bps / 1e9,
+        retransmits: v
+            .pointer("/end/sum_sent/retransmits")
+            .and_then(|r| r.as_u64())
+            .unwrap_or(0),
+    })
+}
+
+/// A small-packet run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PpsResult {
+    /// Frames the generator sent per second.
+    pub sent_pps: f64,
+    /// Frames the receiver's interface counted per second.
+    pub received_pps: f64,
+    /// Frames received in all.
+    pub received: u64,
+    /// CPU seconds the switch's processes used (rvs daemons; 0 for the kernel).
+    pub daemon_cpu_s: f64,
+    /// Softirq CPU seconds of the whole machine.
+    pub softirq_cpu_s: f64,
+}
+
+/// The `rx_packets` counter of `vm`'s interface.
+fn rx_packets(lab: &Lab, vm: &str) -> Result<u64> {
+    let path = format!("/sys/class/net/{}/statistics/rx_packets", lab.vm_if(vm));
+    let v = lab.exec(vm, &["cat", &path])?;
+    v.trim().parse().with_context(|| format!("{path}: {v:?}"))
+}
+
+/// CPU seconds: `(processes in pids, softirq of the machine)`.
+pub fn cpu_seconds(pids: &[u32]) -> (f64, f64) {
+    const TICK: f64 = 0.01; // USER_HZ is 100 on Linux.
+    let procs: u64 = pids
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|s| {
+            // Fields after the ")" that ends the command name, from state:
+            // utime is the 12th, stime the 13th (proc(5)).
+            let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            field(11) + field(12)
+        })
+        .sum();
+    let softirq: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(7).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0);
+    (procs as f64 * TICK, softirq as f64 * TICK)
+}
+
+/// 64-byte UDP frames from `from` to `to` for `secs`, with `rvs blast` (an
+/// AF_PACKET generator faster than either switch), counted at `to`'s interface.
+pub fn pps(lab: &Lab, from: &str, to: &str, secs: f64, switch_pids: &[u32]) -> Result<PpsResult> {
+    let (a, b) = (lab.vm(from)?, lab.vm(to)?);
+    let (rvs, port) = (
+        lab.rvs.display().to_string(),
+        format!("afpacket:{}", lab.vm_if(from)),
+    );
+    let (smac, dmac) = (vm_mac(a), vm_mac(b));
+    let (sip, dip, s) = (a.ip.to_string(), b.ip.to_string(), format!("{secs}"));
+    // Warm the path (ARP, caches) so the count measures forwarding, not set-up.
+    ping(lab, from, &dip, 3, 0.05, 1)?;
+    let before = rx_packets(lab, to)?;
+    let cpu0 = cpu_seconds(switch_pids);
+    let out = lab.exec(
+        from,
+        &[
+            &rvs,
+            "blast",
+            "--port",
+            &port,
+            "--src-mac",
+            &smac,
+            "--dst-mac",
+            &dmac,
+            "--src-ip",
+            &sip,
+            "--dst-ip",
+            &dip,
+            "--seconds",
+            &s,
+            "--flows",
+            "16",
+        ],
+    )?;
+    // Frames still in flight land within a few ms.
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu1 = cpu_seconds(switch_pids);
+    let received = rx_packets(lab, to)?.saturating_sub(before);
+    let sent: u64 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("rvs blast said {out:?}"))?;
+    Ok(PpsResult {
+        sent_pps: sent as f64 / secs,
+        received_pps: received as f64 / secs,
+        received,
+        daemon_cpu_s: cpu1.0 - cpu0.0,
+        softirq_cpu_s: cpu1.1 - cpu0.1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_output_is_read() {
+        let out = "PING 198.19.1.13 (198.19.1.13) 56(84) bytes of data.
+64 bytes from 198.19.1.13: icmp_seq=1 ttl=64 time=0.210 ms
+64 bytes from 198.19.1.13: icmp_seq=2 ttl=64 time=0.090 ms
+64 bytes from 198.19.1.13: icmp_seq=4 ttl=64 time=0.120 ms
+
+--- 198.19.1.13 ping statistics ---
+4 packets transmitted, 3 received, 25% packet loss, time 3004ms
+rtt min/avg/max/mdev = 0.090/0.140/0.210/0.051 ms";
+        let s = PingStats::parse(out);
+        assert_eq!((s.sent, s.received), (4, 3));
+        assert_eq!(s.rtts_ms, vec![0.21, 0.09, 0.12]);
+        assert_eq!(s.min(), 0.09);
+        assert!((s.avg() - 0.14).abs() < 1e-9);
+        assert_eq!(s.quantile(0.99), 0.21);
+        assert_eq!(s.quantile(0.5), 0.12);
+        assert!(PingStats::default().quantile(0.5).is_nan());
+    }
+
+    #[test]
+    fn iperf_json_is_read_and_errors_are_reported() {
+        let ok = r#"{"end":{"sum_sent":{"retransmits":7},"sum_received":{"bits_per_second":2.5e9}}}"#;
+        assert_eq!(
+            parse_iperf(ok).unwrap(),
+            IperfResult {
+                gbps: 2.5,
+                retransmits: 7
+            }
+        );
+        let e = parse_iperf(r#"{"error":"unable to connect to server"}"#).unwrap_err();
+        assert!(e.to_string().contains("unable to connect"));
+        assert!(parse_iperf("garbage").is_err());
+    }
+
+    #[test]
+    fn cpu_of_this_process_is_counted() {
+        // Burn some CPU so this process has ticks to count.
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let (p, s) = cpu_seconds(&[std::process::id()]);
+        assert!(p >= 0.1, "{p} s of CPU after a 0.3 s busy loop");
+        assert!(s >= 0.0);
+        assert_eq!(cpu_seconds(&[]).0, 0.0);
+    }
+}

@@ -1,0 +1,159 @@
+//! An rvs node: its own `rvs daemon` inside the node namespace, configured
+//! with the rvs command line as an operator would: br-int (VM ports, one local
+//! VLAN per tenant network), br-tun (a Geneve port per other node, neutron's
+//! table layout), br-ex (the underlay veth as an AF_XDP port that also serves
+//! the node's tunnel endpoint address).
+
+use crate::lab::Lab;
+use crate::state::LabProcess;
+use anyhow::{Context, Result};
+use rvs_control::neutron::{br_tun_flows, TenantNet};
+use std::path::PathBuf;
+
+/// Build every node.
+pub fn build(lab: &mut Lab) -> Result<()> {
+    lab.state.overlay = "geneve".into();
+    let nodes: Vec<String> = lab.topo.nodes.iter().map(|n| n.name.clone()).collect();
+    for n in &nodes {
+        lab.sh
+            .note(&format!("node {n}: an rvs daemon and its three bridges"));
+        start_daemon(lab, n)?;
+        configure(lab, n)?;
+    }
+    Ok(())
+}
+
+/// The daemon's pidfile on `node`.
+pub fn pidfile(lab: &Lab, node: &str) -> PathBuf {
+    lab.node_dir(node).join("rvs.pid")
+}
+
+/// Start (or restart) the daemon of `node`; returns once its socket answers.
+/// It re-applies the configuration saved in its run directory, if any.
+pub fn start_daemon(lab: &mut Lab, node: &str) -> Result<()> {
+    let dir = lab.node_dir(node);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pidfile = pidfile(lab, node);
+    lab.add_process(LabProcess {
+        role: "rvs daemon".into(),
+        on: node.into(),
+        pidfile: pidfile.clone(),
+        comm: "rvs".into(),
+    })?;
+    let (ns, rvs) = (lab.ns(node), lab.rvs.display().to_string());
+    let (d, db, pf) = (
+        dir.display().to_string(),
+        dir.join("conf.json").display().to_string(),
+        pidfile.display().to_string(),
+    );
+    // Metrics stay on 127.0.0.1:9477 of the node's own namespace.
+    lab.sh.run_logged(
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            &rvs,
+            "--run-dir",
+            &d,
+            "daemon",
+            "--db",
+            &db,
+            "--detach",
+            "--pidfile",
+            &pf,
+        ],
+        &dir.join("rvs.log"),
+    )
+}
+
+/// Run an `rvs` command against the daemon of `node`.
+pub fn rvs(lab: &Lab, node: &str, args: &[&str]) -> Result<String> {
+    let (rvs, dir) = (
+        lab.rvs.display().to_string(),
+        lab.node_dir(node).display().to_string(),
+    );
+    let mut argv = vec![rvs.as_str(), "--run-dir", dir.as_str()];
+    argv.extend_from_slice(args);
+    lab.sh.run(&argv)
+}
+
+fn configure(lab: &mut Lab, name: &str) -> Result<()> {
+    let node = lab.node(name)?.clone();
+    let vtep = node.tunnel_ip().to_string();
+    for br in ["br-int", "br-tun", "br-ex"] {
+        rvs(lab, name, &["add-br", br])?;
+    }
+    rvs(
+        lab,
+        name,
+        &[
+            "add-port",
+            "br-int",
+            "patch-tun",
+            "type=patch",
+            "options:peer=patch-int",
+        ],
+    )?;
+    rvs(
+        lab,
+        name,
+        &[
+            "add-port",
+            "br-tun",
+            "patch-int",
+            "type=patch",
+            "options:peer=patch-tun",
+        ],
+    )?;
+    let uplink = lab.underlay_if(name);
+    let vtep_opt = format!("options:vtep_ip={vtep}");
+    rvs(
+        lab,
+        name,
+        &["add-port", "br-ex", &uplink, "type=afxdp", &vtep_opt],
+    )?;
+    let mut tunnels = Vec::new();
+    for other in lab.topo.nodes.iter().filter(|n| n.name != name) {
+        let port = format!("gnv-{}", other.name);
+        let remote = format!("options:remote_ip={}", other.tunnel_ip());
+        let local = format!("options:local_ip={vtep}");
+        rvs(
+            lab,
+            name,
+            &["add-port", "br-tun", &port, "type=geneve", &remote, &local],
+        )?;
+        tunnels.push(port);
+    }
+    let nets: Vec<TenantNet> = lab
+        .topo
+        .networks
+        .iter()
+        .map(|n| TenantNet {
+            vni: n.vni,
+            vlan: lab.topo.local_vlan(&n.name).unwrap_or(1),
+        })
+        .collect();
+    for vm in lab.topo.vms_on(name) {
+        let tag = format!("tag={}", lab.topo.local_vlan(&vm.network).unwrap_or(1));
+        rvs(
+            lab,
+            name,
+            &["add-port", "br-int", &lab.vm_if(&vm.name), "type=afxdp", &tag],
+        )?;
+    }
+    let tunnels: Vec<&str> = tunnels.iter().map(String::as_str).collect();
+    let flows = lab.node_dir(name).join("br-tun.flows");
+    std::fs::write(&flows, br_tun_flows(&tunnels, &nets))
+        .with_context(|| format!("writing {}", flows.display()))?;
+    lab.sh.note(&format!(
+        "br-tun's rules (neutron's tables 0/2/4/10/20/22) are in {}",
+        flows.display()
+    ));
+    rvs(
+        lab,
+        name,
+        &["replace-flows", "br-tun", &flows.display().to_string()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! [`Shell`]: runs the iproute2 / rvs / iperf3 commands a lab is made of, and
+//! with `--explain` prints each one first, so a student can replay the lab by
+//! hand. Every command is a plain argv (no shell in between).
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Runs commands; stops early once Ctrl-C or SIGTERM arrived.
+#[derive(Clone)]
+pub struct Shell {
+    explain: bool,
+    stop: Arc<AtomicBool>,
+}
+
+/// `argv` as one line a shell would accept (quotes where needed).
+pub fn quoted(argv: &[&str]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
+            {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Shell {
+    /// A shell that prints commands when `explain` is set. `stop` is raised by
+    /// the signal handler.
+    pub fn new(explain: bool, stop: Arc<AtomicBool>) -> Shell {
+        Shell { explain, stop }
+    }
+
+    /// True once Ctrl-C or SIGTERM arrived.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Fail when the run was interrupted (called between steps).
+    pub fn check(&self) -> Result<()> {
+        if self.stopped() {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Print a comment line in `--explain` output.
+    pub fn note(&self, text: &str) {
+        if self.explain {
+            println!("# {text}");
+        }
+    }
+
+    fn show(&self, argv: &[&str]) {
+        if self.explain {
+            println!("$ {}", quoted(argv));
+        }
+    }
+
+    /// Run `argv`; fail with its stderr unless it exits 0. Returns stdout.
+    pub fn run(&self, argv: &[&str]) -> Result<String> {
+        self.check()?;
+        self.show(argv);
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot start {}", argv[0]))?;
+        if !out.status.success() {
+            bail!(
+                "`{}` failed ({}): {}",
+                quoted(argv),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Run `argv` and report only whether it exited 0 (probes such as a ping
+    /// that is expected to fail). Output is discarded.
+    pub fn succeeds(&self, argv: &[&str]) -> bool {
+        self.show(argv);
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Run `argv` for clean-up: errors are ignored (the thing may be gone),
+    /// and an interrupt does not stop it.
+    pub fn cleanup(&self, argv: &[&str]) {
+        self.show(argv);
+        let _ = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Run `argv` with its output appended to `log`, and wait for it (a
+    /// daemon that detaches keeps writing there).
+    pub fn run_logged(&self, argv: &[&str], log: &Path) -> Result<()> {
+        let mut child = self.start(argv, log)?;
+        let st = child.wait()?;
+        if !st.success() {
+            bail!("`{}` failed ({st}); see {}", quoted(argv), log.display());
+        }
+        Ok(())
+    }
+
+    /// Start `argv` in the background with its output appended to `log`.
+    pub fn start(&self, argv: &[&str], log: &Path) -> Result<Child> {
+        self.check()?;
+        self.show(argv);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(f.try_clone()?)
+            .stderr(f)
+            .spawn()
+            .with_context(|| format!("cannot start {}", argv[0]))
+    }
+
+    /// Start `argv` in the background with its stdout captured.
+    pub fn spawn(&self, argv: &[&str]) -> Result<Child> {
+        self.check()?;
+        self.show(&[argv, &["&"]].concat());
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", argv[0]))
+    }
+
+    /// Run `argv` inside namespace `ns` (`ip netns exec NS ...`).
+    pub fn run_in(&self, ns: &str, argv: &[&str]) -> Result<String> {
+        self.run(&in_ns(ns, argv))
+    }
+}
+
+/// `ip netns exec NS argv...`
+pub fn in_ns<'a>(ns: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["ip", "netns", "exec", ns];
+    v.extend_from_slice(argv);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_print_as_a_shell_reads_them() {
+        assert_eq!(
+            quoted(&["ip", "-n", "rl1n1", "addr", "add", "198.18.0.1/24", "dev", "x"]),
+            "ip -n rl1n1 addr add 198.18.0.1/24 dev x"
+        );
+        assert_eq!(quoted(&["sh", "-c", "a b", "it's"]), r"sh -c 'a b' 'it'\''s'");
+        assert_eq!(quoted(&[""]), "''");
+    }
+
+    #[test]
+    fn failures_say_which_command_and_why() {
+        let sh = Shell::new(false, Arc::default());
+        let e = sh
+            .run(&["ls", "/nonexistent-rvs-lab-path"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ls /nonexistent-rvs-lab-path"), "{e}");
+        assert!(sh.run(&["true"]).is_ok());
+        assert!(!sh.succeeds(&["false"]));
+        let stop = Arc::new(AtomicBool::new(true));
+        let e = Shell::new(false, stop).run(&["true"]).unwrap_err();
+        assert!(e.to_string().contains("interrupted"));
+    }
+}
