@@ -21,6 +21,7 @@ pub struct Check {
 }
 
 fn reach(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> Result<(bool, String)> {
+    lab.sh.check()?;
     let mut argv = vec!["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2"];
     argv.extend_from_slice(extra);
     argv.push(to);
@@ -76,6 +77,7 @@ pub fn run(lab: &Lab, iperf_secs: u32) -> Result<Vec<Check>> {
             seen,
         );
         let r = iperf(lab, &a.name, &b.name, iperf_secs);
+        lab.sh.check()?;
         let (ok, seen) = match r {
             Ok(r) => (
                 r.gbps > 0.0,

@@ -1,0 +1,305 @@
+//! Root-only, end to end through the `rvs-lab` binary as a user runs it: each
+//! lab comes up, passes its checks (same tenant talks across nodes, other
+//! tenants do not, full-size frames and TCP cross), and `down` leaves nothing
+//! behind; a short `compare` writes its report and the rvs fault run recovers
+//! with its configuration; an interrupted run cleans up after itself.
+//! The tests run one at a time (they share the machine's two CPUs).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Skip outside CI when not root; never skip in CI (CI runs as root).
+fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs as root: this test must not be skipped there"
+    );
+    eprintln!("skipped: needs root (namespaces, XDP)");
+    false
+}
+
+fn topology(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// `rvs-lab` with this test's state directory and prefix, and the rvs binary
+/// built next to it.
+fn lab(state: &Path, prefix: &str, args: &[&str]) -> Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_rvs-lab"));
+    let rvs = bin.with_file_name("rvs");
+    assert!(
+        rvs.exists(),
+        "{} is missing: build the workspace (cargo test --workspace builds it)",
+        rvs.display()
+    );
+    Command::new(bin)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--rvs")
+        .arg(&rvs)
+        .args(["--prefix", prefix])
+        .args(args)
+        .output()
+        .expect("run rvs-lab")
+}
+
+fn ok(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "rvs-lab failed:\n{text}");
+    text
+}
+
+/// Namespaces and root-namespace links whose names start with `prefix`.
+fn leftovers(prefix: &str) -> Vec<String> {
+    let list = |args: &[&str]| {
+        String::from_utf8_lossy(&Command::new("ip").args(args).output().unwrap().stdout).into_owned()
+    };
+    let mut left: Vec<String> = list(&["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(String::from)
+        .collect();
+    left.extend(
+        list(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n))
+            .filter(|n| n.starts_with(prefix))
+            .map(String::from),
+    );
+    left
+}
+
+/// PIDs the lab's state file names (to check they are gone after `down`).
+fn recorded_pids(state: &Path, topo: &str) -> Vec<u32> {
+    let text = std::fs::read_to_string(state.join(format!("{topo}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p["pidfile"].as_str().unwrap()).ok())
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+fn up_test_down(file: &str, name: &str, prefix: &str) {
+    let state = tempfile::tempdir().unwrap();
+    let s = state.path();
+    let out = ok(&lab(s, prefix, &["up", topology(file).to_str().unwrap()]));
+    assert!(out.contains("is up"), "{out}");
+    let pids = recorded_pids(s, name);
+    assert_eq!(pids.len(), 2, "one switch process per node");
+    let status = ok(&lab(s, prefix, &["status", topology(file).to_str().unwrap()]));
+    assert!(
+        !status.contains("MISSING") && !status.contains("not running"),
+        "{status}"
+    );
+    // `test` finds the lab up and leaves it up.
+    let out = lab(
+        s,
+        prefix,
+        &["test", "--iperf-secs", "3", topology(file).to_str().unwrap()],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let down = ok(&lab(s, prefix, &["down", topology(file).to_str().unwrap()]));
+    assert!(out.status.success(), "checks failed:\n{text}");
+    for must in [
+        "ok   vm1 -> vm3 (tenant-a, across nodes)",
+        "ok   vm1 -> vm4 must fail",
+        "ok   iperf3 TCP vm1 -> vm3 for 3 s",
+        "ok   management: n1 pings 198.18.0.2",
+        "all checks passed",
+    ] {
+        assert!(text.contains(must), "missing {must:?} in:\n{text}");
+    }
+    assert!(down.contains("is down"), "{down}");
+    assert_eq!(
+        leftovers(prefix),
+        Vec::<String>::new(),
+        "down leaves nothing behind"
+    );
+    assert!(pids.iter().all(|p| !alive(*p)), "the lab's processes are stopped");
+    assert!(!s.join(format!("{name}.json")).exists(), "the state file is gone");
+    assert!(!s.join(prefix).exists(), "the run directory is gone");
+}
+
+#[test]
+fn the_rvs_lab_works_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    up_test_down(
+        "two-node-geneve.toml",
+        "two-node-geneve",
+        &format!("tg{}", std::process::id() % 1000),
+    );
+}
+
+#[test]
+fn the_linux_bridge_lab_works_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    up_test_down(
+        "linux-bridge.toml",
+        "linux-bridge",
+        &format!("tl{}", std::process::id() % 1000),
+    );
+}
+
+#[test]
+fn a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let prefix = format!("tc{}", std::process::id() % 1000);
+    let text = ok(&lab(
+        state.path(),
+        &prefix,
+        &[
+            "compare",
+            topology("two-node-geneve.toml").to_str().unwrap(),
+            topology("linux-bridge.toml").to_str().unwrap(),
+            "--iperf-secs",
+            "2",
+            "--pps-secs",
+            "1",
+            "--pings",
+            "50",
+            "--fault-secs",
+            "3",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(leftovers(&prefix), Vec::<String>::new(), "{text}");
+    let md = std::fs::read_to_string(out_dir.path().join("report.md")).unwrap();
+    assert!(
+        md.starts_with("| measure | rvs (Geneve, AF_XDP) | Linux bridge ("),
+        "{md}"
+    );
+    assert!(text.contains(&md), "the table is printed too");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("report.json")).unwrap()).unwrap();
+    let rs = rep["results"].as_array().unwrap();
+    assert_eq!(rs.len(), 2);
+    for r in rs {
+        let label = r["label"].as_str().unwrap();
+        assert!(r["tcp"]["gbps"].as_f64().unwrap() > 0.0, "{label}: TCP passed");
+        assert!(r["pps"]["received"].as_u64().unwrap() > 0, "{label}: UDP passed");
+        assert!(r["rtt_received"].as_u64().unwrap() > 0, "{label}: pings answered");
+        assert!(
+            r["first_ping_s"].as_f64().is_some(),
+            "{label}: reachable after up"
+        );
+    }
+    let (rvs, lb) = (&rs[0]["fault"], &rs[1]["fault"]);
+    let lost = |f: &serde_json::Value| f["sent"].as_u64().unwrap() - f["received"].as_u64().unwrap();
+    assert!(lost(rvs) > 0, "killing the rvs dataplane stops traffic: {rvs}");
+    assert!(
+        rvs["recovery_ms"].as_f64().is_some(),
+        "rvs forwards again after the restart: {rvs}"
+    );
+    assert_eq!(rvs["config_intact"], serde_json::Value::Bool(true), "{rvs}");
+    assert!(rvs["received"].as_u64().unwrap() > 0);
+    // Killing the Linux bridge's agent touches no datapath; allow a stray
+    // late reply on a loaded machine, not an outage.
+    assert!(lost(lb) <= 2, "the kernel bridge keeps forwarding: {lb}");
+    for f in ["throughput.svg", "pps.svg", "latency.svg", "outage.svg"] {
+        let svg = std::fs::read_to_string(out_dir.path().join(f)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("rvs (Geneve, AF_XDP)"),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_run_cleans_up() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let prefix = format!("ti{}", std::process::id() % 1000);
+    let bin = Path::new(env!("CARGO_BIN_EXE_rvs-lab"));
+    let mut child = Command::new(bin)
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("--rvs")
+        .arg(bin.with_file_name("rvs"))
+        .args(["--prefix", &prefix, "test", "--iperf-secs", "4"])
+        .arg(topology("two-node-geneve.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the lab is up, then stop the run as Ctrl-C or a service
+    // manager would.
+    let state_file = state.path().join("two-node-geneve.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["ready_ms"].as_u64().unwrap_or(0) > 0);
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lab did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!leftovers(&prefix).is_empty());
+    let pids = recorded_pids(state.path(), "two-node-geneve");
+    std::thread::sleep(Duration::from_millis(500));
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = child.wait().unwrap();
+    assert!(!st.success(), "an interrupted test run fails");
+    assert_eq!(
+        leftovers(&prefix),
+        Vec::<String>::new(),
+        "cleaned up after the interrupt"
+    );
+    assert!(pids.iter().all(|p| !alive(*p)));
+    assert!(!state_file.exists());
+}
