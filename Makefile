@@ -1,7 +1,7 @@
 # Thin wrapper: every target is one or two commands a user could type.
 CARGO ?= cargo
 
-.PHONY: deps build test bench fmt clippy clean
+.PHONY: deps build demo test bench fmt clippy clean
 
 ## deps: install the system packages (idempotent apt-get; a no-op when present)
 deps:
@@ -10,6 +10,16 @@ deps:
 ## build: release build of the whole workspace
 build: deps
 	$(CARGO) build --workspace --release
+
+## demo: the two-node Geneve lab (root): build, bring it up with every command
+## shown, check it, then a short rvs-vs-Linux-bridge comparison (table on
+## stdout, report and charts in target/lab/). Everything is removed at the end.
+demo: deps
+	@test "$$(id -u)" = 0 || { echo "make demo needs root (network namespaces, XDP)"; exit 1; }
+	$(CARGO) build --release -p rvs-control -p rvs-topologies
+	./target/release/rvs-lab --explain test topologies/two-node-geneve.toml
+	./target/release/rvs-lab compare --iperf-secs 5 --pps-secs 3 --pings 200 \
+		topologies/two-node-geneve.toml topologies/linux-bridge.toml
 
 ## test: formatting, lints, and the whole test suite (root-only tests need root)
 test: deps

@@ -39,7 +39,8 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, bars: &[Bar], switches: &[&
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max)
         .max(1e-9)
-        * 1.15;
+        // Room above the tallest bar for the legend.
+        * 1.4;
     let n = bars.len() as i32;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))

@@ -8,7 +8,7 @@ use rvs_topologies::state::live_pid;
 use rvs_topologies::topology::SwitchKind;
 use rvs_topologies::{checks, compare, rvs_node, Topology};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Lab runner for rvs topologies: two "hypervisor" namespaces, VMs, and either
@@ -84,10 +84,10 @@ fn main() {
 fn run() -> Result<()> {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
     // Ctrl-C and SIGTERM stop the current step; clean-up then runs as on failure.
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("installing the signal handler")?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
     let sh = Shell::new(cli.common.explain, stop);
     let rvs = match &cli.common.rvs {
         Some(p) => p.clone(),

@@ -69,30 +69,11 @@ impl PingStats {
 /// apart, waiting at most `wait_s` for each. Does not fail when replies are missing.
 pub fn ping(lab: &Lab, from: &str, to: &str, count: u32, interval_s: f64, wait_s: u32) -> Result<PingStats> {
     let (c, i, w) = (count.to_string(), format!("{interval_s}"), wait_s.to_string());
+    let ns = lab.ns(from);
     let argv = [
-        "ip",
-        "netns",
-        "exec",
-        &lab.ns(from),
-        "ping",
-        "-n",
-        "-c",
-        &c,
-        "-i",
-        &i,
-        "-W",
-        &w,
-        to,
+        "ip", "netns", "exec", &ns, "ping", "-n", "-c", &c, "-i", &i, "-W", &w, to,
     ];
-    lab.sh.check()?;
-    let mut child = lab.sh.spawn(&argv)?;
-    let mut out = String::new();
-    use std::io::Read;
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut out)?;
-    }
-    child.wait()?;
-    Ok(PingStats::parse(&out))
+    Ok(PingStats::parse(&lab.sh.capture(&argv)?))
 }
 
 /// Time until `from` gets its first reply from `to` (single pings, each

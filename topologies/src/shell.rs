@@ -139,10 +139,25 @@ impl Shell {
             .with_context(|| format!("cannot start {}", argv[0]))
     }
 
+    /// Run `argv` and return its stdout whatever its exit status (a ping
+    /// that lost some replies still has output to read).
+    pub fn capture(&self, argv: &[&str]) -> Result<String> {
+        self.check()?;
+        self.show(argv);
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot start {}", argv[0]))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Start `argv` in the background with its stdout captured.
     pub fn spawn(&self, argv: &[&str]) -> Result<Child> {
         self.check()?;
-        self.show(&[argv, &["&"]].concat());
+        if self.explain {
+            println!("$ {} &", quoted(argv));
+        }
         Command::new(argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())

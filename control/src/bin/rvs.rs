@@ -203,7 +203,7 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("list-ports", "list-ports BRIDGE", "Port names of a bridge."),
     ("add-br", "add-br BRIDGE", "Create a bridge (with its LOCAL port and priority=0,actions=NORMAL)."),
     ("del-br", "del-br BRIDGE", "Delete a bridge and its ports."),
-    ("add-port", "add-port BRIDGE PORT [type=T] [tag=N] [options:K=V ...]", "Add a port. T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Example: rvs add-port br-int vm1 type=afxdp tag=1"),
+    ("add-port", "add-port BRIDGE PORT [type=T] [tag=N] [options:K=V ...]", "Add a port. T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Device options: queues=N, csum=true, vtep_ip=IP (serve that tunnel endpoint on this port; with afxdp only its frames go to rvs) [vtep_mac=MAC]. Examples: rvs add-port br-int vm1 type=afxdp tag=1; rvs add-port br-ex eth1 type=afxdp options:vtep_ip=198.18.0.11"),
     ("del-port", "del-port PORT", "Remove a port."),
     ("add-flow", "add-flow BRIDGE FLOW", "Add a rule in ovs-ofctl syntax. Example: rvs add-flow br-int 'table=0,priority=10,in_port=vm1,actions=NORMAL'"),
     ("add-flows", "add-flows BRIDGE FILE|-", "Add rules from a file (one per line), all or nothing."),
