@@ -29,6 +29,19 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing a chart: {e}")
 }
 
+/// The legend box, upper right, over whatever is there.
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// A bar chart, one bar per entry, coloured by switch, with a legend.
 fn bar_chart(path: &Path, title: &str, y_desc: &str, bars: &[Bar], switches: &[&str]) -> Result<()> {
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
@@ -85,15 +98,8 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, bars: &[Bar], switches: &[&
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    legend(&mut chart)?;
+    root.present().map_err(err)
 }
 
 /// A measure to draw: its label and how to read it from a result.
@@ -181,15 +187,8 @@ fn outage_chart(path: &Path, rs: &[LabResult]) -> Result<()> {
             )))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    legend(&mut chart)?;
+    root.present().map_err(err)
 }
 
 /// Draw throughput.svg, pps.svg, latency.svg and outage.svg into `dir`.

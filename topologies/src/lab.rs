@@ -117,12 +117,24 @@ impl Lab {
         Ok(())
     }
 
-    /// Record a process the lab is about to start.
-    pub fn add_process(&mut self, p: LabProcess) -> Result<()> {
+    /// Record a process the lab is about to start on `node` (its pidfile is
+    /// `NODE_DIR/PIDNAME.pid`; `comm` is its program's name); returns the
+    /// pidfile. The node's run directory is created if needed.
+    pub fn record_process(&mut self, node: &str, role: &str, pidname: &str, comm: &str) -> Result<PathBuf> {
+        let dir = self.node_dir(node);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let p = LabProcess {
+            role: role.into(),
+            on: node.into(),
+            pidfile: dir.join(format!("{pidname}.pid")),
+            comm: comm.into(),
+        };
+        let pidfile = p.pidfile.clone();
         if !self.state.processes.contains(&p) {
             self.state.processes.push(p);
         }
-        self.save()
+        self.save()?;
+        Ok(pidfile)
     }
 
     /// Bring `topo` up. On failure or interrupt, everything created so far is

@@ -5,7 +5,6 @@
 //! role) runs per node, so the fault run has the same role to kill.
 
 use crate::lab::Lab;
-use crate::state::LabProcess;
 use crate::topology::Overlay;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -78,22 +77,18 @@ pub fn build(lab: &mut Lab) -> Result<()> {
     Ok(())
 }
 
-/// The agent stand-in's pidfile on `node`.
+/// Name of the agent's pidfile (without `.pid`) in the node's run directory.
+const PIDNAME: &str = "agent";
+
+/// The agent stand-in's pidfile on `node` (as [`start_agent`] records it).
 pub fn pidfile(lab: &Lab, node: &str) -> PathBuf {
-    lab.node_dir(node).join("agent.pid")
+    lab.node_dir(node).join(format!("{PIDNAME}.pid"))
 }
 
 /// Start (or restart) the agent stand-in of `node`.
 pub fn start_agent(lab: &mut Lab, node: &str) -> Result<()> {
+    let pidfile = lab.record_process(node, "agent (ip monitor)", PIDNAME, "ip")?;
     let dir = lab.node_dir(node);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let pidfile = pidfile(lab, node);
-    lab.add_process(LabProcess {
-        role: "agent (ip monitor)".into(),
-        on: node.into(),
-        pidfile: pidfile.clone(),
-        comm: "ip".into(),
-    })?;
     let ns = lab.ns(node);
     let mut child = lab.sh.start(
         &["ip", "netns", "exec", &ns, "ip", "monitor", "link"],

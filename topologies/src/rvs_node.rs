@@ -5,7 +5,6 @@
 //! the node's tunnel endpoint address).
 
 use crate::lab::Lab;
-use crate::state::LabProcess;
 use anyhow::{Context, Result};
 use rvs_control::neutron::{br_tun_flows, TenantNet};
 use std::path::PathBuf;
@@ -23,23 +22,19 @@ pub fn build(lab: &mut Lab) -> Result<()> {
     Ok(())
 }
 
-/// The daemon's pidfile on `node`.
+/// Name of the daemon's pidfile (without `.pid`) in the node's run directory.
+const PIDNAME: &str = "rvs";
+
+/// The daemon's pidfile on `node` (as [`start_daemon`] records it).
 pub fn pidfile(lab: &Lab, node: &str) -> PathBuf {
-    lab.node_dir(node).join("rvs.pid")
+    lab.node_dir(node).join(format!("{PIDNAME}.pid"))
 }
 
 /// Start (or restart) the daemon of `node`; returns once its socket answers.
 /// It re-applies the configuration saved in its run directory, if any.
 pub fn start_daemon(lab: &mut Lab, node: &str) -> Result<()> {
+    let pidfile = lab.record_process(node, "rvs daemon", PIDNAME, "rvs")?;
     let dir = lab.node_dir(node);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let pidfile = pidfile(lab, node);
-    lab.add_process(LabProcess {
-        role: "rvs daemon".into(),
-        on: node.into(),
-        pidfile: pidfile.clone(),
-        comm: "rvs".into(),
-    })?;
     let (ns, rvs) = (lab.ns(node), lab.rvs.display().to_string());
     let (d, db, pf) = (
         dir.display().to_string(),

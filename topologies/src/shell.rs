@@ -65,15 +65,28 @@ impl Shell {
         }
     }
 
-    /// Run `argv`; fail with its stderr unless it exits 0. Returns stdout.
-    pub fn run(&self, argv: &[&str]) -> Result<String> {
+    /// Run `argv` to the end with its output captured.
+    fn output(&self, argv: &[&str]) -> Result<std::process::Output> {
         self.check()?;
         self.show(argv);
-        let out = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
+        command(argv)
             .output()
-            .with_context(|| format!("cannot start {}", argv[0]))?;
+            .with_context(|| format!("cannot start {}", argv[0]))
+    }
+
+    /// Run `argv` to the end, its output discarded; `None` if it cannot start.
+    fn status(&self, argv: &[&str]) -> Option<std::process::ExitStatus> {
+        self.show(argv);
+        command(argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+    }
+
+    /// Run `argv`; fail with its stderr unless it exits 0. Returns stdout.
+    pub fn run(&self, argv: &[&str]) -> Result<String> {
+        let out = self.output(argv)?;
         if !out.status.success() {
             bail!(
                 "`{}` failed ({}): {}",
@@ -88,26 +101,13 @@ impl Shell {
     /// Run `argv` and report only whether it exited 0 (probes such as a ping
     /// that is expected to fail). Output is discarded.
     pub fn succeeds(&self, argv: &[&str]) -> bool {
-        self.show(argv);
-        Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        self.status(argv).is_some_and(|s| s.success())
     }
 
     /// Run `argv` for clean-up: errors are ignored (the thing may be gone),
     /// and an interrupt does not stop it.
     pub fn cleanup(&self, argv: &[&str]) {
-        self.show(argv);
-        let _ = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.status(argv);
     }
 
     /// Run `argv` with its output appended to `log`, and wait for it (a
@@ -130,9 +130,7 @@ impl Shell {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
+        command(argv)
             .stdout(f.try_clone()?)
             .stderr(f)
             .spawn()
@@ -142,14 +140,7 @@ impl Shell {
     /// Run `argv` and return its stdout whatever its exit status (a ping
     /// that lost some replies still has output to read).
     pub fn capture(&self, argv: &[&str]) -> Result<String> {
-        self.check()?;
-        self.show(argv);
-        let out = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot start {}", argv[0]))?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(String::from_utf8_lossy(&self.output(argv)?.stdout).into_owned())
     }
 
     /// Start `argv` in the background with its stdout captured.
@@ -158,9 +149,7 @@ impl Shell {
         if self.explain {
             println!("$ {} &", quoted(argv));
         }
-        Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
+        command(argv)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -171,6 +160,13 @@ impl Shell {
     pub fn run_in(&self, ns: &str, argv: &[&str]) -> Result<String> {
         self.run(&in_ns(ns, argv))
     }
+}
+
+/// `argv` as a command with no stdin (nothing the lab runs reads input).
+fn command(argv: &[&str]) -> Command {
+    let mut c = Command::new(argv[0]);
+    c.args(&argv[1..]).stdin(Stdio::null());
+    c
 }
 
 /// `ip netns exec NS argv...`
