@@ -29,9 +29,10 @@ fn reach(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> Result<(bool, Strin
     Ok((ok, if ok { "replies".into() } else { "no reply".into() }))
 }
 
-/// Run every check; `iperf_secs` long TCP test.
-pub fn run(lab: &Lab, iperf_secs: u32) -> Result<Vec<Check>> {
-    let t = &lab.topo;
+/// Run every check; `iperf_secs` long TCP test. On an rvs lab one check kills
+/// and restarts a daemon (the lab is as before afterwards).
+pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
+    let t = lab.topo.clone();
     let mut checks = Vec::new();
     let mut add = |what: String, passed: bool, seen: String| {
         println!("{} {what}: {seen}", if passed { "ok  " } else { "FAIL" });
@@ -53,6 +54,20 @@ pub fn run(lab: &Lab, iperf_secs: u32) -> Result<Vec<Check>> {
                 format!(
                     "{} pings {v}, {}'s tunnel endpoint (answered by rvs)",
                     a.name, b.name
+                ),
+                ok,
+                seen,
+            );
+            // Whatever rvs does: with its daemon dead, the kernel still has
+            // the link (the XDP program went with the process).
+            lab.kill_switch(&b.name)?;
+            let r = reach(lab, &a.name, &b.underlay_ip.to_string(), &[]);
+            lab.restart_switch(&b.name)?;
+            let (ok, seen) = r?;
+            add(
+                format!(
+                    "management with {}'s rvs daemon killed: {} pings {}",
+                    b.name, a.name, b.underlay_ip
                 ),
                 ok,
                 seen,

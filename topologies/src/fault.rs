@@ -4,9 +4,8 @@
 //! dies), restart it at once, and see what the pings saw.
 
 use crate::lab::{now_ms, Lab};
-use crate::state::live_pid;
+use crate::rvs_node;
 use crate::topology::SwitchKind;
-use crate::{linux_node, rvs_node};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Read;
@@ -125,18 +124,7 @@ fn config_of(lab: &Lab, node: &str) -> Result<String> {
 pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult> {
     let node = lab.vm(from)?.node.clone();
     let to_ip = lab.vm(to)?.ip.to_string();
-    let (pidfile, comm, role) = match lab.topo.switch {
-        SwitchKind::Rvs => (
-            rvs_node::pidfile(lab, &node),
-            "rvs",
-            "rvs daemon (its PMD threads are the dataplane)",
-        ),
-        SwitchKind::LinuxBridge => (
-            linux_node::pidfile(lab, &node),
-            "ip",
-            "agent stand-in (ip monitor)",
-        ),
-    };
+    let role = lab.switch_process(&node).0;
     let before = match lab.topo.switch {
         SwitchKind::Rvs => Some(config_of(lab, &node)?),
         SwitchKind::LinuxBridge => None,
@@ -155,18 +143,9 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
         s
     });
     std::thread::sleep(Duration::from_secs_f64(secs / 4.0));
-    let pid = live_pid(&pidfile, comm).with_context(|| format!("the {role} on {node} is not running"))?;
-    let kill_ms = now_ms() as f64;
-    lab.sh.run(&["kill", "-KILL", &pid.to_string()])?;
-    // Wait until it is really gone before starting the new one.
-    while live_pid(&pidfile, comm).is_some() && (now_ms() as f64) < kill_ms + 2000.0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let kill_ms = lab.kill_switch(&node)? as f64;
     let restart_ms = now_ms() as f64;
-    match lab.topo.switch {
-        SwitchKind::Rvs => rvs_node::start_daemon(lab, &node)?,
-        SwitchKind::LinuxBridge => linux_node::start_agent(lab, &node)?,
-    }
+    lab.restart_switch(&node)?;
     let restarted_ms = now_ms() as f64;
     let _ = ping.wait();
     let out = reader.join().unwrap_or_default();

@@ -293,6 +293,46 @@ impl Lab {
         Ok(())
     }
 
+    /// The switch's userspace process on `node`: what it is, its pidfile and
+    /// program name (the rvs daemon, whose PMD threads are the dataplane; for
+    /// the Linux bridge, the agent stand-in, which forwards nothing).
+    pub fn switch_process(&self, node: &str) -> (&'static str, PathBuf, &'static str) {
+        match self.topo.switch {
+            SwitchKind::Rvs => (
+                "rvs daemon (its PMD threads are the dataplane)",
+                rvs_node::pidfile(self, node),
+                "rvs",
+            ),
+            SwitchKind::LinuxBridge => (
+                "agent stand-in (ip monitor)",
+                linux_node::pidfile(self, node),
+                "ip",
+            ),
+        }
+    }
+
+    /// `kill -9` the switch's process on `node` and wait until it is gone
+    /// (its sockets closed). Returns when the kill was sent (Unix ms).
+    pub fn kill_switch(&self, node: &str) -> Result<u64> {
+        let (role, pidfile, comm) = self.switch_process(node);
+        let pid = live_pid(&pidfile, comm).with_context(|| format!("the {role} on {node} is not running"))?;
+        let killed = now_ms();
+        self.sh.run(&["kill", "-KILL", &pid.to_string()])?;
+        while live_pid(&pidfile, comm).is_some() && now_ms() < killed + 5000 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(killed)
+    }
+
+    /// Start the switch's process on `node` again (rvs re-applies its saved
+    /// configuration); returns once it serves.
+    pub fn restart_switch(&mut self, node: &str) -> Result<()> {
+        match self.topo.switch {
+            SwitchKind::Rvs => rvs_node::start_daemon(self, node),
+            SwitchKind::LinuxBridge => linux_node::start_agent(self, node),
+        }
+    }
+
     /// Node `name`.
     pub fn node(&self, name: &str) -> Result<&Node> {
         self.topo.node(name).with_context(|| format!("no node {name}"))

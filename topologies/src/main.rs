@@ -173,11 +173,11 @@ fn run() -> Result<()> {
         Cmd::Test { topology, iperf_secs } => {
             let t = Topology::load(&topology)?;
             need_rvs(&t)?;
-            let (lab, ours) = match Lab::open(&t, &opts.state_dir, &rvs, sh.clone())? {
+            let (mut lab, ours) = match Lab::open(&t, &opts.state_dir, &rvs, sh.clone())? {
                 Some(lab) => (lab, false),
                 None => (Lab::up(&t, &opts, sh)?, true),
             };
-            let res = checks::run(&lab, iperf_secs);
+            let res = checks::run(&mut lab, iperf_secs);
             if ours {
                 lab.down();
             }

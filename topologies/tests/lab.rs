@@ -109,7 +109,7 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-fn up_test_down(file: &str, name: &str, prefix: &str) {
+fn up_test_down(file: &str, name: &str, prefix: &str, extra: &[&str]) {
     let state = tempfile::tempdir().unwrap();
     let s = state.path();
     let out = ok(&lab(s, prefix, &["up", topology(file).to_str().unwrap()]));
@@ -132,6 +132,8 @@ fn up_test_down(file: &str, name: &str, prefix: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The checks may restart a switch process: take the PIDs as they are now.
+    let pids = recorded_pids(s, name);
     let down = ok(&lab(s, prefix, &["down", topology(file).to_str().unwrap()]));
     assert!(out.status.success(), "checks failed:\n{text}");
     for must in [
@@ -140,7 +142,10 @@ fn up_test_down(file: &str, name: &str, prefix: &str) {
         "ok   iperf3 TCP vm1 -> vm3 for 3 s",
         "ok   management: n1 pings 198.18.0.2",
         "all checks passed",
-    ] {
+    ]
+    .iter()
+    .chain(extra)
+    {
         assert!(text.contains(must), "missing {must:?} in:\n{text}");
     }
     assert!(down.contains("is down"), "{down}");
@@ -164,6 +169,10 @@ fn the_rvs_lab_works_and_leaves_nothing_behind() {
         "two-node-geneve.toml",
         "two-node-geneve",
         &format!("tg{}", std::process::id() % 1000),
+        &[
+            "ok   n1 pings 198.18.0.12, n2's tunnel endpoint (answered by rvs)",
+            "ok   management with n2's rvs daemon killed",
+        ],
     );
 }
 
@@ -177,6 +186,7 @@ fn the_linux_bridge_lab_works_and_leaves_nothing_behind() {
         "linux-bridge.toml",
         "linux-bridge",
         &format!("tl{}", std::process::id() % 1000),
+        &[],
     );
 }
 
