@@ -83,6 +83,11 @@ fn main() {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
+    // `rvs-lab status ... | head` should end quietly, not panic on the closed
+    // pipe (Rust ignores SIGPIPE by default). The programs it starts reset it
+    // themselves (rvs is a Rust program too).
+    // SAFETY: setting a signal's disposition to the default; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C and SIGTERM stop the current step; clean-up then runs as on failure.
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -146,6 +151,18 @@ fn run() -> Result<()> {
                 lab.state.overlay,
                 topology.display()
             );
+            if let Some((a, b)) = t.cross_node_pair() {
+                println!("try: ip netns exec {} ping {}", lab.ns(&a.name), b.ip);
+            }
+            if t.switch == SwitchKind::Rvs {
+                if let Some(n) = t.nodes.first() {
+                    println!(
+                        "     {} --run-dir {} dpctl dump-flows",
+                        lab.rvs.display(),
+                        lab.node_dir(&n.name).display()
+                    );
+                }
+            }
         }
         Cmd::Down { topology } => {
             let t = Topology::load(&topology)?;

@@ -292,6 +292,12 @@ fn main() -> ExitCode {
     };
     init_logs(&level);
     if let Cmd::Remote(words) = cli.cmd {
+        // `rvs dump-flows br-int | head` should end quietly, as ovs-ofctl does,
+        // not panic on the closed pipe (Rust ignores SIGPIPE by default). Only
+        // the client does this: the daemon must survive clients that go away.
+        // SAFETY: setting a signal's disposition to the default; no handler
+        // runs, nothing else in this process depends on SIGPIPE being ignored.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         return remote(&run_dir, &cli.format, words);
     }
     match run(cli, run_dir) {
