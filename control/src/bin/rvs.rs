@@ -172,18 +172,13 @@ fn default_run_dir() -> PathBuf {
         return d.into();
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc_geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 {
         return "/run/rvs".into();
     }
     std::env::var_os("XDG_RUNTIME_DIR").map_or_else(
         || std::env::temp_dir().join("rvs"),
         |d| PathBuf::from(d).join("rvs"),
     )
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 fn poll_mode(s: &str) -> Result<PollMode> {
@@ -295,8 +290,8 @@ fn main() -> ExitCode {
         // `rvs dump-flows br-int | head` should end quietly, as ovs-ofctl does,
         // not panic on the closed pipe (Rust ignores SIGPIPE by default). Only
         // the client does this: the daemon must survive clients that go away.
-        // SAFETY: setting a signal's disposition to the default; no handler
-        // runs, nothing else in this process depends on SIGPIPE being ignored.
+        // Nothing else in this process depends on SIGPIPE being ignored.
+        // SAFETY: sets a signal's disposition to the default; no handler runs.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         return remote(&run_dir, &cli.format, words);
     }
