@@ -7,10 +7,9 @@ use crate::lab::Lab;
 use crate::probe::{iperf, ping};
 use crate::topology::SwitchKind;
 use anyhow::Result;
-use serde::Serialize;
 
 /// One check and its outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Check {
     /// What was checked.
     pub what: String,
