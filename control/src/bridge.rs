@@ -2,7 +2,7 @@
 
 use crate::classifier::Classifier;
 use crate::normal::MacTable;
-use crate::ofp::{Match, Rule, OFPP_LOCAL};
+use crate::ofp::{Match, Rule, OFPP_LOCAL, OFPP_MAX};
 use rvs_dataplane::port::PortNo;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -112,7 +112,11 @@ pub struct Bridge {
     pub tables: BTreeMap<u8, Classifier<RuleEntry>>,
     /// NORMAL's MAC table.
     pub macs: MacTable,
-    next_ofport: u32,
+    /// Where the search for the next free OpenFlow port number starts. It only
+    /// grows (and is saved), so a deleted port's number is not handed to the
+    /// next port, not even after a restart: a rule left naming it cannot reach
+    /// a port it was never meant for.
+    pub next_ofport: u32,
 }
 
 impl Bridge {
@@ -132,15 +136,33 @@ impl Bridge {
         self.ports.values().find(|p| p.name == name)
     }
 
-    /// The next free OpenFlow port number.
-    pub(crate) fn alloc_ofport(&mut self, name: &str) -> u32 {
+    /// The OpenFlow port number for a new port: `request` when given and free
+    /// (`ofport_request=N`, as OVS honours it), else the next free number.
+    pub(crate) fn alloc_ofport(&mut self, name: &str, request: Option<u32>) -> Result<u32, String> {
         if name == self.name {
-            return OFPP_LOCAL;
+            return Ok(OFPP_LOCAL);
+        }
+        if let Some(n) = request {
+            if !(1..OFPP_MAX).contains(&n) {
+                return Err(format!("ofport_request={n} is not in 1..={}", OFPP_MAX - 1));
+            }
+            if let Some(p) = self.ports.get(&n) {
+                return Err(format!(
+                    "ofport_request={n}: port {} already has that number",
+                    p.name
+                ));
+            }
+            return Ok(n);
         }
         while self.ports.contains_key(&self.next_ofport) {
             self.next_ofport += 1;
         }
-        self.next_ofport
+        if self.next_ofport >= OFPP_MAX {
+            return Err(format!("bridge {} has no free OpenFlow port number", self.name));
+        }
+        let n = self.next_ofport;
+        self.next_ofport += 1;
+        Ok(n)
     }
 
     /// Add or replace a rule (same table, match and priority).

@@ -12,14 +12,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Format version written into the file.
-pub const CONFIG_VERSION: u32 = 1;
+/// Format version written into the file. Version 1 (no saved port numbers) is
+/// read and migrated: its ports get the numbers the rvs that wrote it gave
+/// them on a restart (1, 2, ... in file order).
+pub const CONFIG_VERSION: u32 = 2;
 
 /// A port as configured.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortConfig {
     /// Name.
     pub name: String,
+    /// OpenFlow port number, kept for the port's life (`ofport` in OVS's
+    /// database): rules say `output:3`, and 3 must stay this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ofport: Option<u32>,
     /// `internal`, `patch`, `geneve`, or a device type (`afxdp`, `afpacket`, `memory`, ...).
     #[serde(rename = "type")]
     pub ty: String,
@@ -51,6 +57,10 @@ pub struct BridgeConfig {
     /// NORMAL's MAC table bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_max: Option<usize>,
+    /// Where the next port number search starts (numbers of deleted ports
+    /// are not handed out again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_ofport: Option<u32>,
 }
 
 /// The whole desired state.
@@ -200,6 +210,7 @@ impl Config {
                         let (ty, options) = options_of(&p.ty, &p.options);
                         PortConfig {
                             name: p.name.clone(),
+                            ofport: Some(p.ofport),
                             ty,
                             options,
                             tag: p.tag,
@@ -215,6 +226,7 @@ impl Config {
                     .collect(),
                 mac_aging_s: Some(b.macs.aging_ms / 1000),
                 mac_max: Some(b.macs.max_entries),
+                next_ofport: Some(b.next_ofport),
             })
             .collect();
         let tlv_maps = sw
@@ -249,6 +261,9 @@ impl Config {
             if let Some(m) = b.mac_max {
                 br.macs.max_entries = m;
             }
+            if let Some(n) = b.next_ofport {
+                br.next_ofport = n;
+            }
         }
         for b in &self.bridges {
             for p in &b.ports {
@@ -263,7 +278,7 @@ impl Config {
                 // As add-port does: the options of a device port are its
                 // device options (queues, csum, vtep_ip, ...).
                 let device = matches!(ty, PortType::System { .. } | PortType::Internal);
-                sw.add_port(&b.name, &p.name, ty, p.tag)
+                sw.add_port_numbered(&b.name, &p.name, ty, p.tag, p.ofport)
                     .map_err(apply_err(what.clone()))?;
                 if device && !p.options.is_empty() {
                     sw.set_port_options(&p.name, p.options.clone())
@@ -296,6 +311,18 @@ impl Config {
         Ok(sw)
     }
 
+    /// Version 1 saved no port numbers; the rvs that wrote it numbered the
+    /// ports of each bridge 1, 2, ... in file order on every start, and its
+    /// saved rules name those numbers. Keep exactly them.
+    fn migrate_v1(&mut self) {
+        for b in &mut self.bridges {
+            for (i, p) in b.ports.iter_mut().enumerate() {
+                p.ofport.get_or_insert(i as u32 + 1);
+            }
+        }
+        self.version = CONFIG_VERSION;
+    }
+
     /// Read a configuration file; `Ok(None)` when it does not exist.
     pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
         let text = match std::fs::read_to_string(path) {
@@ -312,11 +339,24 @@ impl Config {
             path: path.into(),
             message: e.to_string(),
         })?;
-        if c.version != CONFIG_VERSION {
-            return Err(ConfigError::Parse {
-                path: path.into(),
-                message: format!("version {} (this rvs reads version {CONFIG_VERSION})", c.version),
-            });
+        let mut c = c;
+        match c.version {
+            CONFIG_VERSION => {}
+            1 => {
+                c.migrate_v1();
+                tracing::info!(
+                    path = %path.display(),
+                    "configuration version 1 migrated to version {CONFIG_VERSION}: \
+                     ports keep the numbers they had (1, 2, ... in file order); \
+                     it is written as version {CONFIG_VERSION} on the next change"
+                );
+            }
+            v => {
+                return Err(ConfigError::Parse {
+                    path: path.into(),
+                    message: format!("version {v} (this rvs reads versions 1 and {CONFIG_VERSION})"),
+                })
+            }
         }
         Ok(Some(c))
     }
@@ -473,6 +513,7 @@ mod tests {
         let mut c = Config::from_switch(&neutron());
         c.bridges[0].ports.push(PortConfig {
             name: "p".into(),
+            ofport: None,
             ty: "geneve".into(),
             options: BTreeMap::new(),
             tag: None,

@@ -207,6 +207,19 @@ impl Switch {
         ty: PortType,
         tag: Option<u16>,
     ) -> Result<u32, SwitchError> {
+        self.add_port_numbered(bridge, name, ty, tag, None)
+    }
+
+    /// [`add_port`](Self::add_port) with OVS's `ofport_request=N`: the port gets
+    /// number N, or the call fails (N taken or out of range) and nothing changes.
+    pub fn add_port_numbered(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        ty: PortType,
+        tag: Option<u16>,
+        ofport_request: Option<u32>,
+    ) -> Result<u32, SwitchError> {
         if !self.bridges.contains_key(bridge) {
             return Err(SwitchError::NoBridge(bridge.into()));
         }
@@ -229,6 +242,13 @@ impl Switch {
                 });
             }
         }
+        let br = self.bridges.get_mut(bridge).expect("checked above");
+        let ofport = br
+            .alloc_ofport(name, ofport_request)
+            .map_err(|reason| SwitchError::BadPort {
+                port: name.into(),
+                reason,
+            })?;
         let dp_port = match ty {
             PortType::Internal | PortType::System { .. } => {
                 let n = self.next_dp;
@@ -237,8 +257,6 @@ impl Switch {
             }
             PortType::Patch { .. } | PortType::Geneve(_) => None,
         };
-        let br = self.bridges.get_mut(bridge).expect("checked above");
-        let ofport = br.alloc_ofport(name);
         br.ports.insert(
             ofport,
             BridgePort {

@@ -235,6 +235,8 @@ fn build_inspect_persist_and_restart() {
             "phy-br-ex",
             "--",
             "set",
+            "interface",
+            "phy-br-ex",
             "type=patch",
             "options:peer=int-br-ex",
         ],
@@ -251,6 +253,116 @@ fn build_inspect_persist_and_restart() {
     assert_eq!(
         ok(&d, &["dump-flows", "br-tun"]).lines().count(),
         before.lines().count()
+    );
+}
+
+/// `ofport` of each port of `br`, from `show --format json`.
+fn ofports(d: &Daemon, br: &str) -> Vec<(String, u64)> {
+    let v: serde_json::Value = serde_json::from_str(&ok(d, &["--format", "json", "show"])).unwrap();
+    let b = v["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == br)
+        .unwrap();
+    let mut ports: Vec<(String, u64)> = b["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["ofport"].as_u64().unwrap(),
+            )
+        })
+        .filter(|(n, _)| n != br)
+        .collect();
+    ports.sort_by_key(|p| p.1);
+    ports
+}
+
+#[test]
+fn port_numbers_stay_across_deletes_and_kill9() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    ok(&d, &["add-br", "br0"]);
+    for p in ["a", "b", "x"] {
+        ok(&d, &["add-port", "br0", p, "type=memory"]);
+    }
+    ok(&d, &["del-port", "b"]);
+    ok(&d, &["add-flow", "br0", "in_port=a,actions=output:x"]);
+    let trace = ok(&d, &["trace", "br0", "in_port=a,dl_dst=02:00:00:00:00:02"]);
+    assert!(trace.contains("output to x "), "{trace}");
+    let dir = d.kill9();
+    let d = Daemon::start(dir, &[]).unwrap();
+    assert_eq!(ofports(&d, "br0"), [("a".into(), 1), ("x".into(), 3)]);
+    let trace = ok(&d, &["trace", "br0", "in_port=a,dl_dst=02:00:00:00:00:02"]);
+    assert!(
+        trace.contains("output to x "),
+        "the rule still reaches x: {trace}"
+    );
+    assert!(ok(&d, &["dump-flows", "br0"]).contains("actions=output:3"));
+    // A new port takes neither the deleted number nor a used one, across a restart too.
+    ok(&d, &["add-port", "br0", "y", "type=memory"]);
+    // ofport_request: honoured, or refused with a message and nothing added.
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br0",
+            "z",
+            "--",
+            "set",
+            "Interface",
+            "z",
+            "type=memory",
+            "ofport_request=10",
+        ],
+    );
+    let (code, _, err) = d.rvs(&["add-port", "br0", "w", "type=memory", "ofport_request=3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("ofport_request=3") && err.contains("x"), "{err}");
+    let (code, _, err) = d.rvs(&["add-port", "br0", "v", "type=memory", "ofport_request=65280"]);
+    assert_eq!(code, 1, "{err}");
+    // Half an add-port is no add-port: a refused option takes the port away again.
+    let (code, _, err) = d.rvs(&["add-port", "br0", "u", "type=memory", "options:vtep_ip=300.1.1.1"]);
+    assert_eq!(code, 1, "{err}");
+    let want: Vec<(String, u64)> = vec![
+        ("a".into(), 1),
+        ("x".into(), 3),
+        ("y".into(), 4),
+        ("z".into(), 10),
+    ];
+    assert_eq!(ofports(&d, "br0"), want);
+    let dir = d.kill9();
+    let d = Daemon::start(dir, &[]).unwrap();
+    assert_eq!(ofports(&d, "br0"), want);
+    ok(&d, &["del-port", "y"]);
+    ok(&d, &["add-port", "br0", "t", "type=memory"]);
+    // Not 4 (y's, just deleted): the next number never used.
+    assert!(
+        ofports(&d, "br0").contains(&("t".to_string(), 5)),
+        "{:?}",
+        ofports(&d, "br0")
+    );
+}
+
+#[test]
+fn a_version_1_configuration_is_migrated_with_its_port_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    // As the rvs before port numbers were saved wrote it: a, x (b was deleted);
+    // that rvs renumbered x to 2 on every start, and its rule says output:2.
+    std::fs::write(
+        dir.path().join("conf.json"),
+        r#"{"version":1,"bridges":[{"name":"br0","ports":[{"name":"a","type":"memory"},{"name":"x","type":"memory"}],"flows":["in_port=1,actions=output:2"]}]}"#,
+    )
+    .unwrap();
+    let d = Daemon::start(dir, &[]).unwrap();
+    assert_eq!(ofports(&d, "br0"), [("a".into(), 1), ("x".into(), 2)]);
+    ok(&d, &["add-port", "br0", "y", "type=memory"]);
+    let conf = std::fs::read_to_string(d.path().join("conf.json")).unwrap();
+    assert!(
+        conf.contains("\"version\": 2") && conf.contains("\"ofport\": 2"),
+        "{conf}"
     );
 }
 

@@ -1,7 +1,8 @@
 //! Root-only: a daemon in a switch namespace with two AF_XDP ports between two
 //! hosts (namespaces this test creates and removes): ping crosses, dump-flows
 //! counters grow, pmd-stats and dpctl-dump-flows show the cached flow, and a
-//! `kill -9` + restart forwards again with the same configuration.
+//! `kill -9` + restart forwards again with the same configuration and the same
+//! port numbers (rules saved as `output:3` still reach the port that was 3).
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -142,8 +143,13 @@ fn daemon_forwards_counts_and_survives_kill9() {
     }
     lab.start_daemon();
     lab.rvs(&["add-br", "br0"]);
+    // Port numbers with a hole (the defect of issue 15): sa=1, gap=2, sb=3,
+    // then gap goes; the rules below are saved as output:1 / output:3 and must
+    // still mean sa and sb after a restart.
     lab.rvs(&["add-port", "br0", &sa, "type=afxdp"]);
+    lab.rvs(&["add-port", "br0", "gap", "type=memory"]);
     lab.rvs(&["add-port", "br0", &sb, "type=afxdp"]);
+    lab.rvs(&["del-port", "gap"]);
     assert!(lab.ping(), "ping across the daemon's switch");
     std::thread::sleep(Duration::from_millis(1200));
     let dump = lab.rvs(&["dump-flows", "br0"]);
@@ -164,9 +170,17 @@ fn daemon_forwards_counts_and_survives_kill9() {
         lab.rvs(&["fdb-show", "br0"]).lines().count() >= 3,
         "two MACs learned"
     );
+    lab.rvs(&["del-flows", "br0"]);
+    lab.rvs(&["add-flow", "br0", &format!("in_port={sa},actions=output:{sb}")]);
+    lab.rvs(&["add-flow", "br0", &format!("in_port={sb},actions=output:{sa}")]);
+    assert!(lab.ping(), "ping through the explicit rules");
+    let conf = std::fs::read_to_string(lab.dir.path().join("conf.json")).unwrap();
+    assert!(conf.contains("output:3"), "{conf}");
     lab.kill9();
     lab.start_daemon();
     assert!(lab.rvs(&["show"]).contains(&format!("Port {sa}")));
+    let dump = lab.rvs(&["dump-flows", "br0"]);
+    assert!(dump.contains("actions=output:3"), "{dump}");
     // The restarted daemon re-attached the devices: forwarding again.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !lab.ping() {

@@ -25,7 +25,7 @@ use std::process::ExitCode;
     about,
     after_help = "Commands sent to a running daemon (OVS-like):\n  \
 show | list-br | list-ports BR | add-br BR | del-br BR\n  \
-add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [options:K=V ...] | del-port PORT\n  \
+add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
 dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | pmd-stats [--clear] | port-stats | cache-flush\n\n\
@@ -198,7 +198,7 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("list-ports", "list-ports BRIDGE", "Port names of a bridge."),
     ("add-br", "add-br BRIDGE", "Create a bridge (with its LOCAL port and priority=0,actions=NORMAL)."),
     ("del-br", "del-br BRIDGE", "Delete a bridge and its ports."),
-    ("add-port", "add-port BRIDGE PORT [type=T] [tag=N] [options:K=V ...]", "Add a port. T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Device options: queues=N, csum=true, vtep_ip=IP (serve that tunnel endpoint on this port; with afxdp only its frames go to rvs) [vtep_mac=MAC]. Examples: rvs add-port br-int vm1 type=afxdp tag=1; rvs add-port br-ex eth1 type=afxdp options:vtep_ip=198.18.0.11"),
+    ("add-port", "add-port BRIDGE PORT [type=T] [tag=N] [trunks=A,B] [ofport_request=N] [options:K=V ...] [-- set interface|port PORT KEY=VALUE ...]", "Add a port (the port number stays for the port's life, across restarts; ofport_request=N asks for N). T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Device options: queues=N, csum=true, vtep_ip=IP (serve that tunnel endpoint on this port; with afxdp only its frames go to rvs) [vtep_mac=MAC]. Examples: rvs add-port br-int vm1 type=afxdp tag=1; rvs add-port br-ex eth1 type=afxdp options:vtep_ip=198.18.0.11; rvs add-port br-int patch-tun -- set interface patch-tun type=patch options:peer=patch-int"),
     ("del-port", "del-port PORT", "Remove a port."),
     ("add-flow", "add-flow BRIDGE FLOW", "Add a rule in ovs-ofctl syntax. Example: rvs add-flow br-int 'table=0,priority=10,in_port=vm1,actions=NORMAL'"),
     ("add-flows", "add-flows BRIDGE FILE|-", "Add rules from a file (one per line), all or nothing."),

@@ -3,6 +3,7 @@
 //! reply; read commands answer in text (like ovs-vsctl / ovs-ofctl) or JSON.
 
 use super::datapath::Datapath;
+use super::port_args::PortArgs;
 use super::proto::{Reply, Request};
 use crate::bridge::PortType;
 use crate::config::{port_type, Config};
@@ -26,6 +27,9 @@ pub struct State {
 }
 
 type CmdResult = Result<String, String>;
+
+const ADD_PORT_USAGE: &str =
+    "add-port BRIDGE PORT [type=T] [tag=N] [trunks=A,B] [ofport_request=N] [options:K=V ...] [-- set interface|port PORT KEY=VALUE ...]";
 
 fn need<'a>(args: &'a [String], n: usize, usage: &str) -> Result<&'a [String], String> {
     if args.len() < n {
@@ -69,16 +73,27 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
             .and_then(|a| change(st, |sw| sw.add_bridge(&a[0]).map_err(|e| e.to_string()))),
         "del-br" => need(a, 1, "del-br BRIDGE")
             .and_then(|a| change(st, |sw| sw.del_bridge(&a[0]).map_err(|e| e.to_string()))),
-        "add-port" => need(a, 2, "add-port BRIDGE PORT [type=T] [tag=N] [options:K=V ...]").and_then(|a| {
-            let (ty, tag, options) = port_args(&a[2..])?;
-            let pt = port_type(&ty, &options)?;
+        "add-port" => need(a, 2, ADD_PORT_USAGE).and_then(|a| {
+            let args = PortArgs::parse(&a[1], &a[2..])?;
+            let pt = port_type(&args.ty, &args.options)?;
             let device = matches!(pt, PortType::System { .. } | PortType::Internal);
             change(st, |sw| {
-                sw.add_port(&a[0], &a[1], pt, tag).map_err(|e| e.to_string())?;
-                if device && !options.is_empty() {
-                    sw.set_port_options(&a[1], options).map_err(|e| e.to_string())?;
-                }
-                Ok(())
+                sw.add_port_numbered(&a[0], &a[1], pt, args.tag, args.ofport_request)
+                    .map_err(|e| e.to_string())?;
+                // All or nothing: a refused option or trunk list takes the port away again.
+                let rest = (|| {
+                    if device && !args.options.is_empty() {
+                        sw.set_port_options(&a[1], args.options)?;
+                    }
+                    if !args.trunks.is_empty() {
+                        sw.set_trunks(&a[1], args.trunks)?;
+                    }
+                    Ok(())
+                })();
+                rest.map_err(|e: crate::switch::SwitchError| {
+                    let _ = sw.del_port(&a[1]);
+                    e.to_string()
+                })
             })
         }),
         "del-port" => need(a, 1, "del-port PORT").and_then(|a| {
@@ -172,37 +187,19 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
 
 /// Apply a change, save the configuration, bring the datapath in step.
 fn change(st: &mut State, f: impl FnOnce(&mut Switch) -> Result<(), String>) -> CmdResult {
-    let mut sw = lock(&st.sw);
-    f(&mut sw)?;
-    Config::from_switch(&sw)
+    // Commands are serialised by the daemon's state lock; the switch lock
+    // (which PMD upcalls take) is held only for the change itself, not across
+    // the fsyncs of the save or device set-up.
+    let config = {
+        let mut sw = lock(&st.sw);
+        f(&mut sw)?;
+        Config::from_switch(&sw)
+    };
+    config
         .save(&st.db)
         .map_err(|e| format!("applied, but not saved: {e}"))?;
-    let warnings = st.dp.sync(&mut sw);
+    let warnings = st.dp.sync(&st.sw);
     Ok(warnings.into_iter().map(|w| format!("warning: {w}\n")).collect())
-}
-
-/// A port's type, access VLAN and options, as `add-port` takes them.
-type PortArgs = (String, Option<u16>, BTreeMap<String, String>);
-
-/// `type=T tag=N options:K=V ...`
-fn port_args(args: &[String]) -> Result<PortArgs, String> {
-    let (mut ty, mut tag, mut options) = ("internal".to_string(), None, BTreeMap::new());
-    for a in args.iter().filter(|a| *a != "--" && *a != "set") {
-        let (k, v) = a
-            .split_once('=')
-            .ok_or_else(|| format!("{a:?}: expected KEY=VALUE"))?;
-        match k {
-            "type" => ty = v.to_string(),
-            "tag" => tag = Some(v.parse().map_err(|_| format!("tag={v:?} is not a VLAN id"))?),
-            _ => match k.strip_prefix("options:") {
-                Some(o) => {
-                    options.insert(o.to_string(), v.to_string());
-                }
-                None => return Err(format!("{a:?}: use type=T, tag=N or options:KEY=VALUE")),
-            },
-        }
-    }
-    Ok((ty, tag, options))
 }
 
 /// `table=N,MATCH` as del-flows takes it.

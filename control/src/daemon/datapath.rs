@@ -53,23 +53,15 @@ impl Datapath {
     /// Open devices for new ports, detach removed ones, push the option map,
     /// and ask for tunnel next hops not known yet. Returns warnings (ports
     /// whose device could not be opened stay configured, without a device,
-    /// and are retried on the next sync).
-    pub fn sync(&mut self, sw: &mut Switch) -> Vec<String> {
+    /// and are retried on the next sync). The switch is locked only to read
+    /// what is wanted and to ask for next hops, never while devices open, so
+    /// upcalls of the PMDs do not wait for device set-up.
+    pub fn sync(&mut self, sw: &SharedSwitch) -> Vec<String> {
         let mut warnings = Vec::new();
-        let wanted: BTreeMap<PortNo, (String, String, BTreeMap<String, String>)> = sw
-            .bridges
-            .values()
-            .flat_map(|b| b.ports.values())
-            .filter_map(|p| {
-                let kind = match &p.ty {
-                    PortType::Internal => "internal".to_string(),
-                    PortType::System { kind } => kind.clone(),
-                    _ => return None,
-                };
-                p.dp_port
-                    .map(|dp| (dp, (p.name.clone(), kind, p.options.clone())))
-            })
-            .collect();
+        let (wanted, optmap) = {
+            let g = lock(sw);
+            (Self::wanted(&g), g.optmap)
+        };
         for gone in self
             .attached
             .clone()
@@ -97,18 +89,35 @@ impl Datapath {
                 Err(e) => warnings.push(format!("port {name}: no device yet: {e}")),
             }
         }
-        if sw.optmap != self.optmap {
-            self.optmap = sw.optmap;
+        if optmap != self.optmap {
+            self.optmap = optmap;
             for p in &self.pmds {
                 p.send(PmdCommand::SetOptMap(self.optmap));
             }
         }
-        for (port, frame) in sw.resolve_tunnels() {
+        for (port, frame) in lock(sw).resolve_tunnels() {
             if self.attached.contains(&port) {
                 self.pmds[0].send(PmdCommand::Transmit(port, frame));
             }
         }
         warnings
+    }
+
+    /// Datapath port -> (name, device kind, options) of every port with a device.
+    fn wanted(sw: &Switch) -> BTreeMap<PortNo, (String, String, BTreeMap<String, String>)> {
+        sw.bridges
+            .values()
+            .flat_map(|b| b.ports.values())
+            .filter_map(|p| {
+                let kind = match &p.ty {
+                    PortType::Internal => "internal".to_string(),
+                    PortType::System { kind } => kind.clone(),
+                    _ => return None,
+                };
+                p.dp_port
+                    .map(|dp| (dp, (p.name.clone(), kind, p.options.clone())))
+            })
+            .collect()
     }
 
     /// Every PMD's counters, ports and flows.

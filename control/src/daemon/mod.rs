@@ -5,5 +5,6 @@ pub mod commands;
 pub mod datapath;
 pub mod devices;
 pub mod metrics;
+pub mod port_args;
 pub mod proto;
 pub mod server;

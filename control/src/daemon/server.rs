@@ -92,7 +92,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
     let sw = Arc::new(Mutex::new(load_switch(opts)?));
     let mut dp =
         Datapath::start(&sw, opts.pmd_threads, opts.poll, None).map_err(io("starting PMD threads"))?;
-    for w in dp.sync(&mut lock(&sw)) {
+    for w in dp.sync(&sw) {
         tracing::warn!("{w}");
     }
     let state = Arc::new(Mutex::new(State {
@@ -132,10 +132,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.dp.credit(&sw);
             lock(&sw).expire();
-            let warnings = {
-                let mut g = lock(&sw);
-                st.dp.sync(&mut g)
-            };
+            let warnings = st.dp.sync(&sw);
             for w in warnings {
                 tracing::debug!("{w}");
             }

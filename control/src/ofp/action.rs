@@ -97,6 +97,8 @@ pub struct LearnSpec {
     pub items: Vec<LearnSpecItem>,
 }
 
+/// OpenFlow's OFPP_MAX: port numbers of real ports are below it (1..=0xfeff).
+pub const OFPP_MAX: u32 = 0xff00;
 /// Reserved OpenFlow port: the input port.
 pub const OFPP_IN_PORT: u32 = 0xfff8;
 /// Reserved OpenFlow port: the bridge's own (LOCAL) port.

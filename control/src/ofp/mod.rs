@@ -8,7 +8,9 @@ mod parse;
 mod rule;
 mod xkey;
 
-pub use action::{LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL, OFPP_NONE};
+pub use action::{
+    LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NONE,
+};
 pub use field::OfField;
 pub use format::{fmt_actions, nxm_name};
 pub use matches::Match;
