@@ -7,8 +7,8 @@ PKGS=(
   # build: the BPF C program (clang/llvm), libbpf-sys vendored build (make, gcc,
   # pkg-config, libelf, zlib), and the system libbpf headers for bpf_helpers.h
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc libc6-dev
-  # lab and root tests: namespaces, veth, traffic, captures, NIC settings
-  iproute2 iperf3 iputils-ping tcpdump ethtool procps
+  # lab and root tests: namespaces, veth, traffic, captures and pcap replay, NIC settings
+  iproute2 iperf3 iputils-ping tcpdump tcpreplay ethtool procps
 )
 
 missing=()

@@ -198,8 +198,11 @@ impl Xlate<'_> {
                 match self.sw.tunnel_port_for(src, dst, key.get(Field::TunId)) {
                     Some((b, p)) => (b.name.clone(), p.ofport),
                     None => {
-                        self.note(|| format!("no Geneve port for tunnel {src} -> {dst}"));
-                        return;
+                        let vni = key.get(Field::TunId);
+                        return self.drop_with(
+                            DropReason::NoTunnelPort,
+                            &format!("no Geneve port for tunnel {src} -> {dst} vni {vni:#x}"),
+                        );
                     }
                 }
             } else {

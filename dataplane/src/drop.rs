@@ -27,16 +27,23 @@ macro_rules! drop_reasons {
 
 drop_reasons! {
     TruncatedEth => "truncated_eth", "Frame shorter than an Ethernet header.";
-    VlanStack => "vlan_stack", "More than two VLAN tags, or a truncated tag.";
-    MalformedArp => "malformed_arp", "ARP packet too short or not Ethernet/IPv4.";
-    MalformedIpv4 => "malformed_ipv4", "IPv4 header invalid or truncated.";
-    MalformedIpv6 => "malformed_ipv6", "IPv6 header or extension headers invalid or truncated.";
-    MalformedL4 => "malformed_l4", "TCP/UDP/ICMP header truncated or invalid.";
+    InvalidSrcMac => "invalid_src_mac", "Source MAC all-zero or multicast/broadcast (never learned).";
+    VlanTruncated => "vlan_truncated", "A VLAN tag cut short by the end of the frame.";
+    VlanTooManyTags => "vlan_too_many_tags", "More than two VLAN tags.";
+    MalformedArp => "malformed_arp", "ARP packet too short, or not Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4).";
+    MalformedIpv4 => "malformed_ipv4", "IPv4 header invalid or truncated (version, IHL), or total length shorter than the header or beyond the frame.";
+    MalformedIpv6 => "malformed_ipv6", "IPv6 header, payload length (0 or beyond the frame), extension header or option TLV invalid or truncated.";
+    MalformedTcp => "malformed_tcp", "TCP header truncated, or data offset below 5 or beyond the segment.";
+    MalformedUdp => "malformed_udp", "UDP header truncated, or its length differs from the IP payload's.";
+    MalformedIcmp => "malformed_icmp", "ICMP or ICMPv6 header truncated.";
+    MalformedL4 => "malformed_l4", "An L4 rewrite found no room for the header it rewrites.";
     GeneveMalformed => "geneve_malformed", "Geneve outer headers or header invalid.";
     GeneveVersion => "geneve_version", "Geneve version is not 0.";
     GeneveOptLen => "geneve_opt_len", "Geneve option lengths run past the header or packet.";
     GeneveCritOpt => "geneve_crit_opt", "Geneve option with the critical bit that the option map does not know (RFC 8926 3.5).";
     GeneveProtocol => "geneve_protocol", "Geneve payload is not Ethernet (0x6558).";
+    GeneveOam => "geneve_oam", "Geneve OAM frame (O bit): for the tunnel endpoint, never a tenant; counted and consumed (rvs runs no OAM protocol).";
+    NoTunnelPort => "no_tunnel_port", "Geneve to our address from a remote (or with a VNI) no tunnel port is configured for.";
     NoHeadroom => "no_headroom", "Not enough headroom to push a header.";
     ActionMismatch => "action_mismatch", "An action does not fit the frame (pop VLAN on an untagged frame, IPv4 rewrite of a non-IPv4 frame).";
     Action => "action", "A flow's actions said drop.";
@@ -46,7 +53,7 @@ drop_reasons! {
     NoTunnelRoute => "no_tunnel_route", "No route or neighbour for a tunnel's remote IP.";
     NoPort => "no_port", "Output to a port that does not exist.";
     TxError => "tx_error", "The port could not send the frame.";
-    Oversize => "oversize", "Frame larger than the buffer or the port MTU.";
+    Oversize => "oversize", "Frame larger than the port's receive buffer: dropped whole, never truncated.";
 }
 
 impl fmt::Display for DropReason {
@@ -64,6 +71,11 @@ impl DropCounters {
     #[inline]
     pub fn inc(&mut self, r: DropReason) {
         self.0[r as usize] += 1;
+    }
+    /// Count `n` drops.
+    #[inline]
+    pub fn add(&mut self, r: DropReason, n: u64) {
+        self.0[r as usize] += n;
     }
     /// Count of one reason.
     pub fn get(&self, r: DropReason) -> u64 {

@@ -7,6 +7,7 @@ use rvs_dataplane::packet::PacketMeta;
 use rvs_dataplane::pmd::{Pmd, PmdConfig};
 use rvs_dataplane::port::{MemoryPort, MemoryPortHandle};
 use rvs_dataplane::testing::{arp_request, udp4};
+use rvs_dataplane::DropReason;
 use std::collections::HashMap;
 
 const NETS: [TenantNet; 2] = [TenantNet { vni: 5001, vlan: 1 }, TenantNet { vni: 5002, vlan: 2 }];
@@ -164,6 +165,49 @@ fn two_nodes_talk_through_geneve_within_a_tenant_only() {
     n1.vms["vm1"].inject(&cross);
     pump(&mut n1, &mut n2);
     assert!(take(&n2, "vm4").is_empty());
+}
+
+/// A Geneve frame from `remote` to node 2's VTEP (198.18.0.2) carrying a
+/// broadcast from mac(1) on VNI 5001.
+fn geneve_to_node2(remote: [u8; 4], oam: bool) -> Vec<u8> {
+    use rvs_dataplane::packet::PacketBuf;
+    use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader};
+    let mut e = GeneveEncap::new(
+        [2, 0xee, 0, 0, 0, remote[3]],
+        [2, 0xee, 0, 0, 0, 2],
+        remote.into(),
+        [198, 18, 0, 2].into(),
+        5001,
+    );
+    e.geneve.oam = oam;
+    let mut inner = arp_request();
+    inner[6..12].copy_from_slice(&mac(1));
+    let mut p = PacketBuf::from_slice(&inner);
+    TunnelHeader::geneve(&e).push(&mut p, 7).unwrap();
+    p.data().to_vec()
+}
+
+#[test]
+fn oam_and_unknown_tunnels_never_reach_a_tenant() {
+    let (ul, wire) = MemoryPort::new("ul");
+    let mut n2 = node([198, 18, 0, 2], [198, 18, 0, 1], ul, &[("vm3", 1), ("vm4", 2)]);
+    let run = |n: &mut Node| {
+        for _ in 0..4 {
+            n.pmd.poll_once();
+        }
+    };
+    wire.inject(&geneve_to_node2([198, 18, 0, 1], true));
+    wire.inject(&geneve_to_node2([198, 18, 0, 99], false));
+    run(&mut n2);
+    let d = &n2.pmd.stats().drops;
+    assert_eq!(d.get(DropReason::GeneveOam), 1);
+    assert_eq!(d.get(DropReason::NoTunnelPort), 1);
+    assert!(n2.vms["vm3"].take_sent().is_empty() && n2.vms["vm4"].take_sent().is_empty());
+    // The same frame without the O bit, from the configured remote, is delivered.
+    wire.inject(&geneve_to_node2([198, 18, 0, 1], false));
+    run(&mut n2);
+    assert_eq!(n2.vms["vm3"].take_sent().len(), 1);
+    assert!(n2.vms["vm4"].take_sent().is_empty());
 }
 
 #[test]

@@ -29,27 +29,42 @@ pub struct Layers {
     pub l4: u16,
 }
 
-/// Why a frame could not be parsed. Each maps to a [`DropReason`].
+/// Why a frame could not be parsed. Each maps to a [`DropReason`]; together
+/// they are the header-consistency half of the hostile-input policy (README).
 #[derive(Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExtractError {
     /// Shorter than an Ethernet header.
     #[error("frame of {0} bytes is shorter than an Ethernet header")]
     TruncatedEth(usize),
-    /// Three or more VLAN tags, or a tag cut short.
-    #[error("more than two VLAN tags, or a truncated tag")]
-    VlanStack,
-    /// ARP too short.
-    #[error("truncated ARP packet")]
+    /// Source MAC all-zero or multicast (incl. broadcast): no station sends
+    /// from it, and learning it would misdirect traffic (the Linux bridge
+    /// drops these too).
+    #[error("source MAC is zero or multicast")]
+    InvalidSrcMac,
+    /// A VLAN tag cut short by the end of the frame.
+    #[error("truncated VLAN tag")]
+    VlanTruncated,
+    /// Three or more VLAN tags.
+    #[error("more than two VLAN tags")]
+    VlanTooManyTags,
+    /// ARP too short, or not Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4).
+    #[error("malformed ARP packet")]
     Arp,
-    /// Bad or truncated IPv4 header.
+    /// Bad or truncated IPv4 header, or a total length that does not fit.
     #[error("malformed IPv4 header")]
     Ipv4,
-    /// Bad or truncated IPv6 header or extension header.
+    /// Bad or truncated IPv6 header, payload length, extension header or option.
     #[error("malformed IPv6 header")]
     Ipv6,
-    /// TCP/UDP/ICMP header truncated.
-    #[error("truncated L4 header")]
-    L4,
+    /// TCP header truncated, or a data offset outside the segment.
+    #[error("malformed TCP header")]
+    Tcp,
+    /// UDP header truncated, or a length that disagrees with the IP packet.
+    #[error("malformed UDP header")]
+    Udp,
+    /// ICMP/ICMPv6 header truncated.
+    #[error("truncated ICMP header")]
+    Icmp,
 }
 
 impl ExtractError {
@@ -57,11 +72,15 @@ impl ExtractError {
     pub fn drop_reason(self) -> DropReason {
         match self {
             ExtractError::TruncatedEth(_) => DropReason::TruncatedEth,
-            ExtractError::VlanStack => DropReason::VlanStack,
+            ExtractError::InvalidSrcMac => DropReason::InvalidSrcMac,
+            ExtractError::VlanTruncated => DropReason::VlanTruncated,
+            ExtractError::VlanTooManyTags => DropReason::VlanTooManyTags,
             ExtractError::Arp => DropReason::MalformedArp,
             ExtractError::Ipv4 => DropReason::MalformedIpv4,
             ExtractError::Ipv6 => DropReason::MalformedIpv6,
-            ExtractError::L4 => DropReason::MalformedL4,
+            ExtractError::Tcp => DropReason::MalformedTcp,
+            ExtractError::Udp => DropReason::MalformedUdp,
+            ExtractError::Icmp => DropReason::MalformedIcmp,
         }
     }
 }
@@ -98,8 +117,12 @@ fn fill(k: &mut FlowKey, frame: &[u8], meta: &PacketMeta) -> Result<Layers, Extr
 
         let eth =
             Ethernet2HeaderSlice::from_slice(frame).map_err(|_| ExtractError::TruncatedEth(frame.len()))?;
+        let src = eth.source();
+        if src[0] & 1 != 0 || src == [0; 6] {
+            return Err(ExtractError::InvalidSrcMac);
+        }
         k.set(Field::EthDst, mac_to_u64(eth.destination()));
-        k.set(Field::EthSrc, mac_to_u64(eth.source()));
+        k.set(Field::EthSrc, mac_to_u64(src));
         let mut ty = eth.ether_type().0;
         let mut off = eth.slice().len();
 
@@ -107,10 +130,10 @@ fn fill(k: &mut FlowKey, frame: &[u8], meta: &PacketMeta) -> Result<Layers, Extr
         let mut tags = 0;
         while matches!(ty, ETH_TYPE_VLAN | ETH_TYPE_QINQ | ETH_TYPE_QINQ_OLD) {
             if tags == 2 {
-                return Err(ExtractError::VlanStack);
+                return Err(ExtractError::VlanTooManyTags);
             }
             let tag =
-                SingleVlanHeaderSlice::from_slice(&frame[off..]).map_err(|_| ExtractError::VlanStack)?;
+                SingleVlanHeaderSlice::from_slice(&frame[off..]).map_err(|_| ExtractError::VlanTruncated)?;
             let raw = u16::from_be_bytes([tag.slice()[0], tag.slice()[1]]);
             // The DEI bit is replaced by "tag present", as OVS does.
             let tci = raw | VLAN_CFI;
@@ -179,10 +202,15 @@ fn extract_ipv4(k: &mut FlowKey, layers: &mut Layers, l3: &[u8], off: usize) -> 
         return Ok(());
     }
     let hlen = s.len();
-    // L4 ends where the IP packet says it ends (trailing Ethernet padding is not L4).
-    let end = (ip.total_len() as usize).clamp(hlen, l3.len());
+    // L4 ends where the IP packet says it ends (trailing Ethernet padding is
+    // not L4); a total length shorter than the header or longer than the
+    // frame is a lie.
+    let end = ip.total_len() as usize;
+    if end < hlen || end > l3.len() {
+        return Err(ExtractError::Ipv4);
+    }
     layers.l4 = (off + hlen) as u16;
-    extract_l4(k, proto, &l3[hlen..end], false)
+    extract_l4(k, proto, &l3[hlen..end], false, frag != 0)
 }
 
 #[inline]
@@ -193,24 +221,30 @@ fn extract_ipv6(k: &mut FlowKey, layers: &mut Layers, l3: &[u8], off: usize) -> 
     k.set(Field::NwTos, ip.traffic_class() as u64);
     k.set(Field::NwTtl, ip.hop_limit() as u64);
     let hlen = ip.slice().len();
+    // A payload length of 0 would be a jumbogram (RFC 2675), which no port
+    // here can carry; beyond the frame is a lie.
     let plen = ip.payload_length() as usize;
-    let end = if plen == 0 {
-        l3.len()
-    } else {
-        (hlen + plen).min(l3.len())
-    };
-    let payload = &l3[hlen..end];
+    if plen == 0 || hlen + plen > l3.len() {
+        return Err(ExtractError::Ipv6);
+    }
+    let payload = &l3[hlen..hlen + plen];
     let (exts, next, rest) =
         Ipv6ExtensionsSlice::from_slice(ip.next_header(), payload).map_err(|_| ExtractError::Ipv6)?;
     k.set(Field::NwProto, next.0 as u64);
     let mut frag = 0;
     for e in exts.clone() {
-        if let Ipv6ExtensionSlice::Fragment(f) = e {
-            if f.fragment_offset().value() != 0 {
-                frag = FRAG_ANY | FRAG_LATER;
-            } else if f.more_fragments() {
-                frag = FRAG_ANY;
+        match e {
+            Ipv6ExtensionSlice::Fragment(f) => {
+                if f.fragment_offset().value() != 0 {
+                    frag = FRAG_ANY | FRAG_LATER;
+                } else if f.more_fragments() {
+                    frag = FRAG_ANY;
+                }
             }
+            Ipv6ExtensionSlice::HopByHop(h) | Ipv6ExtensionSlice::DestinationOptions(h) => {
+                check_ipv6_options(h.payload())?
+            }
+            _ => {}
         }
     }
     k.set(Field::NwFrag, frag as u64);
@@ -218,31 +252,54 @@ fn extract_ipv6(k: &mut FlowKey, layers: &mut Layers, l3: &[u8], off: usize) -> 
         return Ok(());
     }
     layers.l4 = (off + hlen + (payload.len() - rest.len())) as u16;
-    extract_l4(k, next.0, rest, true)
+    extract_l4(k, next.0, rest, true, frag != 0)
 }
 
+/// The option TLVs of a hop-by-hop or destination-options header (after its
+/// two fixed bytes) must end exactly at the header's end (RFC 8200 4.2).
+fn check_ipv6_options(mut opts: &[u8]) -> Result<(), ExtractError> {
+    while let Some(&ty) = opts.first() {
+        if ty == 0 {
+            // Pad1: a single byte.
+            opts = &opts[1..];
+            continue;
+        }
+        let len = *opts.get(1).ok_or(ExtractError::Ipv6)? as usize;
+        opts = opts.get(2 + len..).ok_or(ExtractError::Ipv6)?;
+    }
+    Ok(())
+}
+
+/// `l4` is the IP payload after the extension headers; `fragment` is true
+/// for a first fragment (later ones never get here), whose L4 length covers
+/// the whole datagram rather than this packet.
 #[inline]
-fn extract_l4(k: &mut FlowKey, proto: u8, l4: &[u8], v6: bool) -> Result<(), ExtractError> {
+fn extract_l4(k: &mut FlowKey, proto: u8, l4: &[u8], v6: bool, fragment: bool) -> Result<(), ExtractError> {
     match proto {
         6 => {
-            let t = TcpHeaderSlice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            // etherparse refuses a data offset below 5 or beyond the slice.
+            let t = TcpHeaderSlice::from_slice(l4).map_err(|_| ExtractError::Tcp)?;
             k.set(Field::TpSrc, t.source_port() as u64);
             k.set(Field::TpDst, t.destination_port() as u64);
             let s = t.slice();
             k.set(Field::TcpFlags, (((s[12] & 0x0f) as u64) << 8) | s[13] as u64);
         }
         17 => {
-            let u = UdpHeaderSlice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            let u = UdpHeaderSlice::from_slice(l4).map_err(|_| ExtractError::Udp)?;
+            let ulen = u.length() as usize;
+            if ulen < 8 || (!fragment && ulen != l4.len()) {
+                return Err(ExtractError::Udp);
+            }
             k.set(Field::TpSrc, u.source_port() as u64);
             k.set(Field::TpDst, u.destination_port() as u64);
         }
         1 if !v6 => {
-            let i = Icmpv4Slice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            let i = Icmpv4Slice::from_slice(l4).map_err(|_| ExtractError::Icmp)?;
             k.set(Field::TpSrc, i.type_u8() as u64);
             k.set(Field::TpDst, i.code_u8() as u64);
         }
         58 if v6 => {
-            let i = Icmpv6Slice::from_slice(l4).map_err(|_| ExtractError::L4)?;
+            let i = Icmpv6Slice::from_slice(l4).map_err(|_| ExtractError::Icmp)?;
             k.set(Field::TpSrc, i.type_u8() as u64);
             k.set(Field::TpDst, i.code_u8() as u64);
         }
@@ -253,22 +310,25 @@ fn extract_l4(k: &mut FlowKey, proto: u8, l4: &[u8], v6: bool) -> Result<(), Ext
 
 fn extract_arp(k: &mut FlowKey, l3: &[u8]) -> Result<(), ExtractError> {
     let a = ArpPacketSlice::from_slice(l3).map_err(|_| ExtractError::Arp)?;
+    // Only Ethernet/IPv4 ARP exists on these links: anything else is a forgery.
+    let s = a.slice();
+    if s[0..2] != [0, 1] || s[2..4] != [0x08, 0x00] || a.hw_addr_size() != 6 || a.proto_addr_size() != 4 {
+        return Err(ExtractError::Arp);
+    }
     let op = a.operation().0;
     k.set(Field::ArpOp, op as u64);
     // OVS keeps the low byte of the opcode in nw_proto for ARP.
     k.set(Field::NwProto, (op & 0xff) as u64);
-    if a.hw_addr_size() == 6 && a.proto_addr_size() == 4 {
-        let spa = a.sender_protocol_addr();
-        let tpa = a.target_protocol_addr();
-        k.set(
-            Field::NwSrc,
-            u32::from_be_bytes([spa[0], spa[1], spa[2], spa[3]]) as u64,
-        );
-        k.set(
-            Field::NwDst,
-            u32::from_be_bytes([tpa[0], tpa[1], tpa[2], tpa[3]]) as u64,
-        );
-    }
+    let spa = a.sender_protocol_addr();
+    let tpa = a.target_protocol_addr();
+    k.set(
+        Field::NwSrc,
+        u32::from_be_bytes([spa[0], spa[1], spa[2], spa[3]]) as u64,
+    );
+    k.set(
+        Field::NwDst,
+        u32::from_be_bytes([tpa[0], tpa[1], tpa[2], tpa[3]]) as u64,
+    );
     Ok(())
 }
 

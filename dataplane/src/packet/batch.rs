@@ -12,6 +12,9 @@ pub const BATCH_SIZE: usize = 32;
 pub struct Batch {
     pkts: Vec<PacketBuf>,
     len: usize,
+    /// Frames a port received for this batch but could not fit in a buffer
+    /// (dropped whole); the PMD counts them under `oversize`.
+    oversize: u32,
 }
 
 impl Batch {
@@ -20,7 +23,20 @@ impl Batch {
         Batch {
             pkts: (0..capacity).map(|_| PacketBuf::new()).collect(),
             len: 0,
+            oversize: 0,
         }
+    }
+
+    /// A port received a frame too large for a buffer and dropped it whole.
+    #[inline]
+    pub fn note_oversize(&mut self) {
+        self.oversize += 1;
+    }
+
+    /// Oversize frames noted since the last call.
+    #[inline]
+    pub fn take_oversize(&mut self) -> u32 {
+        std::mem::take(&mut self.oversize)
     }
 
     /// Packets in the batch.

@@ -265,6 +265,10 @@ impl<U: Upcall> Pmd<U> {
                 break;
             }
             let n = lock_port(&slot.port).rx(&mut self.rx);
+            let big = self.rx.take_oversize();
+            if big > 0 {
+                self.stats.drops.add(crate::DropReason::Oversize, big as u64);
+            }
             if n == 0 {
                 continue;
             }

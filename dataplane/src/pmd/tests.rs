@@ -127,13 +127,17 @@ fn malformed_and_failed_packets_are_counted_by_reason() {
     hs[0].inject(&udp4_min()[..30]);
     hs[0].inject(&udp4(MAC_A, MAC_A, IP_A, IP_B, 1, 2, 0)); // unknown dst: upcall fails
     hs[0].inject(&udp4_min()); // to a port that does not exist
+                               // A jumbo frame larger than the buffers: dropped whole, counted.
+    hs[0].inject(&udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 8000));
     pmd.poll_once();
     let d = &pmd.stats().drops;
     assert_eq!(d.get(DropReason::TruncatedEth), 1);
     assert_eq!(d.get(DropReason::MalformedIpv4), 1);
     assert_eq!(d.get(DropReason::UpcallFailed), 1);
     assert_eq!(d.get(DropReason::NoPort), 1);
-    assert_eq!(d.total(), 4);
+    assert_eq!(d.get(DropReason::Oversize), 1);
+    assert_eq!(d.total(), 5);
+    assert!(hs[1].take_sent().is_empty() && hs[2].take_sent().is_empty());
 }
 
 #[test]

@@ -364,7 +364,9 @@ impl Port for AfXdpPort {
                     got += 1;
                     self.stats.rx_bytes += len as u64;
                 } else {
+                    // Room was reserved above: only a frame too big for a buffer fails.
                     self.stats.rx_dropped += 1;
+                    batch.note_oversize();
                 }
             } else {
                 self.stats.rx_errors += 1;

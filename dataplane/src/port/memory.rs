@@ -135,7 +135,9 @@ impl Port for MemoryPort {
                 while !batch.is_full() {
                     let Some(f) = q.pop_front() else { break };
                     if !batch.push_copy(&f, PacketMeta::default()) {
+                        // Not full (checked above): too big for a buffer.
                         self.stats.rx_dropped += 1;
+                        batch.note_oversize();
                         continue;
                     }
                     self.stats.rx_bytes += f.len() as u64;

@@ -66,8 +66,16 @@ impl Port for TapPort {
     fn rx(&mut self, batch: &mut Batch) -> usize {
         let mut n = 0;
         while let Some(slot) = batch.spare_mut().first_mut() {
-            match self.file.read(slot.rx_area()) {
+            let area = slot.rx_area();
+            let room = area.len();
+            match self.file.read(area) {
                 Ok(0) => break,
+                Ok(len) if len >= room => {
+                    // The tap driver cuts a frame longer than the buffer to
+                    // fit: a full buffer may be a cut frame. Drop it whole.
+                    self.stats.rx_dropped += 1;
+                    batch.note_oversize();
+                }
                 Ok(len) => {
                     slot.commit_rx(len);
                     self.stats.rx_bytes += len as u64;

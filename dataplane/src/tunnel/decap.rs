@@ -4,12 +4,13 @@
 use super::error::GeneveError;
 use super::geneve::{GenevePacket, OptionIter, GENEVE_PORT, PROTO_ETHERNET};
 use super::optmap::GeneveOptMap;
-use crate::flow::{TUN_FLAG_CSUM, TUN_FLAG_KEY, TUN_FLAG_OAM};
+use crate::flow::{TUN_FLAG_CSUM, TUN_FLAG_KEY};
 use crate::packet::{PacketBuf, TunnelMeta};
 
 /// Decapsulate `pkt` in place: on success it holds the inner Ethernet frame and
 /// `pkt.meta.tunnel` describes the tunnel (VNI, endpoints, mapped options).
-/// Unknown critical options are an error, as RFC 8926 section 3.5 requires.
+/// Unknown critical options are an error, as RFC 8926 section 3.5 requires;
+/// so is an OAM frame (O bit), which is for the endpoint, not a tenant.
 #[inline]
 pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(
     pkt: &mut PacketBuf<B>,
@@ -79,7 +80,9 @@ pub fn decap<B: AsRef<[u8]> + AsMut<[u8]>>(
         return Err(GeneveError::Protocol(g.protocol()));
     }
     if g.oam() {
-        t.flags |= TUN_FLAG_OAM;
+        // rvs speaks no OAM protocol: the frame ends here, counted, and its
+        // payload never reaches a tenant.
+        return Err(GeneveError::Oam);
     }
     t.tun_id = g.vni() as u64;
     for o in OptionIter::new(g.options()) {

@@ -26,6 +26,10 @@ pub enum GeneveError {
         /// Option type (with the critical bit).
         typ: u8,
     },
+    /// The O bit is set: a control message for the tunnel endpoint, which must
+    /// never reach a tenant (RFC 8926 3.4).
+    #[error("Geneve OAM frame")]
+    Oam,
     /// Protocol type is not Transparent Ethernet Bridging.
     #[error("Geneve protocol type {0:#06x} is not Ethernet (0x6558)")]
     Protocol(u16),
@@ -48,6 +52,7 @@ impl GeneveError {
             GeneveError::OptLen => DropReason::GeneveOptLen,
             GeneveError::CriticalOption { .. } => DropReason::GeneveCritOpt,
             GeneveError::Protocol(_) => DropReason::GeneveProtocol,
+            GeneveError::Oam => DropReason::GeneveOam,
             GeneveError::NoHeadroom => DropReason::NoHeadroom,
         }
     }

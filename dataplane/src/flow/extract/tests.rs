@@ -79,8 +79,11 @@ fn three_vlan_tags_are_refused() {
         0x88a8,
         3,
     );
-    assert_eq!(ex(&f).unwrap_err(), ExtractError::VlanStack);
-    assert_eq!(ExtractError::VlanStack.drop_reason(), DropReason::VlanStack);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::VlanTooManyTags);
+    assert_eq!(
+        ExtractError::VlanTooManyTags.drop_reason(),
+        DropReason::VlanTooManyTags
+    );
 }
 
 #[test]
@@ -118,17 +121,117 @@ fn truncations_are_errors_with_reasons() {
     let f = udp4_min();
     assert_eq!(ex(&f[..10]).unwrap_err(), ExtractError::TruncatedEth(10));
     assert_eq!(ex(&f[..20]).unwrap_err(), ExtractError::Ipv4);
-    assert_eq!(ex(&f[..38]).unwrap_err(), ExtractError::L4);
+    // Cut frames: the IPv4 total length now lies.
+    assert_eq!(ex(&f[..38]).unwrap_err(), ExtractError::Ipv4);
     let t = tcp4(1, 2, false, 0);
-    assert_eq!(ex(&t[..40]).unwrap_err(), ExtractError::L4);
+    assert_eq!(ex(&t[..40]).unwrap_err(), ExtractError::Ipv4);
     let v = with_vlan(&f, 0x8100, 1);
-    assert_eq!(ex(&v[..15]).unwrap_err(), ExtractError::VlanStack);
+    assert_eq!(ex(&v[..15]).unwrap_err(), ExtractError::VlanTruncated);
     let a = arp_request();
     assert_eq!(ex(&a[..30]).unwrap_err(), ExtractError::Arp);
     // Bad IHL.
     let mut bad = f.clone();
     bad[14] = 0x43;
     assert_eq!(ex(&bad).unwrap_err(), ExtractError::Ipv4);
+}
+
+fn set16(f: &mut [u8], at: usize, v: u16) {
+    f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+#[test]
+fn lying_lengths_are_refused() {
+    // IPv4 total length beyond the frame, or shorter than the header.
+    let mut f = udp4_min();
+    set16(&mut f, 16, 200);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Ipv4);
+    set16(&mut f, 16, 12);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Ipv4);
+    // Trailing Ethernet padding is fine: L4 ends where IP says.
+    let mut f = udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 0);
+    f.extend_from_slice(&[0; 18]);
+    assert!(ex(&f).is_ok());
+    // UDP length: different from the IP payload, or below 8.
+    let mut f = udp4_min();
+    set16(&mut f, 38, 20);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Udp);
+    set16(&mut f, 38, 4);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Udp);
+    assert_eq!(ExtractError::Udp.drop_reason(), DropReason::MalformedUdp);
+    // ...but a first fragment's UDP length covers the whole datagram.
+    let mut f = udp4_fragment(0, true);
+    set16(&mut f, 38, 1000);
+    assert!(ex(&f).is_ok());
+    // IPv6 payload length 0 (jumbogram) or beyond the frame.
+    let mut f = udp6(1, 2);
+    set16(&mut f, 18, 0);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Ipv6);
+    set16(&mut f, 18, 500);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Ipv6);
+    // TCP data offset below 5, or past the segment.
+    let mut f = tcp4(1, 2, false, 0);
+    f[46] = 0x40;
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Tcp);
+    f[46] = 0xf0;
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Tcp);
+    // ICMP shorter than its header, inside a consistent IP packet.
+    let mut f = icmp4_echo(1, 1);
+    f.truncate(14 + 20 + 4);
+    set16(&mut f, 16, 24);
+    assert_eq!(ex(&f).unwrap_err(), ExtractError::Icmp);
+}
+
+/// IPv6/UDP with a hop-by-hop header (8 bytes) holding `opts` (6 bytes).
+fn udp6_hbh(opts: [u8; 6]) -> Vec<u8> {
+    let mut f = udp6(1, 2);
+    f[14 + 6] = 0; // next header: hop-by-hop
+    let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+    set16(&mut f, 18, plen);
+    let mut h = vec![17, 0];
+    h.extend_from_slice(&opts);
+    f.splice(54..54, h);
+    f
+}
+
+#[test]
+fn ipv6_option_tlvs_must_fit_their_header() {
+    // PadN of 4 data bytes: exactly fills the header.
+    assert_eq!(ex(&udp6_hbh([1, 4, 0, 0, 0, 0])).unwrap().0.get(Field::TpSrc), 1);
+    // Pad1 x2 then PadN of 2.
+    assert!(ex(&udp6_hbh([0, 0, 1, 2, 0, 0])).is_ok());
+    // An option claiming 9 data bytes overruns the 6 left.
+    assert_eq!(ex(&udp6_hbh([1, 9, 0, 0, 0, 0])).unwrap_err(), ExtractError::Ipv6);
+    // A type byte with no room for its length.
+    assert_eq!(ex(&udp6_hbh([1, 3, 0, 0, 0, 5])).unwrap_err(), ExtractError::Ipv6);
+}
+
+#[test]
+fn arp_must_be_ethernet_ipv4() {
+    for (at, v) in [(14, 6u8), (16, 0x86), (18, 8), (19, 16)] {
+        let mut f = arp_request();
+        f[at] = v;
+        let e = ex(&f).unwrap_err();
+        assert_eq!(e, ExtractError::Arp, "byte {at} = {v}");
+    }
+}
+
+#[test]
+fn invalid_source_macs_are_refused() {
+    for src in [
+        [0u8; 6],
+        [0xff; 6],
+        [0x01, 0, 0x5e, 0, 0, 1],
+        [0x33, 0x33, 0, 0, 0, 1],
+    ] {
+        let f = udp4(src, MAC_B, IP_A, IP_B, 1, 2, 18);
+        assert_eq!(ex(&f).unwrap_err(), ExtractError::InvalidSrcMac, "{src:x?}");
+    }
+    assert_eq!(
+        ExtractError::InvalidSrcMac.drop_reason(),
+        DropReason::InvalidSrcMac
+    );
+    // Multicast and broadcast destinations are of course fine.
+    assert!(ex(&udp4(MAC_A, [0xff; 6], IP_A, IP_B, 1, 2, 18)).is_ok());
 }
 
 #[test]

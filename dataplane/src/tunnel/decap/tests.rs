@@ -53,6 +53,19 @@ fn encap_builds_valid_outer_headers() {
 }
 
 #[test]
+fn oam_frames_are_never_decapsulated() {
+    let mut e = encap(5001, &[]);
+    e.geneve.oam = true;
+    let mut p = PacketBuf::from_slice(&udp4_min());
+    TunnelHeader::geneve(&e).push(&mut p, 1).unwrap();
+    let before = p.data().to_vec();
+    let err = decap(&mut p, &GeneveOptMap::default()).unwrap_err();
+    assert_eq!(err, GeneveError::Oam);
+    assert_eq!(err.drop_reason(), DropReason::GeneveOam);
+    assert_eq!(p.data(), &before[..], "left as it came");
+}
+
+#[test]
 fn source_port_follows_the_flow_hash() {
     let t = TunnelHeader::geneve(&encap(1, &[]));
     let port = |h| {

@@ -122,3 +122,5 @@ pub fn with_vlan(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
     f.splice(12..12, tag);
     f
 }
+
+pub mod netns;
