@@ -1,7 +1,9 @@
 //! The MAC learning table behind the NORMAL action: (VLAN, MAC) -> port, with
-//! aging, a size limit (oldest evicted first) and MAC moves.
+//! aging, a size limit (oldest evicted first) and MAC moves. Entries are kept
+//! in last-seen order (an LRU list), so evicting the oldest and expiring the
+//! aged are O(1) per entry, never a scan of the table.
 
-use std::collections::HashMap;
+use lru::LruCache;
 
 /// Default idle time before an entry ages out (as OVS: 300 s).
 pub const DEFAULT_AGING_S: u64 = 300;
@@ -38,7 +40,13 @@ pub enum Learned {
 /// A bridge's MAC table.
 #[derive(Clone, Debug)]
 pub struct MacTable {
-    entries: HashMap<(u16, u64), MacEntry>,
+    /// Least recently seen first: the learning clock only moves forward, so
+    /// this is also oldest `seen_ms` first.
+    entries: LruCache<(u16, u64), MacEntry>,
+    /// Entries removed (evicted, aged out, forgotten) since the last
+    /// [`take_forgotten`](Self::take_forgotten): cached flows that used them
+    /// must go.
+    forgotten: Vec<(u16, u64)>,
     /// Idle time before an entry is forgotten.
     pub aging_ms: u64,
     /// Most entries kept.
@@ -48,7 +56,8 @@ pub struct MacTable {
 impl Default for MacTable {
     fn default() -> Self {
         MacTable {
-            entries: HashMap::new(),
+            entries: LruCache::unbounded(),
+            forgotten: Vec::new(),
             aging_ms: DEFAULT_AGING_S * 1000,
             max_entries: DEFAULT_MAX_MACS,
         }
@@ -69,20 +78,14 @@ impl MacTable {
                 (false, _) => Learned::Moved { from },
             };
         }
-        if self.entries.len() >= self.max_entries {
-            self.expire(now_ms);
-        }
-        if self.entries.len() >= self.max_entries {
-            if let Some(oldest) = self
-                .entries
-                .values()
-                .min_by_key(|e| e.seen_ms)
-                .map(|e| (e.vlan, e.mac))
-            {
-                self.entries.remove(&oldest);
+        self.expire(now_ms);
+        while self.entries.len() >= self.max_entries.max(1) {
+            match self.entries.pop_lru() {
+                Some((k, _)) => self.forgotten.push(k),
+                None => break,
             }
         }
-        self.entries.insert(
+        self.entries.put(
             (vlan, mac),
             MacEntry {
                 vlan,
@@ -97,35 +100,56 @@ impl MacTable {
     /// The port of `mac` on `vlan`, unless unknown or aged out.
     pub fn lookup(&self, vlan: u16, mac: u64, now_ms: u64) -> Option<u32> {
         self.entries
-            .get(&(vlan, mac))
+            .peek(&(vlan, mac))
             .filter(|e| now_ms.saturating_sub(e.seen_ms) < self.aging_ms)
             .map(|e| e.port)
     }
 
-    /// Forget aged-out entries; returns how many.
+    /// Forget aged-out entries (oldest first, stopping at the first young
+    /// one); returns how many.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        let before = self.entries.len();
-        let aging = self.aging_ms;
-        self.entries
-            .retain(|_, e| now_ms.saturating_sub(e.seen_ms) < aging);
-        before - self.entries.len()
+        let mut n = 0;
+        while let Some((_, e)) = self.entries.peek_lru() {
+            if now_ms.saturating_sub(e.seen_ms) < self.aging_ms {
+                break;
+            }
+            let (k, _) = self.entries.pop_lru().expect("peeked");
+            self.forgotten.push(k);
+            n += 1;
+        }
+        n
     }
 
     /// Forget the entries of one port (it was removed).
     pub fn forget_port(&mut self, port: u32) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, e| e.port != port);
-        before - self.entries.len()
+        let gone: Vec<(u16, u64)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.port == port)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            self.entries.pop(k);
+        }
+        self.forgotten.extend_from_slice(&gone);
+        gone.len()
     }
 
     /// Forget everything.
     pub fn flush(&mut self) {
+        let gone: Vec<(u16, u64)> = self.entries.iter().map(|(k, _)| *k).collect();
+        self.forgotten.extend(gone);
         self.entries.clear();
+    }
+
+    /// (VLAN, MAC) of the entries removed since the last call.
+    pub fn take_forgotten(&mut self) -> Vec<(u16, u64)> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// Entries, sorted by (vlan, mac).
     pub fn entries(&self) -> Vec<MacEntry> {
-        let mut v: Vec<_> = self.entries.values().copied().collect();
+        let mut v: Vec<_> = self.entries.iter().map(|(_, e)| *e).collect();
         v.sort_by_key(|e| (e.vlan, e.mac));
         v
     }
@@ -160,6 +184,7 @@ mod tests {
         assert_eq!(t.lookup(1, 0xa, 1700), None, "aged out");
         assert_eq!(t.expire(1700), 1);
         assert!(t.is_empty());
+        assert_eq!(t.take_forgotten(), [(1, 0xa)]);
     }
 
     #[test]
@@ -171,10 +196,15 @@ mod tests {
         for i in 0..3 {
             t.learn(0, i, 1, i * 10);
         }
+        // Seeing 0 again makes 1 the oldest.
+        assert_eq!(t.learn(0, 0, 1, 50), Learned::Refreshed);
         t.learn(0, 99, 1, 100);
         assert_eq!(t.len(), 3);
-        assert_eq!(t.lookup(0, 0, 100), None, "the oldest went");
+        assert_eq!(t.lookup(0, 1, 100), None, "the least recently seen went");
+        assert_eq!(t.lookup(0, 0, 100), Some(1));
         assert_eq!(t.lookup(0, 99, 100), Some(1));
+        assert_eq!(t.take_forgotten(), [(0, 1)]);
         assert_eq!(t.forget_port(1), 3);
+        assert_eq!(t.take_forgotten().len(), 3);
     }
 }

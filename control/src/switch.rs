@@ -1,16 +1,16 @@
 //! [`Switch`]: all bridges of one datapath, their ports' datapath numbers,
-//! tunnel routes, the Geneve option map, and the change counter (epoch) that
-//! tells PMD threads to drop cached flows.
+//! tunnel routes, the Geneve option map, and the change counters
+//! ([`Invalidations`]) that tell PMD threads which cached flows went stale.
 
 use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType};
 use crate::ofp::{parse_flows, FlowsParseError, Match, PortNames, Rule, OFPP_LOCAL};
 use crate::xlate::RuleRef;
+use rvs_dataplane::cache::{Invalidations, Seen};
 use rvs_dataplane::port::PortNo;
 use rvs_dataplane::tunnel::{GeneveOptMap, OptMapError};
 use rvs_dataplane::vtep::Vtep;
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
@@ -90,7 +90,7 @@ pub struct Switch {
     /// (PMD, tag) -> (packets, bytes) already credited.
     credited: HashMap<(usize, u64), (u64, u64)>,
     next_tag: u64,
-    epoch: Arc<AtomicU64>,
+    inv: Arc<Invalidations>,
     clock: Instant,
     next_dp: PortNo,
 }
@@ -106,7 +106,7 @@ impl Default for Switch {
             xcache: HashMap::new(),
             credited: HashMap::new(),
             next_tag: 1,
-            epoch: Arc::new(AtomicU64::new(0)),
+            inv: Arc::new(Invalidations::new()),
             clock: Instant::now(),
             next_dp: TUNNEL_VPORT + 1,
         }
@@ -143,15 +143,26 @@ impl Switch {
         Self::default()
     }
 
-    /// The change counter PMDs watch ([`rvs_dataplane::pmd::Pmd::watch_epoch`]).
-    pub fn epoch(&self) -> Arc<AtomicU64> {
-        self.epoch.clone()
+    /// The change counters PMDs watch ([`rvs_dataplane::pmd::Pmd::watch`]).
+    pub fn invalidations(&self) -> Arc<Invalidations> {
+        self.inv.clone()
     }
 
-    /// Note a change that can alter translations: PMDs drop their cached flows
-    /// before their next lookup.
+    /// Note a change that can alter any translation: PMDs drop their cached
+    /// flows before their next lookup.
     pub fn bump(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
+        self.inv.flush_all();
+    }
+
+    /// Note a change that alters only the translations that depended on `tag`
+    /// (see [`crate::xlate::mac_tag`]): PMDs drop just those flows.
+    pub fn invalidate(&self, tag: u64) {
+        self.inv.invalidate(tag);
+    }
+
+    /// Where the changes stand (for an upcall reply: see `UpcallReply::seen`).
+    pub fn seen(&self) -> Seen {
+        self.inv.now()
     }
 
     /// Milliseconds since the switch started (rule and MAC timestamps).
@@ -292,6 +303,7 @@ impl Switch {
         let br = self.bridges.get_mut(&bname).expect("found above");
         let p = br.ports.remove(&ofport).expect("found above");
         br.macs.forget_port(ofport);
+        br.macs.take_forgotten(); // the full flush below covers them
         if let Some(n) = p.dp_port {
             self.dp_ports.remove(&n);
             self.vteps.remove(&n);
@@ -600,6 +612,9 @@ impl Switch {
             }
             br.tables.retain(|_, c| !c.is_empty());
             br.macs.expire(now);
+            for (v, m) in br.macs.take_forgotten() {
+                self.inv.invalidate(crate::xlate::mac_tag(&br.name, v, m));
+            }
         }
         if n > 0 {
             self.bump();
@@ -615,9 +630,9 @@ mod tests {
     #[test]
     fn bridges_ports_and_numbers() {
         let mut sw = Switch::new();
-        let e0 = sw.epoch().load(Ordering::Relaxed);
+        let e0 = sw.seen().epoch;
         sw.add_bridge("br-int").unwrap();
-        assert!(sw.epoch().load(Ordering::Relaxed) > e0);
+        assert!(sw.seen().epoch > e0);
         let vm1 = sw
             .add_port(
                 "br-int",

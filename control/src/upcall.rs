@@ -41,6 +41,10 @@ impl Upcall for SwitchUpcall {
         let now = sw.now_ms();
         let mut reply = UpcallReply::new(t.actions, t.mask);
         reply.cacheable = t.cacheable;
+        reply.deps = t.deps;
+        // After the translation and its own changes, under the lock: the PMD
+        // caches the reply only if nothing it used changed after this.
+        reply.seen = Some(sw.seen());
         if t.cacheable {
             reply.tag = sw.remember(t.rules);
         } else {

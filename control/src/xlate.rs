@@ -42,6 +42,22 @@ pub struct Translation {
     pub resolve: Vec<(u32, Ipv4Addr)>,
     /// The rules that matched, in order (their counters grow with the flow's).
     pub rules: Vec<RuleRef>,
+    /// Tags of the MAC-table entries the result depended on ([`mac_tag`]):
+    /// when one of them is learned, moves or is forgotten, the cached flow
+    /// goes (and only those flows).
+    pub deps: Vec<u64>,
+}
+
+/// The dependency tag of (bridge, VLAN, MAC) in NORMAL's MAC table. A cached
+/// flow whose translation looked a MAC up (as destination) or learned it (as
+/// source) carries its tag; learning, moving or forgetting that MAC
+/// invalidates the tag, and with it exactly those flows.
+pub fn mac_tag(bridge: &str, vlan: u16, mac: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same tag in every thread and run.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (bridge, vlan, mac).hash(&mut h);
+    h.finish()
 }
 
 /// Which rule a translation went through: enough to find it again.
@@ -70,10 +86,13 @@ struct Xlate<'s> {
     trace: Option<Vec<String>>,
     indent: usize,
     changed: bool,
+    /// A change of unknown reach (a rule learned): every cached flow goes.
+    flush: bool,
     halted: bool,
     cacheable: bool,
     resolve: Vec<(u32, Ipv4Addr)>,
     rules: Vec<RuleRef>,
+    deps: Vec<u64>,
 }
 
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
@@ -102,17 +121,22 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         trace: trace.then(Vec::new),
         indent: 0,
         changed: false,
+        flush: false,
         halted: false,
         cacheable: true,
         resolve: Vec::new(),
         rules: Vec::new(),
+        deps: Vec::new(),
     };
     x.run(key);
     let mut mask = x.wc.flow_mask();
     mask.set_exact(Field::InPort);
     mask.set_exact(Field::RecircId);
-    if x.changed {
+    if x.flush {
         x.sw.bump();
+        // The rule learned here may change what the tables already visited
+        // would say: let the next packet be translated with it in place.
+        x.cacheable = false;
     }
     Translation {
         actions: x.actions,
@@ -122,6 +146,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         cacheable: x.cacheable,
         resolve: x.resolve,
         rules: x.rules,
+        deps: x.deps,
     }
 }
 
@@ -624,15 +649,26 @@ impl Xlate<'_> {
         let src = self.get(OfField::DlSrc);
         let dst = self.get(OfField::DlDst);
         let now = self.now;
+        if !is_multicast(src) {
+            // The result depends on where src was learned: a move must send
+            // this flow's packets through learning again.
+            self.deps.push(mac_tag(bridge, vlan, src as u64));
+        }
+        if !is_multicast(dst) {
+            // Known or flooded, the output depends on the entry for dst.
+            self.deps.push(mac_tag(bridge, vlan, dst as u64));
+        }
         if !is_multicast(src) && self.may_learn {
-            let learned = self
-                .sw
-                .bridges
-                .get_mut(bridge)
-                .expect("bridge")
-                .macs
-                .learn(vlan, src as u64, in_port, now);
+            let macs = &mut self.sw.bridges.get_mut(bridge).expect("bridge").macs;
+            let learned = macs.learn(vlan, src as u64, in_port, now);
+            let forgotten = macs.take_forgotten();
+            for (v, m) in forgotten {
+                self.sw.invalidate(mac_tag(bridge, v, m));
+            }
             if learned != Learned::Refreshed {
+                // Only the flows that used this MAC change (they flooded to
+                // it, or sent it to its old port): not a full flush.
+                self.sw.invalidate(mac_tag(bridge, vlan, src as u64));
                 self.changed = true;
                 self.note(|| {
                     format!(
@@ -755,6 +791,7 @@ impl Xlate<'_> {
         let text = self.trace.is_some().then(|| rule.to_string());
         br.add_rule(rule, now);
         self.changed = true;
+        self.flush = true;
         if let Some(t) = text {
             self.note(|| format!("learned: {t}"));
         }

@@ -72,6 +72,15 @@ enum Cmd {
         /// Log filter: error, warn, info, debug, trace (or any tracing filter).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Put a flow into the exact-match cache with probability 1/N on a
+        /// megaflow hit (OVS's other_config:emc-insert-inv-prob; 1 = always,
+        /// 0 = never).
+        #[arg(long, default_value_t = rvs_dataplane::pmd::DEFAULT_EMC_INSERT_INV_PROB)]
+        emc_insert_inv_prob: u32,
+        /// Remove cached datapath flows unused this long, in ms (OVS's
+        /// other_config:max-idle; 0 = never).
+        #[arg(long, default_value_t = rvs_dataplane::pmd::DEFAULT_MAX_IDLE_MS)]
+        max_idle: u64,
     },
     /// A command for the running daemon (see the list below).
     #[command(external_subcommand)]
@@ -315,6 +324,8 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             metrics,
             pidfile,
             detach,
+            emc_insert_inv_prob,
+            max_idle,
             ..
         } => {
             if detach {
@@ -334,6 +345,11 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
                 poll: poll_mode(&poll)?,
                 start_empty,
                 metrics,
+                pmd: PmdConfig {
+                    emc_insert_inv_prob,
+                    max_idle_ms: max_idle,
+                    ..PmdConfig::default()
+                },
             };
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -464,7 +480,7 @@ fn forward(
             .context("datapath port")?;
         opened.push((dp, port));
     }
-    let epoch = sw.epoch();
+    let inv = sw.invalidations();
     let sw = std::sync::Arc::new(std::sync::Mutex::new(sw));
     let mut pmds = Vec::new();
     for i in 0..threads {
@@ -475,7 +491,7 @@ fn forward(
             upcall,
             PmdConfig::default(),
             mode,
-            Some(epoch.clone()),
+            Some(inv.clone()),
             pin,
         )?);
     }
@@ -519,7 +535,7 @@ fn forward(
             s.stats.drops.total(),
             drops.join(" ")
         );
-        for (no, name, p) in &s.ports {
+        for (no, name, p) in &s.port_stats() {
             eprintln!(
                 "rvs: port {no} {name}: rx {} tx {} rx_dropped {} tx_errors {}",
                 p.rx_packets, p.tx_packets, p.rx_dropped, p.tx_errors
@@ -610,8 +626,11 @@ fn blast(
 fn credit(sw: &rvs_control::upcall::SharedSwitch, pmds: &[PmdThread]) {
     for p in pmds {
         if let Some(s) = p.snapshot() {
-            let counters: Vec<(u64, u64, u64)> =
-                s.flows.iter().map(|f| (f.tag, f.packets, f.bytes)).collect();
+            let counters: Vec<(u64, u64, u64)> = s
+                .flows
+                .iter()
+                .map(|f| (f.tag(), f.packets(), f.bytes()))
+                .collect();
             rvs_control::upcall::lock(sw).credit(s.id, &counters);
         }
     }

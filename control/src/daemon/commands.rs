@@ -368,7 +368,7 @@ fn dpctl_dump_flows(dp: &Datapath, json: bool) -> String {
     if json {
         let v: Vec<_> = snaps
             .iter()
-            .flat_map(|s| s.flows.iter().map(move |f| json!({"pmd": s.id, "match": f.matches, "actions": f.actions, "packets": f.packets, "bytes": f.bytes, "used_ms": f.idle_ms})))
+            .flat_map(|s| s.flows.iter().map(move |f| json!({"pmd": s.id, "match": f.matches(), "actions": f.actions(), "packets": f.packets(), "bytes": f.bytes(), "used_ms": f.idle_ms()})))
             .collect();
         return json!(v).to_string();
     }
@@ -379,11 +379,11 @@ fn dpctl_dump_flows(dp: &Datapath, json: bool) -> String {
             let _ = writeln!(
                 s,
                 "  {}, packets:{}, bytes:{}, used:{:.3}s, actions:{}",
-                f.matches,
-                f.packets,
-                f.bytes,
-                f.idle_ms as f64 / 1000.0,
-                f.actions
+                f.matches(),
+                f.packets(),
+                f.bytes(),
+                f.idle_ms() as f64 / 1000.0,
+                f.actions()
             );
         }
     }
@@ -400,7 +400,9 @@ fn pmd_stats(dp: &Datapath, json: bool) -> String {
                 json!({"pmd": s.id, "rx_packets": s.stats.rx_packets, "emc_hits": s.stats.emc_hits,
                 "megaflow_hits": s.stats.megaflow_hits, "upcalls": s.stats.upcalls, "recirculations": s.stats.recirculations,
                 "tx_packets": s.stats.tx_packets, "drops": drops, "busy_s": s.busy.as_secs_f64(), "idle_s": s.idle.as_secs_f64(),
-                "emc_entries": s.emc_entries, "megaflows": s.flows.len()})
+                "emc_entries": s.emc_entries, "megaflows": s.flows.len(),
+                "flushes": s.stats.flushes, "flows_invalidated": s.stats.flows_invalidated,
+                "flows_expired": s.stats.flows_expired, "upcalls_stale": s.stats.upcalls_stale})
             })
             .collect();
         return json!(v).to_string();
@@ -428,6 +430,11 @@ fn pmd_stats(dp: &Datapath, json: bool) -> String {
             s.flows.len(),
             s.emc_entries
         );
+        let _ = writeln!(
+            out,
+            "  cache flushes: {}, flows invalidated: {}, flows expired: {}, stale upcalls not cached: {}",
+            st.flushes, st.flows_invalidated, st.flows_expired, st.upcalls_stale
+        );
         for (r, n) in st.drops.nonzero() {
             let _ = writeln!(out, "  dropped ({r}): {n}");
         }
@@ -436,7 +443,7 @@ fn pmd_stats(dp: &Datapath, json: bool) -> String {
 }
 
 fn port_stats(dp: &Datapath, json: bool) -> String {
-    let ports: Vec<_> = dp.snapshots().into_iter().flat_map(|s| s.ports).collect();
+    let ports: Vec<_> = dp.snapshots().iter().flat_map(|s| s.port_stats()).collect();
     if json {
         let v: Vec<_> = ports
             .iter()

@@ -26,18 +26,19 @@ impl Datapath {
         sw: &SharedSwitch,
         threads: usize,
         mode: PollMode,
+        config: PmdConfig,
         cpu: Option<usize>,
     ) -> std::io::Result<Datapath> {
-        let epoch = lock(sw).epoch();
+        let inv = lock(sw).invalidations();
         let mut pmds = Vec::new();
         for i in 0..threads.max(1) {
             let up = SwitchUpcall::new(sw.clone());
             pmds.push(PmdThread::spawn(
                 i,
                 up,
-                PmdConfig::default(),
+                config,
                 mode,
-                Some(epoch.clone()),
+                Some(inv.clone()),
                 cpu.map(|c| c + i),
             )?);
         }
@@ -128,8 +129,11 @@ impl Datapath {
     /// Credit cached-flow counters to rules.
     pub fn credit(&self, sw: &SharedSwitch) {
         for s in self.snapshots() {
-            let counters: Vec<(u64, u64, u64)> =
-                s.flows.iter().map(|f| (f.tag, f.packets, f.bytes)).collect();
+            let counters: Vec<(u64, u64, u64)> = s
+                .flows
+                .iter()
+                .map(|f| (f.tag(), f.packets(), f.bytes()))
+                .collect();
             lock(sw).credit(s.id, &counters);
         }
     }

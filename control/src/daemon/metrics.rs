@@ -42,6 +42,18 @@ pub fn render(sw: &Switch, snaps: &[PmdSnapshot]) -> prometheus::Result<String> 
         "Cache misses sent to the slow path.",
         &["pmd"],
     )?;
+    let flushes = counter(
+        &reg,
+        "rvs_pmd_cache_flushes_total",
+        "Times every cached flow was dropped (a rule, port or option changed).",
+        &["pmd"],
+    )?;
+    let removed = counter(
+        &reg,
+        "rvs_pmd_flows_removed_total",
+        "Cached flows removed one by one, by cause: invalidated (a MAC they used changed), expired (idle).",
+        &["pmd", "cause"],
+    )?;
     let rx = counter(
         &reg,
         "rvs_pmd_rx_packets_total",
@@ -81,7 +93,7 @@ pub fn render(sw: &Switch, snaps: &[PmdSnapshot]) -> prometheus::Result<String> 
     )?;
     for s in snaps {
         let id = s.id.to_string();
-        for (no, name, p) in &s.ports {
+        for (no, name, p) in &s.port_stats() {
             let bridge = sw.dp_ports.get(no).map_or("", |(b, _)| b.as_str());
             let l = [bridge, name.as_str()];
             rx_p.with_label_values(&l).inc_by(p.rx_packets);
@@ -96,6 +108,13 @@ pub fn render(sw: &Switch, snaps: &[PmdSnapshot]) -> prometheus::Result<String> 
         hits.with_label_values(&[id.as_str(), "megaflow"])
             .inc_by(s.stats.megaflow_hits);
         upcalls.with_label_values(&[id.as_str()]).inc_by(s.stats.upcalls);
+        flushes.with_label_values(&[id.as_str()]).inc_by(s.stats.flushes);
+        for (cause, n) in [
+            ("invalidated", s.stats.flows_invalidated),
+            ("expired", s.stats.flows_expired),
+        ] {
+            removed.with_label_values(&[id.as_str(), cause]).inc_by(n);
+        }
         rx.with_label_values(&[id.as_str()]).inc_by(s.stats.rx_packets);
         for (r, n) in s.stats.drops.nonzero() {
             drops.with_label_values(&[id.as_str(), r.name()]).inc_by(n);

@@ -7,7 +7,7 @@ use super::proto::{Reply, Request};
 use crate::config::{Config, ConfigError};
 use crate::switch::Switch;
 use crate::upcall::lock;
-use rvs_dataplane::pmd::PollMode;
+use rvs_dataplane::pmd::{PmdConfig, PollMode};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -32,6 +32,9 @@ pub struct DaemonOptions {
     pub start_empty: bool,
     /// Where to serve Prometheus metrics (`None`: off).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Cache sizes and policies of every PMD (EMC insertion probability,
+    /// megaflow `max-idle`).
+    pub pmd: PmdConfig,
 }
 
 /// Why the daemon would not start.
@@ -90,8 +93,8 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         std::fs::remove_file(&sock).map_err(io(format!("removing {}", sock.display())))?;
     }
     let sw = Arc::new(Mutex::new(load_switch(opts)?));
-    let mut dp =
-        Datapath::start(&sw, opts.pmd_threads, opts.poll, None).map_err(io("starting PMD threads"))?;
+    let mut dp = Datapath::start(&sw, opts.pmd_threads, opts.poll, opts.pmd, None)
+        .map_err(io("starting PMD threads"))?;
     for w in dp.sync(&sw) {
         tracing::warn!("{w}");
     }

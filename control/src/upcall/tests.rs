@@ -52,10 +52,16 @@ fn node(ip: [u8; 4], peer: [u8; 4], underlay: MemoryPort, vms: &[(&'static str, 
         handles.insert(*name, h);
     }
     ports.push((sw.find_port("eth-ul").unwrap().1.dp_port.unwrap(), underlay));
-    let epoch = sw.epoch();
+    let inv = sw.invalidations();
     let sw = Arc::new(Mutex::new(sw));
-    let mut pmd = Pmd::new(SwitchUpcall::new(sw.clone()), PmdConfig::default());
-    pmd.watch_epoch(epoch);
+    let mut pmd = Pmd::new(
+        SwitchUpcall::new(sw.clone()),
+        PmdConfig {
+            emc_insert_inv_prob: 1,
+            ..PmdConfig::default()
+        },
+    );
+    pmd.watch(inv);
     for (no, p) in ports {
         pmd.add_port(no, Box::new(p));
     }
@@ -346,8 +352,8 @@ proptest! {
     ) {
         let mut sw = switch_with(&rules);
         // The switch's dp ports are 1..=3 for p1..p3 (0 is the tunnel vport).
-        let epoch = sw.epoch();
-        let mut seen = epoch.load(std::sync::atomic::Ordering::Acquire);
+        let inv = sw.invalidations();
+        let mut seen = inv.now();
         let mut mf = MegaflowCache::new(1 << 12);
         let mut emc = Emc::new(256);
         for (key, op, extra) in steps {
@@ -362,7 +368,7 @@ proptest! {
                 _ => {}
             }
             // What a PMD does between batches.
-            let now = epoch.load(std::sync::atomic::Ordering::Acquire);
+            let now = inv.now();
             if now != seen { seen = now; mf.bump_generation(); }
             let fresh = translate(&mut sw, &key);
             let gen = mf.generation();
@@ -377,6 +383,208 @@ proptest! {
                     emc.insert(key, h, f, gen);
                 }
             }
+        }
+    }
+}
+
+// ---- a real PMD: MAC floods and racing changes ----
+
+use crate::xlate::trace;
+use rvs_dataplane::action::Action;
+
+/// A slow path that, right after translating, applies the rule changes a
+/// test queued: another thread changing the rules while an upcall is in
+/// flight, deterministically.
+struct Racing {
+    inner: SwitchUpcall,
+    sw: SharedSwitch,
+    pending: Arc<Mutex<Vec<String>>>,
+}
+
+impl rvs_dataplane::pmd::Upcall for Racing {
+    fn upcall(
+        &mut self,
+        key: &FlowKey,
+        pkt: &rvs_dataplane::packet::PacketBuf,
+    ) -> Result<rvs_dataplane::pmd::UpcallReply, rvs_dataplane::pmd::UpcallError> {
+        let r = self.inner.upcall(key, pkt);
+        for f in self.pending.lock().unwrap().drain(..) {
+            let _ = lock(&self.sw).add_flows("br", &f);
+        }
+        r
+    }
+}
+
+/// A PMD over `sw` (bridge "br") with a memory port on every datapath port;
+/// returns the PMD, the shared switch, the queue of racing rule changes and
+/// the handles by datapath port.
+/// What `real_pmd` builds.
+type RealPmd = (
+    Pmd<Racing>,
+    SharedSwitch,
+    Arc<Mutex<Vec<String>>>,
+    Vec<(u32, MemoryPortHandle)>,
+);
+
+fn real_pmd(sw: Switch) -> RealPmd {
+    let inv = sw.invalidations();
+    let dps: Vec<u32> = sw.dp_ports.keys().copied().collect();
+    let sw = Arc::new(Mutex::new(sw));
+    let pending = Arc::new(Mutex::new(Vec::new()));
+    let racing = Racing {
+        inner: SwitchUpcall::new(sw.clone()),
+        sw: sw.clone(),
+        pending: pending.clone(),
+    };
+    let mut pmd = Pmd::new(racing, PmdConfig::default());
+    pmd.watch(inv);
+    let mut handles = Vec::new();
+    for dp in dps {
+        let (p, h) = MemoryPort::new(&format!("dp{dp}"));
+        pmd.add_port(dp, Box::new(p));
+        handles.push((dp, h));
+    }
+    (pmd, sw, pending, handles)
+}
+
+fn dp_of(sw: &SharedSwitch, port: &str) -> u32 {
+    lock(sw).find_port(port).unwrap().1.dp_port.unwrap()
+}
+
+#[test]
+fn a_mac_flood_leaves_established_flows_cached() {
+    let (mut pmd, sw, _, hs) = real_pmd(switch_with(&["actions=NORMAL".to_string()]));
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
+    let (p1, p2, p3) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"), dp_of(&sw, "p3"));
+    let ab = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
+    let ba = udp4(mac(2), mac(1), [198, 18, 1, 2], [198, 18, 1, 1], 2, 1, 18);
+    // Both learned, both directions cached.
+    for _ in 0..3 {
+        h(p1).inject(&ab);
+        h(p2).inject(&ba);
+        pmd.poll_once();
+    }
+    for (_, h) in &hs {
+        h.take_sent();
+    }
+    let (u0, f0) = (pmd.stats().upcalls, pmd.stats().flushes);
+    let n = 500;
+    for i in 0..n {
+        // p3 floods from a new MAC every time...
+        let src = [2, 0, 0, 1, (i >> 8) as u8, i as u8];
+        h(p3).inject(&udp4(src, [0xff; 6], [198, 18, 2, 1], [198, 18, 2, 2], 3, 3, 18));
+        // ...while p1 and p2 keep talking.
+        h(p1).inject(&ab);
+        h(p2).inject(&ba);
+        pmd.poll_once();
+    }
+    let s = pmd.stats();
+    assert_eq!(
+        s.upcalls - u0,
+        n as u64,
+        "one upcall per new MAC, none for p1<->p2"
+    );
+    assert_eq!(s.flushes, f0, "no full flush");
+    let to = |dp: u32, f: &[u8]| h(dp).take_sent().iter().filter(|x| x[..] == f[..]).count();
+    assert_eq!(to(p2, &ab), n);
+    assert_eq!(to(p1, &ba), n);
+    // And invalidation is not too lazy: when mac(2) moves to p3, the very
+    // next p1 -> mac(2) packet goes to p3.
+    h(p3).inject(&udp4(
+        mac(2),
+        [0xff; 6],
+        [198, 18, 2, 1],
+        [198, 18, 2, 2],
+        3,
+        3,
+        18,
+    ));
+    pmd.poll_once();
+    h(p1).inject(&ab);
+    pmd.poll_once();
+    assert_eq!(to(p3, &ab), 1, "followed the move");
+    assert_eq!(to(p2, &ab), 0);
+    assert!(pmd.stats().flows_invalidated > 0);
+}
+
+fn rule_or_normal_or_learn() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => rule_text(),
+        1 => (0u8..3, any::<u16>()).prop_map(|(t, p)| format!("table={t},priority={},actions=NORMAL", p % 100)),
+        1 => (0u8..3, any::<u16>(), 1u32..4).prop_map(|(t, p, o)| format!(
+            "table={t},priority={},actions=learn(table=3,priority=50,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),output:{o}",
+            p % 100
+        )),
+    ]
+}
+
+/// (in port 1..=3, src MAC 1..4, dst 0 = broadcast or MAC 1..4, nw, tp, VLAN).
+fn frame_of(spec: (u8, u8, u8, u8, u16, bool)) -> Vec<u8> {
+    let (_, src, d, n, p, vlan) = spec;
+    let mut f = udp4(
+        mac(src),
+        mac(d),
+        [198, 18, 1, 1],
+        [198, 18, n, n],
+        1000,
+        80 + p,
+        4,
+    );
+    if d == 0 {
+        f[..6].copy_from_slice(&[0xff; 6]);
+    }
+    if vlan {
+        f = rvs_dataplane::testing::with_vlan(&f, 0x8100, 1);
+    }
+    f
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Through a real PMD (EMC, megaflows, invalidation), with NORMAL learning,
+    /// learn() actions, rule changes between packets and rule changes racing an
+    /// upcall: every packet a cache answers gets exactly what a fresh
+    /// translation of the current state gives.
+    #[test]
+    fn a_real_pmd_never_forwards_by_a_stale_flow(
+        rules in proptest::collection::vec(rule_or_normal_or_learn(), 1..40),
+        steps in proptest::collection::vec(
+            ((1u8..4, 1u8..4, 0u8..4, 0u8..3, 0u16..2, any::<bool>()), 0u8..12, rule_or_normal_or_learn()),
+            1..80,
+        ),
+    ) {
+        let (mut pmd, sw, pending, hs) = real_pmd(switch_with(&rules));
+        for (spec, op, extra) in steps {
+            match op {
+                0 => { let _ = lock(&sw).add_flows("br", &extra); }
+                1 => {
+                    if let Ok(r) = parse_flow(&extra, &()) {
+                        let _ = lock(&sw).del_flows("br", Some(r.table), &r.matches);
+                    }
+                }
+                2 => pending.lock().unwrap().push(extra),
+                _ => {}
+            }
+            if spec.1 == spec.2 {
+                continue; // from and to the same MAC: NORMAL's own corner
+            }
+            let frame = frame_of(spec);
+            let dp = dp_of(&sw, &format!("p{}", spec.0));
+            let key = FlowKey::extract(&frame, &PacketMeta { in_port: dp, ..Default::default() }).unwrap().0;
+            let upcalls = pmd.stats().upcalls;
+            hs.iter().find(|(d, _)| *d == dp).unwrap().1.inject(&frame);
+            pmd.poll_once();
+            let got: Vec<(u32, usize)> = hs.iter().map(|(d, h)| (*d, h.take_sent().len())).collect();
+            if pmd.stats().upcalls != upcalls {
+                continue; // translated afresh just now
+            }
+            let fresh = trace(&mut lock(&sw), &key);
+            let want: Vec<(u32, usize)> = hs
+                .iter()
+                .map(|(d, _)| (*d, fresh.actions.iter().filter(|a| matches!(a, Action::Output(p) if p == d)).count()))
+                .collect();
+            prop_assert_eq!(got, want, "cached answer for {:?} differs from {:?}", key, fresh.actions);
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct DpFlow {
     /// Opaque number the slow path gave this flow (to credit its counters to
     /// whatever produced it); 0 = none.
     tag: AtomicU64,
+    /// What the translation depended on (see [`super::Invalidations`]):
+    /// invalidating any of these tags removes the flow. Sorted.
+    deps: Box<[u64]>,
 }
 
 impl DpFlow {
@@ -65,7 +68,36 @@ impl DpFlow {
             created_ms: now_ms,
             generation: AtomicU64::new(generation),
             tag: AtomicU64::new(0),
+            deps: Box::default(),
         }
+    }
+
+    /// The same flow, depending on `deps` (any order).
+    pub fn with_deps(mut self, deps: &[u64]) -> Self {
+        let mut d = deps.to_vec();
+        d.sort_unstable();
+        d.dedup();
+        self.deps = d.into();
+        self
+    }
+
+    /// The tags this flow depends on (sorted).
+    pub fn deps(&self) -> &[u64] {
+        &self.deps
+    }
+
+    /// True when one of the sorted `tags` is among this flow's dependencies.
+    pub fn depends_on_any(&self, tags: &[u64]) -> bool {
+        // Both sorted: a merge walk.
+        let (mut i, mut j) = (0, 0);
+        while i < self.deps.len() && j < tags.len() {
+            match self.deps[i].cmp(&tags[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
     }
 
     /// The slow path's tag for this flow.

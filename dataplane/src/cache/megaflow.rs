@@ -93,10 +93,23 @@ impl MegaflowCache {
         actions: Box<[Action]>,
         now_ms: u64,
     ) -> Arc<DpFlow> {
+        self.insert_with_deps(key, mask, actions, &[], now_ms)
+    }
+
+    /// [`insert`](Self::insert) a flow that depends on tags `deps`
+    /// (see [`invalidate_tags`](Self::invalidate_tags)).
+    pub fn insert_with_deps(
+        &mut self,
+        key: &FlowKey,
+        mask: FlowMask,
+        actions: Box<[Action]>,
+        deps: &[u64],
+        now_ms: u64,
+    ) -> Arc<DpFlow> {
         if self.n_flows >= self.max_flows {
             self.evict_lru(self.max_flows / 8 + 1);
         }
-        let flow = Arc::new(DpFlow::new(key, mask, actions, self.generation, now_ms));
+        let flow = Arc::new(DpFlow::new(key, mask, actions, self.generation, now_ms).with_deps(deps));
         let idx = match self.subtables.iter().position(|s| s.mask == mask) {
             Some(i) => i,
             None => {
@@ -144,6 +157,14 @@ impl MegaflowCache {
         self.retain(|f| f.is_valid(gen))
     }
 
+    /// Remove the flows that depend on any of `tags` (sorted); returns how many.
+    pub fn invalidate_tags(&mut self, tags: &[u64]) -> usize {
+        if tags.is_empty() {
+            return 0;
+        }
+        self.retain(|f| !f.depends_on_any(tags))
+    }
+
     /// Remove flows not hit since `now_ms - idle_ms` (OVS's idle timeout).
     pub fn expire(&mut self, now_ms: u64, idle_ms: u64) -> usize {
         let cutoff = now_ms.saturating_sub(idle_ms);
@@ -171,7 +192,9 @@ impl MegaflowCache {
                         true
                     }
                     Revalidate::Replace(actions) => {
-                        let nf = Arc::new(DpFlow::new(&f.key, f.mask, actions, new, f.stats.used_ms()));
+                        let nf = Arc::new(
+                            DpFlow::new(&f.key, f.mask, actions, new, f.stats.used_ms()).with_deps(f.deps()),
+                        );
                         nf.set_tag(f.tag());
                         f.kill();
                         *f = nf;

@@ -11,18 +11,29 @@ pub use thread::{FlowDump, PmdCommand, PmdSnapshot, PmdThread, PollMode};
 pub use upcall::{Upcall, UpcallError, UpcallReply};
 
 use crate::action::{execute, Action};
-use crate::cache::{DpFlow, Emc, MegaflowCache, Revalidate, DEFAULT_EMC_ENTRIES, DEFAULT_MAX_FLOWS};
+use crate::cache::{
+    DpFlow, Emc, Invalidations, MegaflowCache, Revalidate, Seen, DEFAULT_EMC_ENTRIES, DEFAULT_MAX_FLOWS,
+};
 use crate::flow::{Field, FlowKey};
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::port::{lock_port, share, Port, PortInfo, PortNo, PortStats, SharedPort};
 use crate::tunnel::GeneveOptMap;
 use sink::{PmdSink, PortSlot};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// How often (in polls) the megaflow subtables are re-ranked and stale flows purged.
 const MAINTENANCE_POLLS: u64 = 4096;
+/// Idle megaflows are looked for at most this often (ms), also on a PMD
+/// that polls rarely.
+const EXPIRY_INTERVAL_MS: u64 = 1000;
+/// OVS's default `max-idle`: a megaflow unused this long is removed.
+pub const DEFAULT_MAX_IDLE_MS: u64 = 10_000;
+/// OVS's default `emc-insert-inv-prob`: a megaflow hit goes into the EMC
+/// with probability 1/100, so that a burst of many parallel flows does not
+/// churn the EMC (each flow that stays gets there soon enough).
+pub const DEFAULT_EMC_INSERT_INV_PROB: u32 = 100;
 
 /// Sizes of a PMD's caches and batches.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +44,10 @@ pub struct PmdConfig {
     pub max_flows: usize,
     /// Packets taken per rx call.
     pub batch_size: usize,
+    /// Insert into the EMC with probability 1/N (1: always, 0: never).
+    pub emc_insert_inv_prob: u32,
+    /// Remove megaflows idle this long (ms; 0: never).
+    pub max_idle_ms: u64,
 }
 
 impl Default for PmdConfig {
@@ -41,6 +56,82 @@ impl Default for PmdConfig {
             emc_entries: DEFAULT_EMC_ENTRIES,
             max_flows: DEFAULT_MAX_FLOWS,
             batch_size: BATCH_SIZE,
+            emc_insert_inv_prob: DEFAULT_EMC_INSERT_INV_PROB,
+            max_idle_ms: DEFAULT_MAX_IDLE_MS,
+        }
+    }
+}
+
+/// The slow path's change counters and what this PMD has applied of them.
+struct Watch {
+    inv: Arc<Invalidations>,
+    seen: Seen,
+    /// Scratch for the tags of one sync (kept to spare an allocation).
+    tags: Vec<u64>,
+}
+
+/// What one [`Watch::sync`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Synced {
+    /// Nothing had changed.
+    Nothing,
+    /// The flows holding the tags now in `Watch::tags` were removed.
+    Tags,
+    /// Every flow was dropped.
+    Flushed,
+}
+
+impl Watch {
+    /// Apply the slow path's changes since the last call to `megaflow`.
+    #[inline]
+    fn sync(&mut self, megaflow: &mut MegaflowCache, stats: &mut PmdStats) -> Synced {
+        let now = self.inv.now();
+        if now == self.seen {
+            return Synced::Nothing;
+        }
+        if now.epoch == self.seen.epoch {
+            if let Some(seq) = self.inv.tags_since(self.seen.seq, &mut self.tags) {
+                self.seen.seq = seq;
+                stats.flows_invalidated += megaflow.invalidate_tags(&self.tags) as u64;
+                return Synced::Tags;
+            }
+            // Fell behind the tag log: only a flush is sure to be right.
+        }
+        self.seen = now;
+        megaflow.bump_generation();
+        stats.flushes += 1;
+        Synced::Flushed
+    }
+
+    /// May a reply translated at `at` (with dependencies `deps`) be cached,
+    /// given what the last sync applied? Not when a full flush came after the
+    /// translation, or a tag it depended on was invalidated after it.
+    fn still_valid(&self, synced: Synced, at: Seen, deps: &[u64]) -> bool {
+        if at.epoch != self.seen.epoch {
+            return false;
+        }
+        if at.seq == self.seen.seq {
+            return true;
+        }
+        // Tags came after the translation. The last sync started before it
+        // (at the poll's start) and ended after it, so its tags cover them.
+        synced == Synced::Tags && !deps.iter().any(|d| self.tags.binary_search(d).is_ok())
+    }
+}
+
+/// xorshift64: the EMC's coin, cheap and good enough for sampling.
+#[inline(always)]
+fn coin(state: &mut u64, inv_prob: u32) -> bool {
+    match inv_prob {
+        0 => false,
+        1 => true,
+        n => {
+            let mut x = *state;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *state = x;
+            x % n as u64 == 0
         }
     }
 }
@@ -62,19 +153,20 @@ pub struct Pmd<U: Upcall> {
     now_ms: u64,
     polls: u64,
     batch_size: usize,
-    /// The slow path's change counter and the value last seen (see `watch_epoch`).
-    epoch: Option<(Arc<AtomicU64>, u64)>,
+    emc_insert_inv_prob: u32,
+    max_idle_ms: u64,
+    last_expiry_ms: u64,
+    rng: u64,
+    /// The slow path's change counters (see `watch`).
+    watch: Option<Watch>,
 }
 
-/// Flush the megaflow generation when the slow path's epoch moved.
+/// Apply the slow path's changes, if a slow path is watched.
 #[inline]
-fn sync_epoch(epoch: &mut Option<(Arc<AtomicU64>, u64)>, megaflow: &mut MegaflowCache) {
-    if let Some((e, seen)) = epoch {
-        let now = e.load(Ordering::Acquire);
-        if now != *seen {
-            *seen = now;
-            megaflow.bump_generation();
-        }
+fn sync(watch: &mut Option<Watch>, megaflow: &mut MegaflowCache, stats: &mut PmdStats) -> Synced {
+    match watch {
+        Some(w) => w.sync(megaflow, stats),
+        None => Synced::Nothing,
     }
 }
 
@@ -97,7 +189,11 @@ impl<U: Upcall> Pmd<U> {
             now_ms: 0,
             polls: 0,
             batch_size,
-            epoch: None,
+            emc_insert_inv_prob: config.emc_insert_inv_prob,
+            max_idle_ms: config.max_idle_ms,
+            last_expiry_ms: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            watch: None,
         }
     }
 
@@ -145,6 +241,29 @@ impl<U: Upcall> Pmd<U> {
             .map(|s| lock_port(&s.port).stats())
     }
 
+    /// The ports this PMD receives from (shared handles, nothing read).
+    pub fn polled_ports(&self) -> Vec<(PortNo, SharedPort)> {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|s| s.poll_rx)
+                    .map(|s| (i as PortNo, s.port.clone()))
+            })
+            .collect()
+    }
+
+    /// Wake-up descriptors of the ports this PMD receives from.
+    pub fn poll_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.ports
+            .iter()
+            .flatten()
+            .filter(|s| s.poll_rx)
+            .filter_map(|s| lock_port(&s.port).poll_fd())
+            .collect()
+    }
+
     /// The attached ports.
     pub fn port_info(&self) -> Vec<PortInfo> {
         self.ports
@@ -171,13 +290,18 @@ impl<U: Upcall> Pmd<U> {
         self.flush_caches();
     }
 
-    /// Follow the slow path's change counter: whenever it moves (rules, ports
-    /// or MAC table changed), every cached flow is invalidated before the next
-    /// lookup, and after an upcall before its flow is installed. So the packet
+    /// Follow the slow path's changes: a full flush drops every cached flow,
+    /// an invalidated tag the flows that carry it, before the next lookup and,
+    /// after an upcall, before its flow is installed (which is skipped when
+    /// something the translation depended on changed since). So the packet
     /// after a change always sees the new state.
-    pub fn watch_epoch(&mut self, epoch: Arc<AtomicU64>) {
-        let v = epoch.load(Ordering::Acquire);
-        self.epoch = Some((epoch, v));
+    pub fn watch(&mut self, inv: Arc<Invalidations>) {
+        let seen = inv.now();
+        self.watch = Some(Watch {
+            inv,
+            seen,
+            tags: Vec::new(),
+        });
     }
 
     /// Send a frame the slow path built (an ARP request, say) out of `port`;
@@ -241,10 +365,14 @@ impl<U: Upcall> Pmd<U> {
     pub fn poll_once(&mut self) -> usize {
         self.now_ms = self.clock.elapsed().as_millis() as u64;
         self.polls += 1;
-        sync_epoch(&mut self.epoch, &mut self.megaflow);
+        sync(&mut self.watch, &mut self.megaflow, &mut self.stats);
         if self.polls % MAINTENANCE_POLLS == 0 {
             self.megaflow.rank_subtables();
             self.megaflow.purge_stale();
+        }
+        if self.max_idle_ms > 0 && self.now_ms >= self.last_expiry_ms + EXPIRY_INTERVAL_MS {
+            self.last_expiry_ms = self.now_ms;
+            self.stats.flows_expired += self.megaflow.expire(self.now_ms, self.max_idle_ms) as u64;
         }
         // Backpressure: while any port still holds unsent frames from earlier
         // batches, retry those first and take no more than fits.
@@ -328,9 +456,12 @@ impl<U: Upcall> Pmd<U> {
             recirc,
             stats,
             now_ms,
-            epoch,
+            watch,
+            rng,
+            emc_insert_inv_prob,
             ..
         } = self;
+        let inv_prob = *emc_insert_inv_prob;
         let now = *now_ms;
         let input = if recirculated { recirc_in } else { rx };
         let mut key = FlowKey::default();
@@ -352,14 +483,26 @@ impl<U: Upcall> Pmd<U> {
             } else if let Some(f) = megaflow.lookup(&key) {
                 stats.megaflow_hits += 1;
                 f.record(1, len, now);
-                emc.insert(key, hash, f.clone(), gen);
+                if coin(rng, inv_prob) {
+                    emc.insert(key, hash, f.clone(), gen);
+                }
                 &f.actions
             } else {
                 stats.upcalls += 1;
                 let reply = upcall.upcall(&key, pkt);
-                // The upcall may have changed slow-path state (MAC learning, learn
-                // actions): drop what was cached under the old state first.
-                sync_epoch(epoch, megaflow);
+                // The upcall (or another thread meanwhile) may have changed
+                // slow-path state: drop what was cached under the old state
+                // first, and cache this reply only if it is still right.
+                let synced = sync(watch, megaflow, stats);
+                let reply = reply.map(|mut r| {
+                    if let (Some(w), Some(at)) = (watch.as_ref(), r.seen) {
+                        if r.cacheable && !w.still_valid(synced, at, &r.deps) {
+                            r.cacheable = false;
+                            stats.upcalls_stale += 1;
+                        }
+                    }
+                    r
+                });
                 match reply {
                     Err(e) => {
                         tracing::debug!(%e, "upcall failed");
@@ -374,10 +517,18 @@ impl<U: Upcall> Pmd<U> {
                         // exactly on in_port and recirc_id.
                         reply.mask.set_exact(Field::InPort);
                         reply.mask.set_exact(Field::RecircId);
-                        installed = megaflow.insert(&key, reply.mask, reply.actions.into(), now);
+                        installed = megaflow.insert_with_deps(
+                            &key,
+                            reply.mask,
+                            reply.actions.into(),
+                            &reply.deps,
+                            now,
+                        );
                         installed.set_tag(reply.tag);
                         installed.record(1, len, now);
-                        emc.insert(key, hash, installed.clone(), megaflow.generation());
+                        if coin(rng, inv_prob) {
+                            emc.insert(key, hash, installed.clone(), megaflow.generation());
+                        }
                         &installed.actions
                     }
                     Ok(reply) => {

@@ -23,6 +23,16 @@ pub struct PmdStats {
     pub idle_polls: u64,
     /// Rx batches processed.
     pub batches: u64,
+    /// Full cache flushes the slow path asked for (rule, port, option changes).
+    pub flushes: u64,
+    /// Cached flows removed because a tag they depended on was invalidated
+    /// (a MAC learned, moved or forgotten).
+    pub flows_invalidated: u64,
+    /// Megaflows removed for being idle longer than `max-idle`.
+    pub flows_expired: u64,
+    /// Upcall replies not cached because the slow path changed something
+    /// they depended on while they were being translated.
+    pub upcalls_stale: u64,
     /// Drops, by reason.
     pub drops: DropCounters,
 }

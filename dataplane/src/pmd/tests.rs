@@ -41,6 +41,8 @@ fn setup() -> (Pmd<StaticL2>, StaticL2, Vec<MemoryPortHandle>) {
             emc_entries: 64,
             max_flows: 64,
             batch_size: 8,
+            emc_insert_inv_prob: 1,
+            ..PmdConfig::default()
         },
     );
     let mut hs = Vec::new();
@@ -199,7 +201,13 @@ fn geneve_encap_on_one_node_decaps_on_the_other() {
             Ok(UpcallReply::new(a, m))
         }
     }
-    let mut remote = Pmd::new(Remote, PmdConfig::default());
+    let mut remote = Pmd::new(
+        Remote,
+        PmdConfig {
+            emc_insert_inv_prob: 1,
+            ..PmdConfig::default()
+        },
+    );
     let (u, uh) = MemoryPort::new("underlay");
     let (vm, vmh) = MemoryPort::new("vm");
     remote.add_port(0, Box::new(u));
@@ -249,13 +257,13 @@ fn full_tx_queue_is_backpressure_not_loss() {
 #[test]
 fn an_epoch_change_flushes_before_the_next_packet() {
     let (mut pmd, up, hs) = setup();
-    let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    pmd.watch_epoch(epoch.clone());
+    let inv = Arc::new(crate::cache::Invalidations::new());
+    pmd.watch(inv.clone());
     up.fdb.lock().unwrap().insert(MAC_B, vec![Action::Output(1)]);
     hs[0].inject(&udp4_min());
     pmd.poll_once();
     up.fdb.lock().unwrap().insert(MAC_B, vec![Action::Output(2)]);
-    epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
+    inv.flush_all();
     hs[0].inject(&udp4_min());
     pmd.poll_once();
     assert_eq!(hs[2].take_sent().len(), 1);

@@ -3,10 +3,12 @@
 //! between batches, so the packet path never takes a lock.
 
 use super::{Pmd, PmdConfig, PmdStats, Upcall};
-use crate::port::{wait_readable, Port, PortNo, PortStats, SharedPort};
+use crate::cache::{DpFlow, Invalidations};
+use crate::port::{lock_port, wait_readable, Port, PortNo, PortStats, SharedPort};
 use crate::tunnel::GeneveOptMap;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,25 +41,50 @@ impl PollMode {
     };
 }
 
-/// One datapath flow as `dpctl dump-flows` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One datapath flow as `dpctl dump-flows` shows it: a handle on the cached
+/// flow, formatted by whoever reads it (never by the PMD thread).
+#[derive(Clone, Debug)]
 pub struct FlowDump {
-    /// `key(...)` fields under the mask.
-    pub matches: String,
-    /// Actions, in datapath syntax.
-    pub actions: String,
-    /// Packets.
-    pub packets: u64,
-    /// Bytes.
-    pub bytes: u64,
-    /// Milliseconds since the last hit.
-    pub idle_ms: u64,
-    /// The slow path's tag (see [`super::UpcallReply::tag`]).
-    pub tag: u64,
+    flow: Arc<DpFlow>,
+    now_ms: u64,
 }
 
-/// What a PMD reports when asked.
-#[derive(Clone, Debug, Default)]
+impl FlowDump {
+    /// `key(...)` fields under the mask.
+    pub fn matches(&self) -> String {
+        let mut m = String::new();
+        let _ = self.flow.key.fmt_masked(Some(&self.flow.mask), &mut m);
+        m
+    }
+    /// Actions, in datapath syntax.
+    pub fn actions(&self) -> String {
+        if self.flow.actions.is_empty() {
+            return "drop".to_string();
+        }
+        let a: Vec<String> = self.flow.actions.iter().map(|a| a.to_string()).collect();
+        a.join(",")
+    }
+    /// Packets.
+    pub fn packets(&self) -> u64 {
+        self.flow.stats.packets()
+    }
+    /// Bytes.
+    pub fn bytes(&self) -> u64 {
+        self.flow.stats.bytes()
+    }
+    /// Milliseconds since the last hit (when the snapshot was taken).
+    pub fn idle_ms(&self) -> u64 {
+        self.now_ms.saturating_sub(self.flow.stats.used_ms())
+    }
+    /// The slow path's tag (see [`super::UpcallReply::tag`]).
+    pub fn tag(&self) -> u64 {
+        self.flow.tag()
+    }
+}
+
+/// What a PMD reports when asked. Taking it costs the PMD a copy of its
+/// counters and one reference per flow and port: no formatting, no syscall.
+#[derive(Clone, Default)]
 pub struct PmdSnapshot {
     /// Thread id (0..N).
     pub id: usize,
@@ -67,12 +94,26 @@ pub struct PmdSnapshot {
     pub busy: Duration,
     /// Time spent in empty polls and sleeping.
     pub idle: Duration,
-    /// Ports with their counters.
-    pub ports: Vec<(PortNo, String, PortStats)>,
+    /// The ports this PMD polls (read their counters with [`Self::port_stats`]).
+    pub ports: Vec<(PortNo, SharedPort)>,
     /// Valid megaflows.
     pub flows: Vec<FlowDump>,
     /// EMC entries in use.
     pub emc_entries: usize,
+}
+
+impl PmdSnapshot {
+    /// (number, name, counters) of each polled port, read in the caller's
+    /// thread (a device's counters may take a syscall).
+    pub fn port_stats(&self) -> Vec<(PortNo, String, PortStats)> {
+        self.ports
+            .iter()
+            .map(|(no, p)| {
+                let p = lock_port(p);
+                (*no, p.name().to_string(), p.stats())
+            })
+            .collect()
+    }
 }
 
 /// Commands a PMD applies between batches.
@@ -106,15 +147,15 @@ pub struct PmdThread {
 }
 
 impl PmdThread {
-    /// Start a PMD thread `id` with slow path `upcall`. `epoch`, when given, is
-    /// the slow path's change counter (see [`Pmd::watch_epoch`]); `cpu` pins the
+    /// Start a PMD thread `id` with slow path `upcall`. `inv`, when given, is
+    /// the slow path's change counters (see [`Pmd::watch`]); `cpu` pins the
     /// thread.
     pub fn spawn<U: Upcall + 'static>(
         id: usize,
         upcall: U,
         config: PmdConfig,
         mode: PollMode,
-        epoch: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+        inv: Option<Arc<Invalidations>>,
         cpu: Option<usize>,
     ) -> std::io::Result<PmdThread> {
         let (tx, rx) = unbounded();
@@ -125,8 +166,8 @@ impl PmdThread {
                     pin_to_cpu(c);
                 }
                 let mut pmd = Pmd::new(upcall, config);
-                if let Some(e) = epoch {
-                    pmd.watch_epoch(e);
+                if let Some(i) = inv {
+                    pmd.watch(i);
                 }
                 run(id, pmd, rx, mode);
             })?;
@@ -191,31 +232,14 @@ fn pin_to_cpu(cpu: usize) {
 
 fn snapshot<U: Upcall>(id: usize, pmd: &Pmd<U>, busy: Duration, idle: Duration) -> PmdSnapshot {
     let gen = pmd.megaflow().generation();
-    let now = pmd.now_ms();
+    let now_ms = pmd.now_ms();
     let flows = pmd
         .megaflow()
         .iter()
         .filter(|f| f.is_valid(gen))
-        .map(|f| {
-            let mut matches = String::new();
-            let _ = f.key.fmt_masked(Some(&f.mask), &mut matches);
-            let actions = if f.actions.is_empty() {
-                "drop".to_string()
-            } else {
-                f.actions
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            FlowDump {
-                matches,
-                actions,
-                packets: f.stats.packets(),
-                bytes: f.stats.bytes(),
-                idle_ms: now.saturating_sub(f.stats.used_ms()),
-                tag: f.tag(),
-            }
+        .map(|f| FlowDump {
+            flow: f.clone(),
+            now_ms,
         })
         .collect();
     PmdSnapshot {
@@ -223,12 +247,7 @@ fn snapshot<U: Upcall>(id: usize, pmd: &Pmd<U>, busy: Duration, idle: Duration) 
         stats: pmd.stats().clone(),
         busy,
         idle,
-        ports: pmd
-            .port_info()
-            .into_iter()
-            .filter(|p| p.polled)
-            .map(|p| (p.no, p.name, p.stats))
-            .collect(),
+        ports: pmd.polled_ports(),
         flows,
         emc_entries: pmd.emc().len(gen),
     }
@@ -263,12 +282,7 @@ fn run<U: Upcall>(id: usize, mut pmd: Pmd<U>, rx: Receiver<PmdCommand>, mode: Po
                 }
                 PmdCommand::Stop => return,
             }
-            fds = pmd
-                .port_info()
-                .iter()
-                .filter(|p| p.polled)
-                .filter_map(|p| p.poll_fd)
-                .collect();
+            fds = pmd.poll_fds();
         }
         let t0 = Instant::now();
         let n = pmd.poll_once();
@@ -337,11 +351,11 @@ mod tests {
             assert_eq!(s.stats.rx_packets, 100);
             assert_eq!(s.stats.upcalls, 1);
             assert_eq!(s.flows.len(), 1);
-            assert_eq!(s.flows[0].packets, 100);
+            assert_eq!(s.flows[0].packets(), 100);
             assert!(
-                s.flows[0].matches.contains("in_port(0x0)"),
+                s.flows[0].matches().contains("in_port(0x0)"),
                 "{}",
-                s.flows[0].matches
+                s.flows[0].matches()
             );
             assert_eq!(s.ports.len(), 2);
             t.send(PmdCommand::FlushCaches);

@@ -3,6 +3,7 @@
 //! packet through its rule tables.
 
 use crate::action::Action;
+use crate::cache::Seen;
 use crate::flow::{FlowKey, FlowMask};
 use crate::packet::PacketBuf;
 use crate::port::PortNo;
@@ -26,6 +27,13 @@ pub struct UpcallReply {
     /// Opaque number stored with the cached flow, so the slow path can later
     /// credit the flow's packet counts to what produced it (0 = none).
     pub tag: u64,
+    /// Tags of what the decision depended on (see
+    /// [`crate::cache::Invalidations`]); invalidating one removes the flow.
+    pub deps: Vec<u64>,
+    /// The slow path's change counters right after the translation (read
+    /// under its lock). The PMD caches the reply only if nothing it depended
+    /// on changed since, as OVS checks `reval_seq` before installing.
+    pub seen: Option<Seen>,
 }
 
 impl UpcallReply {
@@ -37,6 +45,8 @@ impl UpcallReply {
             cacheable: true,
             packets_out: Vec::new(),
             tag: 0,
+            deps: Vec::new(),
+            seen: None,
         }
     }
 }
