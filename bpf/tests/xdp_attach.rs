@@ -66,7 +66,7 @@ fn is_root() -> bool {
 }
 
 #[test]
-fn xdp_pass_keeps_the_interface_usable_and_detaches_on_drop() {
+fn root_xdp_pass_keeps_the_interface_usable_and_detaches_on_drop() {
     if !is_root() {
         assert!(
             std::env::var_os("CI").is_none(),

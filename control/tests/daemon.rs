@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::rvs_at;
+
 struct Daemon {
     child: Option<Child>,
     dir: Option<tempfile::TempDir>,
@@ -71,20 +74,6 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
-}
-
-fn rvs_at(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .arg("--run-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn ok(d: &Daemon, args: &[&str]) -> String {

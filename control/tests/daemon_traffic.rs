@@ -4,19 +4,12 @@
 //! `kill -9` + restart forwards again with the same configuration and the same
 //! port numbers (rules saved as `output:3` still reach the port that was 3).
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn sh(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{rvs_ok, spawn_daemon};
+use rvs_dataplane::testing::netns::sh;
 
 struct Lab {
     p: String,
@@ -30,44 +23,11 @@ impl Lab {
     }
 
     fn start_daemon(&mut self) {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns("sw"),
-                env!("CARGO_BIN_EXE_rvs"),
-                "--run-dir",
-            ])
-            .arg(self.dir.path())
-            .args(["daemon", "--metrics", "off", "--db"])
-            .arg(self.dir.path().join("conf.json"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        let sock = self.dir.path().join("rvs.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.daemon = Some(spawn_daemon(Some(&self.ns("sw")), self.dir.path()));
     }
 
     fn rvs(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
-            .arg("--run-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rvs {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        rvs_ok(self.dir.path(), args)
     }
 
     fn ping(&self) -> bool {
@@ -109,15 +69,8 @@ impl Drop for Lab {
 }
 
 #[test]
-fn daemon_forwards_counts_and_survives_kill9() {
-    // Root check with `id -u`: no FFI needed in this test.
-    let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
-    if uid.trim() != "0" {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must not be skipped there"
-        );
-        eprintln!("skipped: needs root");
+fn root_daemon_forwards_counts_and_survives_kill9() {
+    if !rvs_dataplane::testing::netns::root_or_skip("daemon_forwards_counts_and_survives_kill9") {
         return;
     }
     let mut lab = Lab {

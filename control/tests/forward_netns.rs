@@ -7,19 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn sh(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run command");
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use rvs_dataplane::testing::netns::sh;
 
 fn ns_run(ns: &str, args: &[&str]) -> Output {
     Command::new("ip")
@@ -187,21 +175,7 @@ impl Drop for Lab {
 }
 
 fn root_or_skip() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must not be skipped there"
-        );
-        eprintln!("skipped: needs root (namespaces, XDP)");
-    }
-    root
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+    rvs_dataplane::testing::netns::root_or_skip("forward_netns")
 }
 
 fn forward_through(ty: &str, tag: &str, opts: &str, endpoints_offload: bool, extra: &[&str]) {
@@ -232,24 +206,24 @@ fn forward_through(ty: &str, tag: &str, opts: &str, endpoints_offload: bool, ext
 }
 
 #[test]
-fn afxdp_forwarding_and_kill() {
+fn root_afxdp_forwarding_and_kill() {
     forward_through("afxdp", "x", "", false, &[]);
 }
 
 #[test]
-fn afpacket_forwarding_and_kill() {
+fn root_afpacket_forwarding_and_kill() {
     forward_through("afpacket", "p", "", false, &[]);
 }
 
 /// Endpoints keep tx checksum offload on; rvs completes the checksums.
 #[test]
-fn afxdp_completes_checksums_for_offloading_endpoints() {
+fn root_afxdp_completes_checksums_for_offloading_endpoints() {
     forward_through("afxdp", "c", ",csum", true, &[]);
 }
 
 /// Two PMD threads, each polling one port and sending to both.
 #[test]
-fn afxdp_with_two_pmd_threads() {
+fn root_afxdp_with_two_pmd_threads() {
     forward_through(
         "afxdp",
         "t",

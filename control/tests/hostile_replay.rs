@@ -13,6 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{rvs_ok, spawn_daemon};
+
 fn set16(f: &mut [u8], at: usize, v: u16) {
     f[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
@@ -129,24 +132,9 @@ impl Drop for Daemon {
     }
 }
 
-fn rvs(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .arg("--run-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rvs {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn drops(dir: &Path) -> BTreeMap<String, u64> {
-    let v: serde_json::Value = serde_json::from_str(&rvs(dir, &["--format", "json", "pmd-stats"])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&rvs_ok(dir, &["--format", "json", "pmd-stats"])).unwrap();
     let mut m = BTreeMap::new();
     for p in v.as_array().unwrap() {
         for (k, n) in p["drops"].as_object().unwrap() {
@@ -171,29 +159,14 @@ fn replay(kind: &str) {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon(
-        Command::new("ip")
-            .args(["netns", "exec", &sw, env!("CARGO_BIN_EXE_rvs"), "--run-dir"])
-            .arg(dir.path())
-            .args(["daemon", "--metrics", "off", "--db"])
-            .arg(dir.path().join("conf.json"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(dir.path().join("rvs.sock")).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let d = Daemon(spawn_daemon(Some(&sw), dir.path()));
     let p = dir.path();
-    rvs(p, &["add-br", "br0"]);
-    rvs(p, &["add-port", "br0", &sa, &format!("type={kind}")]);
-    rvs(p, &["add-port", "br0", &sb, &format!("type={kind}")]);
+    rvs_ok(p, &["add-br", "br0"]);
+    rvs_ok(p, &["add-port", "br0", &sa, &format!("type={kind}")]);
+    rvs_ok(p, &["add-port", "br0", &sb, &format!("type={kind}")]);
     // One way, no learning: what arrives on sa goes to sb as it is.
-    rvs(p, &["del-flows", "br0"]);
-    rvs(
+    rvs_ok(p, &["del-flows", "br0"]);
+    rvs_ok(
         p,
         &["add-flow", "br0", &format!("in_port={sa},actions=output:{sb}")],
     );
@@ -290,7 +263,7 @@ fn replay(kind: &str) {
     assert_eq!(got, want_drops, "{kind}: drops by reason");
     let delivered = read_pcap(&captured);
     if delivered.len() != want_delivered.len() {
-        eprintln!("{}\n{}", rvs(p, &["pmd-stats"]), rvs(p, &["port-stats"]));
+        eprintln!("{}\n{}", rvs_ok(p, &["pmd-stats"]), rvs_ok(p, &["port-stats"]));
     }
     assert_eq!(
         delivered.len(),
@@ -303,19 +276,19 @@ fn replay(kind: &str) {
         assert_eq!(got, *want, "{kind}: valid frame {i} changed on the way");
     }
     // Alive and answering.
-    assert!(rvs(p, &["show"]).contains("Bridge br0"));
+    assert!(rvs_ok(p, &["show"]).contains("Bridge br0"));
     drop(d);
 }
 
 #[test]
-fn hostile_pcap_through_afxdp_ports() {
+fn root_hostile_pcap_through_afxdp_ports() {
     if root_or_skip("hostile_pcap_through_afxdp_ports") {
         replay("afxdp");
     }
 }
 
 #[test]
-fn hostile_pcap_through_afpacket_ports() {
+fn root_hostile_pcap_through_afpacket_ports() {
     if root_or_skip("hostile_pcap_through_afpacket_ports") {
         replay("afpacket");
     }

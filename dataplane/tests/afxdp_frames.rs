@@ -29,13 +29,8 @@ fn sh(args: &[&str]) {
 }
 
 #[test]
-fn ten_million_frames_and_no_frame_leaks() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must not be skipped there"
-        );
-        eprintln!("skipped: needs root");
+fn root_ten_million_frames_and_no_frame_leaks() {
+    if !rvs_dataplane::testing::netns::root_or_skip("ten_million_frames_and_no_frame_leaks") {
         return;
     }
     let ns = Ns(format!("rvsu{}", std::process::id() % 100_000));

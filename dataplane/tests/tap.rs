@@ -26,13 +26,8 @@ fn ip(args: &[&str]) {
 }
 
 #[test]
-fn tap_port_talks_to_the_kernel() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must not be skipped there"
-        );
-        eprintln!("skipped: needs root");
+fn root_tap_port_talks_to_the_kernel() {
+    if !rvs_dataplane::testing::netns::root_or_skip("tap_port_talks_to_the_kernel") {
         return;
     }
     let ns = Ns(format!("rvst{}", std::process::id() % 100_000));

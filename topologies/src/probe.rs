@@ -106,10 +106,24 @@ pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfRe
         .spawn(&["ip", "netns", "exec", &lab.ns(server), "iperf3", "-s", "-1"])?;
     let t = secs.to_string();
     let argv = ["iperf3", "-c", sip.as_str(), "-t", t.as_str(), "-J"];
+    // Connect only once the server listens (a loaded machine can take a
+    // while to start it; connecting early is "Connection refused").
+    let listening = ["ss", "-Hltn", "sport = :5201"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !lab
+        .exec(server, &listening)
+        .is_ok_and(|out| !out.trim().is_empty())
+    {
+        lab.sh.check()?;
+        if std::time::Instant::now() > deadline {
+            let _ = srv.kill();
+            let _ = srv.wait();
+            bail!("iperf3 server in {server} did not listen within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut last = None;
-    // The server needs a moment to listen.
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..3 {
         match lab.exec(client, &argv) {
             Ok(out) => {
                 last = Some(Ok(out));
@@ -118,6 +132,7 @@ pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfRe
             Err(e) => last = Some(Err(e)),
         }
         lab.sh.check()?;
+        std::thread::sleep(Duration::from_millis(100));
     }
     let _ = srv.kill();
     let _ = srv.wait();

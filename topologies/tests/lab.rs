@@ -12,24 +12,9 @@ use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Skip outside CI when not root; never skip in CI (CI runs as root).
 fn root_or_skip() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs as root: this test must not be skipped there"
-    );
-    eprintln!("skipped: needs root (namespaces, XDP)");
-    false
+    rvs_dataplane::testing::netns::root_or_skip("rvs-lab")
 }
 
 fn topology(name: &str) -> PathBuf {
@@ -160,7 +145,7 @@ fn up_test_down(file: &str, name: &str, prefix: &str, extra: &[&str]) {
 }
 
 #[test]
-fn the_rvs_lab_works_and_leaves_nothing_behind() {
+fn root_the_rvs_lab_works_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !root_or_skip() {
         return;
@@ -177,7 +162,7 @@ fn the_rvs_lab_works_and_leaves_nothing_behind() {
 }
 
 #[test]
-fn the_linux_bridge_lab_works_and_leaves_nothing_behind() {
+fn root_the_linux_bridge_lab_works_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !root_or_skip() {
         return;
@@ -191,7 +176,7 @@ fn the_linux_bridge_lab_works_and_leaves_nothing_behind() {
 }
 
 #[test]
-fn a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
+fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !root_or_skip() {
         return;
@@ -261,7 +246,7 @@ fn a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
 }
 
 #[test]
-fn an_interrupted_run_cleans_up() {
+fn root_an_interrupted_run_cleans_up() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !root_or_skip() {
         return;

@@ -43,7 +43,7 @@ pub fn open_device(
         "afxdp" => {
             let mut qs: Vec<Box<dyn Port>> = Vec::new();
             for q in 0..queues {
-                let mut cfg = AfXdpConfig::new(ifname);
+                let mut cfg = AfXdpConfig::for_interface(ifname);
                 cfg.queue = q;
                 match AfXdpPort::open(&cfg, progs.get(ifname).cloned()) {
                     Ok(p) => {

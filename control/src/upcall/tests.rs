@@ -290,23 +290,30 @@ fn rule_text() -> impl Strategy<Value = String> {
     })
 }
 
+/// (in port 1..=3, src MAC 1..4, dst 0 = broadcast or MAC 1..4, nw, tp, VLAN).
+fn frame_of(spec: (u8, u8, u8, u8, u16, bool)) -> Vec<u8> {
+    let (_, src, d, n, p, vlan) = spec;
+    let mut f = udp4(
+        mac(src),
+        mac(d),
+        [198, 18, 1, 1],
+        [198, 18, n, n],
+        1000,
+        80 + p,
+        4,
+    );
+    if d == 0 {
+        f[..6].copy_from_slice(&[0xff; 6]);
+    }
+    if vlan {
+        f = rvs_dataplane::testing::with_vlan(&f, 0x8100, 1);
+    }
+    f
+}
+
 fn packet() -> impl Strategy<Value = FlowKey> {
     (1u32..4, 0u8..4, 0u8..4, 0u16..3, any::<bool>(), 0u8..3).prop_map(|(inp, d, n, p, vlan, src)| {
-        let mut f = udp4(
-            mac(src),
-            mac(d),
-            [198, 18, 1, 1],
-            [198, 18, n, n],
-            1000,
-            80 + p,
-            4,
-        );
-        if d == 0 {
-            f[0] = 0xff; // broadcast
-        }
-        if vlan {
-            f = rvs_dataplane::testing::with_vlan(&f, 0x8100, 1);
-        }
+        let f = frame_of((0, src, d, n, p, vlan));
         FlowKey::extract(
             &f,
             &PacketMeta {
@@ -516,27 +523,6 @@ fn rule_or_normal_or_learn() -> impl Strategy<Value = String> {
             p % 100
         )),
     ]
-}
-
-/// (in port 1..=3, src MAC 1..4, dst 0 = broadcast or MAC 1..4, nw, tp, VLAN).
-fn frame_of(spec: (u8, u8, u8, u8, u16, bool)) -> Vec<u8> {
-    let (_, src, d, n, p, vlan) = spec;
-    let mut f = udp4(
-        mac(src),
-        mac(d),
-        [198, 18, 1, 1],
-        [198, 18, n, n],
-        1000,
-        80 + p,
-        4,
-    );
-    if d == 0 {
-        f[..6].copy_from_slice(&[0xff; 6]);
-    }
-    if vlan {
-        f = rvs_dataplane::testing::with_vlan(&f, 0x8100, 1);
-    }
-    f
 }
 
 proptest! {

@@ -31,6 +31,8 @@ pub struct AfXdpConfig {
     pub queue: u32,
     /// UMEM frames (half are kept on the fill ring).
     pub frames: u32,
+    /// Bytes per UMEM frame: 2048 or 4096 (see [`AfXdpConfig::for_interface`]).
+    pub frame_size: u32,
     /// Ask for zero-copy (fails on drivers without it, such as veth).
     pub zero_copy: bool,
     /// Force an XDP attach mode (default: native, else generic).
@@ -38,15 +40,40 @@ pub struct AfXdpConfig {
 }
 
 impl AfXdpConfig {
-    /// Defaults for `ifname` queue 0: 4096 frames, copy mode.
+    /// Defaults for `ifname` queue 0: 4096 frames of 4 KiB, copy mode.
     pub fn new(ifname: &str) -> Self {
         AfXdpConfig {
             ifname: ifname.into(),
             queue: 0,
             frames: 4096,
+            frame_size: 4096,
             zero_copy: false,
             xdp_mode: None,
         }
+    }
+
+    /// Defaults with the frame size the interface's MTU needs: 2 KiB frames
+    /// (half the UMEM) when a frame of that MTU with two VLAN tags fits behind
+    /// the kernel's 256-byte XDP headroom, else 4 KiB.
+    pub fn for_interface(ifname: &str) -> Self {
+        let mtu = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
+            .ok()
+            .and_then(|m| m.trim().parse::<u32>().ok());
+        AfXdpConfig {
+            frame_size: frame_size_for_mtu(mtu),
+            ..AfXdpConfig::new(ifname)
+        }
+    }
+}
+
+/// The kernel keeps this much headroom in front of every received frame.
+const XDP_PACKET_HEADROOM: u32 = 256;
+
+/// UMEM frame size for an interface MTU (unknown: the larger).
+pub fn frame_size_for_mtu(mtu: Option<u32>) -> u32 {
+    match mtu {
+        Some(m) if m + 14 + 8 + XDP_PACKET_HEADROOM <= 2048 => 2048,
+        _ => 4096,
     }
 }
 
@@ -67,7 +94,6 @@ pub struct AfXdpStats {
     pub kernel_fill_empty: u64,
 }
 
-const FRAME_SIZE: u32 = 4096;
 const FREE: u8 = 0;
 const KERNEL_RX: u8 = 1;
 const KERNEL_TX: u8 = 2;
@@ -143,6 +169,7 @@ pub struct AfXdpPort {
     /// Frames on the tx ring + completion ring.
     in_tx: u32,
     frames: u32,
+    frame_size: u32,
     queue: u32,
     zero_copy: bool,
     name: String,
@@ -165,11 +192,12 @@ impl AfXdpPort {
     /// (or reusing `prog` when another queue of the interface attached it).
     pub fn open(cfg: &AfXdpConfig, prog: Option<Arc<XskRedirect>>) -> io::Result<AfXdpPort> {
         let frames = cfg.frames.clamp(64, 1 << 20);
-        let area = Area::new(frames as usize * FRAME_SIZE as usize)?;
+        let frame_size = if cfg.frame_size <= 2048 { 2048 } else { 4096 };
+        let area = Area::new(frames as usize * frame_size as usize)?;
         let ucfg = UmemConfig {
             fill_size: frames / 2,
             complete_size: frames / 2,
-            frame_size: FRAME_SIZE,
+            frame_size,
             headroom: 0,
             flags: 0,
         };
@@ -225,12 +253,13 @@ impl AfXdpPort {
             _umem: umem,
             area,
             prog,
-            free: (0..frames).map(|i| i as u64 * FRAME_SIZE as u64).collect(),
+            free: (0..frames).map(|i| i as u64 * frame_size as u64).collect(),
             owner: vec![FREE; frames as usize],
             frame_errors: 0,
             in_rx: 0,
             in_tx: 0,
             frames,
+            frame_size,
             queue: cfg.queue,
             zero_copy: cfg.zero_copy,
             name: cfg.ifname.clone(),
@@ -274,7 +303,7 @@ impl AfXdpPort {
     /// Record that frame `addr` moves from `from` to `to`.
     #[inline]
     fn mark(&mut self, addr: u64, from: u8, to: u8) {
-        let i = (addr / FRAME_SIZE as u64) as usize;
+        let i = (addr / self.frame_size as u64) as usize;
         match self.owner.get_mut(i) {
             Some(o) if *o == from => *o = to,
             Some(o) => {
@@ -322,7 +351,7 @@ impl AfXdpPort {
             let mut n = 0;
             let mut r = self.device.complete(self.in_tx.min(256));
             while let Some(addr) = r.read() {
-                done[n] = addr & !(FRAME_SIZE as u64 - 1);
+                done[n] = addr & !(self.frame_size as u64 - 1);
                 n += 1;
             }
             r.release();
@@ -372,7 +401,7 @@ impl Port for AfXdpPort {
                 self.stats.rx_errors += 1;
             }
             got_frames += 1;
-            self.free.push(addr & !(FRAME_SIZE as u64 - 1));
+            self.free.push(addr & !(self.frame_size as u64 - 1));
             self.in_rx -= 1;
         }
         r.release();
@@ -388,12 +417,25 @@ impl Port for AfXdpPort {
 
     fn tx(&mut self, batch: &mut Batch) -> usize {
         self.complete();
-        let mut sent = 0u32;
-        while sent < batch.len() as u32 {
+        // `done` frames from the front are handled: sent, or dropped whole for
+        // not fitting a UMEM frame (never truncated).
+        let (mut sent, mut done) = (0u32, 0u32);
+        let fits = |p: &crate::packet::PacketBuf, size: u32| p.len() <= size as usize;
+        while done < batch.len() as u32 {
+            while done < batch.len() as u32 && !fits(&batch.packets()[done as usize], self.frame_size) {
+                self.stats.tx_dropped += 1;
+                done += 1;
+            }
+            // The frames that fit, up to the next one that does not.
+            let fitting = batch.packets()[done as usize..]
+                .iter()
+                .take_while(|p| fits(p, self.frame_size))
+                .count() as u32;
+            if fitting == 0 {
+                break;
+            }
             // Reserve first: as many as there are free frames and ring slots.
-            let want = (batch.len() as u32 - sent)
-                .min(KICK_EVERY)
-                .min(self.free.len() as u32);
+            let want = fitting.min(KICK_EVERY).min(self.free.len() as u32);
             if want == 0 {
                 self.xdp.tx_ring_full += 1;
                 break;
@@ -411,9 +453,9 @@ impl Port for AfXdpPort {
                 options: 0,
             }; KICK_EVERY as usize];
             for (i, d) in descs.iter_mut().enumerate().take(cap as usize) {
-                let p = &batch.packets()[sent as usize + i];
+                let p = &batch.packets()[done as usize + i];
                 let addr = self.free.pop().expect("reserved above");
-                let len = p.len().min(FRAME_SIZE as usize);
+                let len = p.len();
                 if let Some(dst) = self.area.bytes_mut(addr, len) {
                     dst.copy_from_slice(&p.data()[..len]);
                 }
@@ -436,6 +478,7 @@ impl Port for AfXdpPort {
             }
             self.in_tx += n;
             sent += n;
+            done += n;
             // Copy mode sends only inside sendto(), at most 32 frames per call,
             // whatever the need_wakeup flag says: kick once per 32.
             if !self.zero_copy || self.tx.needs_wakeup() {
@@ -448,8 +491,8 @@ impl Port for AfXdpPort {
             }
         }
         self.stats.tx_packets += sent as u64;
-        batch.remove_front(sent as usize);
-        sent as usize
+        batch.remove_front(done as usize);
+        done as usize
     }
 
     fn stats(&self) -> PortStats {
@@ -470,5 +513,22 @@ impl Drop for AfXdpPort {
     fn drop(&mut self) {
         // Frames of this queue go to the kernel again (XDP_PASS) from now on.
         let _ = self.prog.unregister_socket(self.queue);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_size_follows_the_mtu() {
+        // 1500 + Ethernet + two tags + the kernel's headroom fit 2 KiB; so does
+        // the lab's 1600-byte underlay.
+        assert_eq!(frame_size_for_mtu(Some(1500)), 2048);
+        assert_eq!(frame_size_for_mtu(Some(1600)), 2048);
+        assert_eq!(frame_size_for_mtu(Some(1770)), 2048);
+        assert_eq!(frame_size_for_mtu(Some(1771)), 4096);
+        assert_eq!(frame_size_for_mtu(Some(9000)), 4096);
+        assert_eq!(frame_size_for_mtu(None), 4096);
     }
 }

@@ -84,7 +84,8 @@ pub trait Port: Send {
     /// Must not block.
     fn rx(&mut self, batch: &mut Batch) -> usize;
 
-    /// Send frames from the front of `batch`, removing those sent; returns how many.
+    /// Send frames from the front of `batch`, removing those sent (and those
+    /// dropped whole for not fitting the device); returns how many were removed.
     /// Frames that do not fit (ring full) stay in `batch` for the next call:
     /// a port applies backpressure, it does not drop.
     fn tx(&mut self, batch: &mut Batch) -> usize;
