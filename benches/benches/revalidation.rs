@@ -40,7 +40,7 @@ fn emc_thrash(c: &mut Criterion) {
 
 fn mac_flood(c: &mut Criterion) {
     let mut g = c.benchmark_group("mac_flood");
-    for every in [1u64, 16] {
+    for every in [1u64, 16, 64] {
         g.throughput(Throughput::Elements(every * BATCH_SIZE as u64));
         for mode in ["none", "tags", "flush_all"] {
             let (mut pmd, sw, p3) = l2_pmd();

@@ -36,6 +36,17 @@ pub struct TunnelRoute {
     pub remote_mac: Option<[u8; 6]>,
 }
 
+/// What a cached flow's translation went through, kept under the flow's tag:
+/// its packet counts are credited to these rules, and its traffic keeps these
+/// MAC-table entries young (OVS's xlate cache does both for its revalidators).
+#[derive(Clone, Debug, Default)]
+pub struct FlowOrigin {
+    /// The rules that matched.
+    pub rules: Vec<RuleRef>,
+    /// (bridge, VLAN, MAC, port) that NORMAL learned or refreshed.
+    pub macs: Vec<(String, u16, u64, u32)>,
+}
+
 /// A configuration change that was refused (nothing was changed).
 #[derive(Error, Debug, Clone, PartialEq, Eq)]
 pub enum SwitchError {
@@ -86,7 +97,7 @@ pub struct Switch {
     /// Tunnel endpoint addresses served by rvs, by underlay datapath port.
     pub vteps: BTreeMap<PortNo, Vtep>,
     /// Cached flow tag -> the rules its translation went through.
-    xcache: HashMap<u64, Vec<RuleRef>>,
+    xcache: HashMap<u64, FlowOrigin>,
     /// (PMD, tag) -> (packets, bytes) already credited.
     credited: HashMap<(usize, u64), (u64, u64)>,
     next_tag: u64,
@@ -549,8 +560,9 @@ impl Switch {
         })
     }
 
-    /// Remember which rules a cached flow came from; returns the flow's tag.
-    pub fn remember(&mut self, rules: Vec<RuleRef>) -> u64 {
+    /// Remember what a cached flow's translation went through; returns the
+    /// flow's tag.
+    pub fn remember(&mut self, origin: FlowOrigin) -> u64 {
         if self.xcache.len() >= MAX_XCACHE {
             // Bounded: forget old attributions (their flows' later packets go
             // uncredited until re-translated).
@@ -559,13 +571,14 @@ impl Switch {
         }
         let tag = self.next_tag;
         self.next_tag += 1;
-        self.xcache.insert(tag, rules);
+        self.xcache.insert(tag, origin);
         tag
     }
 
     /// Credit packets and bytes to the rules in `rules` directly (a packet
     /// that was translated but not cached).
     pub fn credit_rules(&mut self, rules: &[RuleRef], packets: u64, bytes: u64) {
+        let now = self.now_ms();
         for r in rules {
             let entry = self
                 .bridges
@@ -575,22 +588,33 @@ impl Switch {
             if let Some(e) = entry {
                 e.n_packets += packets;
                 e.n_bytes += bytes;
+                if packets > 0 {
+                    // Used: an idle_timeout counts from here.
+                    e.used_ms = e.used_ms.max(now);
+                }
             }
         }
     }
 
     /// Credit a PMD's cached-flow counters `(tag, packets, bytes)` to the rules
-    /// the flows came from (only what grew since the last call counts).
+    /// the flows came from, and keep the MACs they learned young (only what
+    /// grew since the last call counts).
     pub fn credit(&mut self, pmd: usize, counters: &[(u64, u64, u64)]) {
+        let now = self.now_ms();
         for &(tag, packets, bytes) in counters {
-            let Some(rules) = self.xcache.get(&tag).cloned() else {
+            let Some(origin) = self.xcache.get(&tag).cloned() else {
                 continue;
             };
             let last = self.credited.entry((pmd, tag)).or_insert((0, 0));
             let (dp, db) = (packets.saturating_sub(last.0), bytes.saturating_sub(last.1));
             *last = (packets, bytes);
             if dp > 0 {
-                self.credit_rules(&rules, dp, db);
+                self.credit_rules(&origin.rules, dp, db);
+                for (b, vlan, mac, port) in &origin.macs {
+                    if let Some(br) = self.bridges.get_mut(b) {
+                        br.macs.refresh(*vlan, *mac, *port, now);
+                    }
+                }
             }
         }
     }

@@ -46,7 +46,10 @@ impl Upcall for SwitchUpcall {
         // caches the reply only if nothing it used changed after this.
         reply.seen = Some(sw.seen());
         if t.cacheable {
-            reply.tag = sw.remember(t.rules);
+            reply.tag = sw.remember(crate::switch::FlowOrigin {
+                rules: t.rules,
+                macs: t.learned,
+            });
         } else {
             sw.credit_rules(&t.rules, 1, pkt.len() as u64);
         }

@@ -46,6 +46,9 @@ pub struct Translation {
     /// when one of them is learned, moves or is forgotten, the cached flow
     /// goes (and only those flows).
     pub deps: Vec<u64>,
+    /// (bridge, VLAN, MAC, port) NORMAL learned from this packet: the cached
+    /// flow's traffic keeps them young.
+    pub learned: Vec<(String, u16, u64, u32)>,
 }
 
 /// The dependency tag of (bridge, VLAN, MAC) in NORMAL's MAC table. A cached
@@ -93,6 +96,7 @@ struct Xlate<'s> {
     resolve: Vec<(u32, Ipv4Addr)>,
     rules: Vec<RuleRef>,
     deps: Vec<u64>,
+    learned: Vec<(String, u16, u64, u32)>,
 }
 
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
@@ -127,6 +131,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         resolve: Vec::new(),
         rules: Vec::new(),
         deps: Vec::new(),
+        learned: Vec::new(),
     };
     x.run(key);
     let mut mask = x.wc.flow_mask();
@@ -147,6 +152,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         resolve: x.resolve,
         rules: x.rules,
         deps: x.deps,
+        learned: x.learned,
     }
 }
 
@@ -661,6 +667,7 @@ impl Xlate<'_> {
         if !is_multicast(src) && self.may_learn {
             let macs = &mut self.sw.bridges.get_mut(bridge).expect("bridge").macs;
             let learned = macs.learn(vlan, src as u64, in_port, now);
+            self.learned.push((bridge.to_string(), vlan, src as u64, in_port));
             let forgotten = macs.take_forgotten();
             for (v, m) in forgotten {
                 self.sw.invalidate(mac_tag(bridge, v, m));

@@ -574,3 +574,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cached_traffic_keeps_its_mac_entries_and_rules_young() {
+    let mut sw = switch_with(&["actions=NORMAL".to_string()]);
+    sw.add_flows(
+        "br",
+        "table=0,priority=40000,idle_timeout=60,dl_dst=02:00:00:00:00:07,actions=NORMAL",
+    )
+    .unwrap();
+    let sw: SharedSwitch = Arc::new(Mutex::new(sw));
+    let mut up = SwitchUpcall::new(sw.clone());
+    let dp = dp_of(&sw, "p1");
+    let f = udp4(mac(1), mac(7), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
+    let key = FlowKey::extract(
+        &f,
+        &PacketMeta {
+            in_port: dp,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .0;
+    let reply = up
+        .upcall(&key, &rvs_dataplane::packet::PacketBuf::from_slice(&f))
+        .unwrap();
+    assert!(reply.cacheable && reply.tag != 0);
+    let seen = |sw: &SharedSwitch| lock(sw).bridge("br").unwrap().macs.entries()[0].seen_ms;
+    let used = |sw: &SharedSwitch| {
+        lock(sw)
+            .bridge("br")
+            .unwrap()
+            .rules()
+            .iter()
+            .find(|e| e.rule.idle_timeout == 60)
+            .unwrap()
+            .used_ms
+    };
+    let (s0, u0) = (seen(&sw), used(&sw));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // The cached flow carried packets: as OVS's revalidators push stats.
+    lock(&sw).credit(0, &[(reply.tag, 10, 1000)]);
+    assert!(seen(&sw) >= s0 + 20, "MAC entry refreshed by the flow's traffic");
+    assert!(used(&sw) >= u0 + 20, "idle_timeout rule refreshed too");
+    // No new packets: nothing moves.
+    let s1 = seen(&sw);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    lock(&sw).credit(0, &[(reply.tag, 10, 1000)]);
+    assert_eq!(seen(&sw), s1);
+}

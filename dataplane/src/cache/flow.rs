@@ -86,20 +86,6 @@ impl DpFlow {
         &self.deps
     }
 
-    /// True when one of the sorted `tags` is among this flow's dependencies.
-    pub fn depends_on_any(&self, tags: &[u64]) -> bool {
-        // Both sorted: a merge walk.
-        let (mut i, mut j) = (0, 0);
-        while i < self.deps.len() && j < tags.len() {
-            match self.deps[i].cmp(&tags[j]) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => return true,
-            }
-        }
-        false
-    }
-
     /// The slow path's tag for this flow.
     pub fn tag(&self) -> u64 {
         self.tag.load(Relaxed)
@@ -124,6 +110,11 @@ impl DpFlow {
     /// Move the flow into generation `gen` (it was revalidated).
     pub(crate) fn set_generation(&self, gen: u64) {
         self.generation.store(gen, Relaxed);
+    }
+
+    /// True once the flow was removed from its cache.
+    pub fn is_dead(&self) -> bool {
+        self.generation.load(Relaxed) == DEAD
     }
 
     /// Mark the flow removed, so that EMC entries pointing at it stop matching.

@@ -8,7 +8,8 @@ use crate::action::Action;
 use crate::flow::{FlowKey, FlowMask};
 use hashbrown::HashTable;
 use std::cell::Cell;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 /// Default bound on cached flows (OVS's default flow limit is 200,000; a small
 /// lab needs far fewer).
@@ -42,6 +43,10 @@ pub enum Revalidate {
 /// The megaflow cache: bounded, with hit/miss/evict counters and a generation.
 pub struct MegaflowCache {
     subtables: Vec<Subtable>,
+    /// Dependency tag -> the flows that carry it, so invalidating a tag
+    /// touches those flows only, not the whole cache. Entries of flows removed
+    /// otherwise are dropped by [`compact`](Self::compact).
+    by_dep: HashMap<u64, Vec<Weak<DpFlow>>>,
     n_flows: usize,
     max_flows: usize,
     generation: u64,
@@ -53,6 +58,7 @@ impl MegaflowCache {
     pub fn new(max_flows: usize) -> Self {
         MegaflowCache {
             subtables: Vec::new(),
+            by_dep: HashMap::new(),
             n_flows: 0,
             max_flows: max_flows.max(1),
             generation: 1,
@@ -121,6 +127,9 @@ impl MegaflowCache {
                 self.subtables.len() - 1
             }
         };
+        for d in flow.deps() {
+            self.by_dep.entry(*d).or_default().push(Arc::downgrade(&flow));
+        }
         let st = &mut self.subtables[idx];
         let h = flow.key.hash_masked(&mask);
         match st.flows.find_mut(h, |f| f.key == flow.key) {
@@ -149,6 +158,7 @@ impl MegaflowCache {
     pub fn flush(&mut self) {
         self.retain(|_| false);
         self.subtables.clear();
+        self.by_dep.clear();
     }
 
     /// Remove flows of older generations (after a bump).
@@ -157,12 +167,48 @@ impl MegaflowCache {
         self.retain(|f| f.is_valid(gen))
     }
 
-    /// Remove the flows that depend on any of `tags` (sorted); returns how many.
+    /// Remove the flows that depend on any of `tags`; returns how many. Costs
+    /// the flows found, not the size of the cache.
     pub fn invalidate_tags(&mut self, tags: &[u64]) -> usize {
-        if tags.is_empty() {
-            return 0;
+        let mut n = 0;
+        for t in tags {
+            for w in self.by_dep.remove(t).unwrap_or_default() {
+                if let Some(f) = w.upgrade() {
+                    n += self.remove_flow(&f) as usize;
+                }
+            }
         }
-        self.retain(|f| !f.depends_on_any(tags))
+        n
+    }
+
+    /// Remove `f` from its subtable (false when it is no longer there).
+    fn remove_flow(&mut self, f: &Arc<DpFlow>) -> bool {
+        if f.is_dead() {
+            return false;
+        }
+        let Some(i) = self.subtables.iter().position(|s| s.mask == f.mask) else {
+            return false;
+        };
+        let st = &mut self.subtables[i];
+        let h = f.key.hash_masked(&f.mask);
+        let Ok(e) = st.flows.find_entry(h, |x| Arc::ptr_eq(x, f)) else {
+            return false;
+        };
+        e.remove();
+        f.kill();
+        self.n_flows -= 1;
+        if st.flows.is_empty() {
+            self.subtables.remove(i);
+        }
+        true
+    }
+
+    /// Drop the dependency index's entries of flows that are gone.
+    pub fn compact(&mut self) {
+        self.by_dep.retain(|_, v| {
+            v.retain(|w| w.upgrade().is_some_and(|f| !f.is_dead()));
+            !v.is_empty()
+        });
     }
 
     /// Remove flows not hit since `now_ms - idle_ms` (OVS's idle timeout).
@@ -178,6 +224,7 @@ impl MegaflowCache {
         let old = self.generation;
         let new = old + 1;
         let (mut kept, mut replaced, mut deleted) = (0, 0, 0);
+        let by_dep = &mut self.by_dep;
         for st in &mut self.subtables {
             st.flows.retain(|f| {
                 if !f.is_valid(old) {
@@ -196,6 +243,9 @@ impl MegaflowCache {
                             DpFlow::new(&f.key, f.mask, actions, new, f.stats.used_ms()).with_deps(f.deps()),
                         );
                         nf.set_tag(f.tag());
+                        for d in nf.deps() {
+                            by_dep.entry(*d).or_default().push(Arc::downgrade(&nf));
+                        }
                         f.kill();
                         *f = nf;
                         replaced += 1;

@@ -369,6 +369,7 @@ impl<U: Upcall> Pmd<U> {
         if self.polls % MAINTENANCE_POLLS == 0 {
             self.megaflow.rank_subtables();
             self.megaflow.purge_stale();
+            self.megaflow.compact();
         }
         if self.max_idle_ms > 0 && self.now_ms >= self.last_expiry_ms + EXPIRY_INTERVAL_MS {
             self.last_expiry_ms = self.now_ms;

@@ -157,3 +157,36 @@ proptest! {
         prop_assert!(c.len() <= flows.len());
     }
 }
+
+#[test]
+fn invalidating_a_tag_removes_exactly_its_flows() {
+    let mut c = MegaflowCache::new(1024);
+    let mut mask = FlowMask::default();
+    mask.set_exact(Field::NwSrc);
+    let key = |i: u64| {
+        let mut k = FlowKey::default();
+        k.set(Field::NwSrc, i);
+        k
+    };
+    // Flow i depends on tags i % 3 and 100.
+    let flows: Vec<_> = (0..30u64)
+        .map(|i| c.insert_with_deps(&key(i), mask, vec![Action::Output(1)].into(), &[i % 3, 100], 0))
+        .collect();
+    assert_eq!(c.invalidate_tags(&[1]), 10);
+    assert_eq!(c.len(), 20);
+    assert!(flows.iter().enumerate().all(|(i, f)| f.is_dead() == (i % 3 == 1)));
+    assert!(c.lookup(&key(1)).is_none() && c.lookup(&key(2)).is_some());
+    assert_eq!(
+        c.invalidate_tags(&[1, 7]),
+        0,
+        "nothing left under 1, nothing under 7"
+    );
+    // Flows removed some other way leave only dead index entries, which do nothing.
+    c.expire(10_000, 1);
+    assert!(c.is_empty());
+    assert_eq!(c.invalidate_tags(&[100]), 0);
+    c.compact();
+    let f = c.insert_with_deps(&key(5), mask, vec![Action::Output(2)].into(), &[100], 0);
+    assert_eq!(c.invalidate_tags(&[100]), 1);
+    assert!(f.is_dead() && c.is_empty() && c.n_subtables() == 0);
+}
