@@ -61,8 +61,9 @@ impl MsgVec {
     /// The VLAN tag (TPID, TCI) the kernel took off message `i`'s frame, if any.
     fn vlan(&self, i: usize) -> Option<(u16, u16)> {
         let hdr = &self.msgs[i].msg_hdr;
-        // SAFETY: `hdr` is a msghdr the kernel filled in; its control pointer
-        // and length describe `self.ctrl[i]`, which is alive and unchanged.
+        // The kernel filled `hdr` in; its control pointer and length
+        // describe `self.ctrl[i]`, which is alive and unchanged.
+        // SAFETY: see above.
         let mut c = unsafe { libc::CMSG_FIRSTHDR(hdr) };
         while !c.is_null() {
             // SAFETY: CMSG_FIRSTHDR/NXTHDR return null or a header inside the buffer.
@@ -70,10 +71,12 @@ impl MsgVec {
             let whole = h.cmsg_len as usize
                 >= std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<libc::tpacket_auxdata>();
             if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == libc::PACKET_AUXDATA && whole {
-                // SAFETY: a PACKET_AUXDATA message carries a tpacket_auxdata;
-                // the data may be unaligned, so read it unaligned.
-                let aux: libc::tpacket_auxdata =
-                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+                // A whole PACKET_AUXDATA message carries a tpacket_auxdata,
+                // maybe unaligned: read it unaligned.
+                // SAFETY: `c` is a whole message inside this control buffer.
+                let p = unsafe { libc::CMSG_DATA(c) }.cast::<libc::tpacket_auxdata>();
+                // SAFETY: see above; `p` points at its data.
+                let aux = unsafe { p.read_unaligned() };
                 if aux.tp_status & libc::TP_STATUS_VLAN_VALID == 0 {
                     return None;
                 }
