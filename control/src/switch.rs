@@ -468,14 +468,16 @@ impl Switch {
         let rules = parse_flows(text, &BridgePortNames(br))?;
         let now = self.now_ms();
         let br = self.bridges.get_mut(bridge).expect("checked above");
+        let mut touched: std::collections::BTreeSet<u8> = rules.iter().map(|r| r.table).collect();
         if replace {
+            touched.extend(br.tables.keys());
             br.tables.clear();
         }
         let n = rules.len();
         for r in rules {
             br.add_rule(r, now);
         }
-        self.bump();
+        self.invalidate_tables(bridge, touched);
         Ok(n)
     }
 
@@ -491,9 +493,23 @@ impl Switch {
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let before: BTreeMap<u8, usize> = br.tables.iter().map(|(t, c)| (*t, c.len())).collect();
         let n = br.del_rules(table, filter);
-        self.bump();
+        let touched: Vec<u8> = before
+            .into_iter()
+            .filter(|(t, len)| br.tables.get(t).map_or(0, |c| c.len()) != *len)
+            .map(|(t, _)| t)
+            .collect();
+        self.invalidate_tables(bridge, touched);
         Ok(n)
+    }
+
+    /// The rules of these tables of `bridge` changed: the cached flows that
+    /// consulted them go ([`crate::xlate::table_tag`]), the others stay.
+    fn invalidate_tables(&self, bridge: &str, tables: impl IntoIterator<Item = u8>) {
+        for t in tables {
+            self.inv.invalidate(crate::xlate::table_tag(bridge, t));
+        }
     }
 
     /// Add a mapping given as text (`{class=0x0102,type=0x80,len=4}->tun_metadata0`).
@@ -624,8 +640,8 @@ impl Switch {
         let now = self.now_ms();
         let mut n = 0;
         for br in self.bridges.values_mut() {
-            for cls in br.tables.values_mut() {
-                n += cls
+            for (t, cls) in br.tables.iter_mut() {
+                let gone = cls
                     .retain(|_, _, e| {
                         let r = &e.rule;
                         let hard = r.hard_timeout != 0 && now >= e.added_ms + r.hard_timeout as u64 * 1000;
@@ -633,15 +649,16 @@ impl Switch {
                         !(hard || idle)
                     })
                     .len();
+                if gone > 0 {
+                    self.inv.invalidate(crate::xlate::table_tag(&br.name, *t));
+                }
+                n += gone;
             }
             br.tables.retain(|_, c| !c.is_empty());
             br.macs.expire(now);
             for (v, m) in br.macs.take_forgotten() {
                 self.inv.invalidate(crate::xlate::mac_tag(&br.name, v, m));
             }
-        }
-        if n > 0 {
-            self.bump();
         }
         n
     }

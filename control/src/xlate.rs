@@ -63,6 +63,17 @@ pub fn mac_tag(bridge: &str, vlan: u16, mac: u64) -> u64 {
     h.finish()
 }
 
+/// The dependency tag of one rule table: every cached flow whose translation
+/// looked the table up carries it, and a rule added to, changed in or removed
+/// from the table invalidates it (so flows that never consulted the table
+/// stay cached).
+pub fn table_tag(bridge: &str, table: u8) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("table", bridge, table).hash(&mut h);
+    h.finish()
+}
+
 /// Which rule a translation went through: enough to find it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleRef {
@@ -89,8 +100,8 @@ struct Xlate<'s> {
     trace: Option<Vec<String>>,
     indent: usize,
     changed: bool,
-    /// A change of unknown reach (a rule learned): every cached flow goes.
-    flush: bool,
+    /// A rule was learned (its table's flows were invalidated).
+    learned_rule: bool,
     halted: bool,
     cacheable: bool,
     resolve: Vec<(u32, Ipv4Addr)>,
@@ -125,7 +136,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         trace: trace.then(Vec::new),
         indent: 0,
         changed: false,
-        flush: false,
+        learned_rule: false,
         halted: false,
         cacheable: true,
         resolve: Vec::new(),
@@ -137,8 +148,7 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
     let mut mask = x.wc.flow_mask();
     mask.set_exact(Field::InPort);
     mask.set_exact(Field::RecircId);
-    if x.flush {
-        x.sw.bump();
+    if x.learned_rule {
         // The rule learned here may change what the tables already visited
         // would say: let the next packet be translated with it in place.
         x.cacheable = false;
@@ -323,6 +333,8 @@ impl Xlate<'_> {
 
     fn run_table(&mut self, bridge: &str, mut table: u8) {
         loop {
+            // Whatever the table says (even "no rules"), the result depends on it.
+            self.deps.push(table_tag(bridge, table));
             let Some(br) = self.sw.bridges.get_mut(bridge) else {
                 return;
             };
@@ -796,9 +808,11 @@ impl Xlate<'_> {
             }
         }
         let text = self.trace.is_some().then(|| rule.to_string());
+        let table = rule.table;
         br.add_rule(rule, now);
+        self.sw.invalidate(table_tag(bridge, table));
         self.changed = true;
-        self.flush = true;
+        self.learned_rule = true;
         if let Some(t) = text {
             self.note(|| format!("learned: {t}"));
         }

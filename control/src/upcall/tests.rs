@@ -623,3 +623,41 @@ fn cached_traffic_keeps_its_mac_entries_and_rules_young() {
     lock(&sw).credit(0, &[(reply.tag, 10, 1000)]);
     assert_eq!(seen(&sw), s1);
 }
+
+#[test]
+fn a_rule_change_removes_only_the_flows_that_consulted_its_table() {
+    let (mut pmd, sw, _, hs) = real_pmd(switch_with(&["actions=NORMAL".to_string()]));
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
+    let (p1, p2) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"));
+    let ab = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
+    let ba = udp4(mac(2), mac(1), [198, 18, 1, 2], [198, 18, 1, 1], 2, 1, 18);
+    for _ in 0..3 {
+        h(p1).inject(&ab);
+        h(p2).inject(&ba);
+        pmd.poll_once();
+    }
+    let u0 = pmd.stats().upcalls;
+    // Table 5 is never consulted: the cached flows stay.
+    lock(&sw)
+        .add_flows("br", "table=5,priority=1,actions=drop")
+        .unwrap();
+    h(p1).inject(&ab);
+    pmd.poll_once();
+    assert_eq!(pmd.stats().upcalls, u0, "still cached");
+    assert_eq!(pmd.stats().flushes, 0);
+    // A rule in table 0 does change the answer: the very next packet sees it.
+    lock(&sw)
+        .add_flows(
+            "br",
+            "table=0,priority=40000,dl_dst=02:00:00:00:00:02,actions=drop",
+        )
+        .unwrap();
+    for (_, h) in &hs {
+        h.take_sent();
+    }
+    h(p1).inject(&ab);
+    pmd.poll_once();
+    assert_eq!(pmd.stats().upcalls, u0 + 1);
+    assert!(h(p2).take_sent().is_empty(), "dropped by the new rule");
+    assert_eq!(pmd.stats().flushes, 0, "no full flush for a rule change");
+}

@@ -2,10 +2,10 @@
 //! went stale, without a lock on the packet path.
 //!
 //! Two kinds of change:
-//! - a change that can alter any translation (rules, ports, options) moves the
+//! - a change that can alter any translation (ports, options) moves the
 //!   *epoch*: every PMD drops every cached flow before its next lookup;
-//! - a change with a known reach (NORMAL learned, moved or forgot a MAC)
-//!   invalidates a *tag*: each cached flow carries the tags of what its
+//! - a change with a known reach (NORMAL learned, moved or forgot a MAC; the
+//!   rules of one table changed) invalidates a *tag*: each cached flow carries the tags of what its
 //!   translation depended on (the slow path chooses them, opaque here), and
 //!   only the flows holding that tag are removed. One VM sending from many new
 //!   MACs then costs the other tenants' flows nothing, as with OVS's

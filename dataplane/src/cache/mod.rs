@@ -8,8 +8,8 @@
 //! cache's: bumping the generation invalidates every entry in O(1) (a flush), and
 //! [`MegaflowCache::revalidate`] re-checks each entry and carries the good ones
 //! into the new generation. Either way a rule change never lets a stale entry
-//! forward the next packet. Changes of narrow reach (a learned MAC) remove only
-//! the flows tagged with what changed ([`Invalidations`]).
+//! forward the next packet. Changes of narrow reach (a learned MAC, one rule
+//! table) remove only the flows tagged with what changed ([`Invalidations`]).
 
 mod emc;
 mod flow;
