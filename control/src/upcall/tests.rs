@@ -458,22 +458,40 @@ fn dp_of(sw: &SharedSwitch, port: &str) -> u32 {
     lock(sw).find_port(port).unwrap().1.dp_port.unwrap()
 }
 
-#[test]
-fn a_mac_flood_leaves_established_flows_cached() {
+/// What `established_pair` builds.
+type EstablishedPair = (
+    Pmd<Racing>,
+    SharedSwitch,
+    Vec<(u32, MemoryPortHandle)>,
+    [Vec<u8>; 2],
+    [u32; 3],
+);
+
+/// A NORMAL bridge on a real PMD where p1 (mac 1) and p2 (mac 2) have talked
+/// both ways: both MACs learned, both directions cached, sent frames taken.
+/// Returns the PMD, the switch, the handles, the two frames and p1..p3's
+/// datapath ports.
+fn established_pair() -> EstablishedPair {
     let (mut pmd, sw, _, hs) = real_pmd(switch_with(&["actions=NORMAL".to_string()]));
-    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
-    let (p1, p2, p3) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"), dp_of(&sw, "p3"));
+    let ports = [dp_of(&sw, "p1"), dp_of(&sw, "p2"), dp_of(&sw, "p3")];
     let ab = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
     let ba = udp4(mac(2), mac(1), [198, 18, 1, 2], [198, 18, 1, 1], 2, 1, 18);
-    // Both learned, both directions cached.
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
     for _ in 0..3 {
-        h(p1).inject(&ab);
-        h(p2).inject(&ba);
+        h(ports[0]).inject(&ab);
+        h(ports[1]).inject(&ba);
         pmd.poll_once();
     }
     for (_, h) in &hs {
         h.take_sent();
     }
+    (pmd, sw, hs, [ab, ba], ports)
+}
+
+#[test]
+fn a_mac_flood_leaves_established_flows_cached() {
+    let (mut pmd, _sw, hs, [ab, ba], [p1, p2, p3]) = established_pair();
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
     let (u0, f0) = (pmd.stats().upcalls, pmd.stats().flushes);
     let n = 500;
     for i in 0..n {
@@ -626,16 +644,8 @@ fn cached_traffic_keeps_its_mac_entries_and_rules_young() {
 
 #[test]
 fn a_rule_change_removes_only_the_flows_that_consulted_its_table() {
-    let (mut pmd, sw, _, hs) = real_pmd(switch_with(&["actions=NORMAL".to_string()]));
+    let (mut pmd, sw, hs, [ab, _], [p1, p2, _]) = established_pair();
     let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
-    let (p1, p2) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"));
-    let ab = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
-    let ba = udp4(mac(2), mac(1), [198, 18, 1, 2], [198, 18, 1, 1], 2, 1, 18);
-    for _ in 0..3 {
-        h(p1).inject(&ab);
-        h(p2).inject(&ba);
-        pmd.poll_once();
-    }
     let u0 = pmd.stats().upcalls;
     // Table 5 is never consulted: the cached flows stay.
     lock(&sw)
