@@ -48,3 +48,14 @@ pub(crate) fn link_xdp(prog: BorrowedFd<'_>, ifindex: u32, mode: XdpMode) -> Res
     // SAFETY: bpf_link_create returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// The id of the XDP program attached to `ifindex` (in any mode; 0: none).
+pub(crate) fn attached_prog_id(ifindex: u32) -> Result<u32, std::io::Error> {
+    let mut id = 0u32;
+    // SAFETY: `id` is a live u32 the call writes; no other memory is passed.
+    let r = unsafe { libbpf_sys::bpf_xdp_query_id(ifindex as i32, 0, &mut id) };
+    if r < 0 {
+        return Err(std::io::Error::from_raw_os_error(-r));
+    }
+    Ok(id)
+}

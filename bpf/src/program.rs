@@ -1,9 +1,9 @@
 //! [`XskRedirect`]: the loaded and attached XDP program of one interface.
 
-use crate::attach::{link_xdp, XdpMode};
+use crate::attach::{attached_prog_id, link_xdp, XdpMode};
 use crate::error::BpfError;
 use crate::{ifindex, OBJECT};
-use libbpf_rs::query::ProgInfoIter;
+use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, ProgInfoIter};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -108,6 +108,26 @@ impl XskRedirect {
             ifindex,
             mode,
         })
+    }
+
+    /// True when another rvs holds `ifname`'s XDP hook through a live
+    /// bpf_link: a second daemon, or a predecessor that was killed and whose
+    /// exit is still closing its sockets and links (each waits for an RCU
+    /// grace period). Its program must go before ours can attach.
+    pub fn held_by_rvs(ifname: &str) -> Result<bool, BpfError> {
+        let ifindex = ifindex(ifname)?;
+        let Ok(id) = attached_prog_id(ifindex) else {
+            return Ok(false);
+        };
+        if id == 0 {
+            return Ok(false);
+        }
+        // Program ids are global, so the link that runs it is the one on our
+        // interface (link info holds an ifindex, which repeats across namespaces).
+        let by_link =
+            LinkInfoIter::default().any(|l| l.prog_id == id && matches!(l.info, LinkTypeInfo::Xdp(_)));
+        let ours = ProgInfoIter::default().any(|p| p.id == id && p.name.to_string_lossy() == PROGRAM_NAME);
+        Ok(by_link && ours)
     }
 
     /// The interface.

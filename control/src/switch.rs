@@ -370,7 +370,11 @@ impl Switch {
     /// fixed MAC and whose neighbour is unknown or aged out (each asked at most
     /// once per retry interval): resolving before the first packet needs it
     /// keeps the first packets of a flow (and of a restart) from waiting.
-    pub fn resolve_tunnels(&mut self) -> Vec<(PortNo, Vec<u8>)> {
+    ///
+    /// Only underlay ports for which `can_send` holds are asked on (a port
+    /// whose device is not open yet, as during a restart, is asked on once it
+    /// is, not rate-limited by a request that never left).
+    pub fn resolve_tunnels(&mut self, can_send: impl Fn(PortNo) -> bool) -> Vec<(PortNo, Vec<u8>)> {
         let now = self.now_ms();
         let wanted: Vec<(PortNo, Ipv4Addr)> = self
             .bridges
@@ -379,7 +383,7 @@ impl Switch {
             .filter_map(|p| match &p.ty {
                 PortType::Geneve(o) => self
                     .route_to(o.remote_ip, o.local_ip)
-                    .filter(|r| r.remote_mac.is_none())
+                    .filter(|r| r.remote_mac.is_none() && can_send(r.underlay_port))
                     .map(|r| (r.underlay_port, o.remote_ip)),
                 _ => None,
             })
@@ -795,12 +799,15 @@ mod tests {
             None,
         )
         .unwrap();
-        let asks = sw.resolve_tunnels();
+        // Not while its underlay has no device (a restart opening it), and
+        // that costs no retry interval.
+        assert!(sw.resolve_tunnels(|_| false).is_empty());
+        let asks = sw.resolve_tunnels(|_| true);
         assert_eq!(asks.len(), 1);
         assert_eq!(asks[0].0, dp);
         assert_eq!(&asks[0].1[..6], &[0xff; 6], "an ARP broadcast");
         assert!(
-            sw.resolve_tunnels().is_empty(),
+            sw.resolve_tunnels(|_| true).is_empty(),
             "not again before the retry interval"
         );
         // An explicit route wins.

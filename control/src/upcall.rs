@@ -76,7 +76,12 @@ impl Upcall for SwitchUpcall {
             None => return Vec::new(),
         };
         match handled {
-            Handled::Replied => vec![(port, out)],
+            Handled::Replied { learned } => {
+                if learned {
+                    sw.bump();
+                }
+                vec![(port, out)]
+            }
             Handled::Learned => {
                 // A next hop appeared or moved: flows waiting for it must be redone.
                 sw.bump();

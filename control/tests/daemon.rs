@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::rvs_at;
+use common::{rvs_at, rvs_daemon_command};
 
 struct Daemon {
     child: Option<Child>,
@@ -17,7 +17,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: tempfile::TempDir, extra: &[&str]) -> Result<Daemon, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        let mut child = rvs_daemon_command()
             .arg("--run-dir")
             .arg(dir.path())
             .args(["daemon", "--db"])
@@ -33,9 +33,8 @@ impl Daemon {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let sock = dir.path().join("rvs.sock");
-        // A socket file may be left from a killed daemon: wait until ours answers.
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        // A killed daemon's socket may still accept: wait for our PID's reply.
+        while rvs_control::daemon::server::serving_pid(dir.path()) != Some(child.id()) {
             if let Some(_st) = child.try_wait().unwrap() {
                 let out = child.wait_with_output().unwrap();
                 return Err(String::from_utf8_lossy(&out.stderr).into_owned());
@@ -51,6 +50,30 @@ impl Daemon {
 
     fn path(&self) -> &Path {
         self.dir.as_ref().expect("dir").path()
+    }
+
+    /// GET /metrics from `addr`, in the daemon's network namespace (its own
+    /// when the test runs as root: see `rvs_daemon_command`).
+    fn scrape(&self, addr: &str) -> String {
+        use std::io::{Read, Write};
+        let pid = self.child.as_ref().expect("daemon").id();
+        let addr = addr.to_string();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+            // setns moves only this thread; the daemon's namespace is the host's
+            // when not root (joining it again is harmless, and refused only
+            // without CAP_SYS_ADMIN: then we are already there).
+            // SAFETY: setns on a namespace fd we hold open; no memory is passed.
+            let _ = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            resp
+        })
+        .join()
+        .unwrap()
     }
 
     /// Run `rvs --run-dir DIR ARGS`: (exit code, stdout, stderr).
@@ -407,12 +430,7 @@ fn metrics_scrape_as_prometheus_text() {
     let addr = format!("127.0.0.1:{port}");
     let d = Daemon::start(tempfile::tempdir().unwrap(), &["--metrics", &addr]).unwrap();
     neutron_like(&d);
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    let resp = d.scrape(&addr);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     let body = resp.split("\r\n\r\n").nth(1).unwrap();
     // Every sample line is `name{labels} value` with a numeric value, and each
@@ -445,7 +463,7 @@ fn metrics_scrape_as_prometheus_text() {
 fn detach_pidfile_and_per_command_help() {
     let dir = tempfile::tempdir().unwrap();
     let pid = dir.path().join("rvs.pid");
-    let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+    let out = rvs_daemon_command()
         .arg("--run-dir")
         .arg(dir.path())
         .args(["daemon", "--metrics", "off", "--detach", "--db"])

@@ -16,8 +16,13 @@ use std::net::Ipv4Addr;
 pub const DEFAULT_NEIGH_AGING_MS: u64 = 300_000;
 /// Default neighbour table bound.
 pub const DEFAULT_MAX_NEIGH: usize = 1024;
-/// Least time between two ARP requests for the same address (ms).
+/// Most time between two ARP requests for the same unanswered address (ms).
 pub const ARP_RETRY_MS: u64 = 1000;
+/// Time before the first re-ask of an unanswered address (ms); each further
+/// re-ask waits twice as long, up to [`ARP_RETRY_MS`]. A lost first request
+/// (as when a restarted daemon asks the moment its port opens, before the
+/// reply path is steered to it) then costs tens of milliseconds, not a second.
+pub const ARP_FIRST_RETRY_MS: u64 = 25;
 
 /// A neighbour's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +42,18 @@ pub struct Neighbor {
     pub state: NeighState,
     /// When it was learned or last asked for (ms).
     pub updated_ms: u64,
+    /// Requests sent since it was last answered.
+    pub asked: u32,
+}
+
+impl Neighbor {
+    /// How long after the last request this (unanswered) neighbour is asked
+    /// for again: [`ARP_FIRST_RETRY_MS`], doubling per request, at most
+    /// [`ARP_RETRY_MS`].
+    pub fn retry_ms(&self) -> u64 {
+        let doublings = self.asked.saturating_sub(1).min(16);
+        (ARP_FIRST_RETRY_MS << doublings).min(ARP_RETRY_MS)
+    }
 }
 
 /// What [`Vtep::handle`] did with a frame.
@@ -44,8 +61,12 @@ pub struct Neighbor {
 pub enum Handled {
     /// Not for us (send it on as usual).
     NotOurs,
-    /// For us; an answer was written into `out`.
-    Replied,
+    /// For us; an answer was written into `out`. `learned`: the asker's
+    /// address was new or moved (as for [`Handled::Learned`]).
+    Replied {
+        /// The asker was learned or changed.
+        learned: bool,
+    },
     /// For us; a neighbour was learned or changed (cached flows that depend on
     /// it must be revalidated).
     Learned,
@@ -120,31 +141,37 @@ impl Vtep {
                 ip,
                 state: NeighState::Reachable(mac),
                 updated_ms: now_ms,
+                asked: 0,
             },
         );
         changed
     }
 
     /// If `ip` needs resolving (unknown, aged out, and not asked for within
-    /// [`ARP_RETRY_MS`]), write an ARP request into `out` and return true.
+    /// its [`Neighbor::retry_ms`]), write an ARP request into `out` and return
+    /// true.
     pub fn request(&mut self, ip: Ipv4Addr, now_ms: u64, out: &mut Vec<u8>) -> bool {
         if self.lookup(ip, now_ms).is_some() {
             return false;
         }
-        if let Some(n) = self.neigh.get(&ip) {
-            if n.state == NeighState::Incomplete && now_ms.saturating_sub(n.updated_ms) < ARP_RETRY_MS {
-                return false;
+        let asked = match self.neigh.get(&ip) {
+            Some(n) if n.state == NeighState::Incomplete => {
+                if now_ms.saturating_sub(n.updated_ms) < n.retry_ms() {
+                    return false;
+                }
+                n.asked
             }
-        }
-        if !self.neigh.contains_key(&ip) && self.neigh.len() >= self.max_neigh {
-            return false;
-        }
+            Some(_) => 0,
+            None if self.neigh.len() >= self.max_neigh => return false,
+            None => 0,
+        };
         self.neigh.insert(
             ip,
             Neighbor {
                 ip,
                 state: NeighState::Incomplete,
                 updated_ms: now_ms,
+                asked: asked.saturating_add(1),
             },
         );
         let arp = ArpRepr::EthernetIpv4 {
@@ -213,7 +240,7 @@ impl Vtep {
                 target_protocol_addr: source_protocol_addr,
             };
             self.emit_arp(&reply, source_hardware_addr.0, out);
-            return Handled::Replied;
+            return Handled::Replied { learned: changed };
         }
         if changed {
             Handled::Learned
@@ -259,7 +286,7 @@ impl Vtep {
         let mut ipp = Ipv4Packet::new_unchecked(ef.payload_mut());
         ipr.emit(&mut ipp, &caps);
         reply.emit(&mut Icmpv4Packet::new_unchecked(ipp.payload_mut()), &caps);
-        Handled::Replied
+        Handled::Replied { learned: false }
     }
 }
 
@@ -289,12 +316,20 @@ mod tests {
     fn answers_arp_for_its_address_and_learns_the_asker() {
         let mut v = Vtep::new(ME, MY_MAC);
         let mut out = Vec::new();
-        assert_eq!(v.handle(&arp(1, MAC_B, PEER, ME), 0, &mut out), Handled::Replied);
+        assert_eq!(
+            v.handle(&arp(1, MAC_B, PEER, ME), 0, &mut out),
+            Handled::Replied { learned: true }
+        );
         let p = ArpPacket::new_checked(&out[14..]).unwrap();
         assert_eq!(p.operation(), ArpOperation::Reply);
         assert_eq!(p.source_hardware_addr(), &MY_MAC);
         assert_eq!(&out[..6], &MAC_B);
         assert_eq!(v.lookup(PEER, 10), Some(MAC_B));
+        assert_eq!(
+            v.handle(&arp(1, MAC_B, PEER, ME), 20, &mut out),
+            Handled::Replied { learned: false },
+            "asked again by the same MAC: nothing to revalidate"
+        );
         // ARP for someone else is not ours.
         assert_eq!(
             v.handle(&arp(1, MAC_B, PEER, Ipv4Addr::new(198, 18, 0, 9)), 0, &mut out),
@@ -311,29 +346,38 @@ mod tests {
         let p = ArpPacket::new_checked(&out[14..]).unwrap();
         assert_eq!(p.operation(), ArpOperation::Request);
         assert_eq!(p.target_protocol_addr(), &PEER.octets());
-        assert!(
-            !v.request(PEER, 500, &mut out),
-            "no second request within a second"
-        );
-        assert!(v.request(PEER, 1500, &mut out), "retried");
+        // Re-asked after 25, 50, 100, ... ms, then once a second.
+        let mut t = 0;
+        let mut gaps = Vec::new();
+        for now in 1..=4000 {
+            if v.request(PEER, now, &mut out) {
+                gaps.push(now - t);
+                t = now;
+            }
+        }
+        assert_eq!(gaps, [25, 50, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(v.neighbors()[0].asked, 9);
+        assert!(!v.request(PEER, 4574, &mut out), "not before its interval");
+        assert!(v.request(PEER, 4575, &mut out), "retried");
         assert_eq!(
-            v.handle(&arp(2, MAC_A, PEER, ME), 1600, &mut out),
+            v.handle(&arp(2, MAC_A, PEER, ME), 5100, &mut out),
             Handled::Learned
         );
-        assert_eq!(v.lookup(PEER, 1700), Some(MAC_A));
-        assert!(!v.request(PEER, 1700, &mut out));
+        assert_eq!(v.lookup(PEER, 5200), Some(MAC_A));
+        assert_eq!(v.neighbors()[0].asked, 0, "answered");
+        assert!(!v.request(PEER, 5200, &mut out));
         assert_eq!(
-            v.handle(&arp(2, MAC_A, PEER, ME), 1800, &mut out),
+            v.handle(&arp(2, MAC_A, PEER, ME), 5300, &mut out),
             Handled::Consumed,
             "same MAC: no change"
         );
         assert_eq!(
-            v.handle(&arp(2, MAC_B, PEER, ME), 1900, &mut out),
+            v.handle(&arp(2, MAC_B, PEER, ME), 5400, &mut out),
             Handled::Learned,
             "moved"
         );
-        assert_eq!(v.lookup(PEER, 3000), None, "aged out");
-        assert!(v.request(PEER, 3000, &mut out), "re-resolved");
+        assert_eq!(v.lookup(PEER, 6500), None, "aged out");
+        assert!(v.request(PEER, 6500, &mut out), "re-resolved");
     }
 
     #[test]
@@ -353,7 +397,7 @@ mod tests {
         }
         req[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
         let mut out = Vec::new();
-        assert_eq!(v.handle(&req, 0, &mut out), Handled::Replied);
+        assert_eq!(v.handle(&req, 0, &mut out), Handled::Replied { learned: false });
         let s = SlicedPacket::from_ethernet(&out).unwrap();
         let Some(NetSlice::Ipv4(ip)) = s.net else { panic!() };
         assert_eq!(ip.header().source_addr(), ME);

@@ -311,14 +311,22 @@ impl Lab {
         }
     }
 
-    /// `kill -9` the switch's process on `node` and wait until it is gone
-    /// (its sockets closed). Returns when the kill was sent (Unix ms).
+    /// `kill -9` the switch's process on `node` and wait until a successor
+    /// can start: for rvs, until the daemon's run-directory lock is free (the
+    /// first thing its exit releases; the new daemon takes each device as the
+    /// old exit lets go of it, as a supervisor that restarts on the lock, like
+    /// `flock`, would); otherwise until the process is gone. Returns when the
+    /// kill was sent (Unix ms).
     pub fn kill_switch(&self, node: &str) -> Result<u64> {
         let (role, pidfile, comm) = self.switch_process(node);
         let pid = live_pid(&pidfile, comm).with_context(|| format!("the {role} on {node} is not running"))?;
         let killed = now_ms();
         self.sh.run(&["kill", "-KILL", &pid.to_string()])?;
-        while live_pid(&pidfile, comm).is_some() && now_ms() < killed + 5000 {
+        let released = || match self.topo.switch {
+            SwitchKind::Rvs => rvs_node::lock_free(self, node),
+            SwitchKind::LinuxBridge => live_pid(&pidfile, comm).is_none(),
+        };
+        while !released() && now_ms() < killed + 5000 {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(killed)

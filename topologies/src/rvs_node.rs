@@ -62,6 +62,16 @@ pub fn start_daemon(lab: &mut Lab, node: &str) -> Result<()> {
     )
 }
 
+/// True when no daemon holds `node`'s run-directory lock (`rvs.lock`, taken
+/// by `rvs daemon` for its life): a new one can start.
+pub fn lock_free(lab: &Lab, node: &str) -> bool {
+    let Ok(f) = std::fs::File::open(lab.node_dir(node).join("rvs.lock")) else {
+        return true;
+    };
+    // Dropping the file releases the probe's own lock at once.
+    f.try_lock().is_ok()
+}
+
 /// Run an `rvs` command against the daemon of `node`.
 pub fn rvs(lab: &Lab, node: &str, args: &[&str]) -> Result<String> {
     let (rvs, dir) = (

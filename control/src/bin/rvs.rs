@@ -24,7 +24,7 @@ use std::process::ExitCode;
     version,
     about,
     after_help = "Commands sent to a running daemon (OVS-like):\n  \
-show | list-br | list-ports BR | add-br BR | del-br BR\n  \
+show | version | list-br | list-ports BR | add-br BR | del-br BR\n  \
 add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
@@ -203,6 +203,7 @@ fn poll_mode(s: &str) -> Result<PollMode> {
 /// Usage and an example for each daemon command.
 const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("show", "show", "Bridges, ports, types and options, like ovs-vsctl show."),
+    ("version", "version", "The daemon's version and PID, like ovs-appctl version."),
     ("list-br", "list-br", "Bridge names."),
     ("list-ports", "list-ports BRIDGE", "Port names of a bridge."),
     ("add-br", "add-br BRIDGE", "Create a bridge (with its LOCAL port and priority=0,actions=NORMAL)."),
@@ -449,7 +450,7 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
 /// Open the device of a `--port TYPE:IFNAME[,queues=N][,csum]` spec.
 fn open_port(spec: &str, progs: &mut Programs) -> Result<(String, Box<dyn Port>)> {
     let (ty, ifname, options) = parse_port_spec(spec)?;
-    let port = open_device(&ty, &ifname, &options, progs).with_context(|| format!("--port {spec}"))?;
+    let port = open_device(&ty, &ifname, &options, progs, false).with_context(|| format!("--port {spec}"))?;
     Ok((ifname, port))
 }
 
@@ -657,9 +658,9 @@ fn detach_daemon(run_dir: &std::path::Path, pidfile: Option<&std::path::Path>) -
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting the daemon")?;
-    let sock = socket_path(run_dir);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+    // Our child, not a killed predecessor whose socket still accepts.
+    while rvs_control::daemon::server::serving_pid(run_dir) != Some(child.id()) {
         if let Some(st) = child.try_wait()? {
             anyhow::bail!("the daemon exited ({st}) before its socket answered");
         }

@@ -45,6 +45,13 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
     let a = &req.args;
     let r = match req.cmd.as_str() {
         "show" => Ok(show(&lock(&st.sw), json)),
+        // As `ovs-appctl version`; the PID tells a starting daemon's waiter
+        // that it reached this daemon, not a killed predecessor's socket.
+        "version" => Ok(if json {
+            json!({"version": env!("CARGO_PKG_VERSION"), "pid": std::process::id()}).to_string()
+        } else {
+            format!("rvs {} (pid {})\n", env!("CARGO_PKG_VERSION"), std::process::id())
+        }),
         "list-br" => {
             let sw = lock(&st.sw);
             let names: Vec<&String> = sw.bridges.keys().collect();

@@ -7,14 +7,15 @@ use crate::bridge::PortType;
 use crate::switch::Switch;
 use crate::upcall::{lock, SharedSwitch, SwitchUpcall};
 use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdSnapshot, PmdThread, PollMode};
-use rvs_dataplane::port::{share, PortNo};
+use rvs_dataplane::port::{lock_port, share, PortNo, SharedPort};
 use rvs_dataplane::tunnel::GeneveOptMap;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 /// PMD threads and attached devices.
 pub struct Datapath {
     pmds: Vec<PmdThread>,
-    attached: BTreeSet<PortNo>,
+    attached: BTreeMap<PortNo, SharedPort>,
     progs: Programs,
     next_pmd: usize,
     optmap: GeneveOptMap,
@@ -44,7 +45,7 @@ impl Datapath {
         }
         Ok(Datapath {
             pmds,
-            attached: BTreeSet::new(),
+            attached: BTreeMap::new(),
             progs: Programs::new(),
             next_pmd: 0,
             optmap: GeneveOptMap::default(),
@@ -58,26 +59,53 @@ impl Datapath {
     /// what is wanted and to ask for next hops, never while devices open, so
     /// upcalls of the PMDs do not wait for device set-up.
     pub fn sync(&mut self, sw: &SharedSwitch) -> Vec<String> {
+        self.sync_once(sw).0
+    }
+
+    /// [`Datapath::sync`] at start-up: a device another rvs still holds (the
+    /// predecessor of a restart after `kill -9`, whose exit releases its
+    /// AF_XDP sockets and links one RCU grace period at a time) is tried
+    /// again every 2 ms for up to `patience`, each as soon as it is free,
+    /// instead of on the next 1-second tick.
+    pub fn sync_patiently(&mut self, sw: &SharedSwitch, patience: Duration) -> Vec<String> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let (warnings, busy) = self.sync_once(sw);
+            if busy == 0 || Instant::now() >= deadline {
+                return warnings;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// One pass; also how many devices were busy.
+    fn sync_once(&mut self, sw: &SharedSwitch) -> (Vec<String>, usize) {
         let mut warnings = Vec::new();
+        let mut busy = 0;
         let (wanted, optmap) = {
             let g = lock(sw);
             (Self::wanted(&g), g.optmap)
         };
-        for gone in self
+        let gone: Vec<PortNo> = self
             .attached
-            .clone()
-            .difference(&wanted.keys().copied().collect())
-        {
+            .keys()
+            .filter(|p| !wanted.contains_key(p))
+            .copied()
+            .collect();
+        for dp in gone {
             for p in &self.pmds {
-                p.send(PmdCommand::RemovePort(*gone));
+                p.send(PmdCommand::RemovePort(dp));
             }
-            self.attached.remove(gone);
+            if let Some(dev) = self.attached.remove(&dp) {
+                // Deleted from the switch: nothing of it may outlive us.
+                lock_port(&dev).retire();
+            }
         }
         for (dp, (name, kind, opts)) in &wanted {
-            if self.attached.contains(dp) || kind == "memory" {
+            if self.attached.contains_key(dp) || kind == "memory" {
                 continue;
             }
-            match open_device(kind, name, opts, &mut self.progs) {
+            match open_device(kind, name, opts, &mut self.progs, true) {
                 Ok(dev) => {
                     let shared = share(dev);
                     let owner = self.next_pmd % self.pmds.len();
@@ -85,9 +113,12 @@ impl Datapath {
                     for (i, p) in self.pmds.iter().enumerate() {
                         p.send(PmdCommand::AttachPort(*dp, shared.clone(), i == owner));
                     }
-                    self.attached.insert(*dp);
+                    self.attached.insert(*dp, shared);
                 }
-                Err(e) => warnings.push(format!("port {name}: no device yet: {e}")),
+                Err(e) => {
+                    busy += usize::from(e.kind() == std::io::ErrorKind::ResourceBusy);
+                    warnings.push(format!("port {name}: no device yet: {e}"))
+                }
             }
         }
         if optmap != self.optmap {
@@ -96,12 +127,20 @@ impl Datapath {
                 p.send(PmdCommand::SetOptMap(self.optmap));
             }
         }
-        for (port, frame) in lock(sw).resolve_tunnels() {
-            if self.attached.contains(&port) {
-                self.pmds[0].send(PmdCommand::Transmit(port, frame));
-            }
+        self.resolve(sw);
+        (warnings, busy)
+    }
+
+    /// Ask for tunnel next hops not known yet, on the underlay ports that have
+    /// a device (each unanswered one re-asked on its backoff, see
+    /// [`rvs_dataplane::vtep::Neighbor::retry_ms`]). Cheap when all are known;
+    /// the daemon calls it on every turn of its loop so that a lost request
+    /// is repeated within tens of milliseconds even when no packet waits.
+    pub fn resolve(&self, sw: &SharedSwitch) {
+        let attached = &self.attached;
+        for (port, frame) in lock(sw).resolve_tunnels(|p| attached.contains_key(&p)) {
+            self.pmds[0].send(PmdCommand::Transmit(port, frame));
         }
-        warnings
     }
 
     /// Datapath port -> (name, device kind, options) of every port with a device.
@@ -146,8 +185,8 @@ impl Datapath {
     }
 
     /// Datapath ports with a device attached.
-    pub fn attached(&self) -> &BTreeSet<PortNo> {
-        &self.attached
+    pub fn attached(&self) -> BTreeSet<PortNo> {
+        self.attached.keys().copied().collect()
     }
 
     /// Stop every PMD thread (devices close, XDP programs detach).

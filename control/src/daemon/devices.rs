@@ -20,11 +20,16 @@ fn bad(msg: String) -> io::Error {
 /// Options: `queues` (AF_XDP sockets, 1..=64), `csum` (`true`: complete L4
 /// checksums of received frames in software), `vtep_ip` (AF_XDP: the XDP
 /// program steers only that address's frames to rvs, the kernel keeps the rest).
+/// `persist`: tap devices outlive the process (as OVS's internal ports), until
+/// [`Port::retire`]. An interface another rvs still holds (a killed
+/// predecessor still exiting) is [`io::ErrorKind::ResourceBusy`], never a
+/// fall-back to AF_PACKET.
 pub fn open_device(
     kind: &str,
     ifname: &str,
     options: &BTreeMap<String, String>,
     progs: &mut Programs,
+    persist: bool,
 ) -> io::Result<Box<dyn Port>> {
     let queues: u32 = match options.get("queues") {
         None => 1,
@@ -53,7 +58,7 @@ pub fn open_device(
                         progs.insert(ifname.to_string(), p.program());
                         qs.push(Box::new(p));
                     }
-                    Err(e) if q == 0 => {
+                    Err(e) if q == 0 && e.kind() != io::ErrorKind::ResourceBusy => {
                         // As OVS does for netdevs without XDP: keep working, slower.
                         tracing::warn!("AF_XDP on {ifname} failed ({e}); falling back to AF_PACKET");
                         qs.push(Box::new(AfPacketPort::open(ifname)?));
@@ -74,7 +79,13 @@ pub fn open_device(
             }
         }
         "afpacket" => Box::new(AfPacketPort::open(ifname)?),
-        "tap" | "internal" => Box::new(TapPort::open(ifname)?),
+        "tap" | "internal" => {
+            let mut tap = TapPort::open(ifname)?;
+            if persist {
+                tap.persist()?;
+            }
+            Box::new(tap)
+        }
         other => {
             return Err(bad(format!(
                 "no device type {other:?} (afxdp, afpacket, tap, internal)"
@@ -135,10 +146,11 @@ mod tests {
             "x",
             &[("queues".to_string(), "0".to_string())].into(),
             &mut p,
+            false,
         )
         .err()
         .unwrap();
         assert!(e.to_string().contains("1..=64"));
-        assert!(open_device("warp", "x", &BTreeMap::new(), &mut p).is_err());
+        assert!(open_device("warp", "x", &BTreeMap::new(), &mut p, false).is_err());
     }
 }

@@ -41,7 +41,7 @@ pub struct DaemonOptions {
 #[derive(Error, Debug)]
 pub enum DaemonError {
     /// Another daemon serves this run directory.
-    #[error("another rvs daemon is running on {0} (its socket answers)")]
+    #[error("another rvs daemon is running on {0} (it holds rvs.lock)")]
     Busy(PathBuf),
     /// The configuration is unusable.
     #[error("{0} (start with --start-empty to set it aside and start empty)")]
@@ -81,21 +81,61 @@ fn load_switch(opts: &DaemonOptions) -> Result<Switch, DaemonError> {
     }
 }
 
+/// How long start-up waits for devices a killed predecessor still holds
+/// (its exit takes 150-200 ms here; then the 1-second tick retries).
+const PREDECESSOR_PATIENCE: Duration = Duration::from_secs(2);
+
+/// The run directory's lock file (`rvs.lock`), locked for the daemon's life.
+fn lock_run_dir(run_dir: &Path, sock: &Path) -> Result<std::fs::File, DaemonError> {
+    let path = run_dir.join("rvs.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => high_fd(f).map_err(io(format!("moving {} to a high descriptor", path.display()))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::Busy(sock.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+    }
+}
+
+/// The lowest descriptor [`high_fd`] moves the lock to.
+const LOCK_FD: libc::c_int = 1000;
+
+/// Move `f` to a descriptor above every other one we open. At exit the
+/// kernel runs the final closes of a process's files last descriptor first,
+/// so the lock on the highest one is released before the AF_XDP sockets,
+/// each of whose closes waits for an RCU grace period.
+fn high_fd(f: std::fs::File) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: F_DUPFD_CLOEXEC on our own open fd returns a new fd that nothing else owns.
+    let fd = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, LOCK_FD) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by fcntl and is owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// Run until `stop` is set.
 pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
     std::fs::create_dir_all(&opts.run_dir).map_err(io(format!("creating {}", opts.run_dir.display())))?;
     let sock = socket_path(&opts.run_dir);
+    // One daemon per run directory. The lock sits on our highest descriptor,
+    // so a killed daemon's exit releases it before the slow part (its AF_XDP
+    // sockets and XDP links wait for RCU grace periods as they close): the
+    // successor starts at once and takes each device as it comes free.
+    let _lock = lock_run_dir(&opts.run_dir, &sock)?;
     if sock.exists() {
-        if UnixStream::connect(&sock).is_ok() {
-            return Err(DaemonError::Busy(sock));
-        }
         tracing::warn!("removing stale socket {}", sock.display());
         std::fs::remove_file(&sock).map_err(io(format!("removing {}", sock.display())))?;
     }
     let sw = Arc::new(Mutex::new(load_switch(opts)?));
     let mut dp = Datapath::start(&sw, opts.pmd_threads, opts.poll, opts.pmd, None)
         .map_err(io("starting PMD threads"))?;
-    for w in dp.sync(&sw) {
+    for w in dp.sync_patiently(&sw, PREDECESSOR_PATIENCE) {
         tracing::warn!("{w}");
     }
     let state = Arc::new(Mutex::new(State {
@@ -131,8 +171,9 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
             }
             Err(e) => tracing::warn!("accept: {e}"),
         }
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.dp.resolve(&sw);
         if last_tick.elapsed() >= Duration::from_secs(1) {
-            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.dp.credit(&sw);
             lock(&sw).expire();
             let warnings = st.dp.sync(&sw);
@@ -175,10 +216,32 @@ fn serve(conn: UnixStream, state: Arc<Mutex<State>>) {
     }
 }
 
+/// The PID of the daemon serving `run_dir`, when one answers. A socket that
+/// accepts but never replies (a killed daemon whose exit has not closed its
+/// listener yet) is not serving: waiting for a given PID is how a starter
+/// knows that its own daemon is up.
+pub fn serving_pid(run_dir: &Path) -> Option<u32> {
+    let req = Request {
+        cmd: "version".into(),
+        args: Vec::new(),
+        format: Some("json".into()),
+    };
+    let reply = request_within(run_dir, &req, Some(Duration::from_secs(1)))
+        .ok()
+        .filter(|r| r.ok)?;
+    let v: serde_json::Value = serde_json::from_str(&reply.output).ok()?;
+    v.get("pid")?.as_u64().map(|p| p as u32)
+}
+
 /// Send one request to the daemon on `run_dir` and wait for the reply.
 pub fn request(run_dir: &Path, req: &Request) -> std::io::Result<Reply> {
+    request_within(run_dir, req, None)
+}
+
+fn request_within(run_dir: &Path, req: &Request, timeout: Option<Duration>) -> std::io::Result<Reply> {
     let sock = socket_path(run_dir);
     let mut conn = UnixStream::connect(&sock)?;
+    conn.set_read_timeout(timeout)?;
     let mut text = serde_json::to_string(req).map_err(std::io::Error::other)?;
     text.push('\n');
     conn.write_all(text.as_bytes())?;

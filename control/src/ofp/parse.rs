@@ -772,7 +772,7 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
         }
         "note" => {
             let hex: String = arg.chars().filter(|c| *c != '.').collect();
-            if hex.len() % 2 != 0 {
+            if !hex.len().is_multiple_of(2) {
                 return err(argcol, tok, "note needs hex bytes, e.g. note:01.02");
             }
             let bytes = (0..hex.len())

@@ -29,6 +29,23 @@ pub fn rvs_ok(dir: &Path, args: &[&str]) -> String {
     out
 }
 
+/// A command that runs `rvs` as a daemon outside any test namespace. As root
+/// it runs in a private network namespace of its own (`unshare --net`, with
+/// loopback up), which the kernel removes with the process: the taps of its
+/// bridges' internal ports, which outlive a daemon as OVS's do, never land in
+/// the host's namespace. The child's PID is the daemon's (both `unshare` and
+/// `sh` exec).
+pub fn rvs_daemon_command() -> Command {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Command::new(env!("CARGO_BIN_EXE_rvs"));
+    }
+    let mut c = Command::new("unshare");
+    c.args(["--net", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_rvs"));
+    c
+}
+
 /// Start `rvs daemon` on run directory `dir` (configuration `dir/conf.json`,
 /// no metrics), inside namespace `ns` when given, and wait until its control
 /// socket answers (10 s at most).
@@ -39,7 +56,7 @@ pub fn spawn_daemon(ns: Option<&str>, dir: &Path) -> Child {
             c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_rvs")]);
             c
         }
-        None => Command::new(env!("CARGO_BIN_EXE_rvs")),
+        None => rvs_daemon_command(),
     };
     let child = cmd
         .arg("--run-dir")
@@ -50,12 +67,16 @@ pub fn spawn_daemon(ns: Option<&str>, dir: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let sock = dir.join("rvs.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // A socket file may be left from a killed daemon: wait until ours answers.
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_serving(dir, &child);
     child
+}
+
+/// Wait until `child` serves `dir` (10 s at most). A killed daemon's socket
+/// may still accept for a while: only a reply with our child's PID counts.
+pub fn wait_serving(dir: &Path, child: &Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rvs_control::daemon::server::serving_pid(dir) != Some(child.id()) {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

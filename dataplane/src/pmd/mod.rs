@@ -131,7 +131,7 @@ fn coin(state: &mut u64, inv_prob: u32) -> bool {
             x ^= x >> 7;
             x ^= x << 17;
             *state = x;
-            x % n as u64 == 0
+            x.is_multiple_of(n as u64)
         }
     }
 }
@@ -366,7 +366,7 @@ impl<U: Upcall> Pmd<U> {
         self.now_ms = self.clock.elapsed().as_millis() as u64;
         self.polls += 1;
         sync(&mut self.watch, &mut self.megaflow, &mut self.stats);
-        if self.polls % MAINTENANCE_POLLS == 0 {
+        if self.polls.is_multiple_of(MAINTENANCE_POLLS) {
             self.megaflow.rank_subtables();
             self.megaflow.purge_stale();
             self.megaflow.compact();

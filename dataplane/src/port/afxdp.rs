@@ -11,7 +11,7 @@
 
 use super::{Port, PortStats};
 use crate::packet::Batch;
-use rvs_bpf::{XdpMode, XskRedirect};
+use rvs_bpf::{BpfError, XdpMode, XskRedirect};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ffi::CString;
 use std::io;
@@ -190,7 +190,21 @@ fn errno(e: xdpilone::Errno, what: &str) -> io::Error {
 impl AfXdpPort {
     /// Open a socket on `cfg.ifname`/`cfg.queue`, attaching the XDP program
     /// (or reusing `prog` when another queue of the interface attached it).
+    ///
+    /// Fails with [`io::ErrorKind::ResourceBusy`] while another rvs holds the
+    /// interface (a killed predecessor whose exit is still releasing it, or a
+    /// second daemon): checked before anything is set up, since a socket we
+    /// bind and drop again costs an RCU grace period to close.
     pub fn open(cfg: &AfXdpConfig, prog: Option<Arc<XskRedirect>>) -> io::Result<AfXdpPort> {
+        if prog.is_none() && XskRedirect::held_by_rvs(&cfg.ifname).unwrap_or(false) {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "{}: its XDP hook is held by another rvs (still exiting?)",
+                    cfg.ifname
+                ),
+            ));
+        }
         let frames = cfg.frames.clamp(64, 1 << 20);
         let frame_size = if cfg.frame_size <= 2048 { 2048 } else { 4096 };
         let area = Area::new(frames as usize * frame_size as usize)?;
@@ -235,8 +249,10 @@ impl AfXdpPort {
         let prog = match prog {
             Some(p) => p,
             None => Arc::new(
-                XskRedirect::attach(&cfg.ifname, cfg.xdp_mode)
-                    .map_err(|e| io::Error::other(e.to_string()))?,
+                XskRedirect::attach(&cfg.ifname, cfg.xdp_mode).map_err(|e| match e {
+                    BpfError::InUse { .. } => io::Error::new(io::ErrorKind::ResourceBusy, e.to_string()),
+                    e => io::Error::other(e.to_string()),
+                })?,
             ),
         };
         // The map update only reads the number.

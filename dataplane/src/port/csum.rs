@@ -38,4 +38,7 @@ impl<P: Port> Port for CompleteChecksums<P> {
     fn poll_fd(&self) -> Option<RawFd> {
         self.0.poll_fd()
     }
+    fn retire(&mut self) {
+        self.0.retire()
+    }
 }

@@ -98,6 +98,11 @@ pub trait Port: Send {
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// The port leaves the switch for good (deleted, not the process
+    /// stopping): remove what was made to outlive the process, such as a
+    /// persistent tap device.
+    fn retire(&mut self) {}
 }
 
 /// A boxed port is a port (so wrappers such as [`CompleteChecksums`] take any).
@@ -116,5 +121,8 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         (**self).poll_fd()
+    }
+    fn retire(&mut self) {
+        (**self).retire()
     }
 }

@@ -84,6 +84,9 @@ impl Port for MultiQueue {
     fn poll_fd(&self) -> Option<RawFd> {
         self.queues[0].poll_fd()
     }
+    fn retire(&mut self) {
+        self.queues.iter_mut().for_each(|q| q.retire())
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
 
@@ -25,6 +26,7 @@ pub struct TapPort {
     name: String,
     file: File,
     stats: PortStats,
+    persistent: bool,
 }
 
 impl TapPort {
@@ -54,7 +56,25 @@ impl TapPort {
             name: name.to_string(),
             file,
             stats: PortStats::default(),
+            persistent: false,
         })
+    }
+
+    /// Keep the device when this process closes it or dies, as OVS keeps its
+    /// internal ports: a restarted switch attaches to the same device, and the
+    /// host's addresses and routes on it survive the restart (closing a
+    /// non-persistent tap also unregisters the device, which costs the
+    /// exiting process two RCU barriers). [`Port::retire`] undoes it.
+    pub fn persist(&mut self) -> io::Result<()> {
+        self.set_persist(true)
+    }
+
+    fn set_persist(&mut self, on: bool) -> io::Result<()> {
+        // TUNSETPERSIST takes its argument by value.
+        // SAFETY: a plain ioctl on our own open tap fd; no memory is passed.
+        cvt(unsafe { libc::ioctl(self.file.as_raw_fd(), TUNSETPERSIST as _, on as libc::c_ulong) })?;
+        self.persistent = on;
+        Ok(())
     }
 }
 
@@ -119,5 +139,13 @@ impl Port for TapPort {
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
+    }
+
+    fn retire(&mut self) {
+        if self.persistent {
+            if let Err(e) = self.set_persist(false) {
+                tracing::warn!(tap = %self.name, "could not make the tap non-persistent: {e}");
+            }
+        }
     }
 }

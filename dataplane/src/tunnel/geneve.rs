@@ -245,7 +245,7 @@ impl GeneveRepr {
     /// Append an option. `data` must be a multiple of 4 bytes, at most 124.
     pub fn push_option(&mut self, class: u16, typ: u8, data: &[u8]) -> Result<(), GeneveError> {
         let len = self.opts_len as usize;
-        if data.len() % 4 != 0 || data.len() > 31 * 4 || len + 4 + data.len() > MAX_OPTIONS_LEN {
+        if !data.len().is_multiple_of(4) || data.len() > 31 * 4 || len + 4 + data.len() > MAX_OPTIONS_LEN {
             return Err(GeneveError::OptionsTooLong);
         }
         let o = &mut self.opts[len..len + 4 + data.len()];
