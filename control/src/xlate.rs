@@ -15,8 +15,8 @@ use crate::ofp::{
     OFPP_IN_PORT, OFPP_LOCAL,
 };
 use crate::switch::{Switch, TUNNEL_VPORT};
-use rvs_dataplane::action::{Action, SetIpv4, SetTransport};
-use rvs_dataplane::flow::{Field, FlowKey, FlowMask, VLAN_CFI};
+use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetTransport};
+use rvs_dataplane::flow::{Field, FlowKey, FlowMask, ARP_SHA, ARP_THA, VLAN_CFI};
 use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader, GENEVE_PORT};
 use rvs_dataplane::DropReason;
 use std::net::Ipv4Addr;
@@ -103,6 +103,13 @@ struct Xlate<'s> {
     /// A rule was learned (its table's flows were invalidated).
     learned_rule: bool,
     halted: bool,
+    /// The current rule's remaining actions are skipped (dec_ttl expired).
+    stop_list: bool,
+    /// Copies counted under a reason rather than sent (dec_ttl's expiry,
+    /// controller): one drop is appended at the end of the actions.
+    punt: Option<DropReason>,
+    /// The in_port of the next table lookup only (resubmit's port).
+    lookup_in_port: Option<u32>,
     cacheable: bool,
     resolve: Vec<(u32, Ipv4Addr)>,
     rules: Vec<RuleRef>,
@@ -138,6 +145,9 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         changed: false,
         learned_rule: false,
         halted: false,
+        stop_list: false,
+        punt: None,
+        lookup_in_port: None,
         cacheable: true,
         resolve: Vec::new(),
         rules: Vec::new(),
@@ -145,6 +155,9 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         learned: Vec::new(),
     };
     x.run(key);
+    if let Some(r) = x.punt {
+        x.actions.push(Action::Drop(r));
+    }
     let mut mask = x.wc.flow_mask();
     mask.set_exact(Field::InPort);
     mask.set_exact(Field::RecircId);
@@ -199,10 +212,17 @@ impl Xlate<'_> {
             OfField::DlSrc
                 | OfField::DlDst
                 | OfField::VlanTci
+                | OfField::VlanVid
+                | OfField::VlanPcp
                 | OfField::NwSrc
                 | OfField::NwDst
                 | OfField::NwTos
+                | OfField::NwEcn
+                | OfField::IpDscp
                 | OfField::NwTtl
+                | OfField::ArpOp
+                | OfField::ArpSha
+                | OfField::ArpTha
                 | OfField::TpSrc
                 | OfField::TpDst
         ) {
@@ -215,9 +235,13 @@ impl Xlate<'_> {
         }
     }
 
+    /// A translation error: as in OVS the whole packet is dropped, including
+    /// outputs emitted before the error.
     fn drop_with(&mut self, reason: DropReason, why: &str) {
-        self.note(|| format!("-> drop: {why}"));
+        self.note(|| format!("-> drop: {why} (the whole packet: no earlier output goes either)"));
+        self.actions.clear();
         self.actions.push(Action::Drop(reason));
+        self.punt = None;
         self.halted = true;
     }
 
@@ -342,7 +366,16 @@ impl Xlate<'_> {
                 self.note(|| format!("{table:>2}. no rules: drop"));
                 return;
             };
-            let l = cls.lookup(&self.flow);
+            // resubmit(PORT,..): that in_port for the lookup only; the rule's
+            // actions run with the packet's own (OVS's xlate_table_action).
+            let l = match self.lookup_in_port.take() {
+                Some(p) => {
+                    let mut k = self.flow;
+                    OfField::InPort.set(&mut k, p as u128);
+                    cls.lookup(&k)
+                }
+                None => cls.lookup(&self.flow),
+            };
             self.wc.union(&l.consulted);
             let Some((m, prio, _)) = l.hit else {
                 self.note(|| format!("{table:>2}. no match: drop"));
@@ -379,7 +412,7 @@ impl Xlate<'_> {
             self.indent += 1;
             let mut next = None;
             for a in &rule.actions {
-                if self.halted {
+                if self.halted || self.stop_list {
                     break;
                 }
                 if let OfAction::GotoTable(t) = a {
@@ -389,6 +422,9 @@ impl Xlate<'_> {
                 self.action(bridge, table, a);
             }
             self.indent -= 1;
+            if std::mem::take(&mut self.stop_list) {
+                return;
+            }
             match next {
                 Some(t) if !self.halted => {
                     if t <= table {
@@ -430,14 +466,14 @@ impl Xlate<'_> {
                     return self.drop_with(DropReason::XlateDepth, "resubmit depth exceeded (loop?)");
                 }
                 self.depth += 1;
-                let saved = in_port;
-                if let Some(p) = port.filter(|p| *p != OFPP_IN_PORT) {
-                    self.set(OfField::InPort, p as u128);
-                }
+                self.lookup_in_port = port.filter(|p| *p != OFPP_IN_PORT);
                 let t = t.unwrap_or(table);
-                self.note(|| format!("resubmit to table {t}"));
+                match self.lookup_in_port {
+                    Some(p) => self.note(|| format!("resubmit to table {t}, looked up with in_port={p}")),
+                    None => self.note(|| format!("resubmit to table {t}")),
+                }
                 self.run_table(bridge, t);
-                self.set(OfField::InPort, saved as u128);
+                self.lookup_in_port = None;
                 self.depth -= 1;
             }
             OfAction::GotoTable(_) => unreachable!("handled by run_table"),
@@ -460,9 +496,33 @@ impl Xlate<'_> {
             OfAction::ModDlDst(m) => self.set(OfField::DlDst, *m as u128),
             OfAction::ModNwSrc(a) => self.set(OfField::NwSrc, u32::from(*a) as u128),
             OfAction::ModNwDst(a) => self.set(OfField::NwDst, u32::from(*a) as u128),
-            OfAction::ModNwTos(t) => self.set(OfField::NwTos, *t as u128),
+            OfAction::ModNwTos(t) => self.set(OfField::IpDscp, (*t >> 2) as u128),
+            OfAction::ModNwEcn(e) => self.set(OfField::NwEcn, *e as u128),
+            OfAction::ModNwTtl(t) => self.set(OfField::NwTtl, *t as u128),
+            OfAction::DecTtl => self.dec_ttl(),
+            OfAction::WriteMetadata { value, mask } => {
+                let old = self.get(OfField::Metadata) as u64;
+                self.set(OfField::Metadata, ((old & !mask) | (value & mask)) as u128);
+            }
+            OfAction::Controller(_) => {
+                self.note(|| {
+                    "controller: no controller connection yet: counted under the controller drop reason"
+                        .into()
+                });
+                self.punt.get_or_insert(DropReason::Controller);
+            }
             OfAction::ModTpSrc(p) => self.set(OfField::TpSrc, *p as u128),
             OfAction::ModTpDst(p) => self.set(OfField::TpDst, *p as u128),
+            // OVS's nw_tos is the DSCP bits; the ECN bits stay.
+            OfAction::SetField {
+                field: OfField::NwTos,
+                value,
+            } => self.set(OfField::IpDscp, *value >> 2),
+            // OF1.3: setting the VID tags the packet (OFPVID_PRESENT).
+            OfAction::SetField {
+                field: OfField::VlanVid,
+                value,
+            } => self.set(OfField::VlanVid, (*value & 0xfff) | VLAN_CFI as u128),
             OfAction::SetField { field, value } => self.set(*field, *value),
             OfAction::Load { value, dst } => self.write(dst, *value),
             OfAction::Move { src, dst } => {
@@ -473,6 +533,25 @@ impl Xlate<'_> {
             OfAction::Learn(spec) => self.learn(bridge, spec),
             OfAction::Note(_) => {}
         }
+    }
+
+    /// `dec_ttl`, as OVS: not IP, nothing happens; TTL above 1 goes down by
+    /// one; else this rule's remaining actions are skipped and the packet's
+    /// copy for the controller is counted under `ttl_exceeded`.
+    fn dec_ttl(&mut self) {
+        self.consult(OfField::DlType, 0xffff);
+        if !matches!(self.get(OfField::DlType), 0x0800 | 0x86dd) {
+            return self.note(|| "dec_ttl: not IP, nothing to do".into());
+        }
+        self.consult(OfField::NwTtl, 0xff);
+        let ttl = self.get(OfField::NwTtl);
+        if ttl > 1 {
+            self.set(OfField::NwTtl, ttl - 1);
+            return;
+        }
+        self.note(|| format!("dec_ttl: TTL {ttl}: expired, the rest of this rule's actions are skipped"));
+        self.punt.get_or_insert(DropReason::TtlExceeded);
+        self.stop_list = true;
     }
 
     /// Read a subfield (right-aligned), marking its bits consulted.
@@ -511,8 +590,30 @@ impl Xlate<'_> {
             self.actions.push(Action::SetEthDst(f.eth_dst()));
         }
         let l3 = [Field::NwSrc, Field::NwDst, Field::NwTos, Field::NwTtl];
-        if l3.iter().any(|x| b.get(*x) != f.get(*x)) {
+        let arp = [Field::NwSrc, Field::NwDst, Field::ArpOp, ARP_SHA, ARP_THA];
+        if arp.iter().any(|x| b.get(*x) != f.get(*x)) && f.get(Field::EthType) == 0x0806 {
             self.consult(OfField::DlType, 0xffff);
+            let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x));
+            let mac = |v: u64| {
+                let b = v.to_be_bytes();
+                [b[2], b[3], b[4], b[5], b[6], b[7]]
+            };
+            self.actions.push(Action::SetArp(SetArp {
+                op: ch(Field::ArpOp).map(|v| v as u16),
+                sha: ch(ARP_SHA).map(mac),
+                spa: ch(Field::NwSrc).map(|v| Ipv4Addr::from(v as u32)),
+                tha: ch(ARP_THA).map(mac),
+                tpa: ch(Field::NwDst).map(|v| Ipv4Addr::from(v as u32)),
+            }));
+        } else if l3.iter().any(|x| b.get(*x) != f.get(*x)) {
+            self.consult(OfField::DlType, 0xffff);
+            if f.get(Field::EthType) == 0x86dd {
+                let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x) as u8);
+                self.actions.push(Action::SetIpv6(SetIpv6 {
+                    tclass: ch(Field::NwTos),
+                    hlimit: ch(Field::NwTtl),
+                }));
+            }
             if f.get(Field::EthType) == 0x0800 {
                 let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x));
                 self.actions.push(Action::SetIpv4(SetIpv4 {

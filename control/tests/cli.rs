@@ -51,6 +51,30 @@ fn a_bad_flow_is_an_error_with_line_column_and_suggestion() {
     );
 }
 
+/// What the daemon refuses, parse-flows refuses: a bare unknown word is not
+/// taken for a port name (the daemon has no such port either).
+#[test]
+fn parse_flows_refuses_an_unknown_action_and_knows_the_ovs_ones() {
+    let (code, _, err) = rvs(
+        &["parse-flows", "-"],
+        Some("priority=1,actions=dec_tl,output:vm1\n"),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unknown action \"dec_tl\"") && err.contains("did you mean \"dec_ttl\""),
+        "{err}"
+    );
+    let (code, out, err) = rvs(
+        &["parse-flows", "-"],
+        Some("priority=1,ip,nw_tos=32,action=dec_ttl,mod_nw_ttl:9,output:in_port,output:vm1\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("priority=1,ip,nw_tos=32,actions=dec_ttl,mod_nw_ttl:9,IN_PORT,output:1"),
+        "{out}"
+    );
+}
+
 #[test]
 fn trace_neutron_walks_br_int_into_br_tun() {
     let (code, out, err) = rvs(

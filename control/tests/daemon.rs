@@ -500,3 +500,101 @@ fn detach_pidfile_and_per_command_help() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The ovs-vsctl spellings an OVS user pastes, into the real binary: `-- set
+/// interface` / `-- set port`, `--may-exist`, `--if-exists`, and ovs-ofctl
+/// flows with OVS-only spellings.
+#[test]
+fn ovs_vsctl_forms_work_unchanged() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    ok(&d, &["add-br", "br-int"]);
+    ok(&d, &["add-br", "br-tun"]);
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br-int",
+            "patch-tun",
+            "--",
+            "set",
+            "interface",
+            "patch-tun",
+            "type=patch",
+            "options:peer=patch-int",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br-int",
+            "vm1",
+            "--",
+            "set",
+            "interface",
+            "vm1",
+            "type=memory",
+            "ofport_request=7",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br-int",
+            "vm2",
+            "type=memory",
+            "--",
+            "set",
+            "port",
+            "vm2",
+            "tag=3",
+        ],
+    );
+    // Again with --may-exist (either place): nothing changes, no error.
+    ok(&d, &["--may-exist", "add-br", "br-int"]);
+    ok(&d, &["add-br", "--may-exist", "br-int"]);
+    ok(&d, &["--may-exist", "add-port", "br-int", "vm1", "type=memory"]);
+    let (code, _, err) = d.rvs(&["add-br", "br-int"]);
+    assert_eq!(code, 1, "without --may-exist it is an error");
+    assert!(!err.is_empty());
+    let (code, _, err) = d.rvs(&["--may-exist", "add-port", "br-tun", "vm1"]);
+    assert_eq!(code, 1, "on another bridge it is still an error");
+    assert!(err.contains("br-int"), "{err}");
+    let show = ok(&d, &["show"]);
+    assert!(
+        show.contains("tag: 3") && show.contains("options: {peer=patch-int}"),
+        "{show}"
+    );
+    let ports = ok(&d, &["--format", "json", "show"]);
+    assert!(
+        ports.contains("\"ofport\":7") || ports.contains("\"ofport\": 7"),
+        "{ports}"
+    );
+    // --if-exists del-port / del-br on what is not there.
+    ok(&d, &["--if-exists", "del-port", "br-int", "nosuch"]);
+    ok(&d, &["--if-exists", "del-br", "nosuch"]);
+    assert_eq!(d.rvs(&["del-br", "nosuch"]).0, 1);
+    ok(&d, &["--if-exists", "del-port", "br-int", "vm2"]);
+    assert!(!ok(&d, &["list-ports", "br-int"]).contains("vm2"));
+    // OVS-only flow spellings.
+    ok(
+        &d,
+        &[
+            "add-flow",
+            "br-int",
+            "table=0,priority=5,tcp,tcp_dst=80,action=dec_ttl,mod_nw_ecn:1,write_metadata:0x1/0x1,output:in_port",
+        ],
+    );
+    let dump = ok(&d, &["dump-flows", "br-int"]);
+    assert!(
+        dump.contains("tp_dst=80")
+            && dump.contains("actions=dec_ttl,mod_nw_ecn:1,write_metadata:0x1/0x1,IN_PORT"),
+        "{dump}"
+    );
+    let trace = ok(&d, &["trace", "br-int", "in_port=vm1,tcp,tcp_dst=80,nw_ttl=1"]);
+    assert!(
+        trace.contains("expired") && trace.contains("drop(ttl_exceeded)"),
+        "{trace}"
+    );
+}

@@ -39,6 +39,12 @@ struct Cli {
     /// Output format of read commands: text or json.
     #[arg(long, global = true, default_value = "text")]
     format: String,
+    /// add-br / add-port: no error if it already exists (ovs-vsctl's flag).
+    #[arg(long, global = true)]
+    may_exist: bool,
+    /// del-br / del-port: no error if it does not exist (ovs-vsctl's flag).
+    #[arg(long, global = true)]
+    if_exists: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -174,6 +180,10 @@ impl PortNames for AnyPortName {
         let n = m.len() as u32 + 1;
         Some(*m.entry(name.to_string()).or_insert(n))
     }
+
+    fn bare_names(&self) -> bool {
+        false
+    }
 }
 
 fn default_run_dir() -> PathBuf {
@@ -206,10 +216,10 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("version", "version", "The daemon's version and PID, like ovs-appctl version."),
     ("list-br", "list-br", "Bridge names."),
     ("list-ports", "list-ports BRIDGE", "Port names of a bridge."),
-    ("add-br", "add-br BRIDGE", "Create a bridge (with its LOCAL port and priority=0,actions=NORMAL)."),
-    ("del-br", "del-br BRIDGE", "Delete a bridge and its ports."),
-    ("add-port", "add-port BRIDGE PORT [type=T] [tag=N] [trunks=A,B] [ofport_request=N] [options:K=V ...] [-- set interface|port PORT KEY=VALUE ...]", "Add a port (the port number stays for the port's life, across restarts; ofport_request=N asks for N). T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Device options: queues=N, csum=true, vtep_ip=IP (serve that tunnel endpoint on this port; with afxdp only its frames go to rvs) [vtep_mac=MAC]. Examples: rvs add-port br-int vm1 type=afxdp tag=1; rvs add-port br-ex eth1 type=afxdp options:vtep_ip=198.18.0.11; rvs add-port br-int patch-tun -- set interface patch-tun type=patch options:peer=patch-int"),
-    ("del-port", "del-port PORT", "Remove a port."),
+    ("add-br", "[--may-exist] add-br BRIDGE", "Create a bridge (with its LOCAL port and priority=0,actions=NORMAL)."),
+    ("del-br", "[--if-exists] del-br BRIDGE", "Delete a bridge and its ports."),
+    ("add-port", "[--may-exist] add-port BRIDGE PORT [type=T] [tag=N] [trunks=A,B] [ofport_request=N] [options:K=V ...] [-- set interface|port PORT KEY=VALUE ...]", "Add a port (the port number stays for the port's life, across restarts; ofport_request=N asks for N). T: afxdp, afpacket, tap, internal, patch (options:peer=P), geneve (options:remote_ip=IP [options:local_ip=IP] [options:key=VNI|flow]), memory. Device options: queues=N, csum=true, vtep_ip=IP (serve that tunnel endpoint on this port; with afxdp only its frames go to rvs) [vtep_mac=MAC]. Examples: rvs add-port br-int vm1 type=afxdp tag=1; rvs add-port br-ex eth1 type=afxdp options:vtep_ip=198.18.0.11; rvs add-port br-int patch-tun -- set interface patch-tun type=patch options:peer=patch-int"),
+    ("del-port", "[--if-exists] del-port [BRIDGE] PORT", "Remove a port."),
     ("add-flow", "add-flow BRIDGE FLOW", "Add a rule in ovs-ofctl syntax. Example: rvs add-flow br-int 'table=0,priority=10,in_port=vm1,actions=NORMAL'"),
     ("add-flows", "add-flows BRIDGE FILE|-", "Add rules from a file (one per line), all or nothing."),
     ("replace-flows", "replace-flows BRIDGE FILE|-", "Replace all rules of a bridge, atomically."),
@@ -303,6 +313,12 @@ fn main() -> ExitCode {
         // Nothing else in this process depends on SIGPIPE being ignored.
         // SAFETY: sets a signal's disposition to the default; no handler runs.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let mut words = words;
+        for (set, flag) in [(cli.may_exist, "--may-exist"), (cli.if_exists, "--if-exists")] {
+            if set {
+                words.push(flag.to_string());
+            }
+        }
         return remote(&run_dir, &cli.format, words);
     }
     match run(cli, run_dir) {

@@ -42,8 +42,33 @@ fn need<'a>(args: &'a [String], n: usize, usage: &str) -> Result<&'a [String], S
 /// Handle one request.
 pub fn handle(st: &mut State, req: &Request) -> Reply {
     let json = req.format.as_deref() == Some("json");
-    let a = &req.args;
+    // ovs-vsctl's --may-exist / --if-exists, wherever they stand.
+    let flag = |f: &str| req.args.iter().any(|w| w == f);
+    let (may_exist, if_exists) = (flag("--may-exist"), flag("--if-exists"));
+    let words: Vec<String> = req
+        .args
+        .iter()
+        .filter(|w| *w != "--may-exist" && *w != "--if-exists")
+        .cloned()
+        .collect();
+    let a = &words;
+    let has_bridge = |name: &str| lock(&st.sw).bridges.contains_key(name);
+    let port_bridge = |name: &str| lock(&st.sw).find_port(name).map(|(b, _)| b.name.clone());
     let r = match req.cmd.as_str() {
+        "add-br" if may_exist && a.len() == 1 && has_bridge(&a[0]) => Ok(String::new()),
+        "del-br" if if_exists && a.len() == 1 && !has_bridge(&a[0]) => Ok(String::new()),
+        "add-port" if may_exist && a.len() >= 2 && port_bridge(&a[1]).is_some() => match port_bridge(&a[1]) {
+            Some(b) if b == a[0] => Ok(String::new()),
+            b => Err(format!(
+                "port {:?} exists on bridge {:?}, not {:?}",
+                a[1],
+                b.unwrap_or_default(),
+                a[0]
+            )),
+        },
+        "del-port" if if_exists && !a.is_empty() && port_bridge(a.last().expect("checked")).is_none() => {
+            Ok(String::new())
+        }
         "show" => Ok(show(&lock(&st.sw), json)),
         // As `ovs-appctl version`; the PID tells a starting daemon's waiter
         // that it reached this daemon, not a killed predecessor's socket.

@@ -183,4 +183,22 @@ pub enum OfAction {
     Learn(LearnSpec),
     /// `note:hex.bytes`.
     Note(Vec<u8>),
+    /// `dec_ttl`: decrement the IPv4 TTL / IPv6 hop limit; at 0 or 1 the
+    /// packet goes no further in this action list (OVS: to the controller).
+    DecTtl,
+    /// `mod_nw_ttl:TTL`.
+    ModNwTtl(u8),
+    /// `mod_nw_ecn:ECN` (the low 2 bits of the TOS byte).
+    ModNwEcn(u8),
+    /// `write_metadata:VALUE[/MASK]`.
+    WriteMetadata {
+        /// Bits written.
+        value: u64,
+        /// Which bits (all when not given).
+        mask: u64,
+    },
+    /// `controller[:MAX_LEN]` / `controller(k=v,...)`: its arguments as
+    /// written. Without a controller connection the packet copy is counted
+    /// under the `controller` drop reason.
+    Controller(String),
 }

@@ -2,7 +2,7 @@
 //! lives in an [`XKey`], and how its values are written.
 
 use super::xkey::{XKey, METADATA_WORD, REG_WORD};
-use rvs_dataplane::flow::Field;
+use rvs_dataplane::flow::{Field, ARP_SHA, ARP_THA};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -55,6 +55,19 @@ pub enum OfField {
     Reg(u8),
     /// Pipeline metadata (64 bits).
     Metadata,
+    /// ARP sender hardware address.
+    ArpSha,
+    /// ARP target hardware address.
+    ArpTha,
+    /// OpenFlow 1.3 VLAN id: VID with the OFPVID_PRESENT bit (0x1000), the
+    /// low 13 bits of [`OfField::VlanTci`].
+    VlanVid,
+    /// OpenFlow 1.3 VLAN priority (the top 3 bits of the TCI).
+    VlanPcp,
+    /// IP ECN (the low 2 bits of the TOS byte).
+    NwEcn,
+    /// IP DSCP (the top 6 bits of the TOS byte, right-aligned).
+    IpDscp,
 }
 
 /// How a field's values are written.
@@ -86,6 +99,8 @@ impl OfField {
                 OfField::ArpOp,
                 OfField::NwSrc,
                 OfField::NwDst,
+                OfField::ArpSha,
+                OfField::ArpTha,
                 OfField::Ipv6Src,
                 OfField::Ipv6Dst,
                 OfField::NwProto,
@@ -96,6 +111,18 @@ impl OfField {
                 OfField::TpDst,
                 OfField::TcpFlags,
             ])
+    }
+
+    /// Fields that are other views of bits [`OfField::all`] already covers
+    /// (matches print them through the covering field).
+    pub fn views() -> impl Iterator<Item = OfField> {
+        [
+            OfField::VlanVid,
+            OfField::VlanPcp,
+            OfField::NwEcn,
+            OfField::IpDscp,
+        ]
+        .into_iter()
     }
 
     /// The ovs-ofctl match name.
@@ -130,6 +157,12 @@ impl OfField {
             OfField::TunSrc => "tun_src",
             OfField::TunDst => "tun_dst",
             OfField::Metadata => "metadata",
+            OfField::ArpSha => "arp_sha",
+            OfField::ArpTha => "arp_tha",
+            OfField::VlanVid => "vlan_vid",
+            OfField::VlanPcp => "vlan_pcp",
+            OfField::NwEcn => "nw_ecn",
+            OfField::IpDscp => "ip_dscp",
             OfField::TunMetadata(_) | OfField::Reg(_) => "",
         }
     }
@@ -154,18 +187,24 @@ impl OfField {
             "dl_dst" | "eth_dst" | "NXM_OF_ETH_DST" | "OXM_OF_ETH_DST" => OfField::DlDst,
             "dl_type" | "eth_type" | "NXM_OF_ETH_TYPE" | "OXM_OF_ETH_TYPE" => OfField::DlType,
             "vlan_tci" | "NXM_OF_VLAN_TCI" => OfField::VlanTci,
-            "nw_src" | "ip_src" | "NXM_OF_IP_SRC" | "OXM_OF_IPV4_SRC" => OfField::NwSrc,
-            "nw_dst" | "ip_dst" | "NXM_OF_IP_DST" | "OXM_OF_IPV4_DST" => OfField::NwDst,
+            "nw_src" | "ip_src" | "NXM_OF_IP_SRC" | "OXM_OF_IPV4_SRC" | "arp_spa" | "NXM_OF_ARP_SPA"
+            | "OXM_OF_ARP_SPA" => OfField::NwSrc,
+            "nw_dst" | "ip_dst" | "NXM_OF_IP_DST" | "OXM_OF_IPV4_DST" | "arp_tpa" | "NXM_OF_ARP_TPA"
+            | "OXM_OF_ARP_TPA" => OfField::NwDst,
+            "arp_sha" | "NXM_NX_ARP_SHA" | "OXM_OF_ARP_SHA" => OfField::ArpSha,
+            "arp_tha" | "NXM_NX_ARP_THA" | "OXM_OF_ARP_THA" => OfField::ArpTha,
+            "vlan_vid" | "OXM_OF_VLAN_VID" => OfField::VlanVid,
+            "vlan_pcp" | "OXM_OF_VLAN_PCP" => OfField::VlanPcp,
+            "nw_ecn" | "ip_ecn" | "NXM_NX_IP_ECN" | "OXM_OF_IP_ECN" => OfField::NwEcn,
+            "ip_dscp" | "OXM_OF_IP_DSCP" => OfField::IpDscp,
             "nw_proto" | "ip_proto" | "NXM_OF_IP_PROTO" | "OXM_OF_IP_PROTO" => OfField::NwProto,
             "nw_tos" | "NXM_OF_IP_TOS" => OfField::NwTos,
             "nw_ttl" | "NXM_NX_IP_TTL" => OfField::NwTtl,
             "ip_frag" | "nw_frag" | "NXM_NX_IP_FRAG" => OfField::IpFrag,
-            "tp_src" | "NXM_OF_TCP_SRC" | "NXM_OF_UDP_SRC" | "OXM_OF_TCP_SRC" | "OXM_OF_UDP_SRC" => {
-                OfField::TpSrc
-            }
-            "tp_dst" | "NXM_OF_TCP_DST" | "NXM_OF_UDP_DST" | "OXM_OF_TCP_DST" | "OXM_OF_UDP_DST" => {
-                OfField::TpDst
-            }
+            "tp_src" | "tcp_src" | "udp_src" | "sctp_src" | "NXM_OF_TCP_SRC" | "NXM_OF_UDP_SRC"
+            | "OXM_OF_TCP_SRC" | "OXM_OF_UDP_SRC" | "OXM_OF_SCTP_SRC" => OfField::TpSrc,
+            "tp_dst" | "tcp_dst" | "udp_dst" | "sctp_dst" | "NXM_OF_TCP_DST" | "NXM_OF_UDP_DST"
+            | "OXM_OF_TCP_DST" | "OXM_OF_UDP_DST" | "OXM_OF_SCTP_DST" => OfField::TpDst,
             "tcp_flags" | "NXM_NX_TCP_FLAGS" => OfField::TcpFlags,
             "arp_op" | "NXM_OF_ARP_OP" => OfField::ArpOp,
             "ipv6_src" | "NXM_NX_IPV6_SRC" => OfField::Ipv6Src,
@@ -180,7 +219,7 @@ impl OfField {
 
     /// Names accepted by [`from_name`](Self::from_name), for "did you mean".
     pub fn known_names() -> Vec<String> {
-        let mut v: Vec<String> = OfField::all().map(|f| f.name()).collect();
+        let mut v: Vec<String> = OfField::all().chain(OfField::views()).map(|f| f.name()).collect();
         v.extend(
             [
                 "dl_vlan",
@@ -191,6 +230,13 @@ impl OfField {
                 "icmp_code",
                 "icmpv6_type",
                 "icmpv6_code",
+                "tcp_src",
+                "tcp_dst",
+                "udp_src",
+                "udp_dst",
+                "sctp_src",
+                "sctp_dst",
+                "ip_ecn",
             ]
             .map(String::from),
         );
@@ -250,6 +296,12 @@ impl OfField {
                 _ => one!((REG_WORD + 3, 32, 32)),
             },
             OfField::Metadata => one!((METADATA_WORD, 0, 64)),
+            OfField::ArpSha => one!((p(ARP_SHA).0, 0, 48)),
+            OfField::ArpTha => one!((p(ARP_THA).0, 0, 48)),
+            OfField::VlanVid => one!((p(Field::VlanTci).0, p(Field::VlanTci).1, 13)),
+            OfField::VlanPcp => one!((p(Field::VlanTci).0, p(Field::VlanTci).1 + 13, 3)),
+            OfField::NwEcn => one!((p(Field::NwTos).0, p(Field::NwTos).1, 2)),
+            OfField::IpDscp => one!((p(Field::NwTos).0, p(Field::NwTos).1 + 2, 6)),
         }
     }
 
@@ -292,7 +344,7 @@ impl OfField {
     /// How values are written.
     pub fn kind(self) -> ValueKind {
         match self {
-            OfField::DlSrc | OfField::DlDst => ValueKind::Mac,
+            OfField::DlSrc | OfField::DlDst | OfField::ArpSha | OfField::ArpTha => ValueKind::Mac,
             OfField::NwSrc | OfField::NwDst | OfField::TunSrc | OfField::TunDst => ValueKind::Ipv4,
             OfField::Ipv6Src | OfField::Ipv6Dst => ValueKind::Ipv6,
             _ => ValueKind::Int,
@@ -332,6 +384,10 @@ impl OfField {
                 | OfField::NwProto
                 | OfField::NwTos
                 | OfField::NwTtl
+                | OfField::NwEcn
+                | OfField::IpDscp
+                | OfField::VlanPcp
+                | OfField::VlanVid
                 | OfField::TpSrc
                 | OfField::TpDst
                 | OfField::ArpOp => v.to_string(),
@@ -386,13 +442,27 @@ pub fn fmt_mac(v: u64) -> String {
 mod tests {
     use super::*;
 
+    /// ARP's hardware addresses share the IPv6 address words (an ARP packet
+    /// has no IPv6 addresses).
+    fn shared(f: OfField, g: OfField) -> bool {
+        let pair = |a, b| (f == a && g == b) || (f == b && g == a);
+        pair(OfField::ArpSha, OfField::Ipv6Src) || pair(OfField::ArpTha, OfField::Ipv6Dst)
+    }
+
     #[test]
     fn every_field_round_trips_its_max_value_without_leaking() {
-        for f in OfField::all() {
+        for f in OfField::all().chain(OfField::views()) {
             let mut k = XKey::default();
             f.set(&mut k, u128::MAX);
             assert_eq!(f.get(&k), f.max(), "{f}");
-            for g in OfField::all().filter(|g| *g != f) {
+            assert_eq!(OfField::from_name(&f.name()), Some(f));
+            let s = f.fmt_value(f.max());
+            assert_eq!(f.parse_value(&s), Ok(f.max()), "{f}: {s}");
+        }
+        for f in OfField::all() {
+            let mut k = XKey::default();
+            f.set(&mut k, u128::MAX);
+            for g in OfField::all().filter(|g| *g != f && !shared(f, *g)) {
                 assert_eq!(g.get(&k), 0, "{f} leaked into {g}");
             }
             assert_eq!(OfField::from_name(&f.name()), Some(f));

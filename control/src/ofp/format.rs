@@ -34,6 +34,12 @@ pub fn nxm_name(f: OfField) -> String {
         OfField::TunMetadata(i) => format!("NXM_NX_TUN_METADATA{i}"),
         OfField::Reg(i) => format!("NXM_NX_REG{i}"),
         OfField::Metadata => "OXM_OF_METADATA".into(),
+        OfField::ArpSha => "NXM_NX_ARP_SHA".into(),
+        OfField::ArpTha => "NXM_NX_ARP_THA".into(),
+        OfField::VlanVid => "OXM_OF_VLAN_VID".into(),
+        OfField::VlanPcp => "OXM_OF_VLAN_PCP".into(),
+        OfField::NwEcn => "NXM_NX_IP_ECN".into(),
+        OfField::IpDscp => "OXM_OF_IP_DSCP".into(),
     }
 }
 
@@ -126,6 +132,15 @@ impl fmt::Display for OfAction {
             OfAction::Move { src, dst } => write!(f, "move:{src}->{dst}"),
             OfAction::SetTunnel(id) => write!(f, "set_tunnel:{id:#x}"),
             OfAction::Learn(spec) => write!(f, "{spec}"),
+            OfAction::DecTtl => f.write_str("dec_ttl"),
+            OfAction::ModNwTtl(t) => write!(f, "mod_nw_ttl:{t}"),
+            OfAction::ModNwEcn(e) => write!(f, "mod_nw_ecn:{e}"),
+            OfAction::WriteMetadata { value, mask } if *mask == u64::MAX => {
+                write!(f, "write_metadata:{value:#x}")
+            }
+            OfAction::WriteMetadata { value, mask } => write!(f, "write_metadata:{value:#x}/{mask:#x}"),
+            OfAction::Controller(args) if args.is_empty() => f.write_str("CONTROLLER"),
+            OfAction::Controller(args) => write!(f, "controller({args})"),
             OfAction::Note(bytes) => {
                 f.write_str("note:")?;
                 for (i, b) in bytes.iter().enumerate() {
@@ -179,7 +194,21 @@ impl fmt::Display for Match {
             if m == 0 {
                 continue;
             }
+            let arp = self.get(OfField::DlType) == (0x0806, 0xffff);
             match field {
+                // The IPv6 words hold ARP's hardware addresses in an ARP match.
+                OfField::Ipv6Src | OfField::Ipv6Dst if arp => continue,
+                OfField::ArpSha | OfField::ArpTha if !arp => continue,
+                // OVS's nw_tos is the DSCP bits in place; nw_ecn the low two.
+                OfField::NwTos if matches!(m, 0xfc | 0x03 | 0xff) => {
+                    if m & 0xfc != 0 {
+                        parts.push(format!("nw_tos={}", v & 0xfc));
+                    }
+                    if m & 3 != 0 {
+                        parts.push(format!("nw_ecn={}", v & 3));
+                    }
+                    continue;
+                }
                 OfField::DlType if short.is_some() => continue,
                 OfField::NwProto if short.is_some_and(|s| s.1) => continue,
                 OfField::VlanTci if m == 0x1fff && v & VLAN_CFI as u128 != 0 => {

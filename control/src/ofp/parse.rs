@@ -17,6 +17,13 @@ use thiserror::Error;
 pub trait PortNames {
     /// The OpenFlow port number of `name`.
     fn port_no(&self, name: &str) -> Option<u32>;
+    /// Whether a bare word in an action list may be a port name (`actions=vm1`).
+    /// A resolver that accepts any name (`rvs parse-flows`, with no bridge)
+    /// says no, so that a misspelt action is an error there too, as in the
+    /// daemon.
+    fn bare_names(&self) -> bool {
+        true
+    }
 }
 
 impl PortNames for () {
@@ -243,7 +250,8 @@ pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Vec<Rule>, Flows
         .collect()
 }
 
-/// Split at the first top-level `actions=` that starts a token.
+/// Split at the first top-level `actions=` (or OVS's alias `action=`) that
+/// starts a token.
 fn split_actions(text: &str) -> (&str, Option<(usize, &str)>) {
     let mut depth = 0i32;
     let bytes = text.as_bytes();
@@ -251,10 +259,13 @@ fn split_actions(text: &str) -> (&str, Option<(usize, &str)>) {
         match c {
             '(' => depth += 1,
             ')' => depth -= 1,
-            _ if depth == 0 && text[i..].starts_with("actions=") => {
+            _ if depth == 0 => {
+                let key = ["actions=", "action="]
+                    .into_iter()
+                    .find(|k| text[i..].starts_with(k));
                 let boundary = i == 0 || matches!(bytes[i - 1], b',' | b' ' | b'\t');
-                if boundary {
-                    let start = i + "actions=".len();
+                if let Some(k) = key.filter(|_| boundary) {
+                    let start = i + k.len();
                     return (&text[..i], Some((start + 1, &text[start..])));
                 }
             }
@@ -390,6 +401,17 @@ fn parse_match_token(
             };
             set_once(rule, col, tok, OfField::IpFrag, val as u128, mask as u128)?;
         }
+        "nw_tos" if !v.contains('/') => {
+            let tos: u8 = parse_num(col, tok, v, "nw_tos")?;
+            if tos & 3 != 0 {
+                return err(
+                    col,
+                    tok,
+                    "nw_tos matches the DSCP bits only: a multiple of 4 (nw_ecn matches the low 2 bits)",
+                );
+            }
+            set_bits(rule, col, tok, OfField::NwTos, tos as u128, 0xfc)?;
+        }
         "tcp_flags" => {
             let (val, mask) = parse_tcp_flags(col, tok, v)?;
             set_once(rule, col, tok, OfField::TcpFlags, val, mask)?;
@@ -408,7 +430,11 @@ fn parse_match_token(
                 })?,
             };
             let (val, mask) = parse_masked(col, tok, field, v)?;
-            set_once(rule, col, tok, field, val, mask)?;
+            if OfField::views().any(|f| f == field) {
+                set_bits(rule, col, tok, field, val, mask)?;
+            } else {
+                set_once(rule, col, tok, field, val, mask)?;
+            }
         }
     }
     Ok(())
@@ -421,6 +447,17 @@ fn set_once(rule: &mut Rule, col: usize, tok: &str, f: OfField, v: u128, m: u128
         return err(col, tok, format!("conflicts with an earlier condition on {f}"));
     }
     rule.matches.set(f, v, m);
+    Ok(())
+}
+
+/// Match some bits of a field whose other bits another token may match too
+/// (nw_tos and nw_ecn, vlan_vid and vlan_pcp), refusing a contradiction.
+fn set_bits(rule: &mut Rule, col: usize, tok: &str, f: OfField, v: u128, m: u128) -> PResult<()> {
+    let (ov, om) = rule.matches.get(f);
+    if (ov ^ v) & om & m != 0 {
+        return err(col, tok, format!("conflicts with an earlier condition on {f}"));
+    }
+    rule.matches.set(f, ov | (v & m), om | m);
     Ok(())
 }
 
@@ -542,6 +579,10 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
         (OfField::NwProto, ip, "ip or ipv6"),
         (OfField::NwTos, ip, "ip or ipv6"),
         (OfField::NwTtl, ip, "ip or ipv6"),
+        (OfField::NwEcn, ip, "ip or ipv6"),
+        (OfField::IpDscp, ip, "ip or ipv6"),
+        (OfField::ArpSha, is_ty(0x0806), "arp"),
+        (OfField::ArpTha, is_ty(0x0806), "arp"),
         (OfField::IpFrag, ip, "ip or ipv6"),
         (OfField::Ipv6Src, is_ty(0x86dd), "ipv6"),
         (OfField::Ipv6Dst, is_ty(0x86dd), "ipv6"),
@@ -558,8 +599,17 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
         (OfField::TcpFlags, ip && is_proto(6), "tcp"),
     ];
     for (f, ok, need) in checks {
+        let name = f.name();
+        // ARP's hardware addresses share bits with the IPv6 addresses: the
+        // field the text names is the one checked.
+        let shared = matches!(
+            f,
+            OfField::ArpSha | OfField::ArpTha | OfField::Ipv6Src | OfField::Ipv6Dst
+        );
+        if shared && !text.contains(name.as_str()) {
+            continue;
+        }
         if m.has(*f) && !ok {
-            let name = f.name();
             let column = text.find(name.as_str()).map_or(1, |i| i + 1);
             return err(
                 column,
@@ -583,6 +633,8 @@ fn keyword_action(name: &str) -> Option<OfAction> {
         "local" => OfAction::Local,
         "drop" => OfAction::Drop,
         "strip_vlan" | "pop_vlan" => OfAction::StripVlan,
+        "dec_ttl" => OfAction::DecTtl,
+        "controller" => OfAction::Controller(String::new()),
         _ => return None,
     })
 }
@@ -616,6 +668,11 @@ const ACTION_NAMES: &[&str] = &[
     "set_tunnel64",
     "learn",
     "note",
+    "dec_ttl",
+    "mod_nw_ttl",
+    "mod_nw_ecn",
+    "write_metadata",
+    "controller",
 ];
 
 /// Parse a comma-separated action list starting at column `base`.
@@ -658,6 +715,9 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
         )
     };
     Ok(match name {
+        // As in OVS, `output:in_port` is the reserved port IN_PORT; reading
+        // the field takes `output:NXM_OF_IN_PORT[]`.
+        "output" if arg.eq_ignore_ascii_case("in_port") => OfAction::InPort,
         "output" => {
             if arg.contains('[') || OfField::from_name(arg).is_some() {
                 OfAction::OutputField(parse_subfield(argcol, tok, arg)?)
@@ -727,7 +787,50 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
                 OfAction::ModNwDst(a)
             }
         }
-        "mod_nw_tos" => OfAction::ModNwTos(parse_num(argcol, tok, arg, "mod_nw_tos")?),
+        "mod_nw_tos" => {
+            let tos: u8 = parse_num(argcol, tok, arg, "mod_nw_tos")?;
+            if tos & 3 != 0 {
+                return err(
+                    argcol,
+                    tok,
+                    "mod_nw_tos sets the DSCP bits only: a multiple of 4 (mod_nw_ecn sets the low 2 bits)",
+                );
+            }
+            OfAction::ModNwTos(tos)
+        }
+        "mod_nw_ecn" => {
+            let e = num("mod_nw_ecn")?;
+            if e > 3 {
+                return err(argcol, tok, "ECN must be 0..3");
+            }
+            OfAction::ModNwEcn(e as u8)
+        }
+        "mod_nw_ttl" => OfAction::ModNwTtl(parse_num(argcol, tok, arg, "mod_nw_ttl")?),
+        // dec_ttl(ID,...) names the controllers told of an expiry.
+        "dec_ttl" if paren => {
+            for id in arg.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                parse_num::<u16>(argcol, tok, id, "dec_ttl controller id")?;
+            }
+            OfAction::DecTtl
+        }
+        "controller" if paren => OfAction::Controller(arg.trim().to_string()),
+        "controller" => {
+            let len: u16 = parse_num(argcol, tok, arg, "controller max_len")?;
+            OfAction::Controller(format!("max_len={len}"))
+        }
+        "write_metadata" => {
+            let (v, m) = arg.split_once('/').unwrap_or((arg, ""));
+            let value: u64 = parse_num(argcol, tok, v, "write_metadata")?;
+            let mask: u64 = if m.is_empty() {
+                u64::MAX
+            } else {
+                parse_num(argcol, tok, m, "write_metadata mask")?
+            };
+            OfAction::WriteMetadata {
+                value: value & mask,
+                mask,
+            }
+        }
         "mod_tp_src" => OfAction::ModTpSrc(parse_num(argcol, tok, arg, "mod_tp_src")?),
         "mod_tp_dst" => OfAction::ModTpDst(parse_num(argcol, tok, arg, "mod_tp_dst")?),
         "set_tunnel" | "set_tunnel64" => OfAction::SetTunnel(parse_num(argcol, tok, arg, name)?),
@@ -737,6 +840,9 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
                 .map_or_else(|| err(argcol, tok, "set_field needs VALUE->FIELD"), Ok)?;
             let field = field_named(argcol, tok, f.trim())?;
             let value = field.parse_value(v.trim()).or_else(|e| err(argcol, tok, e))?;
+            if field == OfField::NwTos && value & 3 != 0 {
+                return err(argcol, tok, "nw_tos is the DSCP bits only: a multiple of 4");
+            }
             OfAction::SetField { field, value }
         }
         "load" => {
@@ -785,15 +891,20 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
         "learn" if paren => OfAction::Learn(parse_learn(argcol, arg, ports)?),
         _ if arg.is_empty() && !paren => match parse_int(tok) {
             Some(n) => port_action(u32::try_from(n).or_else(|_| err(col, tok, "port number too large"))?),
-            None => match ports.port_no(tok) {
+            None => match ports.port_no(tok).filter(|_| ports.bare_names()) {
                 Some(p) => OfAction::Output(p),
                 None => {
+                    let hint = if ports.bare_names() {
+                        ""
+                    } else {
+                        " (a port name here needs output:NAME)"
+                    };
                     return Err(FlowParseError {
                         column: col,
                         token: tok.into(),
-                        message: format!("unknown action {tok:?}"),
+                        message: format!("unknown action {tok:?}{hint}"),
                         suggestion: suggest(tok, ACTION_NAMES.iter().map(|s| s.to_string())),
-                    })
+                    });
                 }
             },
         },

@@ -2,6 +2,8 @@
 //! recirculation batch, the upcall handler) is the caller's [`ActionSink`], so
 //! this module knows nothing of ports or threads.
 
+use super::arp::set_arp;
+use super::ipv6::set_ipv6;
 use super::l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 use super::l3::set_ipv4;
 use super::l4::set_transport;
@@ -56,6 +58,8 @@ pub fn execute(
             Action::SetEthSrc(m) => set_eth_src(pkt, m),
             Action::SetEthDst(m) => set_eth_dst(pkt, m),
             Action::SetIpv4(s) => set_ipv4(pkt, s),
+            Action::SetIpv6(s) => set_ipv6(pkt, s),
+            Action::SetArp(s) => set_arp(pkt, s),
             Action::TunnelPush(h) => h.push(pkt, hash as u32).map_err(|e| e.drop_reason()),
             Action::TunnelOutput(h, port) => match h.push(pkt, hash as u32) {
                 Ok(()) => {

@@ -1,13 +1,17 @@
 //! Datapath actions and their executor.
 
+mod arp;
 mod checksum;
 mod execute;
+mod ipv6;
 mod l2;
 mod l3;
 mod l4;
 
+pub use arp::{set_arp, SetArp};
 pub use checksum::{checksum_update16, checksum_update32, complete_l4_checksum};
 pub use execute::{execute, ActionSink, MAX_RECIRC_DEPTH};
+pub use ipv6::{set_ipv6, SetIpv6};
 pub use l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 pub use l3::{set_ipv4, SetIpv4};
 pub use l4::{set_transport, SetTransport};
@@ -53,6 +57,10 @@ pub enum Action {
     SetEthDst([u8; 6]),
     /// Rewrite IPv4 fields, updating the IPv4 and TCP/UDP checksums.
     SetIpv4(SetIpv4),
+    /// Rewrite IPv6 traffic class / hop limit.
+    SetIpv6(SetIpv6),
+    /// Rewrite ARP opcode and addresses.
+    SetArp(SetArp),
     /// Prepend a Geneve outer header (built once, copied per packet).
     TunnelPush(Box<TunnelHeader>),
     /// Encapsulate a copy of the packet and send it to a port; the packet itself
@@ -99,6 +107,8 @@ impl fmt::Display for Action {
             Action::SetEthSrc(m) => write!(f, "set(eth(src={}))", mac(m)),
             Action::SetEthDst(m) => write!(f, "set(eth(dst={}))", mac(m)),
             Action::SetIpv4(s) => write!(f, "set(ipv4({s}))"),
+            Action::SetIpv6(s) => write!(f, "set(ipv6({s}))"),
+            Action::SetArp(s) => write!(f, "set(arp({s}))"),
             Action::TunnelPush(h) => write!(f, "tnl_push({h:?})"),
             Action::TunnelOutput(h, p) => write!(f, "tnl_push({h:?}),{p}"),
             Action::SetTransport(t) => write!(f, "set(l4({t}))"),

@@ -1,7 +1,7 @@
 //! One-pass extraction of a [`FlowKey`] from a frame, using etherparse's
 //! zero-copy header slices layer by layer (no allocation, bounds-checked).
 
-use super::field::Field;
+use super::field::{Field, ARP_SHA, ARP_THA};
 use super::key::{mac_to_u64, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
 use crate::drop::DropReason;
 use crate::packet::PacketMeta;
@@ -329,6 +329,11 @@ fn extract_arp(k: &mut FlowKey, l3: &[u8]) -> Result<(), ExtractError> {
         Field::NwDst,
         u32::from_be_bytes([tpa[0], tpa[1], tpa[2], tpa[3]]) as u64,
     );
+    // An ARP packet has no IPv6 addresses: its hardware addresses live in
+    // those words (see `ARP_SHA`), so the key does not grow for them.
+    let mac = |m: &[u8]| m.try_into().map_or(0, mac_to_u64);
+    k.set(ARP_SHA, mac(a.sender_hw_addr()));
+    k.set(ARP_THA, mac(a.target_hw_addr()));
     Ok(())
 }
 

@@ -64,6 +64,13 @@ pub enum Field {
     ArpOp,
 }
 
+/// Where an ARP packet's sender hardware address is kept: the high IPv6
+/// source word (ARP and IPv6 never meet in one packet; OVS shares fields the
+/// same way for ND's link-layer addresses). The low 48 bits hold the MAC.
+pub const ARP_SHA: Field = Field::Ipv6SrcHi;
+/// Where an ARP packet's target hardware address is kept (see [`ARP_SHA`]).
+pub const ARP_THA: Field = Field::Ipv6DstHi;
+
 impl Field {
     /// Every field, in key order.
     pub const ALL: [Field; 36] = [

@@ -146,8 +146,14 @@ impl FlowKey {
                 out.write_char(',')?;
             }
             first = false;
-            write!(out, "{}(", f.name())?;
+            let arp = self.get(Field::EthType) == 0x0806;
             match f {
+                Field::Ipv6SrcHi if arp => write!(out, "arp_sha(")?,
+                Field::Ipv6DstHi if arp => write!(out, "arp_tha(")?,
+                _ => write!(out, "{}(", f.name())?,
+            }
+            match f {
+                Field::Ipv6SrcHi | Field::Ipv6DstHi if arp => fmt_mac(mac_from_u64(v), out)?,
                 Field::EthSrc | Field::EthDst => fmt_mac(mac_from_u64(v), out)?,
                 Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst => {
                     write!(out, "{}", Ipv4Addr::from(v as u32))?

@@ -283,6 +283,17 @@ fn field_strategy() -> impl Strategy<Value = (&'static str, String)> {
         (0u8..8, any::<u32>()).prop_map(|(r, v)| ("", format!("reg{r}={v:#x}"))),
         (0u8..8, any::<u32>()).prop_map(|(r, v)| ("", format!("tun_metadata{r}={v:#x}"))),
         any::<u64>().prop_map(|v| ("", format!("metadata={v:#x}"))),
+        (0u8..64).prop_map(|v| ("ip", format!("nw_tos={}", v << 2))),
+        (0u8..4).prop_map(|v| ("ip", format!("nw_ecn={v}"))),
+        (0u8..255).prop_map(|v| ("ip", format!("nw_ttl={v}"))),
+        (0u8..8).prop_map(|v| ("", format!("vlan_pcp={v}"))),
+        any::<[u8; 6]>().prop_map(|m| (
+            "arp",
+            format!(
+                "arp_sha={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )
+        )),
     ]
 }
 
@@ -299,6 +310,16 @@ fn action_strategy() -> impl Strategy<Value = String> {
         (0u8..8).prop_map(|r| format!("move:NXM_NX_REG{r}[]->NXM_NX_TUN_ID[0..31]")),
         Just("learn(table=20,priority=1,hard_timeout=300,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[])".to_string()),
         any::<[u8; 4]>().prop_map(|a| format!("mod_nw_dst:{}", std::net::Ipv4Addr::from(a))),
+        Just("dec_ttl".to_string()),
+        any::<u8>().prop_map(|t| format!("mod_nw_ttl:{t}")),
+        (0u8..4).prop_map(|e| format!("mod_nw_ecn:{e}")),
+        (0u8..64).prop_map(|d| format!("mod_nw_tos:{}", d << 2)),
+        (any::<u64>(), any::<u64>()).prop_map(|(v, m)| format!("write_metadata:{v:#x}/{m:#x}")),
+        Just("controller".to_string()),
+        (0u16..1500).prop_map(|l| format!("controller:{l}")),
+        Just("output:in_port".to_string()),
+        (0u8..8).prop_map(|r| format!("move:NXM_NX_ARP_SHA[0..31]->NXM_NX_REG{r}[]")),
+        (1u32..4096).prop_map(|v| format!("set_field:{}->vlan_vid", v | 0x1000)),
     ]
 }
 
