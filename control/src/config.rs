@@ -61,6 +61,10 @@ pub struct BridgeConfig {
     /// are not handed out again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_ofport: Option<u32>,
+    /// Fixed tunnel neighbours (`tnl-arp-set`): remote IP -> MAC. Absent in
+    /// files written before they existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tnl_neigh: BTreeMap<String, String>,
 }
 
 /// The whole desired state.
@@ -227,6 +231,13 @@ impl Config {
                 mac_aging_s: Some(b.macs.aging_ms / 1000),
                 mac_max: Some(b.macs.max_entries),
                 next_ofport: Some(b.next_ofport),
+                tnl_neigh: sw
+                    .fixed_neigh
+                    .get(&b.name)
+                    .into_iter()
+                    .flatten()
+                    .map(|(ip, m)| (ip.to_string(), crate::switch::format_mac(m)))
+                    .collect(),
             })
             .collect();
         let tlv_maps = sw
@@ -288,6 +299,22 @@ impl Config {
                     sw.set_trunks(&p.name, p.trunks.clone())
                         .map_err(apply_err(what))?;
                 }
+            }
+        }
+        for b in &self.bridges {
+            for (ip, mac) in &b.tnl_neigh {
+                let what = format!("bridge {} tunnel neighbour {ip}", b.name);
+                let bad = |reason: &str| ConfigError::Apply {
+                    what: what.clone(),
+                    source: SwitchError::BadPort {
+                        port: b.name.clone(),
+                        reason: reason.into(),
+                    },
+                };
+                let ip4 = ip.parse().map_err(|_| bad("not an IPv4 address"))?;
+                let m = crate::switch::parse_mac(mac).ok_or_else(|| bad("not a MAC address"))?;
+                sw.set_tunnel_neighbor(&b.name, ip4, m)
+                    .map_err(apply_err(what.clone()))?;
             }
         }
         for b in &self.bridges {

@@ -96,6 +96,8 @@ pub struct Switch {
     pub optmap: GeneveOptMap,
     /// Tunnel endpoint addresses served by rvs, by underlay datapath port.
     pub vteps: BTreeMap<PortNo, Vtep>,
+    /// Fixed tunnel neighbours (`tnl-arp-set`) by bridge: remote IP -> MAC.
+    pub fixed_neigh: BTreeMap<String, BTreeMap<Ipv4Addr, [u8; 6]>>,
     /// Cached flow tag -> the rules its translation went through.
     xcache: HashMap<u64, FlowOrigin>,
     /// (PMD, tag) -> (packets, bytes) already credited.
@@ -114,6 +116,7 @@ impl Default for Switch {
             routes: BTreeMap::new(),
             optmap: GeneveOptMap::default(),
             vteps: BTreeMap::new(),
+            fixed_neigh: BTreeMap::new(),
             xcache: HashMap::new(),
             credited: HashMap::new(),
             next_tag: 1,
@@ -124,8 +127,17 @@ impl Default for Switch {
     }
 }
 
+/// `aa:bb:cc:dd:ee:ff` as written in this file's device options and
+/// tunnel neighbours.
+pub fn format_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.trim().split(':');
     for b in &mut mac {
@@ -217,6 +229,7 @@ impl Switch {
         self.dp_ports.retain(|_, (b, _)| b != name);
         let dp_ports = &self.dp_ports;
         self.vteps.retain(|dp, _| dp_ports.contains_key(dp));
+        self.fixed_neigh.remove(name);
         self.bump();
         Ok(())
     }
@@ -360,6 +373,7 @@ impl Switch {
         }
         if let Some((dp, ip, mac)) = vtep {
             self.vteps.insert(dp, Vtep::new(ip, mac));
+            self.seed_fixed_neighbors(dp);
         }
         self.port_mut(port)?.options = options;
         self.bump();
@@ -540,6 +554,7 @@ impl Switch {
                 reason: "a VTEP needs a device port".into(),
             })?;
         self.vteps.insert(dp, Vtep::new(ip, mac));
+        self.seed_fixed_neighbors(dp);
         self.bump();
         Ok(())
     }
@@ -667,6 +682,8 @@ impl Switch {
         n
     }
 }
+
+mod tnl_neigh;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 use crate::bridge::PortType;
 use crate::ofp::{parse_match, OfField};
 use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
-use crate::xlate::{trace, translate, Translation};
+use crate::xlate::{trace_with, translate, Translation};
 use rvs_dataplane::flow::{Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
 use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
@@ -97,6 +97,17 @@ impl Upcall for SwitchUpcall {
 /// visits, the rules that match, and the datapath actions and megaflow that
 /// would be cached. Nothing is learned.
 pub fn trace_flow(sw: &mut Switch, bridge: &str, text: &str) -> Result<String, SwitchError> {
+    trace_flow_with(sw, bridge, text, false).map(|t| render(&t))
+}
+
+/// [`trace_flow`], returning the translation; `generate` applies its side
+/// effects (MAC learning, `learn()`), as `ofproto/trace -generate`.
+pub fn trace_flow_with(
+    sw: &mut Switch,
+    bridge: &str,
+    text: &str,
+    generate: bool,
+) -> Result<Translation, SwitchError> {
     let br = sw.bridge(bridge)?;
     let m = parse_match(text, &BridgePortNames(br)).map_err(|e| SwitchError::Flow(e.to_string()))?;
     let mut key = m.value.flow();
@@ -105,6 +116,10 @@ pub fn trace_flow(sw: &mut Switch, bridge: &str, text: &str) -> Result<String, S
         .ports
         .get(&in_port)
         .ok_or_else(|| SwitchError::Flow("trace needs in_port=PORT".into()))?;
+    let mut opts = crate::xlate::TraceOptions {
+        generate,
+        start: None,
+    };
     match (&port.ty, port.dp_port) {
         (_, Some(dp)) => key.set(Field::InPort, dp as u64),
         (PortType::Geneve(o), None) => {
@@ -114,29 +129,40 @@ pub fn trace_flow(sw: &mut Switch, bridge: &str, text: &str) -> Result<String, S
                 key.set(Field::TunDst, u32::from(l) as u64);
             }
         }
-        _ => {
-            return Err(SwitchError::Flow(format!(
-                "cannot trace from {} (a patch port)",
-                port.name
-            )))
-        }
+        // A patch port has no datapath port: start in its bridge directly,
+        // as if the peer had just sent the packet over.
+        _ => opts.start = Some((bridge.to_string(), in_port)),
     }
-    Ok(render(&trace(sw, &key)))
+    Ok(trace_with(sw, &key, &opts))
 }
 
-/// The trace as `rvs trace` prints it.
-pub fn render(t: &Translation) -> String {
-    let mut s = t.trace.join("\n");
-    // The fields the cached flow will match on (all bits, or the mask shown).
-    let fields: Vec<String> = Field::ALL
+/// The trace as JSON (`rvs --format json trace`): its lines, the megaflow's
+/// fields and the datapath actions.
+pub fn render_json(t: &Translation) -> serde_json::Value {
+    serde_json::json!({
+        "trace": t.trace,
+        "megaflow": megaflow_fields(t),
+        "datapath_actions": t.actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "cacheable": t.cacheable,
+    })
+}
+
+fn megaflow_fields(t: &Translation) -> Vec<String> {
+    Field::ALL
         .iter()
         .filter_map(|f| match t.mask.get(*f) {
             0 => None,
             m if m == Field::max(*f) => Some(f.name().to_string()),
             m => Some(format!("{}/{m:#x}", f.name())),
         })
-        .collect();
-    let _ = write!(s, "\n\nMegaflow matches on: {}", fields.join(","));
+        .collect()
+}
+
+/// The trace as `rvs trace` prints it.
+pub fn render(t: &Translation) -> String {
+    let mut s = t.trace.join("\n");
+    // The fields the cached flow will match on (all bits, or the mask shown).
+    let _ = write!(s, "\n\nMegaflow matches on: {}", megaflow_fields(t).join(","));
     let acts = if t.actions.is_empty() {
         "drop".to_string()
     } else {

@@ -120,16 +120,39 @@ struct Xlate<'s> {
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
 /// `learn` actions install rules.
 pub fn translate(sw: &mut Switch, key: &FlowKey) -> Translation {
-    translate_with(sw, key, false, true)
+    translate_with(sw, key, false, true, None)
 }
 
 /// Translate and record the walk through bridges and tables as readable lines,
 /// without learning anything (as `ovs-appctl ofproto/trace`).
 pub fn trace(sw: &mut Switch, key: &FlowKey) -> Translation {
-    translate_with(sw, key, true, false)
+    translate_with(sw, key, true, false, None)
 }
 
-fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) -> Translation {
+/// How a trace runs: `generate` applies the side effects (NORMAL learns,
+/// `learn()` installs), as `ofproto/trace -generate`; `start` begins at a
+/// (bridge, OpenFlow port) instead of the key's datapath port, so a packet can
+/// be traced from a patch port, which has none.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// Apply side effects.
+    pub generate: bool,
+    /// Start at this bridge and port.
+    pub start: Option<(String, u32)>,
+}
+
+/// [`trace`] with options.
+pub fn trace_with(sw: &mut Switch, key: &FlowKey, opts: &TraceOptions) -> Translation {
+    translate_with(sw, key, true, opts.generate, opts.start.clone())
+}
+
+fn translate_with(
+    sw: &mut Switch,
+    key: &FlowKey,
+    trace: bool,
+    may_learn: bool,
+    start: Option<(String, u32)>,
+) -> Translation {
     let now = sw.now_ms();
     let mut x = Xlate {
         sw,
@@ -154,7 +177,18 @@ fn translate_with(sw: &mut Switch, key: &FlowKey, trace: bool, may_learn: bool) 
         deps: Vec::new(),
         learned: Vec::new(),
     };
-    x.run(key);
+    match start {
+        Some((bridge, ofport)) => {
+            x.note(|| {
+                let mut s = String::from("Flow: ");
+                let _ = key.fmt_masked(None, &mut s);
+                s
+            });
+            x.flow.set_bits(Field::InPort.place(), ofport as u64);
+            x.run_bridge(&bridge, 0);
+        }
+        None => x.run(key),
+    }
     if let Some(r) = x.punt {
         x.actions.push(Action::Drop(r));
     }

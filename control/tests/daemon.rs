@@ -598,3 +598,99 @@ fn ovs_vsctl_forms_work_unchanged() {
         "{trace}"
     );
 }
+
+/// `trace` as `ofproto/trace`: from a patch port, `--generate` learning (and
+/// only then), `--format json`.
+#[test]
+fn trace_from_patch_ports_generate_and_json() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    neutron_like(&d);
+    // From br-tun's patch port: br-tun's table 0 sends patch-int traffic to 2.
+    let t = ok(
+        &d,
+        &[
+            "trace",
+            "br-tun",
+            "in_port=patch-int,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,dl_vlan=1,arp",
+        ],
+    );
+    assert!(
+        t.contains("bridge(\"br-tun\")") && t.contains("22. dl_vlan=1"),
+        "{t}"
+    );
+    assert!(
+        t.contains("no tunnel route to 198.18.0.2"),
+        "no VTEP in this set-up: {t}"
+    );
+    let flow = "in_port=vm1,dl_src=02:00:00:00:00:0a,dl_dst=ff:ff:ff:ff:ff:ff,arp";
+    ok(&d, &["trace", "br-int", flow]);
+    assert!(
+        !ok(&d, &["fdb-show", "br-int"]).contains("02:00:00:00:00:0a"),
+        "a plain trace learns nothing"
+    );
+    let t = ok(&d, &["trace", "br-int", flow, "--generate"]);
+    assert!(t.contains("NORMAL: learned 02:00:00:00:00:0a"), "{t}");
+    assert!(ok(&d, &["fdb-show", "br-int"]).contains("02:00:00:00:00:0a"));
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["--format", "json", "trace", "br-int", flow])).unwrap();
+    assert!(j["trace"].as_array().is_some_and(|l| !l.is_empty()), "{j}");
+    assert!(
+        j["datapath_actions"].as_array().is_some_and(|a| !a.is_empty()),
+        "{j}"
+    );
+    assert!(
+        j["megaflow"].as_array().unwrap().iter().any(|f| f == "eth_src"),
+        "{j}"
+    );
+    let (code, _, err) = d.rvs(&["trace", "br-int", flow, "--bogus"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--bogus"), "{err}");
+}
+
+/// `tnl-arp-set` (ovs-appctl tnl/arp/set): a fixed next hop makes tunnel
+/// output work without ARP, shows as static, and survives `kill -9`.
+#[test]
+fn static_tunnel_neighbours_route_traces_and_persist() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    neutron_like(&d);
+    let (code, _, err) = d.rvs(&["tnl-arp-set", "br-ex", "198.18.0.2", "02:aa:00:00:00:02"]);
+    assert_eq!(code, 1, "br-ex serves no VTEP yet");
+    assert!(err.contains("vtep_ip"), "{err}");
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br-ex",
+            "eth1",
+            "type=memory",
+            "options:vtep_ip=198.18.0.1",
+            "options:vtep_mac=02:aa:00:00:00:01",
+        ],
+    );
+    ok(&d, &["tnl/arp/set", "br-ex", "198.18.0.2", "02:aa:00:00:00:02"]);
+    ok(&d, &["tnl-arp-set", "br-ex", "198.18.0.3", "02:aa:00:00:00:03"]);
+    assert_eq!(d.rvs(&["tnl-arp-set", "br-ex", "198.18.0.2", "nomac"]).0, 1);
+    let flow = "in_port=patch-int,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,dl_vlan=1,arp";
+    let t = ok(&d, &["trace", "br-tun", flow]);
+    assert!(
+        t.contains("Datapath actions: pop_vlan,tnl_push(geneve(vni=0x1389,src=198.18.0.1,dst=198.18.0.2)),")
+            && t.contains("tnl_push(geneve(vni=0x1389,src=198.18.0.1,dst=198.18.0.3))"),
+        "{t}"
+    );
+    let dir = d.kill9();
+    let d = Daemon::start(dir, &[]).unwrap();
+    let n = ok(&d, &["tnl-neigh"]);
+    assert!(
+        n.contains("198.18.0.2") && n.contains("02:aa:00:00:00:02") && n.contains("static"),
+        "{n}"
+    );
+    assert!(ok(&d, &["trace", "br-tun", flow]).contains("tnl_push(geneve(vni=0x1389"));
+    ok(&d, &["tnl-arp-del", "br-ex", "198.18.0.2"]);
+    let n = ok(&d, &["tnl-neigh"]);
+    assert!(
+        !n.lines()
+            .any(|l| l.starts_with("198.18.0.2 ") && l.contains("static")),
+        "{n}"
+    );
+    assert!(ok(&d, &["trace", "br-tun", flow]).contains("not resolved yet"));
+}

@@ -44,6 +44,9 @@ pub struct Neighbor {
     pub updated_ms: u64,
     /// Requests sent since it was last answered.
     pub asked: u32,
+    /// Set by hand (`tnl-arp-set`, as `ovs-appctl tnl/arp/set`): never ages,
+    /// never replaced by what ARP says, never evicted.
+    pub fixed: bool,
 }
 
 impl Neighbor {
@@ -110,8 +113,9 @@ impl Vtep {
             Some(Neighbor {
                 state: NeighState::Reachable(m),
                 updated_ms,
+                fixed,
                 ..
-            }) if now_ms.saturating_sub(*updated_ms) < self.aging_ms => Some(*m),
+            }) if *fixed || now_ms.saturating_sub(*updated_ms) < self.aging_ms => Some(*m),
             _ => None,
         }
     }
@@ -123,15 +127,53 @@ impl Vtep {
         v
     }
 
-    /// Set a neighbour by hand (or from a test).
+    /// Set a neighbour as if ARP had answered (it ages as learned ones do).
     pub fn set_neighbor(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ms: u64) -> bool {
         self.learn(ip, mac, now_ms)
     }
 
-    fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ms: u64) -> bool {
+    /// Fix a neighbour's MAC (`ovs-appctl tnl/arp/set`): it never ages, ARP
+    /// does not change it, and it does not count against the table bound.
+    /// True when the MAC used for `ip` changed.
+    pub fn set_fixed(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ms: u64) -> bool {
         let changed = self.lookup(ip, now_ms) != Some(mac);
-        if !self.neigh.contains_key(&ip) && self.neigh.len() >= self.max_neigh {
-            if let Some(oldest) = self.neigh.values().min_by_key(|n| n.updated_ms).map(|n| n.ip) {
+        self.neigh.insert(
+            ip,
+            Neighbor {
+                ip,
+                state: NeighState::Reachable(mac),
+                updated_ms: now_ms,
+                asked: 0,
+                fixed: true,
+            },
+        );
+        changed
+    }
+
+    /// Forget a fixed neighbour (it is resolved by ARP again); false if
+    /// `ip` had none.
+    pub fn remove_fixed(&mut self, ip: Ipv4Addr) -> bool {
+        if self.neigh.get(&ip).is_some_and(|n| n.fixed) {
+            self.neigh.remove(&ip);
+            return true;
+        }
+        false
+    }
+
+    fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ms: u64) -> bool {
+        if self.neigh.get(&ip).is_some_and(|n| n.fixed) {
+            return false;
+        }
+        let changed = self.lookup(ip, now_ms) != Some(mac);
+        let learned = self.neigh.values().filter(|n| !n.fixed).count();
+        if !self.neigh.contains_key(&ip) && learned >= self.max_neigh {
+            if let Some(oldest) = self
+                .neigh
+                .values()
+                .filter(|n| !n.fixed)
+                .min_by_key(|n| n.updated_ms)
+                .map(|n| n.ip)
+            {
                 self.neigh.remove(&oldest);
             }
         }
@@ -142,6 +184,7 @@ impl Vtep {
                 state: NeighState::Reachable(mac),
                 updated_ms: now_ms,
                 asked: 0,
+                fixed: false,
             },
         );
         changed
@@ -172,6 +215,7 @@ impl Vtep {
                 state: NeighState::Incomplete,
                 updated_ms: now_ms,
                 asked: asked.saturating_add(1),
+                fixed: false,
             },
         );
         let arp = ArpRepr::EthernetIpv4 {
@@ -410,5 +454,29 @@ mod tests {
             v.set_neighbor(Ipv4Addr::new(198, 18, 1, i), [2, 0, 0, 0, 0, i], i as u64);
         }
         assert_eq!(v.neighbors().len(), 2);
+    }
+
+    #[test]
+    fn a_fixed_neighbour_never_ages_and_arp_does_not_move_it() {
+        let mut v = Vtep::new(ME, MY_MAC);
+        v.aging_ms = 1000;
+        v.max_neigh = 1;
+        let mut out = Vec::new();
+        assert!(v.set_fixed(PEER, MAC_A, 0));
+        assert_eq!(v.lookup(PEER, 1_000_000), Some(MAC_A), "never ages");
+        assert!(!v.request(PEER, 1_000_000, &mut out), "never asked for");
+        assert_eq!(
+            v.handle(&arp(2, MAC_B, PEER, ME), 10, &mut out),
+            Handled::Consumed
+        );
+        assert_eq!(v.lookup(PEER, 20), Some(MAC_A), "ARP does not move it");
+        // Learned entries fill the table without evicting it.
+        v.set_neighbor(Ipv4Addr::new(198, 18, 1, 1), MAC_B, 30);
+        v.set_neighbor(Ipv4Addr::new(198, 18, 1, 2), MAC_B, 40);
+        assert_eq!(v.lookup(PEER, 50), Some(MAC_A));
+        assert_eq!(v.neighbors().len(), 2);
+        assert!(v.remove_fixed(PEER));
+        assert!(!v.remove_fixed(PEER));
+        assert_eq!(v.lookup(PEER, 60), None);
     }
 }

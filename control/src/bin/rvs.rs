@@ -28,7 +28,7 @@ show | version | list-br | list-ports BR | add-br BR | del-br BR\n  \
 add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
-dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | pmd-stats [--clear] | port-stats | cache-flush\n\n\
+dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP | pmd-stats [--clear] | port-stats | cache-flush\n\n\
 Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 type=afxdp tag=1\n  rvs dump-flows br-int"
 )]
 struct Cli {
@@ -224,14 +224,16 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("add-flows", "add-flows BRIDGE FILE|-", "Add rules from a file (one per line), all or nothing."),
     ("replace-flows", "replace-flows BRIDGE FILE|-", "Replace all rules of a bridge, atomically."),
     ("del-flows", "del-flows BRIDGE [table=N,MATCH]", "Delete the rules a match covers (all without one)."),
-    ("dump-flows", "dump-flows BRIDGE [--table N]", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows."),
+    ("dump-flows", "dump-flows BRIDGE [--table N] [--names|--no-names]", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows; --names prints ports by name (in_port=vm1, output:patch-tun), the default on a terminal."),
     ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
-    ("trace", "trace BRIDGE FLOW", "Walk a packet through the tables, like ovs-appctl ofproto/trace. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
+    ("trace", "trace BRIDGE FLOW [--generate]", "Walk a packet through the tables, like ovs-appctl ofproto/trace: from any port (also a patch or Geneve port), nothing learned unless --generate (then NORMAL learns and learn() installs, as ofproto/trace -generate); --format json for a JSON object. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
     ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
     ("dpctl", "dpctl dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
     ("set-mac-aging", "set-mac-aging BRIDGE SECONDS", "How long NORMAL remembers a MAC (default 300 s); saved with the configuration."),
     ("fdb-show", "fdb-show BRIDGE", "NORMAL's MAC table."),
-    ("tnl-neigh", "tnl-neigh", "Tunnel next hops resolved by the VTEP (ARP)."),
+    ("tnl-neigh", "tnl-neigh", "Tunnel next hops of the VTEPs: resolved by ARP, or static (tnl-arp-set). Also spelled tnl/neigh/show."),
+    ("tnl-arp-set", "tnl-arp-set BRIDGE IP MAC", "Fix the next-hop MAC of tunnel endpoint IP for the VTEPs on BRIDGE's ports, as ovs-appctl tnl/arp/set (also spelled so): never aged or changed by ARP, saved with the configuration."),
+    ("tnl-arp-del", "tnl-arp-del BRIDGE IP", "Forget a tnl-arp-set entry (ARP resolves the address again)."),
     ("pmd-stats", "pmd-stats [--clear]", "Per-PMD counters: cache hits by level, upcalls, drops by reason, busy/idle."),
     ("port-stats", "port-stats", "Per-port rx/tx packets, bytes, drops, errors."),
     ("cache-flush", "cache-flush", "Drop every cached flow."),
@@ -251,9 +253,23 @@ fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> Ex
             }
         };
     }
-    if !REMOTE_HELP.iter().any(|(c, _, _)| *c == cmd) && cmd != "dpctl/dump-flows" {
+    const ALIASES: &[&str] = &[
+        "dpctl/dump-flows",
+        "tnl/arp/set",
+        "tnl/neigh/set",
+        "tnl/neigh/show",
+        "tnl/arp/show",
+    ];
+    if !REMOTE_HELP.iter().any(|(c, _, _)| *c == cmd) && !ALIASES.contains(&cmd.as_str()) {
         eprintln!("rvs: unknown command {cmd:?} (rvs --help lists them)");
         return ExitCode::from(1);
+    }
+    // As ovs-ofctl: port names by default when a person reads the output.
+    if cmd == "dump-flows"
+        && !words.iter().any(|w| w == "--names" || w == "--no-names")
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        words.push("--names".into());
     }
     // Flow files are read here, so the daemon gets their text.
     if matches!(cmd.as_str(), "add-flows" | "replace-flows") && words.len() == 2 {

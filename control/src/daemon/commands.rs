@@ -7,9 +7,9 @@ use super::port_args::PortArgs;
 use super::proto::{Reply, Request};
 use crate::bridge::PortType;
 use crate::config::{port_type, Config};
-use crate::ofp::{fmt_actions, parse_match, Match, OFPP_LOCAL};
+use crate::ofp::{fmt_actions_named, fmt_match_named, parse_match, Match, OfAction, PortNameMap, OFPP_LOCAL};
 use crate::switch::{BridgePortNames, Switch};
-use crate::upcall::{lock, trace_flow, SharedSwitch};
+use crate::upcall::{lock, render, render_json, trace_flow_with, SharedSwitch};
 use rvs_dataplane::pmd::PmdCommand;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -164,7 +164,8 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
             "add-tlv-map BRIDGE {class=..,type=..,len=..}->tun_metadataN",
         )
         .and_then(|a| change(st, |sw| sw.add_tlv_map_text(&a[1]).map_err(|e| e.to_string()))),
-        "dump-flows" => need(a, 1, "dump-flows BRIDGE [--table N]").and_then(|a| {
+        "dump-flows" => need(a, 1, "dump-flows BRIDGE [--table N] [--names|--no-names]").and_then(|a| {
+            let names = a.iter().any(|x| x == "--names");
             st.dp.credit(&st.sw);
             let table = match a.iter().position(|x| x == "--table") {
                 Some(i) => Some(
@@ -174,12 +175,55 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
                 ),
                 None => None,
             };
-            dump_flows(&lock(&st.sw), &a[0], table, json)
+            dump_flows(&lock(&st.sw), &a[0], table, names, json)
         }),
-        "trace" => need(a, 2, "trace BRIDGE FLOW")
-            .and_then(|a| trace_flow(&mut lock(&st.sw), &a[0], &a[1]).map_err(|e| e.to_string())),
+        "trace" => need(a, 2, "trace BRIDGE FLOW [--generate]").and_then(|a| {
+            let generate = a[2..].iter().any(|w| w == "--generate");
+            if let Some(w) = a[2..].iter().find(|w| *w != "--generate") {
+                return Err(format!("trace: unknown option {w:?} (only --generate)"));
+            }
+            let mut t = None;
+            let mut run = |sw: &mut Switch| {
+                // With --generate, learning invalidates what it changes, as
+                // an upcall does.
+                t = Some(trace_flow_with(sw, &a[0], &a[1], generate).map_err(|e| e.to_string())?);
+                Ok(())
+            };
+            if generate {
+                // Learned rules are saved like any change.
+                change(st, run)?;
+            } else {
+                run(&mut lock(&st.sw))?;
+            }
+            let t = t.expect("set by run");
+            Ok(if json {
+                render_json(&t).to_string()
+            } else {
+                render(&t)
+            })
+        }),
         "fdb-show" => need(a, 1, "fdb-show BRIDGE").and_then(|a| fdb_show(&lock(&st.sw), &a[0], json)),
-        "tnl-neigh" => Ok(tnl_neigh(&lock(&st.sw), json)),
+        "tnl-neigh" | "tnl/neigh/show" | "tnl/arp/show" => Ok(tnl_neigh(&lock(&st.sw), json)),
+        "tnl-arp-set" | "tnl/arp/set" | "tnl/neigh/set" => {
+            need(a, 3, "tnl-arp-set BRIDGE IP MAC").and_then(|a| {
+                let ip = a[1]
+                    .parse()
+                    .map_err(|_| format!("{:?} is not an IPv4 address", a[1]))?;
+                let mac = crate::switch::parse_mac(&a[2])
+                    .ok_or_else(|| format!("{:?} is not a MAC address", a[2]))?;
+                change(st, |sw| {
+                    sw.set_tunnel_neighbor(&a[0], ip, mac).map_err(|e| e.to_string())
+                })
+            })
+        }
+        "tnl-arp-del" => need(a, 2, "tnl-arp-del BRIDGE IP").and_then(|a| {
+            let ip = a[1]
+                .parse()
+                .map_err(|_| format!("{:?} is not an IPv4 address", a[1]))?;
+            change(st, |sw| {
+                sw.del_tunnel_neighbor(&a[0], ip).map_err(|e| e.to_string())
+            })
+        }),
         "dpctl-dump-flows" | "dpctl/dump-flows" => Ok(dpctl_dump_flows(&st.dp, json)),
         "dpctl" if a.first().map(String::as_str) == Some("dump-flows") => Ok(dpctl_dump_flows(&st.dp, json)),
         "dpctl" => Err("usage: dpctl dump-flows".into()),
@@ -297,9 +341,17 @@ fn show(sw: &Switch, json: bool) -> String {
     s
 }
 
-fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, json: bool) -> CmdResult {
+fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, names: bool, json: bool) -> CmdResult {
     let br = sw.bridge(bridge).map_err(|e| e.to_string())?;
     let now = sw.now_ms();
+    // --names: ports by name in matches and actions, as ovs-ofctl prints them.
+    let map: PortNameMap = if names {
+        br.ports.values().map(|p| (p.ofport, p.name.clone())).collect()
+    } else {
+        PortNameMap::new()
+    };
+    let fmt_m = |m: &Match| fmt_match_named(m, &map);
+    let fmt_a = |a: &[OfAction]| fmt_actions_named(a, &map);
     let rules: Vec<_> = br
         .rules()
         .into_iter()
@@ -310,7 +362,7 @@ fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, json: bool) -> CmdRe
             .iter()
             .map(|e| {
                 json!({"table": e.rule.table, "priority": e.rule.priority, "cookie": e.rule.cookie,
-                "match": e.rule.matches.to_string(), "actions": fmt_actions(&e.rule.actions),
+                "match": fmt_m(&e.rule.matches), "actions": fmt_a(&e.rule.actions),
                 "n_packets": e.n_packets, "n_bytes": e.n_bytes,
                 "duration_s": now.saturating_sub(e.added_ms) as f64 / 1000.0})
             })
@@ -320,7 +372,7 @@ fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, json: bool) -> CmdRe
     let mut s = String::new();
     for e in rules {
         let r = &e.rule;
-        let m = r.matches.to_string();
+        let m = fmt_m(&r.matches);
         let _ = writeln!(
             s,
             " cookie={:#x}, duration={:.3}s, table={}, n_packets={}, n_bytes={}, {}{}priority={}{}{} actions={}",
@@ -334,7 +386,7 @@ fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, json: bool) -> CmdRe
             r.priority,
             if m.is_empty() { "" } else { "," },
             m,
-            fmt_actions(&r.actions)
+            fmt_a(&r.actions)
         );
     }
     Ok(s)
@@ -376,21 +428,22 @@ fn tnl_neigh(sw: &Switch, json: bool) -> String {
                     .fmt_value(u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]) as u128),
                 rvs_dataplane::vtep::NeighState::Incomplete => "(incomplete)".into(),
             };
-            rows.push((v.ip, *port, n.ip, mac));
+            let how = if n.fixed { "static" } else { "arp" };
+            rows.push((v.ip, *port, n.ip, mac, how));
         }
     }
     if json {
         let v: Vec<_> = rows
             .iter()
-            .map(
-                |(l, p, ip, m)| json!({"local_ip": l.to_string(), "port": p, "ip": ip.to_string(), "mac": m}),
-            )
+            .map(|(l, p, ip, m, how)| {
+                json!({"local_ip": l.to_string(), "port": p, "ip": ip.to_string(), "mac": m, "source": how})
+            })
             .collect();
         return json!(v).to_string();
     }
-    let mut s = String::from("IP               MAC                 via (local IP, dp port)\n");
-    for (l, p, ip, m) in rows {
-        let _ = writeln!(s, "{ip:<16} {m:<19} {l}, {p}");
+    let mut s = String::from("IP               MAC                 source  via (local IP, dp port)\n");
+    for (l, p, ip, m, how) in rows {
+        let _ = writeln!(s, "{ip:<16} {m:<19} {how:<7} {l}, {p}");
     }
     s
 }

@@ -181,9 +181,56 @@ fn shorthand(m: &Match) -> Option<(&'static str, bool)> {
     }
 }
 
+/// Port names for printing flows (`dump-flows --names`): OpenFlow number ->
+/// name. Only names that read back as one token are used (others print as
+/// numbers).
+pub type PortNameMap = std::collections::BTreeMap<u32, String>;
+
+fn port_str(p: u32, names: Option<&PortNameMap>) -> String {
+    let plain = |n: &&String| {
+        !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && super::action_keyword(n).is_none()
+            && OfField::from_name(n).is_none()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    match names.and_then(|m| m.get(&p)).filter(plain) {
+        Some(n) => n.clone(),
+        None => p.to_string(),
+    }
+}
+
+/// A match with port names (`in_port=vm1`) where `names` has them.
+pub fn fmt_match_named(m: &Match, names: &PortNameMap) -> String {
+    m.parts(Some(names)).join(",")
+}
+
+/// An action list with port names (`output:patch-tun`) where `names` has them.
+pub fn fmt_actions_named(actions: &[OfAction], names: &PortNameMap) -> String {
+    if actions.is_empty() {
+        return "drop".into();
+    }
+    let named = |a: &OfAction| match a {
+        OfAction::Output(p) => format!("output:{}", port_str(*p, Some(names))),
+        OfAction::Resubmit { port: Some(p), table } if *p != super::action::OFPP_IN_PORT => format!(
+            "resubmit({},{})",
+            port_str(*p, Some(names)),
+            table.map(|t| t.to_string()).unwrap_or_default()
+        ),
+        a => a.to_string(),
+    };
+    actions.iter().map(named).collect::<Vec<_>>().join(",")
+}
+
 impl fmt::Display for Match {
     /// The match part of a flow, e.g. `tcp,in_port=1,nw_dst=198.18.0.0/24,tp_dst=80`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.parts(None).join(","))
+    }
+}
+
+impl Match {
+    fn parts(&self, names: Option<&PortNameMap>) -> Vec<String> {
         let mut parts: Vec<String> = Vec::new();
         let short = shorthand(self);
         if let Some((s, _)) = short {
@@ -231,13 +278,17 @@ impl fmt::Display for Match {
                 }
                 _ => {}
             }
+            if field == OfField::InPort && m == field.max() {
+                parts.push(format!("in_port={}", port_str(v as u32, names)));
+                continue;
+            }
             let mut s = format!("{}={}", field.name(), field.fmt_value(v));
             if m != field.max() {
                 let _ = write!(s, "/{}", field.fmt_value(m));
             }
             parts.push(s);
         }
-        f.write_str(&parts.join(","))
+        parts
     }
 }
 

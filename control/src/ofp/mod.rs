@@ -12,8 +12,9 @@ pub use action::{
     LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NONE,
 };
 pub use field::OfField;
-pub use format::{fmt_actions, nxm_name};
+pub use format::{fmt_actions, fmt_actions_named, fmt_match_named, nxm_name, PortNameMap};
 pub use matches::Match;
+pub(crate) use parse::keyword_action as action_keyword;
 pub use parse::{
     parse_actions, parse_flow, parse_flows, parse_match, parse_tlv_map, FlowParseError, FlowsParseError,
     PortNames, TlvMapping,

@@ -624,7 +624,8 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
     Ok(())
 }
 
-fn keyword_action(name: &str) -> Option<OfAction> {
+/// The action a bare keyword names (`NORMAL`, `in_port`, `dec_ttl`, ...).
+pub fn keyword_action(name: &str) -> Option<OfAction> {
     Some(match name.to_ascii_lowercase().as_str() {
         "normal" => OfAction::Normal,
         "flood" => OfAction::Flood,

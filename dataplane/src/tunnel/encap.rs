@@ -64,12 +64,34 @@ impl std::fmt::Debug for TunnelHeader {
         let ip = &self.bytes[IP_OFF..UDP_OFF];
         write!(
             f,
-            "geneve(vni={:#x},src={},dst={},opts={}B)",
+            "geneve(vni={:#x},src={},dst={}",
             g.vni(),
             Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
             Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-            g.options().len()
-        )
+        )?;
+        if !g.options().is_empty() {
+            // As OVS prints them: {class,type,len,value} per option.
+            f.write_str(",options(")?;
+            for (i, o) in super::geneve::OptionIter::new(g.options()).enumerate() {
+                let Ok(o) = o else { break };
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(
+                    f,
+                    "{{class={:#x},type={:#x},len={},0x",
+                    o.class,
+                    o.typ,
+                    o.data.len()
+                )?;
+                for b in o.data {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str("}")?;
+            }
+            f.write_str(")")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -147,5 +169,29 @@ impl TunnelHeader {
         let udp_len = ip_len - 20;
         h[UDP_OFF + 4..UDP_OFF + 6].copy_from_slice(&udp_len.to_be_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_options_as_ovs_does() {
+        let a = Ipv4Addr::new(198, 18, 0, 1);
+        let b = Ipv4Addr::new(198, 18, 0, 2);
+        let mut e = GeneveEncap::new([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], a, b, 0x1389);
+        assert_eq!(
+            format!("{:?}", TunnelHeader::geneve(&e)),
+            "geneve(vni=0x1389,src=198.18.0.1,dst=198.18.0.2)"
+        );
+        e.geneve.push_option(0x102, 0x80, &[0, 0, 0, 5]).unwrap();
+        e.geneve
+            .push_option(0xffff, 1, &[1, 2, 3, 4, 5, 6, 7, 8])
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", TunnelHeader::geneve(&e)),
+            "geneve(vni=0x1389,src=198.18.0.1,dst=198.18.0.2,options({class=0x102,type=0x80,len=4,0x00000005},{class=0xffff,type=0x1,len=8,0x0102030405060708}))"
+        );
     }
 }
