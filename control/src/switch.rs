@@ -130,10 +130,7 @@ impl Default for Switch {
 /// `aa:bb:cc:dd:ee:ff` as written in this file's device options and
 /// tunnel neighbours.
 pub fn format_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+    rvs_dataplane::flow::MacAddr(*m).to_string()
 }
 
 /// `aa:bb:cc:dd:ee:ff`.

@@ -50,6 +50,16 @@ pub struct Neighbor {
 }
 
 impl Neighbor {
+    fn reachable(ip: Ipv4Addr, mac: [u8; 6], now_ms: u64, fixed: bool) -> Neighbor {
+        Neighbor {
+            ip,
+            state: NeighState::Reachable(mac),
+            updated_ms: now_ms,
+            asked: 0,
+            fixed,
+        }
+    }
+
     /// How long after the last request this (unanswered) neighbour is asked
     /// for again: [`ARP_FIRST_RETRY_MS`], doubling per request, at most
     /// [`ARP_RETRY_MS`].
@@ -137,16 +147,7 @@ impl Vtep {
     /// True when the MAC used for `ip` changed.
     pub fn set_fixed(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ms: u64) -> bool {
         let changed = self.lookup(ip, now_ms) != Some(mac);
-        self.neigh.insert(
-            ip,
-            Neighbor {
-                ip,
-                state: NeighState::Reachable(mac),
-                updated_ms: now_ms,
-                asked: 0,
-                fixed: true,
-            },
-        );
+        self.neigh.insert(ip, Neighbor::reachable(ip, mac, now_ms, true));
         changed
     }
 
@@ -177,16 +178,7 @@ impl Vtep {
                 self.neigh.remove(&oldest);
             }
         }
-        self.neigh.insert(
-            ip,
-            Neighbor {
-                ip,
-                state: NeighState::Reachable(mac),
-                updated_ms: now_ms,
-                asked: 0,
-                fixed: false,
-            },
-        );
+        self.neigh.insert(ip, Neighbor::reachable(ip, mac, now_ms, false));
         changed
     }
 

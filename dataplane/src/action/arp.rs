@@ -3,6 +3,7 @@
 
 use super::l3_offset;
 use crate::drop::DropReason;
+use crate::flow::MacAddr;
 use crate::packet::PacketBuf;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -24,12 +25,7 @@ pub struct SetArp {
 
 impl fmt::Display for SetArp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mac = |m: &[u8; 6]| {
-            format!(
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            )
-        };
+        let mac = |m: &[u8; 6]| MacAddr(*m).to_string();
         let mut parts = Vec::new();
         if let Some(a) = self.spa {
             parts.push(format!("sip={a}"));

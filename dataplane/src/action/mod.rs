@@ -89,12 +89,7 @@ impl fmt::Debug for Action {
 /// The datapath-flow text of an action, as `rvs dpctl dump-flows` shows it.
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mac = |m: &[u8; 6]| {
-            format!(
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            )
-        };
+        let mac = |m: &[u8; 6]| crate::flow::MacAddr(*m);
         match self {
             Action::Output(p) => write!(f, "{p}"),
             Action::PushVlan { tpid, tci } => write!(

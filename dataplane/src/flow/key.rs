@@ -191,12 +191,23 @@ pub(crate) fn mac_from_u64(v: u64) -> [u8; 6] {
     [b[2], b[3], b[4], b[5], b[6], b[7]]
 }
 
+/// A MAC written `aa:bb:cc:dd:ee:ff` (flow dumps, actions, configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
 fn fmt_mac(m: [u8; 6], out: &mut impl fmt::Write) -> fmt::Result {
-    write!(
-        out,
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+    write!(out, "{}", MacAddr(m))
 }
 
 #[cfg(test)]

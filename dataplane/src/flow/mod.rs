@@ -14,6 +14,6 @@ pub use extract::{ExtractError, Layers};
 pub use field::{Field, ARP_SHA, ARP_THA};
 pub use hash::hash_words;
 pub use key::{
-    FlowKey, FRAG_ANY, FRAG_LATER, KEY_WORDS, TUN_FLAG_CSUM, TUN_FLAG_KEY, TUN_FLAG_OAM, VLAN_CFI,
+    FlowKey, MacAddr, FRAG_ANY, FRAG_LATER, KEY_WORDS, TUN_FLAG_CSUM, TUN_FLAG_KEY, TUN_FLAG_OAM, VLAN_CFI,
 };
 pub use mask::FlowMask;
