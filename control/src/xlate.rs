@@ -661,7 +661,7 @@ impl Xlate<'_> {
         if b.get(Field::TpSrc) != f.get(Field::TpSrc) || b.get(Field::TpDst) != f.get(Field::TpDst) {
             self.consult(OfField::DlType, 0xffff);
             self.consult(OfField::NwProto, 0xff);
-            if f.get(Field::EthType) == 0x0800 && matches!(f.get(Field::NwProto), 6 | 17) {
+            if matches!(f.get(Field::EthType), 0x0800 | 0x86dd) && matches!(f.get(Field::NwProto), 6 | 17) {
                 let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x) as u16);
                 self.actions.push(Action::SetTransport(SetTransport {
                     src: ch(Field::TpSrc),

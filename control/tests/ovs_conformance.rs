@@ -319,3 +319,25 @@ fn bad_text_is_refused_with_the_reason() {
         assert!(e.contains(says), "{text}: {e}");
     }
 }
+
+/// IPv6 rewrites: mod_nw_tos sets the traffic class's DSCP bits, mod_tp_dst
+/// the UDP port (checksum kept valid); neither is silently skipped.
+#[test]
+fn ipv6_rewrites_reach_the_frame() {
+    let mut sw = switch("udp6,actions=mod_nw_tos:32,mod_tp_dst:53,output:2");
+    let f = send(&mut sw, 1, &udp6(5, 6)).only(2).to_vec();
+    let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+        panic!()
+    };
+    assert_eq!(ip.header().traffic_class(), 32);
+    let Some(etherparse::TransportSlice::Udp(u)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(u.destination_port(), 53);
+    let h = ip.header().to_header();
+    assert_eq!(
+        u.to_header().calc_checksum_ipv6(&h, u.payload()).unwrap(),
+        u.checksum()
+    );
+}
