@@ -592,6 +592,51 @@ fn ovs_vsctl_forms_work_unchanged() {
             && dump.contains("actions=dec_ttl,mod_nw_ecn:1,write_metadata:0x1/0x1,IN_PORT"),
         "{dump}"
     );
+    // --names: ports by name, and the text goes back in as it came out.
+    ok(
+        &d,
+        &[
+            "add-flow",
+            "br-int",
+            "priority=7,in_port=7,actions=output:1,resubmit(7,0)",
+        ],
+    );
+    let named = ok(&d, &["dump-flows", "br-int", "--names"]);
+    let line = named.lines().find(|l| l.contains("priority=7")).unwrap();
+    assert!(
+        line.contains("in_port=vm1 actions=output:patch-tun,resubmit(vm1,0)"),
+        "{line}"
+    );
+    let numbered = ok(&d, &["dump-flows", "br-int", "--no-names"]);
+    assert!(
+        numbered.contains("in_port=7 actions=output:1,resubmit(7,0)"),
+        "{numbered}"
+    );
+    let text = line
+        .split_once("priority=")
+        .unwrap()
+        .1
+        .replace(" actions=", ",actions=");
+    ok(&d, &["del-flows", "br-int", "in_port=7"]);
+    assert!(!ok(&d, &["dump-flows", "br-int"]).contains("priority=7"));
+    ok(&d, &["add-flow", "br-int", &format!("priority={text}")]);
+    assert!(
+        ok(&d, &["dump-flows", "br-int", "--no-names"]).contains("in_port=7 actions=output:1,resubmit(7,0)")
+    );
+    // --sort / --rsort: by priority, across tables.
+    let prios = |args: &[&str]| -> Vec<u32> {
+        ok(&d, args)
+            .lines()
+            .filter_map(|l| l.split("priority=").nth(1))
+            .map(|p| p.split([',', ' ']).next().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(prios(&["dump-flows", "br-int", "--sort"]), [0, 5, 7]);
+    assert_eq!(prios(&["dump-flows", "br-int", "--rsort=priority"]), [7, 5, 0]);
+    let (code, _, err) = d.rvs(&["dump-flows", "br-int", "--sort=tcp_dst"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("only priority"), "{err}");
+    ok(&d, &["del-flows", "br-int", "in_port=7"]);
     let trace = ok(&d, &["trace", "br-int", "in_port=vm1,tcp,tcp_dst=80,nw_ttl=1"]);
     assert!(
         trace.contains("expired") && trace.contains("drop(ttl_exceeded)"),

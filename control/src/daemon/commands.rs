@@ -166,6 +166,20 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
         .and_then(|a| change(st, |sw| sw.add_tlv_map_text(&a[1]).map_err(|e| e.to_string()))),
         "dump-flows" => need(a, 1, "dump-flows BRIDGE [--table N] [--names|--no-names]").and_then(|a| {
             let names = a.iter().any(|x| x == "--names");
+            // ovs-ofctl's --sort/--rsort; rvs sorts by priority (the default field).
+            let mut order = None;
+            for w in a
+                .iter()
+                .filter(|w| w.starts_with("--sort") || w.starts_with("--rsort"))
+            {
+                let (flag, field) = w.split_once('=').unwrap_or((w, "priority"));
+                if field != "priority" {
+                    return Err(format!(
+                        "{flag}={field}: only priority is supported as the sort field"
+                    ));
+                }
+                order = Some(flag == "--rsort");
+            }
             st.dp.credit(&st.sw);
             let table = match a.iter().position(|x| x == "--table") {
                 Some(i) => Some(
@@ -175,7 +189,7 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
                 ),
                 None => None,
             };
-            dump_flows(&lock(&st.sw), &a[0], table, names, json)
+            dump_flows(&lock(&st.sw), &a[0], table, names, order, json)
         }),
         "trace" => need(a, 2, "trace BRIDGE FLOW [--generate]").and_then(|a| {
             let generate = a[2..].iter().any(|w| w == "--generate");
@@ -341,7 +355,16 @@ fn show(sw: &Switch, json: bool) -> String {
     s
 }
 
-fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, names: bool, json: bool) -> CmdResult {
+/// `order`: Some(false) sorts by ascending priority (`--sort`), Some(true)
+/// descending (`--rsort`); None keeps table order.
+fn dump_flows(
+    sw: &Switch,
+    bridge: &str,
+    table: Option<u8>,
+    names: bool,
+    order: Option<bool>,
+    json: bool,
+) -> CmdResult {
     let br = sw.bridge(bridge).map_err(|e| e.to_string())?;
     let now = sw.now_ms();
     // --names: ports by name in matches and actions, as ovs-ofctl prints them.
@@ -357,6 +380,12 @@ fn dump_flows(sw: &Switch, bridge: &str, table: Option<u8>, names: bool, json: b
         .into_iter()
         .filter(|e| table.is_none_or(|t| t == e.rule.table))
         .collect();
+    let mut rules = rules;
+    match order {
+        Some(false) => rules.sort_by_key(|e| e.rule.priority),
+        Some(true) => rules.sort_by_key(|e| std::cmp::Reverse(e.rule.priority)),
+        None => {}
+    }
     if json {
         let v: Vec<_> = rules
             .iter()
