@@ -403,13 +403,7 @@ fn parse_match_token(
         }
         "nw_tos" if !v.contains('/') => {
             let tos: u8 = parse_num(col, tok, v, "nw_tos")?;
-            if tos & 3 != 0 {
-                return err(
-                    col,
-                    tok,
-                    "nw_tos matches the DSCP bits only: a multiple of 4 (nw_ecn matches the low 2 bits)",
-                );
-            }
+            dscp_only(col, tok, tos as u128, "nw_tos")?;
             set_bits(rule, col, tok, OfField::NwTos, tos as u128, 0xfc)?;
         }
         "tcp_flags" => {
@@ -447,6 +441,19 @@ fn set_once(rule: &mut Rule, col: usize, tok: &str, f: OfField, v: u128, m: u128
         return err(col, tok, format!("conflicts with an earlier condition on {f}"));
     }
     rule.matches.set(f, v, m);
+    Ok(())
+}
+
+/// OVS's nw_tos is the DSCP bits of the TOS byte in place: the two ECN bits
+/// must be clear (they are nw_ecn's).
+fn dscp_only(col: usize, tok: &str, tos: u128, what: &str) -> PResult<()> {
+    if tos & 3 != 0 {
+        return err(
+            col,
+            tok,
+            format!("{what} is the DSCP bits only: a multiple of 4 (nw_ecn / mod_nw_ecn are the low 2 bits)"),
+        );
+    }
     Ok(())
 }
 
@@ -790,13 +797,7 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
         }
         "mod_nw_tos" => {
             let tos: u8 = parse_num(argcol, tok, arg, "mod_nw_tos")?;
-            if tos & 3 != 0 {
-                return err(
-                    argcol,
-                    tok,
-                    "mod_nw_tos sets the DSCP bits only: a multiple of 4 (mod_nw_ecn sets the low 2 bits)",
-                );
-            }
+            dscp_only(argcol, tok, tos as u128, "mod_nw_tos")?;
             OfAction::ModNwTos(tos)
         }
         "mod_nw_ecn" => {
@@ -841,8 +842,8 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
                 .map_or_else(|| err(argcol, tok, "set_field needs VALUE->FIELD"), Ok)?;
             let field = field_named(argcol, tok, f.trim())?;
             let value = field.parse_value(v.trim()).or_else(|e| err(argcol, tok, e))?;
-            if field == OfField::NwTos && value & 3 != 0 {
-                return err(argcol, tok, "nw_tos is the DSCP bits only: a multiple of 4");
+            if field == OfField::NwTos {
+                dscp_only(argcol, tok, value, "set_field nw_tos")?;
             }
             OfAction::SetField { field, value }
         }

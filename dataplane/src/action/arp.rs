@@ -1,7 +1,7 @@
 //! ARP rewrites (an ARP responder in the rule tables: opcode, sender and target
 //! addresses). ARP has no checksum.
 
-use super::l3_offset;
+use super::l3_of;
 use crate::drop::DropReason;
 use crate::flow::MacAddr;
 use crate::packet::PacketBuf;
@@ -50,10 +50,7 @@ impl fmt::Display for SetArp {
 /// extraction accepts).
 pub fn set_arp<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, s: &SetArp) -> Result<(), DropReason> {
     let d = pkt.data_mut();
-    let (l3, ty) = l3_offset(d).ok_or(DropReason::TruncatedEth)?;
-    if ty != 0x0806 {
-        return Err(DropReason::ActionMismatch);
-    }
+    let l3 = l3_of(d, 0x0806)?;
     let a = d.get_mut(l3..l3 + 28).ok_or(DropReason::MalformedArp)?;
     if a[0..6] != [0, 1, 0x08, 0x00, 6, 4] {
         return Err(DropReason::MalformedArp);

@@ -1,7 +1,7 @@
 //! IPv6 rewrites: traffic class and hop limit (no header checksum; neither is
 //! in the TCP/UDP pseudo-header).
 
-use super::l3_offset;
+use super::l3_of;
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use std::fmt;
@@ -29,10 +29,7 @@ impl fmt::Display for SetIpv6 {
 /// Rewrite IPv6 fields of `pkt`.
 pub fn set_ipv6<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, s: &SetIpv6) -> Result<(), DropReason> {
     let d = pkt.data_mut();
-    let (l3, ty) = l3_offset(d).ok_or(DropReason::TruncatedEth)?;
-    if ty != 0x86dd {
-        return Err(DropReason::ActionMismatch);
-    }
+    let l3 = l3_of(d, 0x86dd)?;
     let h = d.get_mut(l3..l3 + 40).ok_or(DropReason::MalformedIpv6)?;
     if h[0] >> 4 != 6 {
         return Err(DropReason::MalformedIpv6);

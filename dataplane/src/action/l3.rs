@@ -2,7 +2,7 @@
 //! pseudo-header).
 
 use super::checksum::{checksum_update16, checksum_update32};
-use super::l3_offset;
+use super::l3_of;
 use crate::drop::DropReason;
 use crate::packet::PacketBuf;
 use std::fmt;
@@ -47,10 +47,7 @@ impl fmt::Display for SetIpv4 {
 /// TCP/UDP checksum (pseudo-header) correct.
 pub fn set_ipv4<B: AsRef<[u8]> + AsMut<[u8]>>(pkt: &mut PacketBuf<B>, s: &SetIpv4) -> Result<(), DropReason> {
     let d = pkt.data_mut();
-    let (l3, ty) = l3_offset(d).ok_or(DropReason::TruncatedEth)?;
-    if ty != 0x0800 {
-        return Err(DropReason::ActionMismatch);
-    }
+    let l3 = l3_of(d, 0x0800)?;
     if d.len() < l3 + 20 || d[l3] >> 4 != 4 {
         return Err(DropReason::MalformedIpv4);
     }

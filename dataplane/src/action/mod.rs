@@ -36,6 +36,18 @@ pub(crate) fn l3_offset(d: &[u8]) -> Option<(usize, u16)> {
     None
 }
 
+/// Offset of the L3 header of a frame that must carry `ethertype` there:
+/// `truncated_eth` when the tags run off the frame, `action_mismatch` when it
+/// carries another protocol (a rewrite for a protocol the frame lacks).
+#[inline]
+pub(crate) fn l3_of(d: &[u8], ethertype: u16) -> Result<usize, DropReason> {
+    match l3_offset(d) {
+        None => Err(DropReason::TruncatedEth),
+        Some((l3, ty)) if ty == ethertype => Ok(l3),
+        Some(_) => Err(DropReason::ActionMismatch),
+    }
+}
+
 /// One datapath action. A flow's actions run in order on each packet; an empty
 /// list drops the packet.
 #[derive(Clone, PartialEq, Eq)]
