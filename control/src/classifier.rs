@@ -4,9 +4,15 @@
 //! the match found so far is skipped. The lookup reports the union of the masks
 //! it probed: exactly the bits the decision depended on, which is what makes a
 //! megaflow built from it correct.
+//!
+//! A subtable whose mask holds translation-only bits (neighbour discovery,
+//! which the datapath key has no room for) is probed in two stages, as OVS's
+//! staged lookup does: when no rule of it agrees with the packet on the
+//! other bits, only those were consulted, so the many packets that are not
+//! NS/NA stay cacheable.
 
 use crate::ofp::{Match, XKey, XMask, XWORDS};
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 use rvs_dataplane::flow::hash_words;
 
 fn hash(k: &XKey) -> u64 {
@@ -24,6 +30,19 @@ struct Subtable {
     buckets: HashTable<Bucket>,
     max_priority: u16,
     n_rules: usize,
+    /// For masks with translation-only bits: the mask without them, and how
+    /// many buckets have each value under it.
+    stage: Option<(XMask, HashMap<XKey, usize>)>,
+}
+
+/// The first-stage mask of a subtable: `mask` without the neighbour
+/// discovery words; `None` when it has none.
+fn stage_mask(mask: &XMask) -> Option<XMask> {
+    mask.has_nd().then(|| {
+        let mut m = *mask;
+        m.set_nd(&Default::default());
+        m
+    })
 }
 
 impl Subtable {
@@ -142,6 +161,7 @@ impl<T> Classifier<T> {
                     buckets: HashTable::new(),
                     max_priority: 0,
                     n_rules: 0,
+                    stage: stage_mask(&m.mask).map(|sm| (sm, HashMap::new())),
                 });
                 self.subtables.len() - 1
             }
@@ -162,6 +182,9 @@ impl<T> Classifier<T> {
                     },
                     |b| hash(&b.value),
                 );
+                if let Some((sm, values)) = &mut st.stage {
+                    *values.entry(m.value.masked(sm)).or_default() += 1;
+                }
             }
         }
         st.n_rules += 1;
@@ -181,6 +204,15 @@ impl<T> Classifier<T> {
             e.get_mut().rules.retain(|(_, x)| *x != s);
             if e.get().rules.is_empty() {
                 e.remove();
+                if let Some((sm, values)) = &mut st.stage {
+                    let v = m.value.masked(sm);
+                    if let Some(n) = values.get_mut(&v) {
+                        *n -= 1;
+                        if *n == 0 {
+                            values.remove(&v);
+                        }
+                    }
+                }
             }
         }
         st.n_rules -= 1;
@@ -207,6 +239,12 @@ impl<T> Classifier<T> {
             if best.is_some_and(|(p, _)| st.max_priority <= p) {
                 // Sorted by max priority: nothing further can win.
                 break;
+            }
+            if let Some((sm, values)) = &st.stage {
+                if !values.contains_key(&key.masked(sm)) {
+                    consulted.union(sm);
+                    continue;
+                }
             }
             consulted.union(&st.mask);
             let v = key.masked(&st.mask);
@@ -242,7 +280,7 @@ impl<T> Classifier<T> {
     }
 }
 
-const _: () = assert!(XWORDS <= 24, "the key hash takes at most 24 words");
+const _: () = assert!(XWORDS <= 32, "the key hash takes at most 32 words");
 
 #[cfg(test)]
 mod tests {
@@ -264,6 +302,37 @@ mod tests {
             f.set(&mut k, *v);
         }
         k
+    }
+
+    /// A subtable with neighbour discovery bits: a packet that agrees with
+    /// none of its rules on the other bits consults only those (staged).
+    #[test]
+    fn translation_only_bits_are_consulted_only_when_the_rest_agrees() {
+        let mut c = Classifier::new();
+        let nd_rule = m(&[
+            (OfField::DlType, 0x86dd, 0xffff),
+            (OfField::NwProto, 58, 0xff),
+            (OfField::TpSrc, 135, 0xffff),
+            (OfField::NdTarget, 9, u128::MAX),
+        ]);
+        c.insert(nd_rule, 100, "nd");
+        c.insert(m(&[]), 0, "default");
+        let udp = key(&[(OfField::DlType, 0x86dd), (OfField::NwProto, 17)]);
+        let l = c.lookup(&udp);
+        assert_eq!(l.hit.map(|h| *h.2), Some("default"));
+        assert!(!l.consulted.has_nd());
+        let ns = key(&[
+            (OfField::DlType, 0x86dd),
+            (OfField::NwProto, 58),
+            (OfField::TpSrc, 135),
+            (OfField::NdTarget, 9),
+        ]);
+        let l = c.lookup(&ns);
+        assert_eq!(l.hit.map(|h| *h.2), Some("nd"));
+        assert!(l.consulted.has_nd());
+        // Removing the rule removes its stage value too.
+        c.remove(&nd_rule, 100);
+        assert!(!c.lookup(&ns).consulted.has_nd());
     }
 
     #[test]

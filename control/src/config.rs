@@ -78,6 +78,22 @@ pub struct Config {
     /// Geneve TLV mappings, `{class=..,type=..,len=..}->tun_metadataN`.
     #[serde(default)]
     pub tlv_maps: Vec<String>,
+    /// Static tunnel routes (`tnl-route-add`). Absent in files written
+    /// before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tnl_routes: Vec<RouteConfig>,
+}
+
+/// A static tunnel route as saved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteConfig {
+    /// `IP/LEN`.
+    pub prefix: String,
+    /// The bridge whose VTEP sends.
+    pub bridge: String,
+    /// Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
 }
 
 impl Default for Config {
@@ -86,6 +102,7 @@ impl Default for Config {
             version: CONFIG_VERSION,
             bridges: Vec::new(),
             tlv_maps: Vec::new(),
+            tnl_routes: Vec::new(),
         }
     }
 }
@@ -250,10 +267,20 @@ impl Config {
                 )
             })
             .collect();
+        let tnl_routes = sw
+            .static_routes
+            .iter()
+            .map(|((p, l), r)| RouteConfig {
+                prefix: format!("{p}/{l}"),
+                bridge: r.bridge.clone(),
+                gw: r.gw.map(|g| g.to_string()),
+            })
+            .collect();
         Config {
             version: CONFIG_VERSION,
             bridges,
             tlv_maps,
+            tnl_routes,
         }
     }
 
@@ -334,6 +361,20 @@ impl Config {
         for t in &self.tlv_maps {
             sw.add_tlv_map_text(t)
                 .map_err(apply_err(format!("tlv map {t}")))?;
+        }
+        for r in &self.tnl_routes {
+            let what = format!("tunnel route {}", r.prefix);
+            let bad = |reason: String| ConfigError::Apply {
+                what: what.clone(),
+                source: SwitchError::Route(reason),
+            };
+            let (p, l) = crate::switch::parse_prefix(&r.prefix).map_err(bad)?;
+            let gw = match &r.gw {
+                None => None,
+                Some(g) => Some(g.parse().map_err(|_| bad(format!("gateway {g:?} is not IPv4")))?),
+            };
+            sw.add_tunnel_route(p, l, &r.bridge, gw)
+                .map_err(apply_err(what.clone()))?;
         }
         Ok(sw)
     }

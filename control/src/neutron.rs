@@ -127,6 +127,7 @@ pub fn build_node(sw: &mut Switch, cfg: &NodeConfig) -> Result<(), SwitchError> 
                 local_ip: cfg.local_ip,
                 local_mac: cfg.local_mac,
                 remote_mac: r.mac,
+                next_hop: r.ip,
             },
         );
     }

@@ -34,6 +34,9 @@ pub struct TunnelRoute {
     pub local_mac: [u8; 6],
     /// Next hop's MAC; `None`: ask the VTEP on the underlay port (ARP).
     pub remote_mac: Option<[u8; 6]>,
+    /// The address whose MAC that is: the remote endpoint itself when it is
+    /// on the underlay's link, else the gateway of a static route.
+    pub next_hop: Ipv4Addr,
 }
 
 /// What a cached flow's translation went through, kept under the flow's tag:
@@ -73,6 +76,9 @@ pub enum SwitchError {
     /// Flow text that does not parse.
     #[error("{0}")]
     Flow(String),
+    /// A tunnel route that cannot be added or removed.
+    #[error("tunnel route: {0}")]
+    Route(String),
     /// Bad TLV mapping.
     #[error("tlv map: {0}")]
     Tlv(#[from] OptMapError),
@@ -98,6 +104,8 @@ pub struct Switch {
     pub vteps: BTreeMap<PortNo, Vtep>,
     /// Fixed tunnel neighbours (`tnl-arp-set`) by bridge: remote IP -> MAC.
     pub fixed_neigh: BTreeMap<String, BTreeMap<Ipv4Addr, [u8; 6]>>,
+    /// Static tunnel routes (`tnl-route-add`, OVS's `ovs/route/add`).
+    pub static_routes: BTreeMap<(Ipv4Addr, u8), StaticRoute>,
     /// Cached flow tag -> the rules its translation went through.
     xcache: HashMap<u64, FlowOrigin>,
     /// (PMD, tag) -> (packets, bytes) already credited.
@@ -117,6 +125,7 @@ impl Default for Switch {
             optmap: GeneveOptMap::default(),
             vteps: BTreeMap::new(),
             fixed_neigh: BTreeMap::new(),
+            static_routes: BTreeMap::new(),
             xcache: HashMap::new(),
             credited: HashMap::new(),
             next_tag: 1,
@@ -395,7 +404,7 @@ impl Switch {
                 PortType::Geneve(o) => self
                     .route_to(o.remote_ip, o.local_ip)
                     .filter(|r| r.remote_mac.is_none() && can_send(r.underlay_port))
-                    .map(|r| (r.underlay_port, o.remote_ip)),
+                    .map(|r| (r.underlay_port, r.next_hop)),
                 _ => None,
             })
             .collect();
@@ -414,11 +423,15 @@ impl Switch {
     }
 
     /// How to reach tunnel endpoint `remote` from local address `local` (when a
-    /// tunnel port names one): a route set with [`Switch::set_route`], else
-    /// through the VTEP serving `local` (or the only VTEP), next hop by ARP.
+    /// tunnel port names one): a route set with [`Switch::set_route`], else the
+    /// longest static route (`tnl-route-add`) that holds it, else through the
+    /// VTEP serving `local` (or the only VTEP), next hop by ARP.
     pub fn route_to(&self, remote: Ipv4Addr, local: Option<Ipv4Addr>) -> Option<TunnelRoute> {
         if let Some(r) = self.routes.get(&remote) {
             return Some(*r);
+        }
+        if let Some(r) = self.static_route_to(remote, local) {
+            return r;
         }
         let mut vteps = self.vteps.iter().filter(|(_, v)| local.is_none_or(|l| l == v.ip));
         let (port, v) = vteps.next()?;
@@ -430,6 +443,7 @@ impl Switch {
             local_ip: v.ip,
             local_mac: v.mac,
             remote_mac: None,
+            next_hop: remote,
         })
     }
 
@@ -681,6 +695,8 @@ impl Switch {
 }
 
 mod tnl_neigh;
+mod tnl_route;
+pub use tnl_route::{parse_prefix, StaticRoute};
 
 #[cfg(test)]
 mod tests {

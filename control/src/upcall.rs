@@ -4,8 +4,8 @@
 use crate::bridge::PortType;
 use crate::ofp::{parse_match, OfField};
 use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
-use crate::xlate::{trace_with, translate, Translation};
-use rvs_dataplane::flow::{Field, FlowKey};
+use crate::xlate::{trace_with, translate_packet, Translation};
+use rvs_dataplane::flow::{nd_fields, Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
 use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
 use rvs_dataplane::port::PortNo;
@@ -37,7 +37,7 @@ impl SwitchUpcall {
 impl Upcall for SwitchUpcall {
     fn upcall(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Result<UpcallReply, UpcallError> {
         let mut sw = lock(&self.sw);
-        let t = translate(&mut sw, key);
+        let t = translate_packet(&mut sw, key, &nd_fields(pkt.data(), key));
         let now = sw.now_ms();
         let mut reply = UpcallReply::new(t.actions, t.mask);
         reply.cacheable = t.cacheable;
@@ -119,6 +119,7 @@ pub fn trace_flow_with(
     let mut opts = crate::xlate::TraceOptions {
         generate,
         start: None,
+        nd: m.value.nd(),
     };
     match (&port.ty, port.dp_port) {
         (_, Some(dp)) => key.set(Field::InPort, dp as u64),

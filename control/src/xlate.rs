@@ -15,11 +15,11 @@ use crate::ofp::{
     OFPP_IN_PORT, OFPP_LOCAL,
 };
 use crate::switch::{Switch, TUNNEL_VPORT};
-use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetTransport};
-use rvs_dataplane::flow::{Field, FlowKey, FlowMask, ARP_SHA, ARP_THA, VLAN_CFI};
+use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetNd, SetTransport};
+use rvs_dataplane::flow::{Field, FlowKey, FlowMask, NdFields, ARP_SHA, ARP_THA, VLAN_CFI};
 use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader, GENEVE_PORT};
 use rvs_dataplane::DropReason;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Most resubmits and patch-port crossings in one translation.
 pub const MAX_DEPTH: u32 = 64;
@@ -94,6 +94,8 @@ struct Xlate<'s> {
     now: u64,
     flow: XKey,
     base: FlowKey,
+    /// The ND fields of the packet as the actions emitted so far left them.
+    base_nd: NdFields,
     wc: XMask,
     actions: Vec<Action>,
     depth: u32,
@@ -120,13 +122,19 @@ struct Xlate<'s> {
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
 /// `learn` actions install rules.
 pub fn translate(sw: &mut Switch, key: &FlowKey) -> Translation {
-    translate_with(sw, key, false, true, None)
+    translate_packet(sw, key, &NdFields::default())
+}
+
+/// [`translate`] for a packet whose neighbour discovery fields (not in the
+/// datapath key) are `nd` (see [`rvs_dataplane::flow::nd_fields`]).
+pub fn translate_packet(sw: &mut Switch, key: &FlowKey, nd: &NdFields) -> Translation {
+    translate_with(sw, key, nd, false, true, None)
 }
 
 /// Translate and record the walk through bridges and tables as readable lines,
 /// without learning anything (as `ovs-appctl ofproto/trace`).
 pub fn trace(sw: &mut Switch, key: &FlowKey) -> Translation {
-    translate_with(sw, key, true, false, None)
+    translate_with(sw, key, &NdFields::default(), true, false, None)
 }
 
 /// How a trace runs: `generate` applies the side effects (NORMAL learns,
@@ -139,16 +147,19 @@ pub struct TraceOptions {
     pub generate: bool,
     /// Start at this bridge and port.
     pub start: Option<(String, u32)>,
+    /// The packet's neighbour discovery fields.
+    pub nd: NdFields,
 }
 
 /// [`trace`] with options.
 pub fn trace_with(sw: &mut Switch, key: &FlowKey, opts: &TraceOptions) -> Translation {
-    translate_with(sw, key, true, opts.generate, opts.start.clone())
+    translate_with(sw, key, &opts.nd, true, opts.generate, opts.start.clone())
 }
 
 fn translate_with(
     sw: &mut Switch,
     key: &FlowKey,
+    nd: &NdFields,
     trace: bool,
     may_learn: bool,
     start: Option<(String, u32)>,
@@ -158,8 +169,9 @@ fn translate_with(
         sw,
         may_learn,
         now,
-        flow: XKey::from_flow(key),
+        flow: XKey::from_packet(key, nd),
         base: *key,
+        base_nd: *nd,
         wc: XMask::default(),
         actions: Vec::new(),
         depth: 0,
@@ -191,6 +203,12 @@ fn translate_with(
     }
     if let Some(r) = x.punt {
         x.actions.push(Action::Drop(r));
+    }
+    if x.wc.has_nd() && x.cacheable {
+        // The datapath key has no room for ND fields: a flow cached without
+        // them would cover NS/NA messages the rules tell apart.
+        x.note(|| "neighbour discovery fields consulted: not cached".into());
+        x.cacheable = false;
     }
     let mut mask = x.wc.flow_mask();
     mask.set_exact(Field::InPort);
@@ -259,6 +277,12 @@ impl Xlate<'_> {
                 | OfField::ArpTha
                 | OfField::TpSrc
                 | OfField::TpDst
+                | OfField::Ipv6Src
+                | OfField::Ipv6Dst
+                | OfField::Ipv6Label
+                | OfField::NdTarget
+                | OfField::NdSll
+                | OfField::NdTll
         ) {
             self.consult(f, f.max());
         }
@@ -623,7 +647,17 @@ impl Xlate<'_> {
         if b.get(Field::EthDst) != f.get(Field::EthDst) {
             self.actions.push(Action::SetEthDst(f.eth_dst()));
         }
-        let l3 = [Field::NwSrc, Field::NwDst, Field::NwTos, Field::NwTtl];
+        let l3 = [
+            Field::NwSrc,
+            Field::NwDst,
+            Field::NwTos,
+            Field::NwTtl,
+            Field::Ipv6SrcHi,
+            Field::Ipv6SrcLo,
+            Field::Ipv6DstHi,
+            Field::Ipv6DstLo,
+            Field::Ipv6Label,
+        ];
         let arp = [Field::NwSrc, Field::NwDst, Field::ArpOp, ARP_SHA, ARP_THA];
         if arp.iter().any(|x| b.get(*x) != f.get(*x)) && f.get(Field::EthType) == 0x0806 {
             self.consult(OfField::DlType, 0xffff);
@@ -642,10 +676,17 @@ impl Xlate<'_> {
         } else if l3.iter().any(|x| b.get(*x) != f.get(*x)) {
             self.consult(OfField::DlType, 0xffff);
             if f.get(Field::EthType) == 0x86dd {
-                let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x) as u8);
+                let ch = |x: Field| (b.get(x) != f.get(x)).then(|| f.get(x));
+                let ch2 = |hi: Field, lo: Field| {
+                    (b.get(hi) != f.get(hi) || b.get(lo) != f.get(lo))
+                        .then(|| Ipv6Addr::from(((f.get(hi) as u128) << 64) | f.get(lo) as u128))
+                };
                 self.actions.push(Action::SetIpv6(SetIpv6 {
-                    tclass: ch(Field::NwTos),
-                    hlimit: ch(Field::NwTtl),
+                    src: ch2(Field::Ipv6SrcHi, Field::Ipv6SrcLo),
+                    dst: ch2(Field::Ipv6DstHi, Field::Ipv6DstLo),
+                    label: ch(Field::Ipv6Label).map(|v| v as u32),
+                    tclass: ch(Field::NwTos).map(|v| v as u8),
+                    hlimit: ch(Field::NwTtl).map(|v| v as u8),
                 }));
             }
             if f.get(Field::EthType) == 0x0800 {
@@ -657,6 +698,23 @@ impl Xlate<'_> {
                     ttl: ch(Field::NwTtl).map(|v| v as u8),
                 }));
             }
+        }
+        let (bn, fnd) = (self.base_nd, self.flow.nd());
+        if bn != fnd {
+            // The fields exist only in an NS/NA (the rule's prerequisites).
+            self.consult(OfField::DlType, 0xffff);
+            self.consult(OfField::NwProto, 0xff);
+            self.consult(OfField::TpSrc, 0xffff);
+            let mac = |v: u64| {
+                let b = v.to_be_bytes();
+                [b[2], b[3], b[4], b[5], b[6], b[7]]
+            };
+            self.actions.push(Action::SetNd(SetNd {
+                target: (bn.target != fnd.target).then(|| Ipv6Addr::from(fnd.target)),
+                sll: (bn.sll != fnd.sll).then(|| mac(fnd.sll)),
+                tll: (bn.tll != fnd.tll).then(|| mac(fnd.tll)),
+            }));
+            self.base_nd = fnd;
         }
         if b.get(Field::TpSrc) != f.get(Field::TpSrc) || b.get(Field::TpDst) != f.get(Field::TpDst) {
             self.consult(OfField::DlType, 0xffff);
@@ -736,16 +794,16 @@ impl Xlate<'_> {
             self.sw
                 .vteps
                 .get(&route.underlay_port)
-                .and_then(|v| v.lookup(opts.remote_ip, now))
+                .and_then(|v| v.lookup(route.next_hop, now))
         });
         let Some(remote_mac) = remote_mac else {
             self.note(|| {
                 format!(
                     "output to {}: next hop {} not resolved yet, asking by ARP",
-                    port.name, opts.remote_ip
+                    port.name, route.next_hop
                 )
             });
-            self.resolve.push((route.underlay_port, opts.remote_ip));
+            self.resolve.push((route.underlay_port, route.next_hop));
             self.cacheable = false;
             return;
         };
@@ -769,9 +827,17 @@ impl Xlate<'_> {
             }
         }
         self.note(|| {
+            let via = if route.next_hop == opts.remote_ip {
+                String::new()
+            } else {
+                format!(", gateway {}", route.next_hop)
+            };
             format!(
-                "output to {}: Geneve vni {vni:#x} to {} via datapath port {}",
-                port.name, opts.remote_ip, route.underlay_port
+                "output to {}: Geneve vni {vni:#x} to {} via datapath port {}{via}, next-hop MAC {}",
+                port.name,
+                opts.remote_ip,
+                route.underlay_port,
+                rvs_dataplane::flow::MacAddr(remote_mac)
             )
         });
         self.actions.push(Action::TunnelOutput(

@@ -739,3 +739,53 @@ fn static_tunnel_neighbours_route_traces_and_persist() {
     );
     assert!(ok(&d, &["trace", "br-tun", flow]).contains("not resolved yet"));
 }
+
+/// `tnl-route-add` (OVS's `ovs/route/add`): an endpoint behind a gateway is
+/// reached through the gateway's MAC; the route is listed, saved, survives
+/// kill -9, and `tnl-route-del` takes it away again.
+#[test]
+fn static_tunnel_routes_route_traces_and_persist() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    neutron_like(&d);
+    ok(
+        &d,
+        &[
+            "add-port",
+            "br-ex",
+            "eth1",
+            "type=memory",
+            "options:vtep_ip=198.18.0.1",
+            "options:vtep_mac=02:aa:00:00:00:01",
+        ],
+    );
+    let (code, _, err) = d.rvs(&["tnl-route-add", "198.18.0.3/33", "br-ex"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("0..32"), "{err}");
+    assert_eq!(d.rvs(&["tnl-route-add", "198.18.0.0/24", "br-nope"]).0, 1);
+    ok(&d, &["ovs/route/add", "198.18.0.3/32", "br-ex", "198.18.0.254"]);
+    ok(&d, &["tnl-arp-set", "br-ex", "198.18.0.254", "02:aa:00:00:00:fe"]);
+    let flow = "in_port=patch-int,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,dl_vlan=1,arp";
+    let t = ok(&d, &["trace", "br-tun", flow]);
+    assert!(
+        t.contains("to 198.18.0.3 via datapath port")
+            && t.contains("gateway 198.18.0.254, next-hop MAC 02:aa:00:00:00:fe"),
+        "{t}"
+    );
+    assert!(
+        t.contains("tnl_push(geneve(vni=0x1389,src=198.18.0.1,dst=198.18.0.3))"),
+        "{t}"
+    );
+    let shown = ok(&d, &["tnl-route-show"]);
+    assert!(
+        shown.contains("User: 198.18.0.3/32 dev br-ex GW 198.18.0.254 SRC 198.18.0.1")
+            && shown.contains("Cached: on-link dev br-ex SRC 198.18.0.1"),
+        "{shown}"
+    );
+    let dir = d.kill9();
+    let d = Daemon::start(dir, &[]).unwrap();
+    assert!(ok(&d, &["ovs/route/show"]).contains("User: 198.18.0.3/32 dev br-ex GW 198.18.0.254"));
+    assert!(ok(&d, &["trace", "br-tun", flow]).contains("gateway 198.18.0.254"));
+    ok(&d, &["tnl-route-del", "198.18.0.3/32"]);
+    assert!(!ok(&d, &["trace", "br-tun", flow]).contains("gateway"));
+    assert_eq!(d.rvs(&["tnl-route-del", "198.18.0.3/32"]).0, 1);
+}

@@ -7,11 +7,11 @@
 
 use rvs_control::bridge::PortType;
 use rvs_control::switch::Switch;
-use rvs_control::xlate::translate;
+use rvs_control::xlate::translate_packet;
 use rvs_dataplane::action::{execute, ActionSink};
 use rvs_dataplane::flow::FlowKey;
 use rvs_dataplane::packet::{PacketBuf, PacketMeta};
-use rvs_dataplane::testing::{arp_request, tcp4, udp4, udp6, with_vlan, IP_A, IP_B, MAC_A, MAC_B};
+use rvs_dataplane::testing::{arp_request, nd, tcp4, udp4, udp6, with_vlan, IP_A, IP_B, MAC_A, MAC_B};
 use rvs_dataplane::tunnel::GeneveOptMap;
 use rvs_dataplane::DropReason;
 
@@ -72,12 +72,16 @@ fn send(sw: &mut Switch, in_port: u32, frame: &[u8]) -> Outcome {
         ..Default::default()
     };
     let (key, _) = FlowKey::extract(frame, &meta).unwrap();
-    let t = translate(sw, &key);
+    let t = translate_packet(sw, &key, &rvs_dataplane::flow::nd_fields(frame, &key));
     let mut pkt = PacketBuf::from_slice(frame);
     pkt.meta = meta;
     let mut sink = Sink::default();
     execute(&t.actions, &mut pkt, &key, 0, &GeneveOptMap::default(), &mut sink);
-    let of_of = |d: u32| (1..=4).find(|of| dp(sw, *of) == d).expect("a bridge port");
+    let of_of = |d: u32| {
+        (1..=4)
+            .find(|of| dp(sw, *of) == d)
+            .unwrap_or_else(|| panic!("datapath port {d} is no bridge port: {:?}", t.actions))
+    };
     Outcome {
         out: sink.out.into_iter().map(|(d, f)| (of_of(d), f)).collect(),
         drops: sink.drops,
@@ -314,6 +318,17 @@ fn bad_text_is_refused_with_the_reason() {
         ("actions=write_metadata:zz", "write_metadata"),
         ("arp_sha=02:00:00:00:00:01,actions=drop", "needs arp"),
         ("vlan_vid=0x2000,actions=drop", "too large"),
+        ("nd_target=2001:db8::1,actions=drop", "needs icmp6"),
+        (
+            "icmp6,icmp_type=136,nd_sll=02:00:00:00:00:01,actions=drop",
+            "icmp_type=135",
+        ),
+        (
+            "icmp6,icmp_type=135,icmp_code=1,nd_target=::1,actions=drop",
+            "needs icmp6",
+        ),
+        ("ip,ipv6_label=5,actions=drop", "needs ipv6"),
+        ("ipv6,ipv6_label=0x100000,actions=drop", "too large"),
     ] {
         let e = sw.add_flows("br0", text).unwrap_err().to_string();
         assert!(e.contains(says), "{text}: {e}");
@@ -340,4 +355,106 @@ fn ipv6_rewrites_reach_the_frame() {
         u.to_header().calc_checksum_ipv6(&h, u.payload()).unwrap(),
         u.checksum()
     );
+}
+
+fn icmp6_checksum_ok(f: &[u8]) -> bool {
+    let s = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+        return false;
+    };
+    let Some(etherparse::TransportSlice::Icmpv6(i)) = &s.transport else {
+        return false;
+    };
+    let h = ip.header();
+    i.header()
+        .icmp_type
+        .calc_checksum(h.source(), h.destination(), i.payload())
+        .unwrap()
+        == i.checksum()
+}
+
+const TARGET: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+
+/// ovs-fields(7): nd_target / nd_sll / nd_tll match the target and the
+/// link-layer address options of neighbour solicitations (135) and
+/// advertisements (136); set_field rewrites them with a valid checksum
+/// (OVN's ND responder rewrites the target and TLL this way).
+#[test]
+fn neighbour_discovery_fields_match_and_rewrite() {
+    let sll = [2, 0, 0, 0, 0, 0x51];
+    let mut sw = switch(
+        "icmp6,icmp_type=135,nd_target=2001:db8::9,nd_sll=02:00:00:00:00:51,actions=output:2
+         icmp6,icmp_type=135,nd_target=2001:db8::8,actions=output:3
+         icmp6,icmp_type=136,nd_target=2001:db8::9,actions=set_field:2001:db8::77->nd_target,set_field:02:00:00:00:00:99->nd_tll,output:4
+         priority=0,actions=drop",
+    );
+    assert_eq!(send(&mut sw, 1, &nd(135, TARGET, &[(1, sll)])).ports(), [2]);
+    // Another SLL: only the priority-0 drop matches.
+    assert!(send(&mut sw, 1, &nd(135, TARGET, &[(1, [2, 0, 0, 0, 0, 0x52])]))
+        .ports()
+        .is_empty());
+    let mut t8 = TARGET;
+    t8[15] = 8;
+    assert_eq!(send(&mut sw, 1, &nd(135, t8, &[])).ports(), [3]);
+    // The datapath key has no ND words: a translation that consulted them is
+    // not cached; one that did not (UDP here, although the table has ND rules
+    // of higher priority) is.
+    let cacheable = |sw: &mut Switch, frame: &[u8]| {
+        let meta = PacketMeta {
+            in_port: sw.find_port("p1").unwrap().1.dp_port.unwrap(),
+            ..Default::default()
+        };
+        let (key, _) = FlowKey::extract(frame, &meta).unwrap();
+        translate_packet(sw, &key, &rvs_dataplane::flow::nd_fields(frame, &key)).cacheable
+    };
+    assert!(!cacheable(&mut sw, &nd(135, TARGET, &[(1, sll)])));
+    assert!(cacheable(&mut sw, &udp6(1, 2)));
+    let out = send(&mut sw, 1, &nd(136, TARGET, &[(2, sll)])).only(4).to_vec();
+    let want: std::net::Ipv6Addr = "2001:db8::77".parse().unwrap();
+    assert_eq!(out, nd(136, want.octets(), &[(2, [2, 0, 0, 0, 0, 0x99])]));
+    assert!(icmp6_checksum_ok(&out));
+}
+
+/// set_field on ipv6_src / ipv6_dst rewrites the addresses and keeps the
+/// UDP checksum valid (it covers them); ipv6_label matches and sets the
+/// 20-bit flow label.
+#[test]
+fn ipv6_addresses_and_flow_label() {
+    let mut sw = switch(
+        "ipv6,ipv6_label=0,actions=set_field:2001:db8::a->ipv6_src,set_field:2001:db8::b->ipv6_dst,set_field:0x12345->ipv6_label,output:2
+         ipv6,ipv6_label=0x12345,actions=output:3",
+    );
+    let f = send(&mut sw, 1, &udp6(5, 6)).only(2).to_vec();
+    let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+        panic!()
+    };
+    let h = ip.header().to_header();
+    assert_eq!(std::net::Ipv6Addr::from(h.source).to_string(), "2001:db8::a");
+    assert_eq!(std::net::Ipv6Addr::from(h.destination).to_string(), "2001:db8::b");
+    assert_eq!(h.flow_label.value(), 0x12345);
+    let Some(etherparse::TransportSlice::Udp(u)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(
+        u.to_header().calc_checksum_ipv6(&h, u.payload()).unwrap(),
+        u.checksum()
+    );
+    assert_eq!(send(&mut sw, 1, &f).ports(), [3]);
+}
+
+/// pkt_mark is metadata the pipeline can set and match (set_field and
+/// load:..->NXM_NX_PKT_MARK[]); the frame itself is not changed by it.
+#[test]
+fn pkt_mark_is_set_and_matched_in_the_pipeline() {
+    let mut sw = switch(
+        "in_port=1,actions=set_field:0x5->pkt_mark,resubmit(,1)
+         in_port=2,actions=load:0x7->NXM_NX_PKT_MARK[],resubmit(,1)
+         table=1,pkt_mark=0x5,actions=output:3
+         table=1,pkt_mark=0x7/0xf,actions=output:4
+         table=1,priority=0,actions=drop",
+    );
+    let f = udp();
+    assert_eq!(send(&mut sw, 1, &f).only(3), &f[..]);
+    assert_eq!(send(&mut sw, 2, &f).only(4), &f[..]);
 }

@@ -28,7 +28,8 @@ show | version | list-br | list-ports BR | add-br BR | del-br BR\n  \
 add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
-dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP | pmd-stats [--clear] | port-stats | cache-flush\n\n\
+dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP\n  \
+tnl-route-add IP/LEN BR [GW] | tnl-route-del IP/LEN | tnl-route-show | pmd-stats [--clear] | port-stats | cache-flush\n\n\
 Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 type=afxdp tag=1\n  rvs dump-flows br-int"
 )]
 struct Cli {
@@ -234,6 +235,9 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("tnl-neigh", "tnl-neigh", "Tunnel next hops of the VTEPs: resolved by ARP, or static (tnl-arp-set). Also spelled tnl/neigh/show."),
     ("tnl-arp-set", "tnl-arp-set BRIDGE IP MAC", "Fix the next-hop MAC of tunnel endpoint IP for the VTEPs on BRIDGE's ports, as ovs-appctl tnl/arp/set (also spelled so): never aged or changed by ARP, saved with the configuration."),
     ("tnl-arp-del", "tnl-arp-del BRIDGE IP", "Forget a tnl-arp-set entry (ARP resolves the address again)."),
+    ("tnl-route-add", "tnl-route-add IP/LEN BRIDGE [GW]", "Reach tunnel endpoints in IP/LEN through the VTEP on BRIDGE's ports, via gateway GW when given (its MAC is what ARP asks for), as ovs-appctl ovs/route/add (also spelled so); the longest prefix wins; saved with the configuration."),
+    ("tnl-route-del", "tnl-route-del IP/LEN", "Remove a tnl-route-add route (also spelled ovs/route/del)."),
+    ("tnl-route-show", "tnl-route-show", "The tunnel routes: static ones (User) and each VTEP's own link (Cached), as ovs-appctl ovs/route/show (also spelled so)."),
     ("pmd-stats", "pmd-stats [--clear]", "Per-PMD counters: cache hits by level, upcalls, drops by reason, busy/idle."),
     ("port-stats", "port-stats", "Per-port rx/tx packets, bytes, drops, errors."),
     ("cache-flush", "cache-flush", "Drop every cached flow."),
@@ -259,6 +263,12 @@ fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> Ex
         "tnl/neigh/set",
         "tnl/neigh/show",
         "tnl/arp/show",
+        "ovs/route/add",
+        "ovs/route/del",
+        "ovs/route/show",
+        "tnl/route/add",
+        "tnl/route/del",
+        "tnl/route/show",
     ];
     if !REMOTE_HELP.iter().any(|(c, _, _)| *c == cmd) && !ALIASES.contains(&cmd.as_str()) {
         eprintln!("rvs: unknown command {cmd:?} (rvs --help lists them)");

@@ -238,6 +238,27 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
                 sw.del_tunnel_neighbor(&a[0], ip).map_err(|e| e.to_string())
             })
         }),
+        "tnl-route-add" | "ovs/route/add" | "tnl/route/add" => need(a, 2, "tnl-route-add IP/LEN BRIDGE [GW]")
+            .and_then(|a| {
+                let (p, l) = crate::switch::parse_prefix(&a[0])?;
+                let gw = match a.get(2) {
+                    None => None,
+                    Some(g) => Some(
+                        g.parse()
+                            .map_err(|_| format!("gateway {g:?} is not an IPv4 address"))?,
+                    ),
+                };
+                change(st, |sw| {
+                    sw.add_tunnel_route(p, l, &a[1], gw).map_err(|e| e.to_string())
+                })
+            }),
+        "tnl-route-del" | "ovs/route/del" | "tnl/route/del" => {
+            need(a, 1, "tnl-route-del IP/LEN").and_then(|a| {
+                let (p, l) = crate::switch::parse_prefix(&a[0])?;
+                change(st, |sw| sw.del_tunnel_route(p, l).map_err(|e| e.to_string()))
+            })
+        }
+        "tnl-route-show" | "ovs/route/show" | "tnl/route/show" => Ok(tnl_route_show(&lock(&st.sw), json)),
         "dpctl-dump-flows" | "dpctl/dump-flows" => Ok(dpctl_dump_flows(&st.dp, json)),
         "dpctl" if a.first().map(String::as_str) == Some("dump-flows") => Ok(dpctl_dump_flows(&st.dp, json)),
         "dpctl" => Err("usage: dpctl dump-flows".into()),
@@ -473,6 +494,48 @@ fn tnl_neigh(sw: &Switch, json: bool) -> String {
     let mut s = String::from("IP               MAC                 source  via (local IP, dp port)\n");
     for (l, p, ip, m, how) in rows {
         let _ = writeln!(s, "{ip:<16} {m:<19} {how:<7} {l}, {p}");
+    }
+    s
+}
+
+/// The routes tunnel output uses, as `ovs-appctl ovs/route/show` lists them:
+/// static ones ("User") and each VTEP's own link ("Cached").
+fn tnl_route_show(sw: &Switch, json: bool) -> String {
+    let bridge_of = |dp: &u32| sw.dp_ports.get(dp).map_or("?", |(b, _)| b.as_str());
+    let mut rows: Vec<(String, String, String, Option<String>, String)> = Vec::new();
+    for (port, v) in &sw.vteps {
+        let b = bridge_of(port);
+        rows.push((
+            "Cached".into(),
+            "on-link".into(),
+            b.to_string(),
+            None,
+            v.ip.to_string(),
+        ));
+    }
+    for ((p, l), r) in &sw.static_routes {
+        let src = sw
+            .route_to(*p, None)
+            .map_or_else(|| "(no VTEP)".to_string(), |t| t.local_ip.to_string());
+        rows.push((
+            "User".into(),
+            format!("{p}/{l}"),
+            r.bridge.clone(),
+            r.gw.map(|g| g.to_string()),
+            src,
+        ));
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(k, p, b, g, s)| json!({"kind": k, "prefix": p, "bridge": b, "gw": g, "src": s}))
+            .collect();
+        return json!(v).to_string();
+    }
+    let mut s = String::from("Route Table:\n");
+    for (k, p, b, g, src) in rows {
+        let gw = g.map(|g| format!(" GW {g}")).unwrap_or_default();
+        let _ = writeln!(s, "{k}: {p} dev {b}{gw} SRC {src}");
     }
     s
 }

@@ -1,7 +1,7 @@
 //! [`OfField`]: the fields rules can match and actions can write, where each one
 //! lives in an [`XKey`], and how its values are written.
 
-use super::xkey::{XKey, METADATA_WORD, REG_WORD};
+use super::xkey::{XKey, METADATA_WORD, ND_WORD, REG_WORD};
 use rvs_dataplane::flow::{Field, ARP_SHA, ARP_THA};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -68,6 +68,16 @@ pub enum OfField {
     NwEcn,
     /// IP DSCP (the top 6 bits of the TOS byte, right-aligned).
     IpDscp,
+    /// Packet mark (skb mark; pipeline metadata that rules may set).
+    PktMark,
+    /// IPv6 flow label.
+    Ipv6Label,
+    /// ND target address.
+    NdTarget,
+    /// ND source link-layer address.
+    NdSll,
+    /// ND target link-layer address.
+    NdTll,
 }
 
 /// How a field's values are written.
@@ -92,6 +102,7 @@ impl OfField {
             .chain((0..8).map(OfField::Reg))
             .chain([
                 OfField::Metadata,
+                OfField::PktMark,
                 OfField::DlSrc,
                 OfField::DlDst,
                 OfField::DlType,
@@ -103,6 +114,7 @@ impl OfField {
                 OfField::ArpTha,
                 OfField::Ipv6Src,
                 OfField::Ipv6Dst,
+                OfField::Ipv6Label,
                 OfField::NwProto,
                 OfField::NwTos,
                 OfField::NwTtl,
@@ -110,6 +122,9 @@ impl OfField {
                 OfField::TpSrc,
                 OfField::TpDst,
                 OfField::TcpFlags,
+                OfField::NdTarget,
+                OfField::NdSll,
+                OfField::NdTll,
             ])
     }
 
@@ -163,6 +178,11 @@ impl OfField {
             OfField::VlanPcp => "vlan_pcp",
             OfField::NwEcn => "nw_ecn",
             OfField::IpDscp => "ip_dscp",
+            OfField::PktMark => "pkt_mark",
+            OfField::Ipv6Label => "ipv6_label",
+            OfField::NdTarget => "nd_target",
+            OfField::NdSll => "nd_sll",
+            OfField::NdTll => "nd_tll",
             OfField::TunMetadata(_) | OfField::Reg(_) => "",
         }
     }
@@ -213,6 +233,11 @@ impl OfField {
             "tun_src" | "NXM_NX_TUN_IPV4_SRC" => OfField::TunSrc,
             "tun_dst" | "NXM_NX_TUN_IPV4_DST" => OfField::TunDst,
             "metadata" | "OXM_OF_METADATA" => OfField::Metadata,
+            "pkt_mark" | "NXM_NX_PKT_MARK" => OfField::PktMark,
+            "ipv6_label" | "NXM_NX_IPV6_LABEL" | "OXM_OF_IPV6_FLABEL" => OfField::Ipv6Label,
+            "nd_target" | "NXM_NX_ND_TARGET" | "OXM_OF_IPV6_ND_TARGET" => OfField::NdTarget,
+            "nd_sll" | "NXM_NX_ND_SLL" | "OXM_OF_IPV6_ND_SLL" => OfField::NdSll,
+            "nd_tll" | "NXM_NX_ND_TLL" | "OXM_OF_IPV6_ND_TLL" => OfField::NdTll,
             _ => return None,
         })
     }
@@ -302,6 +327,11 @@ impl OfField {
             OfField::VlanPcp => one!((p(Field::VlanTci).0, p(Field::VlanTci).1 + 13, 3)),
             OfField::NwEcn => one!((p(Field::NwTos).0, p(Field::NwTos).1, 2)),
             OfField::IpDscp => one!((p(Field::NwTos).0, p(Field::NwTos).1 + 2, 6)),
+            OfField::PktMark => one!(p(Field::PktMark)),
+            OfField::Ipv6Label => one!(p(Field::Ipv6Label)),
+            OfField::NdTarget => one!((ND_WORD, 0, 64), (ND_WORD + 1, 0, 64)),
+            OfField::NdSll => one!((ND_WORD + 2, 0, 48)),
+            OfField::NdTll => one!((ND_WORD + 3, 0, 48)),
         }
     }
 
@@ -344,9 +374,14 @@ impl OfField {
     /// How values are written.
     pub fn kind(self) -> ValueKind {
         match self {
-            OfField::DlSrc | OfField::DlDst | OfField::ArpSha | OfField::ArpTha => ValueKind::Mac,
+            OfField::DlSrc
+            | OfField::DlDst
+            | OfField::ArpSha
+            | OfField::ArpTha
+            | OfField::NdSll
+            | OfField::NdTll => ValueKind::Mac,
             OfField::NwSrc | OfField::NwDst | OfField::TunSrc | OfField::TunDst => ValueKind::Ipv4,
-            OfField::Ipv6Src | OfField::Ipv6Dst => ValueKind::Ipv6,
+            OfField::Ipv6Src | OfField::Ipv6Dst | OfField::NdTarget => ValueKind::Ipv6,
             _ => ValueKind::Int,
         }
     }

@@ -40,6 +40,11 @@ pub fn nxm_name(f: OfField) -> String {
         OfField::VlanPcp => "OXM_OF_VLAN_PCP".into(),
         OfField::NwEcn => "NXM_NX_IP_ECN".into(),
         OfField::IpDscp => "OXM_OF_IP_DSCP".into(),
+        OfField::PktMark => "NXM_NX_PKT_MARK".into(),
+        OfField::Ipv6Label => "NXM_NX_IPV6_LABEL".into(),
+        OfField::NdTarget => "NXM_NX_ND_TARGET".into(),
+        OfField::NdSll => "NXM_NX_ND_SLL".into(),
+        OfField::NdTll => "NXM_NX_ND_TLL".into(),
     }
 }
 
@@ -282,7 +287,14 @@ impl Match {
                 parts.push(format!("in_port={}", port_str(v as u32, names)));
                 continue;
             }
-            let mut s = format!("{}={}", field.name(), field.fmt_value(v));
+            // ICMP's type and code live in the port fields; OVS names them.
+            let icmp = self.get(OfField::NwProto).1 == 0xff && matches!(self.get(OfField::NwProto).0, 1 | 58);
+            let name = match field {
+                OfField::TpSrc if icmp => "icmp_type".to_string(),
+                OfField::TpDst if icmp => "icmp_code".to_string(),
+                _ => field.name(),
+            };
+            let mut s = format!("{name}={}", field.fmt_value(v));
             if m != field.max() {
                 let _ = write!(s, "/{}", field.fmt_value(m));
             }

@@ -579,6 +579,12 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
     let is_ty = |t: u128| ty == (t, 0xffff);
     let is_proto = |p: u128| proto == (p, 0xff);
     let ip = is_ty(0x0800) || is_ty(0x86dd);
+    // ND fields need icmp6 with the NS/NA type (and code 0, OVS's MFP_ND).
+    let tp_src = m.get(OfField::TpSrc);
+    let (code, code_mask) = m.get(OfField::TpDst);
+    let nd = |types: &[u128]| {
+        is_ty(0x86dd) && is_proto(58) && types.iter().any(|t| tp_src == (*t, 0xffff)) && code & code_mask == 0
+    };
     let checks: &[(OfField, bool, &str)] = &[
         (OfField::NwSrc, is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
         (OfField::NwDst, is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
@@ -604,6 +610,14 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
             "tcp, udp, sctp, icmp or icmp6",
         ),
         (OfField::TcpFlags, ip && is_proto(6), "tcp"),
+        (OfField::Ipv6Label, is_ty(0x86dd), "ipv6"),
+        (
+            OfField::NdTarget,
+            nd(&[135, 136]),
+            "icmp6,icmp_type=135 or icmp6,icmp_type=136",
+        ),
+        (OfField::NdSll, nd(&[135]), "icmp6,icmp_type=135"),
+        (OfField::NdTll, nd(&[136]), "icmp6,icmp_type=136"),
     ];
     for (f, ok, need) in checks {
         let name = f.name();

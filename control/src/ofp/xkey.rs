@@ -1,17 +1,23 @@
 //! [`XKey`]: the key that rule tables match on: the datapath [`FlowKey`] words
 //! followed by pipeline-only metadata (registers reg0..7 and `metadata`), which
-//! exist during translation and never reach the datapath.
+//! exist during translation and never reach the datapath, and the neighbour
+//! discovery fields, which are read from the frame at translation time (too
+//! rare to cost every packet a datapath key word): a translation that looks
+//! at them is not cached.
 
-use rvs_dataplane::flow::{FlowKey, FlowMask, KEY_WORDS};
+use rvs_dataplane::flow::{FlowKey, FlowMask, NdFields, KEY_WORDS};
 
 /// Words in an [`XKey`]: the datapath key, four words of registers (two per
-/// word), one of metadata.
-pub const XWORDS: usize = KEY_WORDS + 5;
+/// word), one of metadata, four of neighbour discovery.
+pub const XWORDS: usize = KEY_WORDS + 9;
 
 /// Word index of reg0/reg1 (reg i is in word `REG_WORD + i / 2`).
 pub const REG_WORD: usize = KEY_WORDS;
 /// Word index of `metadata`.
 pub const METADATA_WORD: usize = KEY_WORDS + 4;
+/// Word index of `nd_target` (high half; the low half follows), then
+/// `nd_sll`, then `nd_tll`.
+pub const ND_WORD: usize = KEY_WORDS + 5;
 
 /// A translation-time flow key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -36,6 +42,36 @@ impl XKey {
         let mut x = XKey::default();
         x.w[..KEY_WORDS].copy_from_slice(&k.w);
         x
+    }
+
+    /// The key of a packet: its datapath key and its neighbour discovery
+    /// fields (registers and metadata zero).
+    pub fn from_packet(k: &FlowKey, nd: &NdFields) -> XKey {
+        let mut x = XKey::from_flow(k);
+        x.set_nd(nd);
+        x
+    }
+
+    /// The neighbour discovery words.
+    pub fn nd(&self) -> NdFields {
+        NdFields {
+            target: ((self.w[ND_WORD] as u128) << 64) | self.w[ND_WORD + 1] as u128,
+            sll: self.w[ND_WORD + 2],
+            tll: self.w[ND_WORD + 3],
+        }
+    }
+
+    /// Set the neighbour discovery words.
+    pub fn set_nd(&mut self, nd: &NdFields) {
+        self.w[ND_WORD] = (nd.target >> 64) as u64;
+        self.w[ND_WORD + 1] = nd.target as u64;
+        self.w[ND_WORD + 2] = nd.sll;
+        self.w[ND_WORD + 3] = nd.tll;
+    }
+
+    /// True when any neighbour discovery bit is set (in a mask: consulted).
+    pub fn has_nd(&self) -> bool {
+        self.w[ND_WORD..ND_WORD + 4].iter().any(|w| *w != 0)
     }
 
     /// The datapath part.

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 impl Switch {
     /// The VTEPs (by underlay datapath port) on ports of `bridge`.
-    fn vteps_of(&self, bridge: &str) -> Vec<PortNo> {
+    pub(super) fn vteps_of(&self, bridge: &str) -> Vec<PortNo> {
         self.vteps
             .keys()
             .copied()

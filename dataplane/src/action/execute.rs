@@ -7,6 +7,7 @@ use super::ipv6::set_ipv6;
 use super::l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 use super::l3::set_ipv4;
 use super::l4::set_transport;
+use super::nd::set_nd;
 use super::Action;
 use crate::drop::DropReason;
 use crate::flow::FlowKey;
@@ -59,6 +60,7 @@ pub fn execute(
             Action::SetEthDst(m) => set_eth_dst(pkt, m),
             Action::SetIpv4(s) => set_ipv4(pkt, s),
             Action::SetIpv6(s) => set_ipv6(pkt, s),
+            Action::SetNd(s) => set_nd(pkt, s),
             Action::SetArp(s) => set_arp(pkt, s),
             Action::TunnelPush(h) => h.push(pkt, hash as u32).map_err(|e| e.drop_reason()),
             Action::TunnelOutput(h, port) => match h.push(pkt, hash as u32) {

@@ -7,6 +7,7 @@ mod ipv6;
 mod l2;
 mod l3;
 mod l4;
+mod nd;
 
 pub use arp::{set_arp, SetArp};
 pub use checksum::{checksum_update16, checksum_update32, complete_l4_checksum};
@@ -15,6 +16,7 @@ pub use ipv6::{set_ipv6, SetIpv6};
 pub use l2::{pop_vlan, push_vlan, set_eth_dst, set_eth_src};
 pub use l3::{set_ipv4, SetIpv4};
 pub use l4::{set_transport, SetTransport};
+pub use nd::{set_nd, SetNd};
 
 use crate::drop::DropReason;
 use crate::port::PortNo;
@@ -73,6 +75,8 @@ pub enum Action {
     SetIpv6(SetIpv6),
     /// Rewrite ARP opcode and addresses.
     SetArp(SetArp),
+    /// Rewrite neighbour discovery target / link-layer addresses.
+    SetNd(SetNd),
     /// Prepend a Geneve outer header (built once, copied per packet).
     TunnelPush(Box<TunnelHeader>),
     /// Encapsulate a copy of the packet and send it to a port; the packet itself
@@ -116,6 +120,7 @@ impl fmt::Display for Action {
             Action::SetIpv4(s) => write!(f, "set(ipv4({s}))"),
             Action::SetIpv6(s) => write!(f, "set(ipv6({s}))"),
             Action::SetArp(s) => write!(f, "set(arp({s}))"),
+            Action::SetNd(s) => write!(f, "set(nd({s}))"),
             Action::TunnelPush(h) => write!(f, "tnl_push({h:?})"),
             Action::TunnelOutput(h, p) => write!(f, "tnl_push({h:?}),{p}"),
             Action::SetTransport(t) => write!(f, "set(l4({t}))"),

@@ -111,6 +111,7 @@ fn fill(k: &mut FlowKey, frame: &[u8], meta: &PacketMeta) -> Result<Layers, Extr
         let mut layers = Layers::default();
         k.set(Field::InPort, meta.in_port as u64);
         k.set(Field::RecircId, meta.recirc_id as u64);
+        k.set(Field::PktMark, meta.mark as u64);
         if meta.tunnel.is_set() {
             set_tunnel(k, meta);
         }
@@ -220,6 +221,7 @@ fn extract_ipv6(k: &mut FlowKey, layers: &mut Layers, l3: &[u8], off: usize) -> 
     k.set_ipv6_dst(ip.destination_addr());
     k.set(Field::NwTos, ip.traffic_class() as u64);
     k.set(Field::NwTtl, ip.hop_limit() as u64);
+    k.set(Field::Ipv6Label, ip.flow_label().value() as u64);
     let hlen = ip.slice().len();
     // A payload length of 0 would be a jumbogram (RFC 2675), which no port
     // here can carry; beyond the frame is a lie.
@@ -306,6 +308,84 @@ fn extract_l4(k: &mut FlowKey, proto: u8, l4: &[u8], v6: bool, fragment: bool) -
         _ => {}
     }
     Ok(())
+}
+
+/// ICMPv6 neighbour solicitation and advertisement.
+const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+/// ND options carrying an Ethernet address (RFC 4861 4.6.1).
+const ND_OPT_SOURCE_LINKADDR: u8 = 1;
+const ND_OPT_TARGET_LINKADDR: u8 = 2;
+
+/// The neighbour discovery fields of an NS/NA (OVS's `nd_target`, `nd_sll`,
+/// `nd_tll`). They are not in [`FlowKey`] (too rare to cost every packet a
+/// key word): translation reads them from the frame with [`nd_fields`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NdFields {
+    /// Target address.
+    pub target: u128,
+    /// Source link-layer address option (low 48 bits; 0: absent).
+    pub sll: u64,
+    /// Target link-layer address option (low 48 bits; 0: absent).
+    pub tll: u64,
+}
+
+/// The ND fields of `frame`, whose key [`FlowKey::extract`] gave; all zero
+/// unless it is an NS or NA (ICMPv6 135/136, code 0). Read as OVS's
+/// `parse_icmpv6` reads them: a short message or a malformed option ends the
+/// walk with what was found so far; a repeated link-layer option clears all
+/// three (OVS's "invalid"). Cheap for every other frame (the key says no).
+pub fn nd_fields(frame: &[u8], key: &FlowKey) -> NdFields {
+    let nd = key.get(Field::EthType) == ETH_TYPE_IPV6 as u64
+        && key.get(Field::NwProto) == 58
+        && matches!(
+            key.get(Field::TpSrc) as u8,
+            ND_NEIGHBOR_SOLICIT | ND_NEIGHBOR_ADVERT
+        )
+        && key.get(Field::TpDst) == 0;
+    if !nd {
+        return NdFields::default();
+    }
+    // Where the layers are (the key does not keep offsets).
+    let layers = match FlowKey::extract(frame, &PacketMeta::default()) {
+        Ok((_, l)) if l.l4 != 0 => l,
+        _ => return NdFields::default(),
+    };
+    // The ICMPv6 message ends where the IPv6 payload does.
+    let (l3, l4) = (layers.l3 as usize, layers.l4 as usize);
+    let plen = frame
+        .get(l3 + 4..l3 + 6)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) as usize);
+    let end = (l3 + 40 + plen).min(frame.len());
+    let body = frame.get(l4 + 8..end).unwrap_or_default();
+    let Some(target) = body.get(..16) else {
+        return NdFields::default();
+    };
+    let mut out = NdFields {
+        target: u128::from_be_bytes(target.try_into().unwrap_or([0; 16])),
+        ..NdFields::default()
+    };
+    let mut opts = &body[16..];
+    while opts.len() >= 8 {
+        let len = opts[1] as usize * 8;
+        if len == 0 || len > opts.len() {
+            break;
+        }
+        let mac = mac_to_u64([opts[2], opts[3], opts[4], opts[5], opts[6], opts[7]]);
+        let slot = match (opts[0], len) {
+            (ND_OPT_SOURCE_LINKADDR, 8) => Some(&mut out.sll),
+            (ND_OPT_TARGET_LINKADDR, 8) => Some(&mut out.tll),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if *slot != 0 {
+                return NdFields::default();
+            }
+            *slot = mac;
+        }
+        opts = &opts[len..];
+    }
+    out
 }
 
 fn extract_arp(k: &mut FlowKey, l3: &[u8]) -> Result<(), ExtractError> {

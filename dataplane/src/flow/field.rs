@@ -62,6 +62,11 @@ pub enum Field {
     TcpFlags,
     /// ARP opcode.
     ArpOp,
+    /// The packet's mark (the skb mark where the datapath has one, else 0;
+    /// rules may set it for later tables).
+    PktMark,
+    /// IPv6 flow label (20 bits).
+    Ipv6Label,
 }
 
 /// Where an ARP packet's sender hardware address is kept: the high IPv6
@@ -73,7 +78,7 @@ pub const ARP_THA: Field = Field::Ipv6DstHi;
 
 impl Field {
     /// Every field, in key order.
-    pub const ALL: [Field; 36] = [
+    pub const ALL: [Field; 38] = [
         Field::InPort,
         Field::RecircId,
         Field::TunId,
@@ -110,6 +115,8 @@ impl Field {
         Field::TpDst,
         Field::TcpFlags,
         Field::ArpOp,
+        Field::PktMark,
+        Field::Ipv6Label,
     ];
 
     /// (word index, bit shift, width in bits) of the field in the key.
@@ -145,6 +152,8 @@ impl Field {
             Field::TpDst => (16, 16, 16),
             Field::TcpFlags => (16, 32, 16),
             Field::ArpOp => (16, 48, 16),
+            Field::PktMark => (17, 0, 32),
+            Field::Ipv6Label => (17, 32, 20),
         }
     }
 
@@ -198,6 +207,8 @@ impl Field {
             Field::TpDst => "tp_dst",
             Field::TcpFlags => "tcp_flags",
             Field::ArpOp => "arp_op",
+            Field::PktMark => "pkt_mark",
+            Field::Ipv6Label => "ipv6_label",
         }
     }
 }

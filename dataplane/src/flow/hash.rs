@@ -6,7 +6,7 @@
 //! the EMC hit. A murmur3 finaliser spreads the sum so low bits index tables.
 
 /// Per-position secrets (odd, random-looking 64-bit constants).
-const P: [u64; 24] = [
+const P: [u64; 32] = [
     0xa076_1d64_78bd_642f,
     0xe703_7ed1_a0b4_28db,
     0x8ebc_6af0_9c88_c6e3,
@@ -31,6 +31,14 @@ const P: [u64; 24] = [
     0x510e_527f_ade6_82d1,
     0x9b05_688c_2b3e_6c1f,
     0x1f83_d9ab_fb41_bd6b,
+    0x5be0_cd19_137e_2179,
+    0x6a09_e667_f3bc_c909,
+    0xbb67_ae85_84ca_a73b,
+    0x3c6e_f372_fe94_f82b,
+    0xa54f_f53a_5f1d_36f3,
+    0x9b05_688c_2b3e_6c1b,
+    0xcbbb_9d5d_c105_9ed9,
+    0x629a_292a_367c_d507,
 ];
 
 #[inline(always)]
@@ -64,7 +72,7 @@ fn hash_iter(n: usize, word: impl Fn(usize) -> u64) -> u64 {
     finish(acc)
 }
 
-/// Hash a slice of at most 24 words (a flow key, or a control-plane key that
+/// Hash a slice of at most 32 words (a flow key, or a control-plane key that
 /// extends it).
 #[inline]
 pub fn hash_words(words: &[u64]) -> u64 {

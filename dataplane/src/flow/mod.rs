@@ -10,7 +10,7 @@ mod hash;
 mod key;
 mod mask;
 
-pub use extract::{ExtractError, Layers};
+pub use extract::{nd_fields, ExtractError, Layers, NdFields};
 pub use field::{Field, ARP_SHA, ARP_THA};
 pub use hash::hash_words;
 pub use key::{

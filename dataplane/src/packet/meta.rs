@@ -44,4 +44,7 @@ pub struct PacketMeta {
     pub tunnel: TunnelMeta,
     /// How many times this packet has been recirculated.
     pub recirc_depth: u8,
+    /// The packet's mark as it arrived (the skb mark on datapaths that have
+    /// one; AF_XDP and AF_PACKET frames arrive with 0).
+    pub mark: u32,
 }

@@ -100,6 +100,50 @@ pub fn udp4_fragment(offset: u16, more: bool) -> Vec<u8> {
     f
 }
 
+/// Ethernet/IPv6/ICMPv6 neighbour solicitation (`ty` 135) or advertisement
+/// (136) for `target`, with the given ND options (each `(type, mac)`, 8 bytes).
+pub fn nd(ty: u8, target: [u8; 16], opts: &[(u8, [u8; 6])]) -> Vec<u8> {
+    use etherparse::{Icmpv6Header, Icmpv6Type, Ipv6Header};
+    let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let dst = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 2];
+    let mut body = Vec::new();
+    body.extend_from_slice(&target);
+    for (t, mac) in opts {
+        body.extend_from_slice(&[*t, 1]);
+        body.extend_from_slice(mac);
+    }
+    let icmp_ty = if ty == 135 {
+        Icmpv6Type::Unknown {
+            type_u8: 135,
+            code_u8: 0,
+            bytes5to8: [0; 4],
+        }
+    } else {
+        Icmpv6Type::Unknown {
+            type_u8: 136,
+            code_u8: 0,
+            bytes5to8: [0x60, 0, 0, 0],
+        }
+    };
+    let icmp = Icmpv6Header::with_checksum(icmp_ty, src, dst, &body).expect("icmpv6 checksum");
+    let ip = Ipv6Header {
+        payload_length: (icmp.header_len() + body.len()) as u16,
+        next_header: IpNumber::IPV6_ICMP,
+        hop_limit: 255,
+        source: src,
+        destination: dst,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(&[0x33, 0x33, 0xff, 0, 0, 2]);
+    out.extend_from_slice(&MAC_A);
+    out.extend_from_slice(&[0x86, 0xdd]);
+    ip.write(&mut out).expect("ipv6 header");
+    icmp.write(&mut out).expect("icmpv6 header");
+    out.extend_from_slice(&body);
+    out
+}
+
 /// Ethernet ARP request from A for B.
 pub fn arp_request() -> Vec<u8> {
     let mut f = Vec::with_capacity(42);

@@ -294,6 +294,19 @@ fn field_strategy() -> impl Strategy<Value = (&'static str, String)> {
                 m[0], m[1], m[2], m[3], m[4], m[5]
             )
         )),
+        any::<u32>().prop_map(|v| ("", format!("pkt_mark={v:#x}"))),
+        (0u32..1 << 20).prop_map(|v| ("ipv6", format!("ipv6_label={v:#x}"))),
+        any::<u128>().prop_map(|a| (
+            "icmp6,icmp_type=135",
+            format!("nd_target={}", std::net::Ipv6Addr::from(a))
+        )),
+        any::<[u8; 6]>().prop_map(|m| (
+            "icmp6,icmp_type=135",
+            format!(
+                "nd_sll={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )
+        )),
     ]
 }
 
@@ -320,6 +333,8 @@ fn action_strategy() -> impl Strategy<Value = String> {
         Just("output:in_port".to_string()),
         (0u8..8).prop_map(|r| format!("move:NXM_NX_ARP_SHA[0..31]->NXM_NX_REG{r}[]")),
         (1u32..4096).prop_map(|v| format!("set_field:{}->vlan_vid", v | 0x1000)),
+        any::<u32>().prop_map(|v| format!("set_field:{v:#x}->pkt_mark")),
+        (0u8..8).prop_map(|r| format!("move:NXM_NX_ND_TARGET[0..31]->NXM_NX_REG{r}[]")),
     ]
 }
 

@@ -253,6 +253,67 @@ fn tunnel_metadata_is_in_the_key() {
     assert_eq!(k.get(Field::TunMdPresent), 1);
 }
 
+const ND_TARGET: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+
+fn nd_of(f: &[u8]) -> NdFields {
+    let (k, _) = ex(f).unwrap();
+    nd_fields(f, &k)
+}
+
+#[test]
+fn neighbour_discovery_fields_as_ovs_reads_them() {
+    let sll = [2, 0, 0, 0, 0, 0x51];
+    let tll = [2, 0, 0, 0, 0, 0x71];
+    let target = u128::from_be_bytes(ND_TARGET);
+    let (k, _) = ex(&nd(135, ND_TARGET, &[(1, sll)])).unwrap();
+    assert_eq!((k.get(Field::TpSrc), k.get(Field::TpDst)), (135, 0));
+    let n = nd_of(&nd(135, ND_TARGET, &[(1, sll)]));
+    assert_eq!(
+        n,
+        NdFields {
+            target,
+            sll: 0x0200_0000_0051,
+            tll: 0
+        }
+    );
+    assert_eq!(nd_of(&nd(136, ND_TARGET, &[(2, tll)])).tll, 0x0200_0000_0071);
+    // Both options: both kept (OVS reads each regardless of the message type).
+    let n = nd_of(&nd(136, ND_TARGET, &[(2, tll), (1, sll)]));
+    assert_eq!((n.sll, n.tll), (0x0200_0000_0051, 0x0200_0000_0071));
+    // A repeated link-layer option is OVS's "invalid": all three are cleared,
+    // the packet is not dropped.
+    assert_eq!(
+        nd_of(&nd(135, ND_TARGET, &[(1, sll), (1, sll)])),
+        NdFields::default()
+    );
+    // A truncated option list keeps what came before it.
+    let mut cut = nd(135, ND_TARGET, &[(1, sll), (2, tll)]);
+    cut.truncate(cut.len() - 4);
+    let plen = (cut.len() - 54) as u16;
+    cut[18..20].copy_from_slice(&plen.to_be_bytes());
+    assert_eq!(nd_of(&cut).sll, 0x0200_0000_0051);
+    // Other ICMPv6 messages carry no ND fields.
+    let mut echo = nd(135, ND_TARGET, &[(1, sll)]);
+    echo[54] = 128;
+    assert_eq!(nd_of(&echo), NdFields::default());
+}
+
+#[test]
+fn flow_label_and_mark() {
+    let mut f = udp6(1, 2);
+    f[15] |= 0x0a; // label's top nibble
+    f[16] = 0xbc;
+    f[17] = 0xde;
+    let (k, _) = ex(&f).unwrap();
+    assert_eq!(k.get(Field::Ipv6Label), 0xabcde);
+    let meta = PacketMeta {
+        mark: 0xfeed,
+        ..Default::default()
+    };
+    let (k, _) = FlowKey::extract(&udp4_min(), &meta).unwrap();
+    assert_eq!(k.get(Field::PktMark), 0xfeed);
+}
+
 fn valid_frames() -> Vec<Vec<u8>> {
     vec![
         udp4_min(),
@@ -263,6 +324,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
         udp6_fragment(0, true),
         udp4_fragment(2, true),
         with_vlan(&with_vlan(&udp4_min(), 0x8100, 5), 0x88a8, 6),
+        nd(136, ND_TARGET, &[(2, MAC_B), (1, MAC_A)]),
     ]
 }
 
@@ -281,7 +343,7 @@ proptest! {
     /// reported layer offsets stay inside the frame.
     #[test]
     fn mutated_frames_never_panic(
-        which in 0usize..8,
+        which in 0usize..9,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
         cut in any::<usize>(),
     ) {
