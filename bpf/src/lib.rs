@@ -1,5 +1,9 @@
-//! rvs-bpf: the XDP program that steers frames to rvs's AF_XDP sockets, and its
-//! loader.
+//! rvs-bpf: the BPF programs of rvs and their loaders.
+//!
+//! - The XDP program that steers frames to rvs's AF_XDP sockets (the afxdp
+//!   datapath), below.
+//! - The eBPF datapath ([`dp`]): TC programs that run rvs's megaflows in the
+//!   kernel and hand misses to userspace.
 //!
 //! The program (`src/bpf/xsk_redirect.bpf.c`) redirects each frame to the XSKMAP
 //! entry of its rx queue and passes it to the kernel when no socket is bound, so
@@ -8,6 +12,7 @@
 //! generic), which the kernel removes when the process exits, even after a crash.
 
 mod attach;
+pub mod dp;
 mod error;
 mod program;
 

@@ -142,6 +142,11 @@ impl TunnelHeader {
         &self.bytes[..self.len as usize]
     }
 
+    /// The template's IPv4 header checksum (computed with total length 0).
+    pub fn base_csum(&self) -> u16 {
+        self.base_csum
+    }
+
     /// Prepend the outer header to `pkt`. `hash` (a hash of the inner flow) picks
     /// the UDP source port, so ECMP in the underlay spreads flows (RFC 8926 3.3).
     /// The UDP checksum is left 0, which RFC 8926 allows over IPv4.

@@ -1,0 +1,413 @@
+//! The kernel path equals the userspace path, checked with BPF_PROG_TEST_RUN
+//! (no namespaces): the kernel's parser gives the key userspace's gives (or
+//! leaves the frame to userspace), and a flow's actions run by the kernel
+//! send the bytes, to the ports, that userspace's executor sends.
+
+use super::encode::{encode, EncapSlots};
+use crate::action::{execute, Action, ActionSink, SetArp, SetIpv4, SetIpv6, SetTransport};
+use crate::flow::{Field, FlowKey, FlowMask};
+use crate::packet::{PacketBuf, PacketMeta};
+use crate::port::PortNo;
+use crate::testing::*;
+use crate::tunnel::{GeneveEncap, GeneveOptMap, TunnelHeader};
+use crate::DropReason;
+use proptest::prelude::*;
+use rvs_bpf::dp::abi::{self, Config, Encap, LookupKey, OutEntry, PortEntry, CFG_TEST};
+use rvs_bpf::dp::{EventReader, Prog, TcDatapath};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skip (loudly) without root; never under CI, which is root.
+fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs as root: this test must not be skipped there"
+    );
+    eprintln!("skipped: needs root (BPF)");
+    false
+}
+
+/// The in_port every test packet has: loopback (ifindex 1) is made port 1.
+const IN_PORT: u32 = 1;
+
+struct Harness {
+    dp: TcDatapath,
+    events: EventReader,
+    encaps: Vec<Encap>,
+    gen: u64,
+}
+
+impl EncapSlots for Vec<Encap> {
+    fn slot(&mut self, e: &Encap) -> Option<u16> {
+        let i = self.iter().position(|x| x == e).unwrap_or_else(|| {
+            self.push(*e);
+            self.len() - 1
+        });
+        Some(i as u16)
+    }
+}
+
+/// What a frame turned into: (port, bytes) per output, and whether it was
+/// dropped (by an action or a failed action).
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    out: Vec<(PortNo, Vec<u8>)>,
+    dropped: bool,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let dp = TcDatapath::load(None).expect("load the datapath");
+        let events = dp.events(16).expect("perf buffer");
+        for p in 0..8 {
+            dp.set_out(p, &OutEntry { ifindex: 1, flags: 0 }).unwrap();
+        }
+        dp.set_port(
+            1,
+            &PortEntry {
+                dp_port: IN_PORT,
+                ..PortEntry::default()
+            },
+        )
+        .unwrap();
+        Harness {
+            dp,
+            events,
+            encaps: Vec::new(),
+            gen: 1,
+        }
+    }
+
+    /// Make `actions` the one flow (mask: in_port only), as the datapath
+    /// would install it.
+    fn install(&mut self, actions: &[Action]) {
+        let mut mask = FlowMask::default();
+        mask.set_exact(Field::InPort);
+        let mut key = FlowKey::default();
+        key.set(Field::InPort, IN_PORT as u64);
+        let acts = encode(actions, &mut self.encaps).expect("offloadable");
+        for (i, e) in self.encaps.iter().enumerate() {
+            self.dp.set_encap(i as u32, e).unwrap();
+        }
+        self.gen += 1;
+        let mut flow = abi::Flow {
+            gen: self.gen,
+            n_actions: acts.len() as u16,
+            mask: mask.w,
+            ..abi::Flow::default()
+        };
+        flow.act[..acts.len()].copy_from_slice(&acts);
+        self.dp.set_mask(0, &mask.w).unwrap();
+        let lk = LookupKey {
+            mask: 0,
+            pad: 0,
+            w: key.masked(&mask).w,
+        };
+        self.dp.insert_flow(&lk, &flow).unwrap();
+        self.dp
+            .set_config(&Config {
+                gen: self.gen,
+                mask_used: 1,
+                flags: CFG_TEST,
+                ..Config::default()
+            })
+            .unwrap();
+    }
+
+    fn drops_total(&self) -> u64 {
+        let c = self.dp.counters().unwrap();
+        self.dp.drops().unwrap().iter().sum::<u64>()
+            + c[abi::Counter::ActionFailed as usize]
+            + c[abi::Counter::NoPort as usize]
+            + c[abi::Counter::EncapFailed as usize]
+    }
+
+    /// Run `frame` through the kernel path.
+    fn kernel(&mut self, frame: &[u8]) -> Outcome {
+        while self.events.pop().is_some() {}
+        let before = self.drops_total();
+        self.dp.test_run(Prog::Ingress, frame, 0, 0).expect("test run");
+        // The run wrote its events synchronously: no waiting.
+        self.events.consume().unwrap();
+        let mut out = Vec::new();
+        while let Some(e) = self.events.pop() {
+            assert_eq!(e.ev.ty, abi::event::OUTPUT, "no upcall expected: {:?}", e.ev);
+            let mut f = e.data.clone();
+            if e.ev.vlan_present != 0 {
+                // The kernel holds the outer tag in skb metadata; on the wire
+                // it is in the frame.
+                let mut tag = [0u8; 4];
+                tag[..2].copy_from_slice(&e.ev.vlan_proto.to_ne_bytes());
+                tag[2..].copy_from_slice(&e.ev.vlan_tci.to_be_bytes());
+                f.splice(12..12, tag);
+            }
+            if e.ev.encap != 0 {
+                let mark = abi::MARK_MAGIC | (e.ev.encap - 1);
+                let (verdict, enc) = self.dp.test_run(Prog::Encap, &f, 0, mark).expect("encap run");
+                assert_eq!(verdict, 0, "TC_ACT_OK from the encap program");
+                f = enc;
+            }
+            out.push((e.ev.port, f));
+        }
+        Outcome {
+            out,
+            dropped: self.drops_total() > before,
+        }
+    }
+}
+
+/// Userspace's executor, collecting outputs.
+#[derive(Default)]
+struct Sink {
+    out: Vec<(PortNo, Vec<u8>)>,
+    dropped: bool,
+}
+
+impl ActionSink for Sink {
+    fn output(&mut self, port: PortNo, pkt: &mut PacketBuf, _movable: bool) {
+        self.out.push((port, pkt.data().to_vec()));
+    }
+    fn recirculate(&mut self, _pkt: &mut PacketBuf, _movable: bool) {}
+    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {}
+    fn drop_packet(&mut self, _reason: DropReason) {
+        self.dropped = true;
+    }
+}
+
+fn userspace(frame: &[u8], actions: &[Action]) -> Outcome {
+    let meta = PacketMeta {
+        in_port: IN_PORT,
+        ..PacketMeta::default()
+    };
+    let (key, _) = FlowKey::extract(frame, &meta).expect("a valid frame");
+    let mut pkt = PacketBuf::from_slice(frame);
+    pkt.meta = meta;
+    let mut sink = Sink::default();
+    execute(actions, &mut pkt, &key, 0, &GeneveOptMap::default(), &mut sink);
+    Outcome {
+        out: sink.out,
+        dropped: sink.dropped,
+    }
+}
+
+/// The outer UDP source port of a Geneve frame comes from a flow hash, the
+/// kernel's and rvs's own: equal up to that (both in 49152..65535).
+fn normalise(o: &mut Outcome) {
+    for (_, f) in &mut o.out {
+        let geneve = f.len() > 42 && f[12..14] == [8, 0] && f[23] == 17 && f[36..38] == [0x17, 0xc1];
+        if geneve {
+            assert!(f[34] >= 0xc0, "source port in the dynamic range");
+            f[34] = 0;
+            f[35] = 0;
+        }
+    }
+}
+
+#[test]
+fn root_kernel_key_extraction_equals_userspace() {
+    if !root_or_skip() {
+        return;
+    }
+    let dp = TcDatapath::load(None).unwrap();
+    let check = |f: &[u8]| -> Result<(), TestCaseError> {
+        if f.len() < 14 {
+            // No Ethernet device hands the kernel a shorter skb; userspace
+            // refuses it.
+            prop_assert!(FlowKey::extract(f, &PacketMeta::default()).is_err());
+            return Ok(());
+        }
+        let (upcall, words) = match dp.test_extract(f) {
+            Ok(r) => r,
+            // A test run refuses some truncated frames (EINVAL) that it
+            // cannot set up an skb for; a device would not deliver them
+            // either. Only short ones.
+            Err(_) if f.len() < 64 => return Ok(()),
+            Err(e) => return Err(TestCaseError::fail(format!("{e}: {} bytes {f:02x?}", f.len()))),
+        };
+        if upcall {
+            return Ok(());
+        }
+        let (k, _) = FlowKey::extract(f, &PacketMeta::default()).map_err(|e| {
+            TestCaseError::fail(format!("kernel took a frame userspace refuses ({e}): {f:02x?}"))
+        })?;
+        prop_assert_eq!(words, k.w, "{:02x?}", f);
+        Ok(())
+    };
+    // The frames the kernel must handle itself, not upcall.
+    for f in [
+        udp4_min(),
+        tcp4(1, 2, true, 10),
+        icmp4_echo(1, 1),
+        arp_request(),
+        udp6(1, 2),
+        udp4_fragment(0, true),
+        udp4_fragment(2, false),
+        with_vlan(&udp4_min(), 0x8100, 0x2005),
+        with_vlan(&with_vlan(&tcp4(1, 2, false, 0), 0x8100, 5), 0x88a8, 6),
+    ] {
+        assert!(!dp.test_extract(&f).unwrap().0, "kernel parses {f:02x?}");
+        check(&f).unwrap();
+    }
+    let frames = vec![
+        udp4_min(),
+        tcp4(1, 2, true, 10),
+        icmp4_echo(1, 1),
+        arp_request(),
+        udp6(1, 2),
+        udp6_fragment(0, true),
+        udp4_fragment(2, true),
+        with_vlan(&with_vlan(&udp4_min(), 0x8100, 5), 0x88a8, 6),
+        nd(
+            136,
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+            &[(2, MAC_B)],
+        ),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(3000));
+    let strategy = (
+        0..frames.len(),
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        any::<usize>(),
+    );
+    runner
+        .run(&strategy, |(which, flips, cut)| {
+            let mut f = frames[which].clone();
+            for (pos, val) in flips {
+                let n = f.len();
+                f[pos % n] = val;
+            }
+            f.truncate(cut % (f.len() + 1));
+            check(&f)
+        })
+        .unwrap();
+}
+
+fn mac() -> impl Strategy<Value = [u8; 6]> {
+    any::<[u8; 6]>().prop_map(|mut m| {
+        m[0] &= 0xfe;
+        m[0] |= 2;
+        m
+    })
+}
+
+fn tunnel_header() -> impl Strategy<Value = Box<TunnelHeader>> {
+    (
+        mac(),
+        mac(),
+        any::<u32>(),
+        any::<u32>(),
+        0u32..1 << 24,
+        any::<bool>(),
+    )
+        .prop_map(|(a, b, s, d, vni, opt)| {
+            let mut e = GeneveEncap::new(a, b, Ipv4Addr::from(s), Ipv4Addr::from(d), vni);
+            if opt {
+                let _ = e.geneve.push_option(0x0102, 0x80, &[0, 0, 0, 7]);
+            }
+            Box::new(TunnelHeader::geneve(&e))
+        })
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (0u32..4).prop_map(Action::Output),
+        (any::<u16>(), any::<bool>()).prop_map(|(tci, ad)| Action::PushVlan {
+            tpid: if ad { 0x88a8 } else { 0x8100 },
+            tci: tci | crate::flow::VLAN_CFI,
+        }),
+        Just(Action::PopVlan),
+        mac().prop_map(Action::SetEthSrc),
+        mac().prop_map(Action::SetEthDst),
+        (
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u8>()),
+            proptest::option::of(any::<u8>())
+        )
+            .prop_map(|(s, d, tos, ttl)| Action::SetIpv4(SetIpv4 {
+                src: s.map(Ipv4Addr::from),
+                dst: d.map(Ipv4Addr::from),
+                tos,
+                ttl
+            })),
+        (
+            proptest::option::of(any::<u16>()),
+            proptest::option::of(any::<u16>())
+        )
+            .prop_map(|(src, dst)| Action::SetTransport(SetTransport { src, dst })),
+        (
+            proptest::option::of(any::<u128>()),
+            proptest::option::of(any::<u128>()),
+            proptest::option::of(0u32..1 << 20),
+            proptest::option::of(any::<u8>()),
+            proptest::option::of(any::<u8>())
+        )
+            .prop_map(|(s, d, label, tclass, hlimit)| Action::SetIpv6(SetIpv6 {
+                src: s.map(Ipv6Addr::from),
+                dst: d.map(Ipv6Addr::from),
+                label,
+                tclass,
+                hlimit
+            })),
+        (
+            proptest::option::of(1u16..3),
+            proptest::option::of(mac()),
+            proptest::option::of(any::<u32>())
+        )
+            .prop_map(|(op, sha, tpa)| Action::SetArp(SetArp {
+                op,
+                sha,
+                spa: None,
+                tha: None,
+                tpa: tpa.map(Ipv4Addr::from)
+            })),
+        (tunnel_header(), 0u32..4).prop_map(|(h, p)| Action::TunnelOutput(h, p)),
+        Just(Action::Drop(DropReason::TtlExceeded)),
+    ]
+}
+
+fn frame() -> impl Strategy<Value = Vec<u8>> {
+    (0usize..8, any::<u16>(), any::<u16>(), 0u16..4096, 0usize..40).prop_map(|(which, a, b, vid, len)| {
+        match which {
+            0 => udp4(MAC_A, MAC_B, IP_A, IP_B, a, b, len),
+            1 => tcp4(a, b, true, len),
+            2 => icmp4_echo(a, b),
+            3 => arp_request(),
+            4 => udp6(a, b),
+            5 => with_vlan(&udp4(MAC_A, MAC_B, IP_A, IP_B, a, b, len), 0x8100, vid),
+            6 => with_vlan(&with_vlan(&tcp4(a, b, false, len), 0x8100, vid), 0x88a8, 7),
+            _ => udp4(MAC_A, MAC_B, IP_A, IP_B, a, b, 0),
+        }
+    })
+}
+
+#[test]
+fn root_kernel_actions_equal_the_userspace_executor() {
+    if !root_or_skip() {
+        return;
+    }
+    let h = std::cell::RefCell::new(Harness::new());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(1500));
+    runner
+        .run(
+            &(frame(), proptest::collection::vec(action(), 1..6)),
+            |(f, actions)| {
+                let mut h = h.borrow_mut();
+                h.install(&actions);
+                let mut k = h.kernel(&f);
+                let mut u = userspace(&f, &actions);
+                normalise(&mut k);
+                normalise(&mut u);
+                prop_assert_eq!(&k, &u, "frame {:02x?}\nactions {:?}", f, actions);
+                Ok(())
+            },
+        )
+        .unwrap();
+}
