@@ -56,6 +56,8 @@ drop_reasons! {
     NoPort => "no_port", "Output to a port that does not exist.";
     TxError => "tx_error", "The port could not send the frame.";
     Oversize => "oversize", "Frame larger than the port's receive buffer: dropped whole, never truncated.";
+    HeadOnly => "upcall_head_only", "A packet too big for the slow path (a GSO super-frame, a jumbo frame) missed the kernel's flows: its headers were translated and its flow installed, the packet itself dropped (the next one takes the kernel flow).";
+    UpcallLost => "upcall_lost", "The kernel datapath could not hand a miss to userspace (no daemon listening, or its event ring full): dropped in the kernel.";
 }
 
 impl fmt::Display for DropReason {

@@ -93,11 +93,29 @@ fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> BpfError {
     move |source| BpfError::Map { map, source }
 }
 
+/// libbpf's messages go to the log rather than stderr. Creating a clsact
+/// qdisc that is there already is not a problem (libbpf takes it and the
+/// kernel says so): that one is debug.
+fn route_libbpf_logs() {
+    fn print(level: libbpf_rs::PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            libbpf_rs::PrintLevel::Warn if !msg.contains("Exclusivity flag on") => {
+                tracing::warn!("libbpf: {msg}")
+            }
+            libbpf_rs::PrintLevel::Warn | libbpf_rs::PrintLevel::Info => tracing::debug!("libbpf: {msg}"),
+            libbpf_rs::PrintLevel::Debug => tracing::trace!("libbpf: {msg}"),
+        }
+    }
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
+}
+
 impl TcDatapath {
     /// Load the object. With `pin_dir` (a directory in a bpffs), every map is
     /// pinned there by name, and maps already pinned there by an earlier
     /// daemon are reused with what they hold ([`TcDatapath::adopted`]).
     pub fn load(pin_dir: Option<&Path>) -> Result<TcDatapath, BpfError> {
+        route_libbpf_logs();
         let mut open = ObjectBuilder::default()
             .open_memory(OBJECT)
             .map_err(BpfError::Load)?;

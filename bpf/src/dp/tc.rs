@@ -25,7 +25,8 @@ pub enum Hook {
 }
 
 impl Hook {
-    pub(super) fn prog(self) -> Prog {
+    /// The program that runs there.
+    pub fn prog(self) -> Prog {
         match self {
             Hook::Ingress => Prog::Ingress,
             Hook::FromHost => Prog::FromHost,

@@ -5,15 +5,17 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use rvs_control::bridge::PortType;
-use rvs_control::daemon::devices::{open_device, parse_port_spec, Programs};
+use rvs_control::daemon::datapath::{Datapath, DatapathOptions};
 use rvs_control::daemon::proto::Request;
 use rvs_control::daemon::server::{request, socket_path, DaemonOptions};
 use rvs_control::neutron::{build_node, NodeConfig, Remote, TenantNet};
 use rvs_control::ofp::{parse_flows, PortNames};
 use rvs_control::switch::Switch;
-use rvs_control::upcall::{trace_flow, SwitchUpcall};
-use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdThread, PollMode};
-use rvs_dataplane::port::{share, Port};
+use rvs_control::upcall::trace_flow;
+use rvs_dataplane::datapath::devices::{open_device, parse_port_spec, Programs};
+use rvs_dataplane::datapath::DatapathKind;
+use rvs_dataplane::pmd::{PmdConfig, PollMode};
+use rvs_dataplane::port::Port;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +90,12 @@ enum Cmd {
         /// other_config:max-idle; 0 = never).
         #[arg(long, default_value_t = rvs_dataplane::pmd::DEFAULT_MAX_IDLE_MS)]
         max_idle: u64,
+        /// Which datapath runs the flows: afxdp (AF_XDP sockets, PMD threads
+        /// run the caches and actions in userspace) or ebpf (rvs's TC
+        /// programs run the flows in the kernel; misses come up to one PMD
+        /// thread; established flows keep forwarding if the daemon dies).
+        #[arg(long, default_value = "afxdp")]
+        datapath: DatapathKind,
     },
     /// A command for the running daemon (see the list below).
     #[command(external_subcommand)]
@@ -125,6 +133,9 @@ enum Cmd {
         /// Write our PID here (for scripts that must stop us by PID).
         #[arg(long)]
         pidfile: Option<PathBuf>,
+        /// afxdp or ebpf (as for `rvs daemon`).
+        #[arg(long, default_value = "afxdp")]
+        datapath: DatapathKind,
     },
     /// Send small UDP frames as fast as a port can (a packet generator that
     /// outruns iperf3's ~150 kpps UDP sender); count them at the receiver.
@@ -369,6 +380,7 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             detach,
             emc_insert_inv_prob,
             max_idle,
+            datapath,
             ..
         } => {
             if detach {
@@ -393,6 +405,7 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
                     max_idle_ms: max_idle,
                     ..PmdConfig::default()
                 },
+                datapath,
             };
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -434,7 +447,8 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             pmd_threads,
             pmd_cpu,
             pidfile,
-        } => forward(&ports, &poll, pmd_threads, pmd_cpu, pidfile),
+            datapath,
+        } => forward(&ports, &poll, pmd_threads, pmd_cpu, pidfile, datapath),
         Cmd::Blast {
             port,
             dst_mac,
@@ -502,48 +516,44 @@ fn forward(
     threads: usize,
     cpu: Option<usize>,
     pidfile: Option<PathBuf>,
+    kind: DatapathKind,
 ) -> Result<()> {
     anyhow::ensure!((1..=64).contains(&threads), "--pmd-threads must be 1..=64");
-    let mode = match poll {
-        "busy" => PollMode::Busy,
-        "adaptive" => PollMode::ADAPTIVE,
-        other => anyhow::bail!("--poll {other:?}: use busy or adaptive"),
-    };
     let mut sw = Switch::new();
     sw.add_bridge("br0")?;
-    let mut progs = Programs::new();
-    let mut opened = Vec::new();
+    // A forwarder between interfaces has no host side: its bridge's LOCAL
+    // port gets no device (no tap to create, or to leave behind).
+    if let Some(local) = sw
+        .bridges
+        .get_mut("br0")
+        .and_then(|b| b.ports.get_mut(&rvs_control::ofp::OFPP_LOCAL))
+    {
+        local.ty = PortType::System {
+            kind: "memory".into(),
+        };
+    }
     for spec in specs {
-        let (name, port) = open_port(spec, &mut progs)?;
-        let kind = spec.split(':').next().unwrap_or("system").to_string();
-        sw.add_port("br0", &name, PortType::System { kind }, None)?;
-        let dp = sw
-            .find_port(&name)
-            .and_then(|(_, p)| p.dp_port)
-            .context("datapath port")?;
-        opened.push((dp, port));
-    }
-    let inv = sw.invalidations();
-    let sw = std::sync::Arc::new(std::sync::Mutex::new(sw));
-    let mut pmds = Vec::new();
-    for i in 0..threads {
-        let upcall = SwitchUpcall::new(sw.clone());
-        let pin = cpu.map(|c| c + i);
-        pmds.push(PmdThread::spawn(
-            i,
-            upcall,
-            PmdConfig::default(),
-            mode,
-            Some(inv.clone()),
-            pin,
-        )?);
-    }
-    // Every PMD can send to every port; port i is polled by PMD i % threads.
-    for (i, (dp, port)) in opened.into_iter().enumerate() {
-        let shared = share(port);
-        for (t, pmd) in pmds.iter().enumerate() {
-            pmd.send(PmdCommand::AttachPort(dp, shared.clone(), i % threads == t));
+        let (ty, ifname, options) = parse_port_spec(spec)?;
+        sw.add_port("br0", &ifname, PortType::System { kind: ty }, None)?;
+        if !options.is_empty() {
+            sw.set_port_options(&ifname, options)?;
         }
+    }
+    let sw = std::sync::Arc::new(std::sync::Mutex::new(sw));
+    // The daemon's datapath manager, over a one-bridge switch.
+    let opts = DatapathOptions {
+        kind,
+        threads,
+        mode: poll_mode(poll)?,
+        pmd: PmdConfig::default(),
+        cpu,
+        pin_dir: None,
+    };
+    let mut dp = Datapath::start(&sw, &opts).context("starting the datapath")?;
+    let warnings = dp.sync(&sw);
+    if !warnings.is_empty() {
+        dp.stop(true);
+        anyhow::bail!("{}", warnings.join("; "));
     }
     if let Some(p) = &pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
@@ -554,23 +564,30 @@ fn forward(
         signal_hook::flag::register(sig, stop.clone())?;
     }
     eprintln!(
-        "rvs: forwarding between {} ports ({poll} polling); SIGINT or SIGTERM stops",
-        specs.len()
+        "rvs: forwarding between {} ports ({} datapath, {poll} polling); SIGINT or SIGTERM stops",
+        specs.len(),
+        kind.name()
     );
-    let mut last_expire = std::time::Instant::now();
+    let mut last_tick = std::time::Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        if last_expire.elapsed().as_secs() >= 1 {
-            credit(&sw, &pmds);
+        if last_tick.elapsed().as_secs() >= 1 {
+            dp.credit(&sw);
             rvs_control::upcall::lock(&sw).expire();
-            last_expire = std::time::Instant::now();
+            dp.tick();
+            dp.settle();
+            last_tick = std::time::Instant::now();
         }
     }
-    for s in pmds.iter().filter_map(|p| p.snapshot()) {
+    for s in dp.snapshots() {
         let drops: Vec<String> = s.stats.drops.nonzero().map(|(r, n)| format!("{r}={n}")).collect();
+        let who = if s.id == rvs_dataplane::datapath::KERNEL_SNAPSHOT {
+            "kernel".to_string()
+        } else {
+            format!("pmd{}", s.id)
+        };
         eprintln!(
-            "rvs: pmd{}: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {} [{}]",
-            s.id,
+            "rvs: {who}: rx {} packets, emc hits {}, megaflow hits {}, upcalls {}, drops {} [{}]",
             s.stats.rx_packets,
             s.stats.emc_hits,
             s.stats.megaflow_hits,
@@ -585,7 +602,7 @@ fn forward(
             );
         }
     }
-    credit(&sw, &pmds);
+    dp.credit(&sw);
     let g = rvs_control::upcall::lock(&sw);
     for e in g.bridge("br0").map(|b| b.rules()).unwrap_or_default() {
         eprintln!(
@@ -594,9 +611,7 @@ fn forward(
         );
     }
     drop(g);
-    for p in pmds {
-        p.stop();
-    }
+    dp.stop(true);
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }
@@ -663,20 +678,6 @@ fn blast(
         sent as f64 / dt
     );
     Ok(())
-}
-
-/// Credit the PMDs' cached-flow counters to the rules (what OVS's revalidators do).
-fn credit(sw: &rvs_control::upcall::SharedSwitch, pmds: &[PmdThread]) {
-    for p in pmds {
-        if let Some(s) = p.snapshot() {
-            let counters: Vec<(u64, u64, u64)> = s
-                .flows
-                .iter()
-                .map(|f| (f.tag(), f.packets(), f.bytes()))
-                .collect();
-            rvs_control::upcall::lock(sw).credit(s.id, &counters);
-        }
-    }
 }
 
 /// Logs go to stderr; `RVS_LOG` (a tracing filter) overrides the level.

@@ -285,11 +285,15 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
         }
         "port-stats" => Ok(port_stats(&st.dp, json)),
         "cache-flush" => {
-            st.dp.broadcast(|| PmdCommand::FlushCaches);
+            st.dp.flush();
             Ok(String::new())
         }
         other => Err(format!("unknown command {other:?}")),
     };
+    // Whatever the command changed (rules, MACs a trace learned, ports)
+    // takes effect before the reply: no cached flow it made stale forwards
+    // the next packet (PMDs check before every batch; kernel flows go now).
+    st.dp.settle();
     match r {
         Ok(out) => Reply::ok(out),
         Err(e) => Reply::err(e),
@@ -306,6 +310,8 @@ fn change(st: &mut State, f: impl FnOnce(&mut Switch) -> Result<(), String>) -> 
         f(&mut sw)?;
         Config::from_switch(&sw)
     };
+    // Before the save's fsyncs: kernel flows the change made stale go now.
+    st.dp.settle();
     config
         .save(&st.db)
         .map_err(|e| format!("applied, but not saved: {e}"))?;

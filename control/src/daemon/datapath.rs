@@ -1,55 +1,76 @@
-//! [`Datapath`]: the PMD threads and the devices behind the switch's ports,
-//! kept in step with the switch's configuration. Each device is polled by one
-//! PMD (round-robin) and can be sent to by all of them.
+//! The switch's side of the datapath: which ports have devices (from the
+//! switch's configuration), the tunnel next hops to ask for, and rule
+//! counters credited from the cached flows. The datapath itself (AF_XDP
+//! PMD threads, or the eBPF kernel datapath) is `rvs_dataplane`'s, behind
+//! its [`Datapath`](rvs_dataplane::datapath::Datapath) trait.
 
-use super::devices::{open_device, Programs};
 use crate::bridge::PortType;
 use crate::switch::Switch;
 use crate::upcall::{lock, SharedSwitch, SwitchUpcall};
-use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdSnapshot, PmdThread, PollMode};
-use rvs_dataplane::port::{lock_port, share, PortNo, SharedPort};
-use rvs_dataplane::tunnel::GeneveOptMap;
+use rvs_dataplane::datapath::afxdp::AfxdpDatapath;
+use rvs_dataplane::datapath::ebpf::{EbpfDatapath, EbpfOptions};
+use rvs_dataplane::datapath::{Datapath as Dp, DatapathKind, PortSpec};
+use rvs_dataplane::pmd::{PmdCommand, PmdConfig, PmdSnapshot, PollMode};
+use rvs_dataplane::port::PortNo;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// PMD threads and attached devices.
+/// How to run the datapath.
+#[derive(Clone, Debug)]
+pub struct DatapathOptions {
+    /// Which datapath.
+    pub kind: DatapathKind,
+    /// AF_XDP: PMD threads.
+    pub threads: usize,
+    /// How PMD threads wait.
+    pub mode: PollMode,
+    /// PMD cache sizes and policies.
+    pub pmd: PmdConfig,
+    /// AF_XDP: pin PMD thread i to CPU `cpu + i`.
+    pub cpu: Option<usize>,
+    /// eBPF: where its maps are pinned (in a bpffs; one is mounted on the
+    /// parent when it is not one).
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// The datapath, in step with the switch.
 pub struct Datapath {
-    pmds: Vec<PmdThread>,
-    attached: BTreeMap<PortNo, SharedPort>,
-    progs: Programs,
-    next_pmd: usize,
-    optmap: GeneveOptMap,
+    dp: Box<dyn Dp>,
 }
 
 impl Datapath {
-    /// Start `threads` PMD threads translating misses through `sw`.
-    pub fn start(
-        sw: &SharedSwitch,
-        threads: usize,
-        mode: PollMode,
-        config: PmdConfig,
-        cpu: Option<usize>,
-    ) -> std::io::Result<Datapath> {
+    /// Start the datapath, translating misses through `sw`.
+    pub fn start(sw: &SharedSwitch, o: &DatapathOptions) -> std::io::Result<Datapath> {
         let inv = lock(sw).invalidations();
-        let mut pmds = Vec::new();
-        for i in 0..threads.max(1) {
-            let up = SwitchUpcall::new(sw.clone());
-            pmds.push(PmdThread::spawn(
-                i,
-                up,
-                config,
-                mode,
-                Some(inv.clone()),
-                cpu.map(|c| c + i),
-            )?);
-        }
-        Ok(Datapath {
-            pmds,
-            attached: BTreeMap::new(),
-            progs: Programs::new(),
-            next_pmd: 0,
-            optmap: GeneveOptMap::default(),
-        })
+        let dp: Box<dyn Dp> = match o.kind {
+            DatapathKind::Afxdp => Box::new(AfxdpDatapath::start(
+                |_| SwitchUpcall::new(sw.clone()),
+                Some(inv),
+                o.threads,
+                o.mode,
+                o.pmd,
+                o.cpu,
+            )?),
+            DatapathKind::Ebpf => {
+                let opts = EbpfOptions {
+                    pin_dir: o.pin_dir.clone(),
+                    max_idle_ms: o.pmd.max_idle_ms,
+                    pmd: o.pmd,
+                    poll: o.mode,
+                };
+                Box::new(
+                    EbpfDatapath::start(SwitchUpcall::new(sw.clone()), inv, &opts)
+                        .map_err(std::io::Error::other)?,
+                )
+            }
+        };
+        Ok(Datapath { dp })
+    }
+
+    /// Which datapath runs.
+    pub fn kind(&self) -> DatapathKind {
+        self.dp.kind()
     }
 
     /// Open devices for new ports, detach removed ones, push the option map,
@@ -57,7 +78,7 @@ impl Datapath {
     /// whose device could not be opened stay configured, without a device,
     /// and are retried on the next sync). The switch is locked only to read
     /// what is wanted and to ask for next hops, never while devices open, so
-    /// upcalls of the PMDs do not wait for device set-up.
+    /// upcalls do not wait for device set-up.
     pub fn sync(&mut self, sw: &SharedSwitch) -> Vec<String> {
         self.sync_once(sw).0
     }
@@ -78,57 +99,14 @@ impl Datapath {
         }
     }
 
-    /// One pass; also how many devices were busy.
     fn sync_once(&mut self, sw: &SharedSwitch) -> (Vec<String>, usize) {
-        let mut warnings = Vec::new();
-        let mut busy = 0;
         let (wanted, optmap) = {
             let g = lock(sw);
             (Self::wanted(&g), g.optmap)
         };
-        let gone: Vec<PortNo> = self
-            .attached
-            .keys()
-            .filter(|p| !wanted.contains_key(p))
-            .copied()
-            .collect();
-        for dp in gone {
-            for p in &self.pmds {
-                p.send(PmdCommand::RemovePort(dp));
-            }
-            if let Some(dev) = self.attached.remove(&dp) {
-                // Deleted from the switch: nothing of it may outlive us.
-                lock_port(&dev).retire();
-            }
-        }
-        for (dp, (name, kind, opts)) in &wanted {
-            if self.attached.contains_key(dp) || kind == "memory" {
-                continue;
-            }
-            match open_device(kind, name, opts, &mut self.progs, true) {
-                Ok(dev) => {
-                    let shared = share(dev);
-                    let owner = self.next_pmd % self.pmds.len();
-                    self.next_pmd += 1;
-                    for (i, p) in self.pmds.iter().enumerate() {
-                        p.send(PmdCommand::AttachPort(*dp, shared.clone(), i == owner));
-                    }
-                    self.attached.insert(*dp, shared);
-                }
-                Err(e) => {
-                    busy += usize::from(e.kind() == std::io::ErrorKind::ResourceBusy);
-                    warnings.push(format!("port {name}: no device yet: {e}"))
-                }
-            }
-        }
-        if optmap != self.optmap {
-            self.optmap = optmap;
-            for p in &self.pmds {
-                p.send(PmdCommand::SetOptMap(self.optmap));
-            }
-        }
+        let r = self.dp.sync(&wanted, optmap);
         self.resolve(sw);
-        (warnings, busy)
+        (r.warnings, r.busy)
     }
 
     /// Ask for tunnel next hops not known yet, on the underlay ports that have
@@ -137,14 +115,14 @@ impl Datapath {
     /// the daemon calls it on every turn of its loop so that a lost request
     /// is repeated within tens of milliseconds even when no packet waits.
     pub fn resolve(&self, sw: &SharedSwitch) {
-        let attached = &self.attached;
-        for (port, frame) in lock(sw).resolve_tunnels(|p| attached.contains_key(&p)) {
-            self.pmds[0].send(PmdCommand::Transmit(port, frame));
+        let attached = self.dp.attached();
+        for (port, frame) in lock(sw).resolve_tunnels(|p| attached.contains(&p)) {
+            self.dp.transmit(port, frame);
         }
     }
 
-    /// Datapath port -> (name, device kind, options) of every port with a device.
-    fn wanted(sw: &Switch) -> BTreeMap<PortNo, (String, String, BTreeMap<String, String>)> {
+    /// Datapath port -> port, of every port with a device.
+    fn wanted(sw: &Switch) -> BTreeMap<PortNo, PortSpec> {
         sw.bridges
             .values()
             .flat_map(|b| b.ports.values())
@@ -154,15 +132,23 @@ impl Datapath {
                     PortType::System { kind } => kind.clone(),
                     _ => return None,
                 };
-                p.dp_port
-                    .map(|dp| (dp, (p.name.clone(), kind, p.options.clone())))
+                p.dp_port.map(|dp| {
+                    (
+                        dp,
+                        PortSpec {
+                            name: p.name.clone(),
+                            kind,
+                            options: p.options.clone(),
+                        },
+                    )
+                })
             })
             .collect()
     }
 
-    /// Every PMD's counters, ports and flows.
+    /// Every thread's counters, ports and flows (and the kernel's).
     pub fn snapshots(&self) -> Vec<PmdSnapshot> {
-        self.pmds.iter().filter_map(|p| p.snapshot()).collect()
+        self.dp.snapshots()
     }
 
     /// Credit cached-flow counters to rules.
@@ -177,22 +163,35 @@ impl Datapath {
         }
     }
 
-    /// Send a command to every PMD.
+    /// Send a command to every PMD thread.
     pub fn broadcast(&self, cmd: impl Fn() -> PmdCommand) {
-        for p in &self.pmds {
-            p.send(cmd());
-        }
+        self.dp.broadcast(&cmd);
+    }
+
+    /// Drop every cached flow (kernel flows too).
+    pub fn flush(&self) {
+        self.dp.flush();
+    }
+
+    /// Make the slow path's changes so far take effect before the next
+    /// packet (called before a command's reply).
+    pub fn settle(&self) {
+        self.dp.settle();
+    }
+
+    /// Once-a-second housekeeping.
+    pub fn tick(&mut self) {
+        self.dp.tick();
     }
 
     /// Datapath ports with a device attached.
     pub fn attached(&self) -> BTreeSet<PortNo> {
-        self.attached.keys().copied().collect()
+        self.dp.attached()
     }
 
-    /// Stop every PMD thread (devices close, XDP programs detach).
-    pub fn stop(self) {
-        for p in self.pmds {
-            p.stop();
-        }
+    /// Stop: `clean` when the daemon leaves for good (the eBPF datapath
+    /// then removes its programs and pinned maps).
+    pub fn stop(self, clean: bool) {
+        self.dp.stop(clean);
     }
 }

@@ -2,11 +2,12 @@
 //! control socket (`RUN_DIR/rvs.sock`, mode 0600, one JSON request per line).
 
 use super::commands::{handle, State};
-use super::datapath::Datapath;
+use super::datapath::{Datapath, DatapathOptions};
 use super::proto::{Reply, Request};
 use crate::config::{Config, ConfigError};
 use crate::switch::Switch;
 use crate::upcall::lock;
+use rvs_dataplane::datapath::DatapathKind;
 use rvs_dataplane::pmd::{PmdConfig, PollMode};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -33,8 +34,10 @@ pub struct DaemonOptions {
     /// Where to serve Prometheus metrics (`None`: off).
     pub metrics: Option<std::net::SocketAddr>,
     /// Cache sizes and policies of every PMD (EMC insertion probability,
-    /// megaflow `max-idle`).
+    /// megaflow `max-idle`, also the kernel flows').
     pub pmd: PmdConfig,
+    /// Which datapath runs the flows.
+    pub datapath: DatapathKind,
 }
 
 /// Why the daemon would not start.
@@ -133,8 +136,18 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         std::fs::remove_file(&sock).map_err(io(format!("removing {}", sock.display())))?;
     }
     let sw = Arc::new(Mutex::new(load_switch(opts)?));
-    let mut dp = Datapath::start(&sw, opts.pmd_threads, opts.poll, opts.pmd, None)
-        .map_err(io("starting PMD threads"))?;
+    let dp_opts = DatapathOptions {
+        kind: opts.datapath,
+        threads: opts.pmd_threads,
+        mode: opts.poll,
+        pmd: opts.pmd,
+        cpu: None,
+        // In the run directory's own bpffs: `ip netns exec` gives a daemon a
+        // /sys without one, and each run directory is one switch.
+        pin_dir: Some(opts.run_dir.join("bpf").join("dp")),
+    };
+    let mut dp = Datapath::start(&sw, &dp_opts)
+        .map_err(io(format!("starting the {} datapath", opts.datapath.name())))?;
     for w in dp.sync_patiently(&sw, PREDECESSOR_PATIENCE) {
         tracing::warn!("{w}");
     }
@@ -176,6 +189,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         if last_tick.elapsed() >= Duration::from_secs(1) {
             st.dp.credit(&sw);
             lock(&sw).expire();
+            st.dp.tick();
             let warnings = st.dp.sync(&sw);
             for w in warnings {
                 tracing::debug!("{w}");
@@ -188,7 +202,9 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         .ok()
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));
     if let Some(st) = st {
-        st.dp.stop();
+        // A clean stop: the daemon leaves for good (kill -9 leaves the
+        // kernel datapath forwarding instead).
+        st.dp.stop(true);
     }
     Ok(())
 }

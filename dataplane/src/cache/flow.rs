@@ -122,6 +122,14 @@ impl DpFlow {
         self.generation.store(DEAD, Relaxed);
     }
 
+    /// Set the counters from elsewhere (a kernel flow's, read back).
+    pub fn set_stats(&self, packets: u64, bytes: u64, used_ms: u64) {
+        let s = &self.stats;
+        s.packets.store(packets, Relaxed);
+        s.bytes.store(bytes, Relaxed);
+        s.used_ms.store(used_ms, Relaxed);
+    }
+
     /// Count a hit (single writer: the owning PMD).
     #[inline(always)]
     pub fn record(&self, packets: u64, bytes: u64, now_ms: u64) {

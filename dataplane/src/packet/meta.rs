@@ -47,4 +47,7 @@ pub struct PacketMeta {
     /// The packet's mark as it arrived (the skb mark on datapaths that have
     /// one; AF_XDP and AF_PACKET frames arrive with 0).
     pub mark: u32,
+    /// Only the packet's headers are here (a kernel datapath upcalled a
+    /// packet too big for the slow path): translate it, send nothing.
+    pub head_only: bool,
 }

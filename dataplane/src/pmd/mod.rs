@@ -211,7 +211,13 @@ impl<U: Upcall> Pmd<U> {
             self.ports.resize_with(i + 1, || None);
         }
         let txq = Batch::new(self.batch_size * 2);
-        let old = self.ports[i].replace(PortSlot { port, txq, poll_rx });
+        let own_in_port = lock_port(&port).sets_in_port();
+        let old = self.ports[i].replace(PortSlot {
+            port,
+            txq,
+            poll_rx,
+            own_in_port,
+        });
         self.flush_caches();
         old.map(|s| s.port)
     }
@@ -401,8 +407,10 @@ impl<U: Upcall> Pmd<U> {
             if n == 0 {
                 continue;
             }
-            for p in self.rx.packets_mut() {
-                p.meta.in_port = i as PortNo;
+            if !slot.own_in_port {
+                for p in self.rx.packets_mut() {
+                    p.meta.in_port = i as PortNo;
+                }
             }
             total += n;
             self.stats.rx_packets += n as u64;
@@ -541,6 +549,12 @@ impl<U: Upcall> Pmd<U> {
                     }
                 }
             };
+            if pkt.meta.head_only {
+                // Only its headers came up: translated (and its flow
+                // installed), but there is no whole packet to send.
+                stats.drops.inc(crate::DropReason::HeadOnly);
+                continue;
+            }
             let mut sink = PmdSink {
                 ports: &mut ports[..],
                 recirc,

@@ -15,6 +15,8 @@ pub(super) struct PortSlot {
     pub txq: Batch,
     /// This PMD polls the port for rx.
     pub poll_rx: bool,
+    /// Its packets say which port they came in on.
+    pub own_in_port: bool,
 }
 
 impl PortSlot {

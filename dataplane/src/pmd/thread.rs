@@ -50,6 +50,11 @@ pub struct FlowDump {
 }
 
 impl FlowDump {
+    /// A dump of `flow` as of `now_ms` (the clock of its last use).
+    pub fn new(flow: Arc<DpFlow>, now_ms: u64) -> Self {
+        FlowDump { flow, now_ms }
+    }
+
     /// `key(...)` fields under the mask.
     pub fn matches(&self) -> String {
         let mut m = String::new();

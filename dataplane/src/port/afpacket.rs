@@ -122,19 +122,33 @@ impl AfPacketPort {
     /// Open a non-blocking AF_PACKET socket on `ifname`. Frames this socket
     /// sends are not received back (`PACKET_IGNORE_OUTGOING`).
     pub fn open(ifname: &str) -> io::Result<AfPacketPort> {
+        Self::open_with(ifname, true)
+    }
+
+    /// A socket that only sends on `ifname` (protocol 0: the kernel hands it
+    /// no frames). The eBPF datapath's slow path sends through these; the
+    /// kernel's programs receive.
+    pub fn open_tx_only(ifname: &str) -> io::Result<AfPacketPort> {
+        Self::open_with(ifname, false)
+    }
+
+    fn open_with(ifname: &str, rx: bool) -> io::Result<AfPacketPort> {
         let index = ifindex(ifname)?;
-        let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, ETH_P_ALL.to_be() as i32)?;
-        setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-        setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
-        // Past the rmem_max limit needs CAP_NET_ADMIN (FORCE); without it the
-        // plain option gets what the limit allows.
-        if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
-            setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)?;
+        let proto = if rx { ETH_P_ALL.to_be() } else { 0 };
+        let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32)?;
+        if rx {
+            setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+            setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
+            // Past the rmem_max limit needs CAP_NET_ADMIN (FORCE); without it the
+            // plain option gets what the limit allows.
+            if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+                setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)?;
+            }
         }
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_protocol = proto;
         sll.sll_ifindex = index as i32;
         // SAFETY: bind with a pointer to a live sockaddr_ll and its exact size.
         cvt(unsafe {

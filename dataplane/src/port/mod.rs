@@ -103,6 +103,13 @@ pub trait Port: Send {
     /// stopping): remove what was made to outlive the process, such as a
     /// persistent tap device.
     fn retire(&mut self) {}
+
+    /// True when received packets carry their own `in_port` (packets a
+    /// kernel datapath handed up, from many ports); else the PMD sets the
+    /// port's number.
+    fn sets_in_port(&self) -> bool {
+        false
+    }
 }
 
 /// A boxed port is a port (so wrappers such as [`CompleteChecksums`] take any).
@@ -124,5 +131,8 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn retire(&mut self) {
         (**self).retire()
+    }
+    fn sets_in_port(&self) -> bool {
+        (**self).sets_in_port()
     }
 }

@@ -1,7 +1,329 @@
-//! The eBPF datapath: megaflows in the kernel's TC programs (`rvs_bpf::dp`),
-//! misses to userspace.
+//! [`EbpfDatapath`]: the switch's flows run in the kernel. rvs's TC programs
+//! (`rvs_bpf::dp`) sit at the ingress of every port's device (the egress of
+//! an internal tap: what the host sends into the switch), parse each packet
+//! into rvs's flow key, look it up in a megaflow table that userspace fills,
+//! and run the actions there: outputs by `bpf_redirect`, VLAN and field
+//! rewrites with checksum updates, Geneve encapsulation at the underlay's
+//! egress and decapsulation at its ingress, keeping GSO super-frames whole.
+//! A miss goes up, with the packet, to one PMD thread: it translates (the
+//! same slow path as the AF_XDP datapath's), installs the flow in the kernel
+//! and sends that packet itself through a send-only socket of the output
+//! device (a tap for an internal port).
+//!
+//! With a pin directory, the maps live in a bpffs and the TC filters are
+//! netlink ones: when the daemon dies, established flows keep forwarding in
+//! the kernel (misses are dropped and counted); the next daemon loads its
+//! programs over the same maps and replaces the filters in place.
 
 pub mod encode;
+pub mod table;
+pub mod upcall;
+
+use super::{Datapath, DatapathKind, PortSpec, SyncReport, KERNEL_SNAPSHOT};
+use crate::cache::Invalidations;
+use crate::pmd::{FlowDump, PmdCommand, PmdConfig, PmdSnapshot, PmdStats, PmdThread, PollMode, Upcall};
+use crate::port::{lock_port, share, AfPacketPort, Port, PortNo, SharedPort, TapPort};
+use crate::tunnel::GeneveOptMap;
+use crate::DropReason;
+use rvs_bpf::dp::abi::{self, Counter, OutEntry, PortEntry};
+use rvs_bpf::dp::{Hook, TcDatapath};
+use rvs_bpf::BpfError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use table::KernelTable;
+use upcall::{lock_table, OffloadUpcall, UpcallPort, UPCALL_PORT};
+
+/// How the eBPF datapath runs.
+#[derive(Clone, Debug)]
+pub struct EbpfOptions {
+    /// A directory inside a bpffs (its parent is made one with
+    /// [`rvs_bpf::dp::ensure_bpffs`] when it is not) for the maps, so a
+    /// restarted daemon finds them; `None`: unpinned (the TC filters still
+    /// keep the programs and their maps alive until detached).
+    pub pin_dir: Option<PathBuf>,
+    /// Remove kernel flows idle this long (ms; 0: never).
+    pub max_idle_ms: u64,
+    /// The slow-path PMD's caches (for flows the kernel cannot run).
+    pub pmd: PmdConfig,
+    /// How the slow-path PMD waits for upcalls.
+    pub poll: PollMode,
+}
+
+/// A port's device as the kernel datapath holds it.
+struct Attached {
+    ifindex: u32,
+    hooks: Vec<Hook>,
+    tx: SharedPort,
+}
+
+/// The eBPF datapath.
+pub struct EbpfDatapath {
+    dp: Arc<TcDatapath>,
+    table: Arc<Mutex<KernelTable>>,
+    pmd: PmdThread,
+    attached: BTreeMap<PortNo, Attached>,
+    optmap: GeneveOptMap,
+    max_idle_ms: u64,
+}
+
+/// CLOCK_MONOTONIC in milliseconds: the clock of the kernel flows' last use.
+fn monotonic_ms() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+}
+
+impl EbpfDatapath {
+    /// Load the programs (maps pinned under `opts.pin_dir`), and start the
+    /// slow-path PMD translating misses with `upcall` and following `inv`.
+    pub fn start<U: Upcall + 'static>(
+        upcall: U,
+        inv: Arc<Invalidations>,
+        opts: &EbpfOptions,
+    ) -> Result<EbpfDatapath, BpfError> {
+        if let Some(dir) = &opts.pin_dir {
+            rvs_bpf::dp::ensure_bpffs(dir.parent().unwrap_or(dir))?;
+        }
+        let dp = Arc::new(TcDatapath::load(opts.pin_dir.as_deref())?);
+        let table = Arc::new(Mutex::new(KernelTable::new(dp.clone(), inv.clone())?));
+        let events = dp.events(64)?;
+        let pmd = PmdThread::spawn(
+            0,
+            OffloadUpcall::new(upcall, table.clone()),
+            opts.pmd,
+            opts.poll,
+            Some(inv),
+            None,
+        )
+        .map_err(|e| BpfError::Pin {
+            path: PathBuf::from("(slow-path thread)"),
+            source: e,
+        })?;
+        pmd.send(PmdCommand::AddPort(
+            UPCALL_PORT,
+            Box::new(UpcallPort::new(events)),
+        ));
+        Ok(EbpfDatapath {
+            dp,
+            table,
+            pmd,
+            attached: BTreeMap::new(),
+            optmap: GeneveOptMap::default(),
+            max_idle_ms: opts.max_idle_ms,
+        })
+    }
+
+    /// Attach port `no`'s device.
+    fn attach(&mut self, no: PortNo, spec: &PortSpec) -> std::io::Result<()> {
+        let internal = matches!(spec.kind.as_str(), "internal" | "tap");
+        let (tx, hooks): (Box<dyn Port>, Vec<Hook>) = if internal {
+            // The host's side of the port: what it sends leaves the tap, so
+            // the datapath runs at its egress; output to it is a receive.
+            let mut tap = TapPort::open(&spec.name)?;
+            tap.persist()?;
+            (Box::new(tap), vec![Hook::FromHost])
+        } else {
+            (
+                Box::new(AfPacketPort::open_tx_only(&spec.name)?),
+                vec![Hook::Ingress, Hook::Encap],
+            )
+        };
+        // (after the tap is made: an internal port's device may be new)
+        let ifindex = nix::net::if_::if_nametoindex(spec.name.as_str())?;
+        let vtep: Option<std::net::Ipv4Addr> = spec.options.get("vtep_ip").and_then(|v| v.parse().ok());
+        let entry = PortEntry {
+            dp_port: no,
+            flags: if vtep.is_some() { abi::port_flags::VTEP } else { 0 },
+            vtep_ip: vtep.map_or(0, |a| u32::from_ne_bytes(a.octets())),
+            pad: 0,
+        };
+        let out = OutEntry {
+            ifindex,
+            flags: if internal { abi::port_flags::INGRESS } else { 0 },
+        };
+        let e = |e: BpfError| std::io::Error::other(e.to_string());
+        self.dp.set_port(ifindex, &entry).map_err(e)?;
+        self.dp.set_out(no, &out).map_err(e)?;
+        for h in &hooks {
+            self.dp.attach(ifindex, *h).map_err(e)?;
+        }
+        let tx = share(tx);
+        self.pmd.send(PmdCommand::AttachPort(no, tx.clone(), false));
+        self.attached.insert(no, Attached { ifindex, hooks, tx });
+        Ok(())
+    }
+
+    /// Take port `no`'s device out of the datapath.
+    fn detach(&mut self, no: PortNo, retire: bool) {
+        let Some(a) = self.attached.remove(&no) else {
+            return;
+        };
+        for h in &a.hooks {
+            if let Err(e) = rvs_bpf::dp::detach(self.dp.prog_fd(h.prog()), a.ifindex, *h) {
+                tracing::warn!(%e, "detaching");
+            }
+        }
+        let _ = self.dp.del_port(a.ifindex);
+        let _ = self.dp.set_out(no, &OutEntry::default());
+        self.pmd.send(PmdCommand::RemovePort(no));
+        if retire {
+            lock_port(&a.tx).retire();
+        }
+    }
+
+    /// The kernel's own snapshot: its flows and counters.
+    fn kernel_snapshot(&self) -> PmdSnapshot {
+        let now = monotonic_ms();
+        let flows = {
+            let mut t = lock_table(&self.table);
+            if let Err(e) = t.refresh(now, 0) {
+                tracing::debug!(%e, "reading kernel flow counters");
+            }
+            t.flows()
+        };
+        let c = self.dp.counters().unwrap_or([0; abi::N_COUNTERS]);
+        let d = self.dp.drops().unwrap_or([0; abi::N_DROPS]);
+        let t = lock_table(&self.table);
+        let mut stats = PmdStats {
+            megaflow_hits: c[Counter::Hit as usize],
+            upcalls: c[Counter::Miss as usize]
+                + c[Counter::Unparsed as usize]
+                + c[Counter::InnerMiss as usize],
+            flushes: t.flushes,
+            flows_invalidated: t.invalidated,
+            flows_expired: t.expired,
+            ..PmdStats::default()
+        };
+        stats.rx_packets = stats.megaflow_hits + stats.upcalls;
+        for r in DropReason::ALL {
+            stats.drops.add(*r, d.get(*r as usize).copied().unwrap_or(0));
+        }
+        stats
+            .drops
+            .add(DropReason::UpcallLost, c[Counter::UpcallLost as usize]);
+        stats.drops.add(DropReason::NoPort, c[Counter::NoPort as usize]);
+        stats
+            .drops
+            .add(DropReason::ActionMismatch, c[Counter::ActionFailed as usize]);
+        stats
+            .drops
+            .add(DropReason::TxError, c[Counter::EncapFailed as usize]);
+        PmdSnapshot {
+            id: KERNEL_SNAPSHOT,
+            stats,
+            flows: flows.into_iter().map(|f| FlowDump::new(f, now)).collect(),
+            ..PmdSnapshot::default()
+        }
+    }
+
+    /// The kernel's counters by name (for `pmd-stats` and metrics).
+    pub fn kernel_counters(&self) -> Vec<(&'static str, u64)> {
+        let c = self.dp.counters().unwrap_or([0; abi::N_COUNTERS]);
+        Counter::ALL.iter().map(|k| (k.name(), c[*k as usize])).collect()
+    }
+}
+
+impl Datapath for EbpfDatapath {
+    fn kind(&self) -> DatapathKind {
+        DatapathKind::Ebpf
+    }
+
+    fn sync(&mut self, wanted: &BTreeMap<PortNo, PortSpec>, optmap: GeneveOptMap) -> SyncReport {
+        let mut report = SyncReport::default();
+        let gone: Vec<PortNo> = self
+            .attached
+            .keys()
+            .filter(|p| !wanted.contains_key(p))
+            .copied()
+            .collect();
+        for no in gone {
+            self.detach(no, true);
+        }
+        for (no, spec) in wanted {
+            if self.attached.contains_key(no) || spec.kind == "memory" {
+                continue;
+            }
+            if let Err(e) = self.attach(*no, spec) {
+                report
+                    .warnings
+                    .push(format!("port {}: no device yet: {e}", spec.name));
+            }
+        }
+        if optmap != self.optmap {
+            self.optmap = optmap;
+            let mut opt = [abi::OptMap::default(); abi::OPT_SLOTS];
+            for m in optmap.iter() {
+                opt[m.slot as usize] = abi::OptMap {
+                    class: m.class,
+                    ty: m.typ,
+                    slot1: m.slot + 1,
+                };
+            }
+            if let Err(e) = lock_table(&self.table).set_optmap(opt) {
+                report.warnings.push(format!("Geneve option map: {e}"));
+            }
+            self.pmd.send(PmdCommand::SetOptMap(optmap));
+        }
+        report
+    }
+
+    fn attached(&self) -> BTreeSet<PortNo> {
+        self.attached.keys().copied().collect()
+    }
+
+    fn transmit(&self, port: PortNo, frame: Vec<u8>) {
+        self.pmd.send(PmdCommand::Transmit(port, frame));
+    }
+
+    fn snapshots(&self) -> Vec<PmdSnapshot> {
+        let mut s: Vec<PmdSnapshot> = self.pmd.snapshot().into_iter().collect();
+        s.push(self.kernel_snapshot());
+        s
+    }
+
+    fn broadcast(&self, cmd: &dyn Fn() -> PmdCommand) {
+        self.pmd.send(cmd());
+    }
+
+    fn settle(&self) {
+        if let Err(e) = lock_table(&self.table).apply() {
+            tracing::warn!(%e, "applying changes to the kernel flows");
+        }
+    }
+
+    fn tick(&mut self) {
+        let mut t = lock_table(&self.table);
+        if let Err(e) = t
+            .apply()
+            .and_then(|_| t.refresh(monotonic_ms(), self.max_idle_ms))
+        {
+            tracing::warn!(%e, "kernel flow housekeeping");
+        }
+    }
+
+    fn flush(&self) {
+        if let Err(e) = lock_table(&self.table).flush() {
+            tracing::warn!(%e, "flushing kernel flows");
+        }
+        self.pmd.send(PmdCommand::FlushCaches);
+    }
+
+    fn stop(mut self: Box<Self>, clean: bool) {
+        if clean {
+            // Leaving for good: nothing of ours stays in the kernel.
+            let ports: Vec<PortNo> = self.attached.keys().copied().collect();
+            for no in ports {
+                self.detach(no, false);
+            }
+            if let Err(e) = self.dp.unpin() {
+                tracing::warn!(%e, "unpinning the datapath's maps");
+            }
+        }
+        let EbpfDatapath { pmd, .. } = *self;
+        pmd.stop();
+    }
+}
 
 #[cfg(test)]
 mod tests;

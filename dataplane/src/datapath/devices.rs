@@ -1,10 +1,8 @@
 //! Opening the device behind a port: AF_XDP (falling back to AF_PACKET with a
 //! warning), AF_PACKET, or tap, with the port's options (`queues=N`, `csum`).
 
+use crate::port::{AfPacketPort, AfXdpConfig, AfXdpPort, CompleteChecksums, MultiQueue, Port, TapPort};
 use rvs_bpf::XskRedirect;
-use rvs_dataplane::port::{
-    AfPacketPort, AfXdpConfig, AfXdpPort, CompleteChecksums, MultiQueue, Port, TapPort,
-};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::Arc;
@@ -16,7 +14,8 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// Open device `ifname` of type `kind` (`afxdp`, `afpacket`, `tap`, `internal`).
+/// Open device `ifname` of type `kind` (`afxdp` or `system`, `afpacket`,
+/// `tap`, `internal`) for the AF_XDP datapath.
 /// Options: `queues` (AF_XDP sockets, 1..=64), `csum` (`true`: complete L4
 /// checksums of received frames in software), `vtep_ip` (AF_XDP: the XDP
 /// program steers only that address's frames to rvs, the kernel keeps the rest).
@@ -45,7 +44,7 @@ pub fn open_device(
         Some(v) => return Err(bad(format!("csum={v:?}: true or false"))),
     };
     let port: Box<dyn Port> = match kind {
-        "afxdp" => {
+        "afxdp" | "system" => {
             let mut qs: Vec<Box<dyn Port>> = Vec::new();
             for q in 0..queues {
                 let mut cfg = AfXdpConfig::for_interface(ifname);
@@ -88,7 +87,7 @@ pub fn open_device(
         }
         other => {
             return Err(bad(format!(
-                "no device type {other:?} (afxdp, afpacket, tap, internal)"
+                "no device type {other:?} (afxdp, system, afpacket, tap, internal)"
             )))
         }
     };
