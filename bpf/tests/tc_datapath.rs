@@ -18,7 +18,7 @@ fn root_the_datapath_loads_and_parses() {
         eprintln!("skipped: needs root (BPF)");
         return;
     }
-    let dp = TcDatapath::load(None).expect("the verifier accepts the datapath");
+    let dp = TcDatapath::load(None, &[]).expect("the verifier accepts the datapath");
     // Ethernet/IPv4/UDP 198.18.0.10:1000 -> 198.18.0.11:2000
     let mut f = vec![2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 0x0a, 0x08, 0x00];
     f.extend_from_slice(&[

@@ -5,6 +5,7 @@ use crate::bridge::PortType;
 use crate::ofp::{parse_match, OfField};
 use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
 use crate::xlate::{trace_with, translate_packet, Translation};
+use rvs_dataplane::datapath::Revalidated;
 use rvs_dataplane::flow::{nd_fields, Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
 use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
@@ -90,6 +91,27 @@ impl Upcall for SwitchUpcall {
             Handled::Consumed | Handled::NotOurs => Vec::new(),
         }
     }
+}
+
+/// Translate a kernel flow's masked key again (a restarted daemon checking
+/// the flows its predecessor left): what would be installed now, or `None`
+/// when it may not be cached. Learns as an upcall does.
+pub fn retranslate(sw: &SharedSwitch, key: &FlowKey) -> Option<Revalidated> {
+    let mut sw = lock(sw);
+    let t = translate_packet(&mut sw, key, &Default::default());
+    if !t.cacheable {
+        return None;
+    }
+    let tag = sw.remember(crate::switch::FlowOrigin {
+        rules: t.rules,
+        macs: t.learned,
+    });
+    Some(Revalidated {
+        actions: t.actions,
+        mask: t.mask,
+        deps: t.deps,
+        tag,
+    })
 }
 
 /// Trace a packet described as flow text on `bridge` (e.g.

@@ -137,6 +137,21 @@ impl Lab {
         Ok(pidfile)
     }
 
+    /// Mount a bpffs on `dir` (recorded first, so teardown unmounts it): an
+    /// rvs node's kernel datapath pins its maps there, and this mount, made
+    /// outside the daemon's `ip netns exec` mount namespace, outlives a
+    /// killed daemon for its successor to adopt.
+    pub fn mount_bpffs(&mut self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        if !self.state.mounts.iter().any(|m| m == dir) {
+            self.state.mounts.push(dir.to_path_buf());
+        }
+        self.save()?;
+        let d = dir.display().to_string();
+        self.sh.run(&["mount", "-t", "bpf", "bpf", &d])?;
+        Ok(())
+    }
+
     /// Bring `topo` up. On failure or interrupt, everything created so far is
     /// removed before the error is returned.
     pub fn up(topo: &Topology, opts: &LabOptions, sh: Shell) -> Result<Lab> {
@@ -287,9 +302,12 @@ impl Lab {
         // The node side carries the VM's frames plus nothing: same MTU.
         self.sh
             .run(&["ip", "-n", &nns, "link", "set", &i, "mtu", &mtu, "up"])?;
-        // Both labs alike: the VM hands over whole checksummed frames (a veth
-        // with tx offload sends partial checksums, which AF_XDP cannot carry).
-        self.exec(&vm.name, &["ethtool", "-K", &i, "tx", "off"])?;
+        // Like for like unless the topology keeps the VMs' offloads: the VM
+        // hands over whole checksummed frames (a veth with tx offload sends
+        // partial checksums, which AF_XDP cannot carry).
+        if !self.topo.vm_offloads {
+            self.exec(&vm.name, &["ethtool", "-K", &i, "tx", "off"])?;
+        }
         Ok(())
     }
 
@@ -298,6 +316,11 @@ impl Lab {
     /// the Linux bridge, the agent stand-in, which forwards nothing).
     pub fn switch_process(&self, node: &str) -> (&'static str, PathBuf, &'static str) {
         match self.topo.switch {
+            SwitchKind::Rvs if self.topo.datapath() == crate::topology::DatapathType::Ebpf => (
+                "rvs daemon (the kernel datapath it programs keeps running)",
+                rvs_node::pidfile(self, node),
+                "rvs",
+            ),
             SwitchKind::Rvs => (
                 "rvs daemon (its PMD threads are the dataplane)",
                 rvs_node::pidfile(self, node),
@@ -381,6 +404,10 @@ pub fn teardown(sh: &Shell, state: &LabState, state_path: &Path) {
     }
     for ns in state.namespaces.iter().rev() {
         sh.cleanup(&["ip", "netns", "del", ns]);
+    }
+    for m in state.mounts.iter().rev() {
+        // Unmounting a bpffs drops whatever is still pinned in it.
+        sh.cleanup(&["umount", "-l", &m.display().to_string()]);
     }
     if !state.run_dir.as_os_str().is_empty() {
         let _ = std::fs::remove_dir_all(&state.run_dir);

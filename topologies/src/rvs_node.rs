@@ -5,6 +5,7 @@
 //! the node's tunnel endpoint address).
 
 use crate::lab::Lab;
+use crate::topology::DatapathType;
 use anyhow::{Context, Result};
 use rvs_control::neutron::{br_tun_flows, TenantNet};
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ pub fn pidfile(lab: &Lab, node: &str) -> PathBuf {
 pub fn start_daemon(lab: &mut Lab, node: &str) -> Result<()> {
     let pidfile = lab.record_process(node, "rvs daemon", PIDNAME, "rvs")?;
     let dir = lab.node_dir(node);
+    let datapath = lab.topo.datapath();
+    if datapath == DatapathType::Ebpf && !lab.state.mounts.contains(&dir.join("bpf")) {
+        lab.mount_bpffs(&dir.join("bpf"))?;
+    }
     let (ns, rvs) = (lab.ns(node), lab.rvs.display().to_string());
     let (d, db, pf) = (
         dir.display().to_string(),
@@ -54,6 +59,8 @@ pub fn start_daemon(lab: &mut Lab, node: &str) -> Result<()> {
             "daemon",
             "--db",
             &db,
+            "--datapath",
+            datapath.name(),
             "--detach",
             "--pidfile",
             &pf,
@@ -113,11 +120,12 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
     )?;
     let uplink = lab.underlay_if(name);
     let vtep_opt = format!("options:vtep_ip={vtep}");
-    rvs(
-        lab,
-        name,
-        &["add-port", "br-ex", &uplink, "type=afxdp", &vtep_opt],
-    )?;
+    // A device port: AF_XDP sockets, or the kernel datapath's TC programs.
+    let dev_type = match lab.topo.datapath() {
+        DatapathType::Afxdp => "type=afxdp",
+        DatapathType::Ebpf => "type=system",
+    };
+    rvs(lab, name, &["add-port", "br-ex", &uplink, dev_type, &vtep_opt])?;
     let mut tunnels = Vec::new();
     for other in lab.topo.nodes.iter().filter(|n| n.name != name) {
         let port = format!("gnv-{}", other.name);
@@ -144,7 +152,7 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
         rvs(
             lab,
             name,
-            &["add-port", "br-int", &lab.vm_if(&vm.name), "type=afxdp", &tag],
+            &["add-port", "br-int", &lab.vm_if(&vm.name), dev_type, &tag],
         )?;
     }
     let tunnels: Vec<&str> = tunnels.iter().map(String::as_str).collect();

@@ -34,6 +34,9 @@ pub struct LabState {
     pub processes: Vec<LabProcess>,
     /// Directory of sockets, configuration, pidfiles and logs.
     pub run_dir: PathBuf,
+    /// File systems mounted (a node's bpffs), in mount order.
+    #[serde(default)]
+    pub mounts: Vec<PathBuf>,
     /// Unix time (ms) `up` started, and when it finished (0: not finished).
     pub started_ms: u64,
     /// When `up` finished.

@@ -129,6 +129,27 @@ pub enum SwitchKind {
     LinuxBridge,
 }
 
+/// Which datapath an rvs lab's daemons run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatapathType {
+    /// AF_XDP sockets and userspace PMD threads.
+    #[default]
+    Afxdp,
+    /// rvs's TC programs run the flows in the kernel.
+    Ebpf,
+}
+
+impl DatapathType {
+    /// As `rvs daemon --datapath` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatapathType::Afxdp => "afxdp",
+            DatapathType::Ebpf => "ebpf",
+        }
+    }
+}
+
 /// The overlay of a Linux-bridge lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -184,6 +205,14 @@ pub struct Topology {
     /// MTU inside the VMs.
     #[serde(default = "default_mtu")]
     pub vm_mtu: u32,
+    /// rvs: which datapath the daemons run.
+    #[serde(default)]
+    pub datapath: Option<DatapathType>,
+    /// Leave the VMs' veth offloads (TSO/GSO, tx checksum) as the kernel
+    /// sets them; `false` turns tx offload off in the VMs (AF_XDP cannot
+    /// carry partial checksums, and the like-for-like comparison needs it).
+    #[serde(default)]
+    pub vm_offloads: bool,
     /// Underlay.
     pub underlay: Underlay,
     /// Nodes.
@@ -222,6 +251,11 @@ pub enum TopologyError {
 }
 
 impl Topology {
+    /// The datapath of an rvs lab (AF_XDP unless it says otherwise).
+    pub fn datapath(&self) -> DatapathType {
+        self.datapath.unwrap_or_default()
+    }
+
     /// Read, parse and validate a topology file.
     pub fn load(path: &Path) -> Result<Topology, TopologyError> {
         let p = path.display().to_string();
@@ -281,6 +315,9 @@ impl Topology {
                 "vm_mtu {} + {OVERLAY_OVERHEAD} bytes of overlay do not fit the underlay mtu {}: lower vm_mtu or raise the underlay's",
                 self.vm_mtu, self.underlay.mtu
             ));
+        }
+        if self.switch != SwitchKind::Rvs && self.datapath.is_some() {
+            return Err("datapath = ... is for rvs labs".into());
         }
         if self.switch == SwitchKind::Rvs && self.overlay != Overlay::Geneve {
             return Err("an rvs lab tunnels with Geneve: overlay = \"geneve\"".into());

@@ -906,6 +906,10 @@ static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 	inner = geneve_inner(skb, s, cfg, &s->ikey);
 	if (!inner || inner > RVS_HB)
 		return upcall(skb, RVS_EV_UNPARSED, in_port);
+	/* A decapsulated skb keeps the outer skb->protocol (IPv4), and the
+	 * kernel's VLAN helpers go by it: a tagged inner frame is userspace's. */
+	if (inner + 14 > s->hb_len || is_vlan(rd16(s, inner + 12)))
+		return upcall(skb, RVS_EV_UNPARSED, in_port);
 	/* Extraction zeroes the key: keep the tunnel words (1..7) it fills. */
 #pragma clang loop unroll(full)
 	for (w = 0; w < 7; w++)
@@ -924,7 +928,10 @@ static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 #pragma clang loop unroll(full)
 	for (w = 0; w < 14; w++)
 		s->ieth[w] = rd8(s, inner + w);
-	if (bpf_skb_adjust_room(skb, -(__s32)(inner - 14), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+	/* MAC mode removes room after the first 14 bytes: the outer IP, UDP and
+	 * Geneve headers and the 14 bytes the inner Ethernet header will take
+	 * at the front, where it is written next. */
+	if (bpf_skb_adjust_room(skb, -(__s32)inner, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return upcall(skb, RVS_EV_UNPARSED, in_port);
 	if (bpf_skb_store_bytes(skb, 0, s->ieth, 14, 0) < 0) {
 		count(RVS_C_ACTION_FAILED, 1);

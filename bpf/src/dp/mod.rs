@@ -93,6 +93,32 @@ fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> BpfError {
     move |source| BpfError::Map { map, source }
 }
 
+/// The maps of rvs's datapath program attached at a TC hook of one of
+/// `ifindexes` (a daemon that died left it running), by name.
+fn running_maps(ifindexes: &[u32]) -> Vec<(String, MapHandle)> {
+    use libbpf_rs::query::{ProgInfoIter, ProgInfoQueryOptions};
+    let ids: Vec<u32> = ifindexes
+        .iter()
+        .flat_map(|i| [Hook::Ingress, Hook::FromHost].map(|h| tc::attached_prog_id(*i, h)))
+        .flatten()
+        .collect();
+    let Some(id) = ids.first() else {
+        return Vec::new();
+    };
+    let opts = ProgInfoQueryOptions::default().include_map_ids(true);
+    let Some(info) = ProgInfoIter::with_query_opts(opts).find(|p| p.id == *id) else {
+        return Vec::new();
+    };
+    info.map_ids
+        .iter()
+        .filter_map(|m| MapHandle::from_map_id(*m).ok())
+        .filter_map(|h| {
+            let n = h.name().to_string_lossy().into_owned();
+            MAPS.contains(&n.as_str()).then_some((n, h))
+        })
+        .collect()
+}
+
 /// libbpf's messages go to the log rather than stderr. Creating a clsact
 /// qdisc that is there already is not a problem (libbpf takes it and the
 /// kernel says so): that one is debug.
@@ -113,8 +139,12 @@ fn route_libbpf_logs() {
 impl TcDatapath {
     /// Load the object. With `pin_dir` (a directory in a bpffs), every map is
     /// pinned there by name, and maps already pinned there by an earlier
-    /// daemon are reused with what they hold ([`TcDatapath::adopted`]).
-    pub fn load(pin_dir: Option<&Path>) -> Result<TcDatapath, BpfError> {
+    /// daemon are reused with what they hold. When none are pinned there (an
+    /// earlier daemon's bpffs went with its mount namespace, as under `ip
+    /// netns exec`), the maps of rvs's program still attached at the TC
+    /// ingress (or host egress) of one of `adopt_from`'s interfaces are
+    /// reused instead. Either way [`TcDatapath::adopted`] says so.
+    pub fn load(pin_dir: Option<&Path>, adopt_from: &[u32]) -> Result<TcDatapath, BpfError> {
         route_libbpf_logs();
         let mut open = ObjectBuilder::default()
             .open_memory(OBJECT)
@@ -125,15 +155,26 @@ impl TcDatapath {
                 path: dir.to_path_buf(),
                 source: e,
             })?;
-            for mut m in open.maps_mut() {
-                let name = m.name().to_string_lossy().into_owned();
-                if !MAPS.contains(&name.as_str()) {
-                    continue;
-                }
-                let path = dir.join(&name);
-                adopted |= path.exists();
-                // libbpf reuses a pinned map of the same shape and pins a new one otherwise.
-                m.set_pin_path(&path).map_err(BpfError::Load)?;
+            adopted = dir.join("flows").exists();
+        }
+        let running = if adopted {
+            Vec::new()
+        } else {
+            running_maps(adopt_from)
+        };
+        adopted |= !running.is_empty();
+        for mut m in open.maps_mut() {
+            let name = m.name().to_string_lossy().into_owned();
+            if !MAPS.contains(&name.as_str()) {
+                continue;
+            }
+            if let Some((_, h)) = running.iter().find(|(n, _)| *n == name) {
+                m.reuse_fd(h.as_fd()).map_err(BpfError::Load)?;
+            }
+            if let Some(dir) = pin_dir {
+                // libbpf reuses a pinned map of the same shape, and pins the
+                // map (new or reused) otherwise.
+                m.set_pin_path(dir.join(&name)).map_err(BpfError::Load)?;
             }
         }
         let object = open.load().map_err(BpfError::Load)?;
@@ -313,6 +354,11 @@ impl TcDatapath {
     /// Encapsulation template `id`.
     pub fn set_encap(&self, id: u32, e: &Encap) -> Result<(), BpfError> {
         self.put("encaps", &id.to_ne_bytes(), e)
+    }
+
+    /// Encapsulation template `id`, as it is.
+    pub fn encap(&self, id: u32) -> Result<Encap, BpfError> {
+        Ok(self.get("encaps", &id.to_ne_bytes())?.unwrap_or_default())
     }
 
     /// The kernel's counters, summed over CPUs.

@@ -7,7 +7,7 @@
 use super::Prog;
 use crate::error::BpfError;
 use libbpf_rs::{TcHook, TcHookBuilder, TC_EGRESS, TC_INGRESS};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// rvs's filter handle and priority ("rv").
 const HANDLE: u32 = 0x7276;
@@ -67,6 +67,20 @@ pub(super) fn attach(prog: BorrowedFd<'_>, ifindex: u32, hook: Hook) -> Result<(
     h.create().map_err(err)?;
     h.attach().map_err(err)?;
     Ok(())
+}
+
+/// The id of the program in rvs's filter at `hook` of `ifindex`, if one is
+/// there and it is rvs's datapath.
+pub(super) fn attached_prog_id(ifindex: u32, hook: Hook) -> Option<u32> {
+    // A query takes no program: any fd stands in (stdin's), unused.
+    let stdin = std::io::stdin();
+    let id = hook.hook(stdin.as_fd(), ifindex).query().ok()?;
+    let name = libbpf_rs::query::ProgInfoIter::default()
+        .find(|p| p.id == id)?
+        .name
+        .to_string_lossy()
+        .into_owned();
+    (name == hook.prog().name()).then_some(id)
 }
 
 /// Remove rvs's filter at `hook` of `ifindex`; no filter there is no error.

@@ -240,7 +240,8 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
     ("trace", "trace BRIDGE FLOW [--generate]", "Walk a packet through the tables, like ovs-appctl ofproto/trace: from any port (also a patch or Geneve port), nothing learned unless --generate (then NORMAL learns and learn() installs, as ofproto/trace -generate); --format json for a JSON object. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
     ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
-    ("dpctl", "dpctl dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
+    ("dpctl", "dpctl dump-flows | dpctl show", "dump-flows: the cached datapath flows (megaflows) per PMD thread, and the kernel's with the ebpf datapath, with packets and age. show: the datapath, its lookups (hit, missed, lost), flows and ports, as ovs-dpctl show."),
+    ("dpctl-show", "dpctl-show", "The datapath, its lookups (hit, missed, lost), flows and ports, as ovs-dpctl show (also spelled dpctl/show)."),
     ("set-mac-aging", "set-mac-aging BRIDGE SECONDS", "How long NORMAL remembers a MAC (default 300 s); saved with the configuration."),
     ("fdb-show", "fdb-show BRIDGE", "NORMAL's MAC table."),
     ("tnl-neigh", "tnl-neigh", "Tunnel next hops of the VTEPs: resolved by ARP, or static (tnl-arp-set). Also spelled tnl/neigh/show."),
@@ -270,6 +271,7 @@ fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> Ex
     }
     const ALIASES: &[&str] = &[
         "dpctl/dump-flows",
+        "dpctl/show",
         "tnl/arp/set",
         "tnl/neigh/set",
         "tnl/neigh/show",

@@ -69,7 +69,7 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
         "del-port" if if_exists && !a.is_empty() && port_bridge(a.last().expect("checked")).is_none() => {
             Ok(String::new())
         }
-        "show" => Ok(show(&lock(&st.sw), json)),
+        "show" => Ok(show(&lock(&st.sw), st.dp.kind().name(), json)),
         // As `ovs-appctl version`; the PID tells a starting daemon's waiter
         // that it reached this daemon, not a killed predecessor's socket.
         "version" => Ok(if json {
@@ -261,7 +261,11 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
         "tnl-route-show" | "ovs/route/show" | "tnl/route/show" => Ok(tnl_route_show(&lock(&st.sw), json)),
         "dpctl-dump-flows" | "dpctl/dump-flows" => Ok(dpctl_dump_flows(&st.dp, json)),
         "dpctl" if a.first().map(String::as_str) == Some("dump-flows") => Ok(dpctl_dump_flows(&st.dp, json)),
-        "dpctl" => Err("usage: dpctl dump-flows".into()),
+        "dpctl-show" | "dpctl/show" => Ok(dpctl_show(&lock(&st.sw), &st.dp, json)),
+        "dpctl" if a.first().map(String::as_str) == Some("show") => {
+            Ok(dpctl_show(&lock(&st.sw), &st.dp, json))
+        }
+        "dpctl" => Err("usage: dpctl dump-flows | dpctl show".into()),
         "set-mac-aging" => need(a, 2, "set-mac-aging BRIDGE SECONDS").and_then(|a| {
             let secs: u64 = a[1]
                 .parse()
@@ -336,7 +340,9 @@ fn table_and_match(text: &str, ports: &BridgePortNames<'_>) -> Result<(Option<u8
     Ok((table, m))
 }
 
-fn show(sw: &Switch, json: bool) -> String {
+/// As `ovs-vsctl show`, each bridge with its `datapath_type` (`afxdp`:
+/// userspace PMD threads, OVS's netdev; `ebpf`: rvs's kernel datapath).
+fn show(sw: &Switch, datapath: &str, json: bool) -> String {
     if json {
         let v: Vec<_> = sw
             .bridges
@@ -350,14 +356,15 @@ fn show(sw: &Switch, json: bool) -> String {
                         json!({"name": p.name, "ofport": p.ofport, "type": ty, "options": options, "tag": p.tag, "trunks": p.trunks, "dp_port": p.dp_port})
                     })
                     .collect();
-                json!({"name": b.name, "ports": ports})
+                json!({"name": b.name, "datapath_type": datapath, "ports": ports})
             })
             .collect();
-        return json!({"bridges": v}).to_string();
+        return json!({"datapath_type": datapath, "bridges": v}).to_string();
     }
     let mut s = String::new();
     for b in sw.bridges.values() {
         let _ = writeln!(s, "Bridge {}", b.name);
+        let _ = writeln!(s, "    datapath_type: {datapath}");
         let mut ports: Vec<_> = b.ports.values().collect();
         ports.sort_by(|a, b| a.name.cmp(&b.name));
         for p in ports {
@@ -546,18 +553,82 @@ fn tnl_route_show(sw: &Switch, json: bool) -> String {
     s
 }
 
+/// As `ovs-dpctl show`: the datapath, its lookups (hit, missed, lost),
+/// cached flows, and its ports by datapath number.
+fn dpctl_show(sw: &Switch, dp: &Datapath, json: bool) -> String {
+    let snaps = dp.snapshots();
+    let kernel = snaps
+        .iter()
+        .find(|s| s.id == rvs_dataplane::datapath::KERNEL_SNAPSHOT);
+    // Where lookups happen: the kernel (ebpf), else the PMD threads.
+    let (hit, missed, lost, flows) = match kernel {
+        Some(k) => (
+            k.stats.megaflow_hits,
+            k.stats.upcalls,
+            k.stats.drops.get(rvs_dataplane::DropReason::UpcallLost),
+            k.flows.len(),
+        ),
+        None => snaps.iter().fold((0, 0, 0, 0), |(h, m, l, f), s| {
+            (
+                h + s.stats.emc_hits + s.stats.megaflow_hits,
+                m + s.stats.upcalls,
+                l + s.stats.drops.get(rvs_dataplane::DropReason::UpcallFailed),
+                f + s.flows.len(),
+            )
+        }),
+    };
+    let mut ports: Vec<(u32, String, String)> = sw
+        .bridges
+        .values()
+        .flat_map(|b| b.ports.values())
+        .filter_map(|p| {
+            let (ty, _) = crate::config::Config::port_options(p);
+            p.dp_port.map(|d| (d, p.name.clone(), ty))
+        })
+        .collect();
+    ports.sort();
+    let attached = dp.attached();
+    let kind = dp.kind().name();
+    if json {
+        let ports: Vec<_> = ports
+            .iter()
+            .map(|(d, n, t)| json!({"port": d, "name": n, "type": t, "device": attached.contains(d)}))
+            .collect();
+        return json!({"datapath": format!("{kind}@rvs"), "hit": hit, "missed": missed, "lost": lost, "flows": flows, "ports": ports}).to_string();
+    }
+    let mut s = format!("{kind}@rvs:\n  lookups: hit:{hit} missed:{missed} lost:{lost}\n  flows: {flows}\n");
+    for (d, n, t) in ports {
+        let dev = if attached.contains(&d) || t == "memory" {
+            ""
+        } else {
+            ", no device"
+        };
+        let _ = writeln!(s, "  port {d}: {n} ({t}{dev})");
+    }
+    s
+}
+
+/// How a snapshot is named: a PMD thread, or the kernel (ebpf).
+fn who(id: usize) -> String {
+    if id == rvs_dataplane::datapath::KERNEL_SNAPSHOT {
+        "kernel".to_string()
+    } else {
+        format!("pmd{id}")
+    }
+}
+
 fn dpctl_dump_flows(dp: &Datapath, json: bool) -> String {
     let snaps = dp.snapshots();
     if json {
         let v: Vec<_> = snaps
             .iter()
-            .flat_map(|s| s.flows.iter().map(move |f| json!({"pmd": s.id, "match": f.matches(), "actions": f.actions(), "packets": f.packets(), "bytes": f.bytes(), "used_ms": f.idle_ms()})))
+            .flat_map(|s| s.flows.iter().map(move |f| json!({"pmd": s.id, "where": who(s.id), "match": f.matches(), "actions": f.actions(), "packets": f.packets(), "bytes": f.bytes(), "used_ms": f.idle_ms()})))
             .collect();
         return json!(v).to_string();
     }
     let mut s = String::new();
     for snap in snaps {
-        let _ = writeln!(s, "pmd{}:", snap.id);
+        let _ = writeln!(s, "{}:", who(snap.id));
         for f in &snap.flows {
             let _ = writeln!(
                 s,
@@ -580,7 +651,7 @@ fn pmd_stats(dp: &Datapath, json: bool) -> String {
             .iter()
             .map(|s| {
                 let drops: BTreeMap<String, u64> = s.stats.drops.nonzero().map(|(r, n)| (r.name().to_string(), n)).collect();
-                json!({"pmd": s.id, "rx_packets": s.stats.rx_packets, "emc_hits": s.stats.emc_hits,
+                json!({"pmd": s.id, "where": who(s.id), "rx_packets": s.stats.rx_packets, "emc_hits": s.stats.emc_hits,
                 "megaflow_hits": s.stats.megaflow_hits, "upcalls": s.stats.upcalls, "recirculations": s.stats.recirculations,
                 "tx_packets": s.stats.tx_packets, "drops": drops, "busy_s": s.busy.as_secs_f64(), "idle_s": s.idle.as_secs_f64(),
                 "emc_entries": s.emc_entries, "megaflows": s.flows.len(),
@@ -594,6 +665,22 @@ fn pmd_stats(dp: &Datapath, json: bool) -> String {
     for s in snaps {
         let st = &s.stats;
         let total = (s.busy + s.idle).as_secs_f64().max(1e-9);
+        if s.id == rvs_dataplane::datapath::KERNEL_SNAPSHOT {
+            let _ = writeln!(out, "kernel datapath:");
+            let _ = writeln!(out, "  packets looked up: {}", st.rx_packets);
+            let _ = writeln!(out, "  megaflow hits: {}", st.megaflow_hits);
+            let _ = writeln!(out, "  misses sent to userspace: {}", st.upcalls);
+            let _ = writeln!(out, "  cached flows: {} megaflows", s.flows.len());
+            let _ = writeln!(
+                out,
+                "  cache flushes: {}, flows invalidated: {}, flows expired: {}",
+                st.flushes, st.flows_invalidated, st.flows_expired
+            );
+            for (r, n) in st.drops.nonzero() {
+                let _ = writeln!(out, "  dropped ({r}): {n}");
+            }
+            continue;
+        }
         let _ = writeln!(out, "pmd thread {}:", s.id);
         let _ = writeln!(out, "  packets received: {}", st.rx_packets);
         let _ = writeln!(out, "  packet recirculations: {}", st.recirculations);

@@ -34,6 +34,12 @@ pub struct DatapathOptions {
     pub pin_dir: Option<PathBuf>,
 }
 
+/// The devices of the switch's ports (where an earlier daemon's kernel
+/// datapath may still run).
+fn devices(sw: &Switch) -> Vec<String> {
+    Datapath::wanted(sw).into_values().map(|p| p.name).collect()
+}
+
 /// The datapath, in step with the switch.
 pub struct Datapath {
     dp: Box<dyn Dp>,
@@ -54,6 +60,7 @@ impl Datapath {
             )?),
             DatapathKind::Ebpf => {
                 let opts = EbpfOptions {
+                    adopt_from: devices(&lock(sw)),
                     pin_dir: o.pin_dir.clone(),
                     max_idle_ms: o.pmd.max_idle_ms,
                     pmd: o.pmd,
@@ -144,6 +151,13 @@ impl Datapath {
                 })
             })
             .collect()
+    }
+
+    /// Check the kernel flows an earlier daemon left against this one's
+    /// translation (after the first sync: ports are attached).
+    pub fn revalidate(&self, sw: &SharedSwitch) {
+        self.dp
+            .revalidate(&mut |key, _mask| crate::upcall::retranslate(sw, key));
     }
 
     /// Every thread's counters, ports and flows (and the kernel's).

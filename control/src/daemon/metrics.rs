@@ -92,7 +92,12 @@ pub fn render(sw: &Switch, snaps: &[PmdSnapshot]) -> prometheus::Result<String> 
         &["bridge", "table"],
     )?;
     for s in snaps {
-        let id = s.id.to_string();
+        // The eBPF datapath's kernel reports as pmd="kernel".
+        let id = if s.id == rvs_dataplane::datapath::KERNEL_SNAPSHOT {
+            "kernel".to_string()
+        } else {
+            s.id.to_string()
+        };
         for (no, name, p) in &s.port_stats() {
             let bridge = sw.dp_ports.get(no).map_or("", |(b, _)| b.as_str());
             let l = [bridge, name.as_str()];

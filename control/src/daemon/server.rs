@@ -151,6 +151,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
     for w in dp.sync_patiently(&sw, PREDECESSOR_PATIENCE) {
         tracing::warn!("{w}");
     }
+    dp.revalidate(&sw);
     let state = Arc::new(Mutex::new(State {
         sw: sw.clone(),
         dp,

@@ -13,6 +13,9 @@ pub mod afxdp;
 pub mod devices;
 pub mod ebpf;
 
+pub use ebpf::table::Revalidated;
+
+use crate::flow::{FlowKey, FlowMask};
 use crate::pmd::{PmdCommand, PmdSnapshot};
 use crate::port::PortNo;
 use crate::tunnel::GeneveOptMap;
@@ -95,6 +98,11 @@ pub trait Datapath: Send {
     /// the next packet (a kernel datapath deletes the flows it invalidated;
     /// PMD threads do this themselves before every batch).
     fn settle(&self) {}
+
+    /// Check the flows a kernel datapath took over from an earlier daemon
+    /// against `translate` (this daemon's translation of a flow's masked
+    /// key), keeping those it still gives and deleting the rest.
+    fn revalidate(&self, _translate: &mut dyn FnMut(&FlowKey, &FlowMask) -> Option<Revalidated>) {}
 
     /// Housekeeping, once a second (a kernel datapath reads its flows'
     /// counters and expires idle ones).

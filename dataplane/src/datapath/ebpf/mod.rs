@@ -21,6 +21,7 @@ pub mod upcall;
 
 use super::{Datapath, DatapathKind, PortSpec, SyncReport, KERNEL_SNAPSHOT};
 use crate::cache::Invalidations;
+use crate::flow::{FlowKey, FlowMask};
 use crate::pmd::{FlowDump, PmdCommand, PmdConfig, PmdSnapshot, PmdStats, PmdThread, PollMode, Upcall};
 use crate::port::{lock_port, share, AfPacketPort, Port, PortNo, SharedPort, TapPort};
 use crate::tunnel::GeneveOptMap;
@@ -31,7 +32,7 @@ use rvs_bpf::BpfError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use table::KernelTable;
+use table::{monotonic_ms, KernelTable, Revalidated};
 use upcall::{lock_table, OffloadUpcall, UpcallPort, UPCALL_PORT};
 
 /// How the eBPF datapath runs.
@@ -48,6 +49,9 @@ pub struct EbpfOptions {
     pub pmd: PmdConfig,
     /// How the slow-path PMD waits for upcalls.
     pub poll: PollMode,
+    /// Devices whose rvs programs an earlier daemon may have left running
+    /// (their maps are taken over when none are pinned).
+    pub adopt_from: Vec<String>,
 }
 
 /// A port's device as the kernel datapath holds it.
@@ -67,13 +71,6 @@ pub struct EbpfDatapath {
     max_idle_ms: u64,
 }
 
-/// CLOCK_MONOTONIC in milliseconds: the clock of the kernel flows' last use.
-fn monotonic_ms() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
-    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
-}
-
 impl EbpfDatapath {
     /// Load the programs (maps pinned under `opts.pin_dir`), and start the
     /// slow-path PMD translating misses with `upcall` and following `inv`.
@@ -85,8 +82,25 @@ impl EbpfDatapath {
         if let Some(dir) = &opts.pin_dir {
             rvs_bpf::dp::ensure_bpffs(dir.parent().unwrap_or(dir))?;
         }
-        let dp = Arc::new(TcDatapath::load(opts.pin_dir.as_deref())?);
-        let table = Arc::new(Mutex::new(KernelTable::new(dp.clone(), inv.clone())?));
+        let ifindexes: Vec<u32> = opts
+            .adopt_from
+            .iter()
+            .filter_map(|n| nix::net::if_::if_nametoindex(n.as_str()).ok())
+            .collect();
+        let dp = Arc::new(TcDatapath::load(opts.pin_dir.as_deref(), &ifindexes)?);
+        // An earlier daemon's flows keep forwarding while this one starts;
+        // they are checked against its translation once it has its switch.
+        let table = if dp.adopted() {
+            let t = KernelTable::adopt(dp.clone(), inv.clone())?;
+            tracing::info!(
+                flows = t.len(),
+                "took over the kernel datapath an earlier daemon left"
+            );
+            t
+        } else {
+            KernelTable::new(dp.clone(), inv.clone())?
+        };
+        let table = Arc::new(Mutex::new(table));
         let events = dp.events(64)?;
         let pmd = PmdThread::spawn(
             0,
@@ -289,6 +303,13 @@ impl Datapath for EbpfDatapath {
     fn settle(&self) {
         if let Err(e) = lock_table(&self.table).apply() {
             tracing::warn!(%e, "applying changes to the kernel flows");
+        }
+    }
+
+    fn revalidate(&self, translate: &mut dyn FnMut(&FlowKey, &FlowMask) -> Option<Revalidated>) {
+        let (kept, deleted) = lock_table(&self.table).revalidate_adopted(translate);
+        if kept + deleted > 0 {
+            tracing::info!(kept, deleted, "revalidated the kernel flows taken over");
         }
     }
 

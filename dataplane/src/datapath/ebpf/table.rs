@@ -121,12 +121,36 @@ pub struct KernelTable {
     inv: Arc<Invalidations>,
     seen: Seen,
     tags: Vec<u64>,
+    /// Flows an earlier daemon installed, not yet checked against this
+    /// daemon's translation.
+    adopted: Vec<LookupKey>,
     /// Counters: flushes, flows invalidated, expired.
     pub flushes: u64,
     /// Flows removed by tag invalidation.
     pub invalidated: u64,
     /// Flows removed as idle.
     pub expired: u64,
+}
+
+/// CLOCK_MONOTONIC in milliseconds: the clock of the kernel flows' last use
+/// (`bpf_ktime_get_ns`), so every time a kernel flow carries is on it.
+pub fn monotonic_ms() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+}
+
+/// What re-translating a flow's key gave (for revalidating adopted flows).
+#[derive(Clone, Debug)]
+pub struct Revalidated {
+    /// Datapath actions.
+    pub actions: Vec<Action>,
+    /// What the decision depended on (in_port and recirc_id included).
+    pub mask: FlowMask,
+    /// Invalidation tags.
+    pub deps: Vec<u64>,
+    /// The slow path's tag.
+    pub tag: u64,
 }
 
 /// A translation to install: `actions` for every packet that agrees with
@@ -179,12 +203,167 @@ impl KernelTable {
             inv,
             seen,
             tags: Vec::new(),
+            adopted: Vec::new(),
             flushes: 0,
             invalidated: 0,
             expired: 0,
         };
         t.delete_all_kernel_flows();
         Ok(t)
+    }
+
+    /// Take over the flows an earlier daemon left in `dp`'s maps (pinned,
+    /// or found through its programs): they keep forwarding, at the same
+    /// generation, until [`KernelTable::revalidate_adopted`] checks them.
+    /// Flows of an older generation are deleted.
+    pub fn adopt(dp: Arc<TcDatapath>, inv: Arc<Invalidations>) -> Result<KernelTable, BpfError> {
+        let mut config = dp.config()?;
+        config.flags &= !abi::CFG_TEST;
+        let seen = inv.now();
+        let mut t = KernelTable {
+            dp: dp.clone(),
+            config,
+            masks: vec![None; MAX_MASKS],
+            flows: HashMap::new(),
+            by_tag: HashMap::new(),
+            free_ids: Vec::new(),
+            next_id: 0,
+            encaps: Encaps::default(),
+            inv,
+            seen,
+            tags: Vec::new(),
+            adopted: Vec::new(),
+            flushes: 0,
+            invalidated: 0,
+            expired: 0,
+        };
+        for slot in 0..MAX_MASKS {
+            if config.mask_used & (1 << slot) != 0 {
+                t.masks[slot] = Some((
+                    FlowMask {
+                        w: dp.mask(slot as u32)?,
+                    },
+                    0,
+                ));
+            }
+        }
+        let mut used = std::collections::BTreeSet::new();
+        for lk in dp.flow_keys() {
+            let Some(f) = dp.flow(&lk)? else { continue };
+            let slot = lk.mask as usize;
+            let live = f.gen == config.gen
+                && t.masks
+                    .get(slot)
+                    .is_some_and(|m| m.as_ref().is_some_and(|(m, _)| m.w == f.mask))
+                && (f.id as usize) < MAX_FLOWS
+                && used.insert(f.id);
+            if !live {
+                let _ = dp.delete_flow(&lk);
+                continue;
+            }
+            if let Some(Some((_, n))) = t.masks.get_mut(slot) {
+                *n += 1;
+            }
+            let acts = f.act[..(f.n_actions as usize).min(f.act.len())].to_vec();
+            let mut encaps = Vec::new();
+            for a in acts.iter().filter(|a| a.ty == abi::action::TUNNEL_OUTPUT) {
+                let e = dp.encap(a.u16a as u32)?;
+                let i = a.u16a as usize;
+                if t.encaps.slots.len() <= i {
+                    t.encaps.slots.resize(i + 1, None);
+                }
+                match &mut t.encaps.slots[i] {
+                    Some((_, n)) => *n += 1,
+                    s => *s = Some((e, 1)),
+                }
+                encaps.push(a.u16a);
+            }
+            let mask = FlowMask { w: f.mask };
+            let key = FlowKey { w: lk.w };
+            let flow = Arc::new(DpFlow::new(
+                &key,
+                mask,
+                Box::default(),
+                config.gen,
+                monotonic_ms(),
+            ));
+            t.flows.insert(
+                lk,
+                Entry {
+                    id: f.id,
+                    slot: slot as u32,
+                    flow,
+                    encaps,
+                    acts,
+                },
+            );
+            t.adopted.push(lk);
+        }
+        t.next_id = used.iter().next_back().map_or(0, |m| m + 1);
+        t.free_ids = (0..t.next_id).filter(|i| !used.contains(i)).collect();
+        // Mask slots no adopted flow uses are free again.
+        for slot in 0..MAX_MASKS {
+            if matches!(t.masks[slot], Some((_, 0))) {
+                t.masks[slot] = None;
+                t.config.mask_used &= !(1 << slot);
+            }
+        }
+        dp.set_config(&t.config)?;
+        Ok(t)
+    }
+
+    /// Check every adopted flow against `translate` (this daemon's
+    /// translation of the flow's masked key: actions, mask, dependencies,
+    /// tag; `None` when it may not be cached): a flow whose translation has
+    /// the same mask and the same kernel actions is kept (now with its
+    /// dependencies, so later changes reach it), any other is deleted.
+    /// Returns (kept, deleted).
+    pub fn revalidate_adopted(
+        &mut self,
+        translate: &mut dyn FnMut(&FlowKey, &FlowMask) -> Option<Revalidated>,
+    ) -> (usize, usize) {
+        let (mut kept, mut deleted) = (0, 0);
+        // A first pass lets translation relearn what the flows imply (NORMAL
+        // learns each flow's source MAC), so the second does not flood what
+        // the kernel sends straight to a port.
+        for lk in &self.adopted {
+            if let Some(e) = self.flows.get(lk) {
+                let (key, mask) = (e.flow.key, e.flow.mask);
+                translate(&key, &mask);
+            }
+        }
+        for lk in std::mem::take(&mut self.adopted) {
+            let Some(e) = self.flows.get(&lk) else { continue };
+            let mask = e.flow.mask;
+            let key = e.flow.key;
+            let same = translate(&key, &mask).filter(|r| r.mask == mask).and_then(|r| {
+                self.encaps.taken.clear();
+                let acts = encode(&r.actions, &mut self.encaps).ok();
+                let taken = std::mem::take(&mut self.encaps.taken);
+                self.encaps.release(&taken);
+                (acts.as_ref() == self.flows.get(&lk).map(|e| &e.acts)).then_some(r)
+            });
+            match same {
+                Some(r) => {
+                    let t = Install {
+                        key: &key,
+                        mask: &mask,
+                        actions: &r.actions,
+                        deps: &r.deps,
+                        tag: r.tag,
+                        at: self.inv.now(),
+                    };
+                    self.reindex(&lk, &t, monotonic_ms());
+                    kept += 1;
+                }
+                None => {
+                    if self.remove(&lk).unwrap_or(false) {
+                        deleted += 1;
+                    }
+                }
+            }
+        }
+        (kept, deleted)
     }
 
     /// The datapath object.
@@ -284,7 +463,8 @@ impl KernelTable {
 
     /// Install a translation (replacing a flow of the same mask and masked
     /// key), unless something it depended on changed since it was made.
-    pub fn install(&mut self, t: &Install<'_>, now_ms: u64) -> Result<(), InstallError> {
+    pub fn install(&mut self, t: &Install<'_>) -> Result<(), InstallError> {
+        let now_ms = monotonic_ms();
         let Install {
             key,
             mask,
@@ -296,6 +476,19 @@ impl KernelTable {
         self.apply()?;
         if !self.still_valid(at, deps) {
             return Err(InstallError::Stale);
+        }
+        // The kernel cannot encapsulate a frame it decapsulated (the skb
+        // stays marked as tunnelled: the helper refuses): transit between
+        // tunnels stays with userspace.
+        let decapsulated = key.get(crate::flow::Field::TunDst) != 0;
+        if decapsulated
+            && actions
+                .iter()
+                .any(|a| matches!(a, Action::TunnelOutput(..) | Action::TunnelPush(_)))
+        {
+            return Err(InstallError::NotOffloaded(NotOffloaded::Action(
+                "tunnel output of a decapsulated frame",
+            )));
         }
         self.encaps.taken.clear();
         let acts = match encode(actions, &mut self.encaps) {

@@ -14,7 +14,6 @@ use crate::port::{Port, PortNo, PortStats};
 use rvs_bpf::dp::abi::event;
 use rvs_bpf::dp::EventReader;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// The datapath port number the upcall port sits at in its PMD (beyond any
 /// switch port the kernel knows).
@@ -154,17 +153,12 @@ impl Port for UpcallPort {
 pub struct OffloadUpcall<U: Upcall> {
     inner: U,
     table: Arc<Mutex<KernelTable>>,
-    clock: Instant,
 }
 
 impl<U: Upcall> OffloadUpcall<U> {
     /// Install `inner`'s translations into `table`.
     pub fn new(inner: U, table: Arc<Mutex<KernelTable>>) -> Self {
-        OffloadUpcall {
-            inner,
-            table,
-            clock: Instant::now(),
-        }
+        OffloadUpcall { inner, table }
     }
 }
 
@@ -184,7 +178,6 @@ impl<U: Upcall> Upcall for OffloadUpcall<U> {
         mask.set_exact(Field::RecircId);
         let mut t = lock_table(&self.table);
         let at = r.seen.unwrap_or_else(|| t.seen_now());
-        let now_ms = self.clock.elapsed().as_millis() as u64;
         let ins = Install {
             key,
             mask: &mask,
@@ -193,7 +186,7 @@ impl<U: Upcall> Upcall for OffloadUpcall<U> {
             tag: r.tag,
             at,
         };
-        match t.install(&ins, now_ms) {
+        match t.install(&ins) {
             Ok(()) | Err(InstallError::Stale) => r.cacheable = false,
             Err(InstallError::Bpf(e)) => tracing::warn!(%e, "installing a kernel flow"),
             Err(e) => tracing::debug!(%e, "flow stays in userspace"),
