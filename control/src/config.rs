@@ -38,6 +38,11 @@ pub struct PortConfig {
     /// VLANs of a trunk (empty: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<u16>,
+    /// Datapath port number of a device port, kept across restarts (the
+    /// eBPF datapath's kernel flows, which outlive a daemon, name ports by
+    /// it). Absent in files written before it was saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp_port: Option<u32>,
 }
 
 /// A bridge as configured.
@@ -61,6 +66,10 @@ pub struct BridgeConfig {
     /// are not handed out again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_ofport: Option<u32>,
+    /// Datapath port number of the bridge's LOCAL port (see
+    /// [`PortConfig::dp_port`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_dp_port: Option<u32>,
     /// Fixed tunnel neighbours (`tnl-arp-set`): remote IP -> MAC. Absent in
     /// files written before they existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -236,6 +245,7 @@ impl Config {
                             options,
                             tag: p.tag,
                             trunks: p.trunks.clone(),
+                            dp_port: p.dp_port,
                         }
                     })
                     .collect(),
@@ -248,6 +258,7 @@ impl Config {
                 mac_aging_s: Some(b.macs.aging_ms / 1000),
                 mac_max: Some(b.macs.max_entries),
                 next_ofport: Some(b.next_ofport),
+                local_dp_port: b.ports.get(&OFPP_LOCAL).and_then(|p| p.dp_port),
                 tnl_neigh: sw
                     .fixed_neigh
                     .get(&b.name)
@@ -290,7 +301,7 @@ impl Config {
     pub fn apply(&self) -> Result<Switch, ConfigError> {
         let mut sw = Switch::new();
         for b in &self.bridges {
-            sw.add_bridge(&b.name)
+            sw.add_bridge_with(&b.name, b.local_dp_port)
                 .map_err(apply_err(format!("bridge {}", b.name)))?;
             let br = sw.bridges.get_mut(&b.name).expect("just added");
             if let Some(a) = b.mac_aging_s {
@@ -316,7 +327,7 @@ impl Config {
                 // As add-port does: the options of a device port are its
                 // device options (queues, csum, vtep_ip, ...).
                 let device = matches!(ty, PortType::System { .. } | PortType::Internal);
-                sw.add_port_numbered(&b.name, &p.name, ty, p.tag, p.ofport)
+                sw.add_port_with(&b.name, &p.name, ty, p.tag, p.ofport, p.dp_port)
                     .map_err(apply_err(what.clone()))?;
                 if device && !p.options.is_empty() {
                     sw.set_port_options(&p.name, p.options.clone())
@@ -548,6 +559,37 @@ mod tests {
         assert_eq!(sw.vteps[&ul].ip, std::net::Ipv4Addr::new(198, 18, 0, 21));
     }
 
+    /// Datapath port numbers survive a save and an apply, whatever order
+    /// the bridges were made in (the saved file lists them by name).
+    #[test]
+    fn datapath_port_numbers_are_kept() {
+        let mut sw = Switch::new();
+        for b in ["br-tun", "br-int", "br-ex"] {
+            sw.add_bridge(b).unwrap();
+        }
+        let sys = || PortType::System {
+            kind: "memory".into(),
+        };
+        sw.add_port("br-int", "vm1", sys(), None).unwrap();
+        sw.add_port("br-ex", "eth1", sys(), None).unwrap();
+        sw.add_port("br-int", "gone", sys(), None).unwrap();
+        sw.del_port("gone").unwrap();
+        sw.add_port("br-int", "vm2", sys(), None).unwrap();
+        let dps = |sw: &Switch| -> Vec<(String, u32)> {
+            let mut v: Vec<_> = sw
+                .bridges
+                .values()
+                .flat_map(|b| b.ports.values())
+                .filter_map(|p| p.dp_port.map(|d| (p.name.clone(), d)))
+                .collect();
+            v.sort();
+            v
+        };
+        let back = Config::from_switch(&sw).apply().unwrap();
+        assert_eq!(dps(&back), dps(&sw));
+        assert_eq!(back.find_port("br-tun").unwrap().1.dp_port, Some(1));
+    }
+
     #[test]
     fn learned_rules_are_not_saved() {
         let mut sw = neutron();
@@ -586,6 +628,7 @@ mod tests {
             options: BTreeMap::new(),
             tag: None,
             trunks: vec![],
+            dp_port: None,
         });
         assert!(c
             .apply()

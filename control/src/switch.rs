@@ -206,6 +206,13 @@ impl Switch {
     /// Create a bridge with its LOCAL internal port and the default rule
     /// `priority=0,actions=NORMAL`, as `ovs-vsctl add-br` does.
     pub fn add_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
+        self.add_bridge_with(name, None)
+    }
+
+    /// [`add_bridge`](Self::add_bridge) whose LOCAL port asks for datapath
+    /// port `local_dp` (a saved configuration's, see
+    /// [`add_port_with`](Self::add_port_with)).
+    pub fn add_bridge_with(&mut self, name: &str, local_dp: Option<PortNo>) -> Result<(), SwitchError> {
         if self.bridges.contains_key(name) {
             return Err(SwitchError::BridgeExists(name.into()));
         }
@@ -223,7 +230,7 @@ impl Switch {
             now,
         );
         self.bridges.insert(name.into(), br);
-        self.add_port(name, name, PortType::Internal, None)?;
+        self.add_port_with(name, name, PortType::Internal, None, None, local_dp)?;
         Ok(())
     }
 
@@ -261,6 +268,23 @@ impl Switch {
         tag: Option<u16>,
         ofport_request: Option<u32>,
     ) -> Result<u32, SwitchError> {
+        self.add_port_with(bridge, name, ty, tag, ofport_request, None)
+    }
+
+    /// [`add_port_numbered`](Self::add_port_numbered) that also asks for
+    /// datapath port `dp_request` (a saved configuration's): a restarted
+    /// daemon must give each device the number it had, since the kernel
+    /// flows its predecessor left behind name them. A number already in use
+    /// is not taken (the port gets a new one).
+    pub fn add_port_with(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        ty: PortType,
+        tag: Option<u16>,
+        ofport_request: Option<u32>,
+        dp_request: Option<PortNo>,
+    ) -> Result<u32, SwitchError> {
         if !self.bridges.contains_key(bridge) {
             return Err(SwitchError::NoBridge(bridge.into()));
         }
@@ -292,8 +316,16 @@ impl Switch {
             })?;
         let dp_port = match ty {
             PortType::Internal | PortType::System { .. } => {
-                let n = self.next_dp;
-                self.next_dp += 1;
+                let n = match dp_request {
+                    Some(n) if n != TUNNEL_VPORT && !self.dp_ports.contains_key(&n) => n,
+                    _ => {
+                        while self.dp_ports.contains_key(&self.next_dp) {
+                            self.next_dp += 1;
+                        }
+                        self.next_dp
+                    }
+                };
+                self.next_dp = self.next_dp.max(n + 1);
                 Some(n)
             }
             PortType::Patch { .. } | PortType::Geneve(_) => None,

@@ -156,6 +156,20 @@ impl Datapath {
     /// Check the kernel flows an earlier daemon left against this one's
     /// translation (after the first sync: ports are attached).
     pub fn revalidate(&self, sw: &SharedSwitch) {
+        // The next hops those flows were sending to are known: the VTEPs
+        // start with them (as learned, aging, refreshed by ARP), so the
+        // flows re-translate the same and new ones need no ARP first.
+        {
+            let mut g = lock(sw);
+            let now = g.now_ms();
+            for (local, remote, mac) in self.dp.adopted_neighbors() {
+                if let Some(v) = g.vteps.values_mut().find(|v| v.ip == local) {
+                    if v.lookup(remote, now).is_none() {
+                        v.set_neighbor(remote, mac, now);
+                    }
+                }
+            }
+        }
         self.dp
             .revalidate(&mut |key, _mask| crate::upcall::retranslate(sw, key));
     }

@@ -104,6 +104,12 @@ pub trait Datapath: Send {
     /// key), keeping those it still gives and deleting the rest.
     fn revalidate(&self, _translate: &mut dyn FnMut(&FlowKey, &FlowMask) -> Option<Revalidated>) {}
 
+    /// Tunnel next hops (local address, remote address, MAC) that flows a
+    /// kernel datapath took over were sending to.
+    fn adopted_neighbors(&self) -> Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr, [u8; 6])> {
+        Vec::new()
+    }
+
     /// Housekeeping, once a second (a kernel datapath reads its flows'
     /// counters and expires idle ones).
     fn tick(&mut self) {}

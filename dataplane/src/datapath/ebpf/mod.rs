@@ -306,6 +306,10 @@ impl Datapath for EbpfDatapath {
         }
     }
 
+    fn adopted_neighbors(&self) -> Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr, [u8; 6])> {
+        lock_table(&self.table).adopted_neighbors()
+    }
+
     fn revalidate(&self, translate: &mut dyn FnMut(&FlowKey, &FlowMask) -> Option<Revalidated>) {
         let (kept, deleted) = lock_table(&self.table).revalidate_adopted(translate);
         if kept + deleted > 0 {

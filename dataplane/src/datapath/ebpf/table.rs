@@ -172,6 +172,15 @@ pub struct Install<'a> {
     pub at: Seen,
 }
 
+/// A masked key as `dpctl dump-flows` writes it (for logs).
+struct DisplayKey<'a>(&'a FlowKey, &'a FlowMask);
+
+impl std::fmt::Display for DisplayKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt_masked(Some(self.1), f)
+    }
+}
+
 /// The (slot, masked key) a flow is filed under.
 fn lookup_key(slot: u32, key: &FlowKey, mask: &FlowMask) -> LookupKey {
     LookupKey {
@@ -336,7 +345,13 @@ impl KernelTable {
             let Some(e) = self.flows.get(&lk) else { continue };
             let mask = e.flow.mask;
             let key = e.flow.key;
-            let same = translate(&key, &mask).filter(|r| r.mask == mask).and_then(|r| {
+            let fresh = translate(&key, &mask);
+            let why = match &fresh {
+                None => "translation is not cacheable now",
+                Some(r) if r.mask != mask => "translation depends on other bits now",
+                Some(_) => "translation gives other actions now",
+            };
+            let same = fresh.filter(|r| r.mask == mask).and_then(|r| {
                 self.encaps.taken.clear();
                 let acts = encode(&r.actions, &mut self.encaps).ok();
                 let taken = std::mem::take(&mut self.encaps.taken);
@@ -357,6 +372,7 @@ impl KernelTable {
                     kept += 1;
                 }
                 None => {
+                    tracing::debug!(flow = %DisplayKey(&key, &mask), why, "adopted kernel flow deleted");
                     if self.remove(&lk).unwrap_or(false) {
                         deleted += 1;
                     }
@@ -364,6 +380,28 @@ impl KernelTable {
             }
         }
         (kept, deleted)
+    }
+
+    /// The tunnel next hops the adopted flows' encapsulations hold: (local
+    /// address, remote address, next-hop MAC), so a restarted daemon's
+    /// VTEP knows them at once (their flows then revalidate, and new flows to
+    /// them need no ARP first).
+    pub fn adopted_neighbors(&self) -> Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr, [u8; 6])> {
+        let mut out: Vec<_> = self
+            .encaps
+            .slots
+            .iter()
+            .flatten()
+            .filter(|(e, _)| e.len >= 34)
+            .map(|(e, _)| {
+                let h = &e.hdr;
+                let ip = |o: usize| std::net::Ipv4Addr::new(h[o], h[o + 1], h[o + 2], h[o + 3]);
+                (ip(26), ip(30), [h[0], h[1], h[2], h[3], h[4], h[5]])
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The datapath object.
