@@ -19,7 +19,8 @@ use std::time::Duration;
 /// How long each measurement runs.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompareArgs {
-    /// Topologies to measure, in order (rvs first, then the baseline).
+    /// Topologies to measure, in order (one column each; the ratio column
+    /// compares the first with the second).
     #[arg(default_values = ["topologies/two-node-geneve.toml", "topologies/linux-bridge.toml"])]
     pub topologies: Vec<PathBuf>,
     /// Seconds of each iperf3 TCP run.
@@ -48,6 +49,8 @@ pub struct LabResult {
     pub label: String,
     /// The overlay used.
     pub overlay: String,
+    /// How the VMs' veths were set: `default offloads` or `tx offload off`.
+    pub vm_settings: String,
     /// Seconds `up` took.
     pub up_s: f64,
     /// Seconds from the start of `up` to the first cross-node ping reply.
@@ -93,15 +96,24 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
         .context("the topology has no two VMs of one network on two nodes")?;
     let local = t.same_node_pair();
     let bip = b.ip.to_string();
+    let offloads = if t.vm_offloads { ", offloads on" } else { "" };
     let label = match t.switch {
-        SwitchKind::Rvs => "rvs (Geneve, AF_XDP)".to_string(),
-        SwitchKind::LinuxBridge => format!("Linux bridge ({})", lab.state.overlay.to_uppercase()),
+        SwitchKind::Rvs => match t.datapath() {
+            crate::topology::DatapathType::Afxdp => format!("rvs (Geneve, AF_XDP{offloads})"),
+            crate::topology::DatapathType::Ebpf => format!("rvs (Geneve, eBPF{offloads})"),
+        },
+        SwitchKind::LinuxBridge => format!("Linux bridge ({}{offloads})", lab.state.overlay.to_uppercase()),
     };
     println!("== {label}: {}", t.name);
     let mut r = LabResult {
         topology: t.name.clone(),
         label,
         overlay: lab.state.overlay.clone(),
+        vm_settings: if t.vm_offloads {
+            "default offloads (TSO/GSO, tx checksum on)".into()
+        } else {
+            "tx offload off".into()
+        },
         up_s: (lab.state.ready_ms - lab.state.started_ms) as f64 / 1000.0,
         ..Default::default()
     };

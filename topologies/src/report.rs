@@ -246,11 +246,18 @@ pub fn markdown(rep: &Report) -> String {
             r.ratio
         ));
     }
+    let settings: Vec<String> = rs
+        .iter()
+        .map(|r| format!("{}: VM veths with {}", r.label, r.vm_settings))
+        .collect();
     s.push_str(&format!(
         "\n↑ higher is better, ↓ lower is better. One run, one machine ({} CPUs, Linux {}), \
-         both labs measured one after the other by `{}`. VM veths have tx checksum offload off \
-         in both labs (AF_XDP cannot carry partial checksums); the kernel overlay keeps its own offloads.\n",
-        rep.cpus, rep.kernel, rep.command
+         the labs measured one after the other by `{}`. {}. (AF_XDP cannot carry partial \
+         checksums, so its VMs need tx offload off; the kernel overlay keeps its own offloads.)\n",
+        rep.cpus,
+        rep.kernel,
+        rep.command,
+        settings.join("; ")
     ));
     s
 }

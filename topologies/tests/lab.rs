@@ -161,6 +161,90 @@ fn root_the_rvs_lab_works_and_leaves_nothing_behind() {
     );
 }
 
+/// Mount points under the lab's run directories whose path has `prefix`
+/// (the eBPF lab's per-node bpffs).
+fn mounts(prefix: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.contains(&format!("/{prefix}/")))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn root_the_ebpf_lab_works_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let prefix = format!("te{}", std::process::id() % 1000);
+    up_test_down(
+        "two-node-geneve-ebpf.toml",
+        "two-node-geneve-ebpf",
+        &prefix,
+        &[
+            "ok   n1 pings 198.18.0.12, n2's tunnel endpoint (answered by rvs)",
+            "ok   management with n2's rvs daemon killed",
+            "ok   vm1 -> vm3 with 1500-byte packets, don't fragment",
+        ],
+    );
+    // Its pinned maps lived in a bpffs per node: unmounted with the lab.
+    assert_eq!(mounts(&prefix), Vec::<String>::new());
+}
+
+/// The point of the eBPF datapath: `kill -9` of a node's daemon does not
+/// stop the established flow (the kernel keeps forwarding it), the restarted
+/// daemon takes the kernel flows over and forwards again, its configuration
+/// intact.
+#[test]
+fn root_ebpf_forwarding_survives_kill_9_of_the_daemon() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let prefix = format!("tk{}", std::process::id() % 1000);
+    let text = ok(&lab(
+        state.path(),
+        &prefix,
+        &[
+            "compare",
+            topology("two-node-geneve-ebpf.toml").to_str().unwrap(),
+            "--iperf-secs",
+            "1",
+            "--pps-secs",
+            "1",
+            "--pings",
+            "20",
+            "--fault-secs",
+            "3",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(leftovers(&prefix), Vec::<String>::new(), "{text}");
+    assert_eq!(mounts(&prefix), Vec::<String>::new());
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("report.json")).unwrap()).unwrap();
+    let r = &rep["results"][0];
+    assert_eq!(r["label"], "rvs (Geneve, eBPF, offloads on)");
+    let f = &r["fault"];
+    assert!(
+        f["sent"].as_u64().unwrap() >= 100,
+        "pings every 10 ms for 3 s: {f}"
+    );
+    assert_eq!(
+        f["sent"], f["received"],
+        "not one ping lost across kill -9 and restart: {f}"
+    );
+    assert!(f["recovery_ms"].as_f64().is_some(), "{f}");
+    assert_eq!(f["config_intact"], serde_json::Value::Bool(true), "{f}");
+    assert!(r["tcp"]["gbps"].as_f64().unwrap() > 0.0);
+}
+
 #[test]
 fn root_the_linux_bridge_lab_works_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
