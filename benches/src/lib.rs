@@ -1,6 +1,8 @@
 //! Fixtures shared by the criterion benchmarks in `benches/` (and tested here, so
 //! a benchmark never measures a setup that silently does something else).
 
+pub mod ebpf;
+
 use rvs_control::bridge::PortType;
 use rvs_control::classifier::Classifier;
 use rvs_control::neutron::{build_node, NodeConfig, Remote, TenantNet};

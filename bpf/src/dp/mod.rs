@@ -414,6 +414,20 @@ impl TcDatapath {
         ifindex: u32,
         mark: u32,
     ) -> Result<(u32, Vec<u8>), BpfError> {
+        self.test_run_repeat(prog, frame, ifindex, mark, 1)
+            .map(|(v, f, _)| (v, f))
+    }
+
+    /// [`TcDatapath::test_run`] `repeat` times in the kernel (benchmarks);
+    /// also the mean time of one run, as the kernel measured it.
+    pub fn test_run_repeat(
+        &self,
+        prog: Prog,
+        frame: &[u8],
+        ifindex: u32,
+        mark: u32,
+        repeat: u32,
+    ) -> Result<(u32, Vec<u8>, std::time::Duration), BpfError> {
         let p = self
             .object
             .progs_mut()
@@ -430,13 +444,14 @@ impl TcDatapath {
             data_in: Some(frame),
             data_out: Some(&mut out),
             context_in: Some(&mut ctx),
+            repeat,
             ..ProgramInput::default()
         };
         let r = p.test_run(input).map_err(|e| BpfError::TestRun(prog.name(), e))?;
-        let verdict = r.return_value;
+        let (verdict, duration) = (r.return_value, r.duration);
         let len = r.data.map_or(0, |d| d.len());
         out.truncate(len);
-        Ok((verdict, out))
+        Ok((verdict, out, duration))
     }
 
     /// The flow key the datapath's parser gives `frame` (tests), and whether

@@ -22,7 +22,7 @@ use crate::flow::{FlowKey, FlowMask};
 use rvs_bpf::dp::abi::{self, Config, Encap, LookupKey, MAX_ENCAPS, MAX_FLOWS, MAX_MASKS};
 use rvs_bpf::dp::TcDatapath;
 use rvs_bpf::BpfError;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -114,7 +114,7 @@ pub struct KernelTable {
     masks: Vec<Option<(FlowMask, usize)>>,
     flows: HashMap<LookupKey, Entry>,
     /// Tag -> flows that depend on it.
-    by_tag: HashMap<u64, Vec<LookupKey>>,
+    by_tag: HashMap<u64, HashSet<LookupKey>>,
     free_ids: Vec<u32>,
     next_id: u32,
     encaps: Encaps,
@@ -587,7 +587,7 @@ impl KernelTable {
             Arc::new(DpFlow::new(key, *mask, actions.into(), self.config.gen, now_ms).with_deps(deps));
         dp_flow.set_tag(tag);
         for d in deps {
-            self.by_tag.entry(*d).or_default().push(lk);
+            self.by_tag.entry(*d).or_default().insert(lk);
         }
         self.flows.insert(
             lk,
@@ -609,7 +609,7 @@ impl KernelTable {
         let (deps, tag) = (t.deps, t.tag);
         for d in e.flow.deps() {
             if let Some(v) = self.by_tag.get_mut(d) {
-                v.retain(|k| k != lk);
+                v.remove(lk);
                 if v.is_empty() {
                     self.by_tag.remove(d);
                 }
@@ -625,7 +625,7 @@ impl KernelTable {
         e.flow.kill();
         e.flow = Arc::new(f);
         for d in deps {
-            self.by_tag.entry(*d).or_default().push(*lk);
+            self.by_tag.entry(*d).or_default().insert(*lk);
         }
     }
 
@@ -683,7 +683,7 @@ impl KernelTable {
         self.encaps.release(&e.encaps);
         for d in e.flow.deps() {
             if let Some(v) = self.by_tag.get_mut(d) {
-                v.retain(|k| k != lk);
+                v.remove(lk);
                 if v.is_empty() {
                     self.by_tag.remove(d);
                 }
