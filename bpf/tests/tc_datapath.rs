@@ -34,3 +34,74 @@ fn root_the_datapath_loads_and_parses() {
     f[6..12].copy_from_slice(&[0; 6]);
     assert!(dp.test_extract(&f).unwrap().0);
 }
+
+/// A bpffs of the test's own, unmounted (and removed) when the test ends.
+struct Bpffs(tempfile::TempDir);
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount(self.0.path());
+    }
+}
+
+/// A restarted daemon adopts the maps an earlier one pinned, but only maps
+/// of its own layout and ABI: anything else (another rvs version's) is
+/// replaced, never run by programs that read it differently.
+#[test]
+fn root_pinned_maps_are_adopted_only_when_they_fit() {
+    use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+    use rvs_bpf::dp::abi::{Config, ABI};
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root: this test must not be skipped there"
+        );
+        eprintln!("skipped: needs root (BPF)");
+        return;
+    }
+    let fs = Bpffs(tempfile::tempdir().unwrap());
+    rvs_bpf::dp::ensure_bpffs(fs.0.path()).unwrap();
+    let pins = fs.0.path().join("dp");
+    let gen = |g| Config {
+        gen: g,
+        ..Config::default()
+    };
+
+    let dp = TcDatapath::load(Some(&pins), &[]).unwrap();
+    assert!(!dp.adopted());
+    dp.set_config(&gen(7)).unwrap();
+    drop(dp);
+    let dp = TcDatapath::load(Some(&pins), &[]).unwrap();
+    assert!(dp.adopted(), "the pinned maps are reused");
+    assert_eq!(dp.config().unwrap().gen, 7);
+    drop(dp);
+
+    // The same maps, written by another ABI.
+    let other = Config {
+        abi: ABI + 1,
+        ..gen(8)
+    };
+    MapHandle::from_pinned_path(pins.join("config"))
+        .unwrap()
+        .update(&0u32.to_ne_bytes(), bytemuck::bytes_of(&other), MapFlags::ANY)
+        .unwrap();
+    let dp = TcDatapath::load(Some(&pins), &[]).unwrap();
+    assert!(!dp.adopted(), "maps of another ABI are not adopted");
+    assert_eq!(dp.config().unwrap().gen, 0, "a fresh table");
+    dp.set_config(&gen(9)).unwrap();
+    drop(dp);
+
+    // A map of another shape where one of ours was pinned.
+    std::fs::remove_file(pins.join("counters")).unwrap();
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    let mut odd = MapHandle::create(MapType::Array, Some("counters"), 4, 4, 1, &opts).unwrap();
+    odd.pin(pins.join("counters")).unwrap();
+    let dp = TcDatapath::load(Some(&pins), &[]).unwrap();
+    assert!(!dp.adopted(), "maps of another shape are not adopted");
+    assert_eq!(dp.config().unwrap().gen, 0);
+    assert_eq!(dp.counters().unwrap(), [0; rvs_bpf::dp::abi::N_COUNTERS]);
+    dp.unpin().unwrap();
+}

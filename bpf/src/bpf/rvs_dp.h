@@ -19,6 +19,9 @@
 #define RVS_MAX_ENCAPS 4096
 #define RVS_ENCAP_MAX 128
 #define RVS_OPT_SLOTS 8
+/* The version of this ABI: bump it with any change to a map's layout or
+ * meaning (abi.rs: ABI). */
+#define RVS_ABI 2
 #define RVS_N_COUNTERS 16
 /* Header bytes copied for parsing (a power of two). */
 #define RVS_HB 512
@@ -153,6 +156,10 @@ struct rvs_config {
 	__u32 mask_used; /* bitmap of the mask slots in use */
 	__u32 flags;
 	struct rvs_optmap opt[RVS_OPT_SLOTS];
+	/* RVS_ABI of the daemon that wrote it: a restarted daemon adopts only
+	 * maps of its own ABI (the programs never read it). */
+	__u32 abi;
+	__u32 pad;
 };
 
 /* An event: an upcall (miss) or, in test mode, an output. The packet's
@@ -190,7 +197,7 @@ _Static_assert(sizeof(struct rvs_flow_stats) == 24, "rvs_flow_stats");
 _Static_assert(sizeof(struct rvs_port) == 16, "rvs_port");
 _Static_assert(sizeof(struct rvs_out) == 8, "rvs_out");
 _Static_assert(sizeof(struct rvs_encap) == 136, "rvs_encap");
-_Static_assert(sizeof(struct rvs_config) == 48, "rvs_config");
+_Static_assert(sizeof(struct rvs_config) == 56, "rvs_config");
 _Static_assert(sizeof(struct rvs_event) == 44, "rvs_event");
 
 #endif

@@ -21,6 +21,9 @@ pub const MAX_ENCAPS: usize = 4096;
 pub const ENCAP_MAX: usize = 128;
 /// Geneve option map slots.
 pub const OPT_SLOTS: usize = 8;
+/// `RVS_ABI`: the version of the maps' layout and meaning; a restarted daemon
+/// adopts only maps of its own.
+pub const ABI: u32 = 2;
 /// Kernel counters.
 pub const N_COUNTERS: usize = 16;
 /// Largest packet an upcall carries whole.
@@ -296,6 +299,10 @@ pub struct Config {
     pub flags: u32,
     /// The Geneve option map.
     pub opt: [OptMap; OPT_SLOTS],
+    /// [`ABI`] of the daemon that wrote it ([`crate::dp::TcDatapath::set_config`] sets it).
+    pub abi: u32,
+    /// (padding)
+    pub pad: u32,
 }
 
 /// `struct rvs_event` (the packet's bytes follow it in the sample).
@@ -339,5 +346,5 @@ const _: () = assert!(std::mem::size_of::<FlowStats>() == 24);
 const _: () = assert!(std::mem::size_of::<PortEntry>() == 16);
 const _: () = assert!(std::mem::size_of::<OutEntry>() == 8);
 const _: () = assert!(std::mem::size_of::<Encap>() == 136);
-const _: () = assert!(std::mem::size_of::<Config>() == 48);
+const _: () = assert!(std::mem::size_of::<Config>() == 56);
 const _: () = assert!(std::mem::size_of::<Event>() == 44);

@@ -89,6 +89,50 @@ impl std::fmt::Debug for TcDatapath {
     }
 }
 
+/// `o` itself, unless it holds adopted maps another ABI wrote.
+fn same_abi(o: Object, adopted: bool) -> Result<Object, BpfError> {
+    if !adopted {
+        return Ok(o);
+    }
+    let m = o
+        .maps()
+        .find(|m| m.name() == "config")
+        .ok_or_else(|| BpfError::Load(std::io::Error::other("map config missing").into()))?;
+    let c: Option<Config> = m
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(map_err("config"))?
+        .map(|v| pod_read_unaligned(&v[..std::mem::size_of::<Config>()]));
+    match c {
+        Some(c) if c.abi != abi::ABI => Err(BpfError::Load(
+            std::io::Error::other(format!("maps of ABI {}, this is ABI {}", c.abi, abi::ABI)).into(),
+        )),
+        _ => Ok(o),
+    }
+}
+
+/// Open and load the object, reusing `running`'s maps and the maps pinned
+/// in `pin_dir` (pinning the others there).
+fn open_object(pin_dir: Option<&Path>, running: &[(String, MapHandle)]) -> Result<Object, BpfError> {
+    let mut open = ObjectBuilder::default()
+        .open_memory(OBJECT)
+        .map_err(BpfError::Load)?;
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        if !MAPS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some((_, h)) = running.iter().find(|(n, _)| *n == name) {
+            m.reuse_fd(h.as_fd()).map_err(BpfError::Load)?;
+        }
+        if let Some(dir) = pin_dir {
+            // libbpf reuses a pinned map of the same shape, and pins the
+            // map (new or reused) otherwise.
+            m.set_pin_path(dir.join(&name)).map_err(BpfError::Load)?;
+        }
+    }
+    open.load().map_err(BpfError::Load)
+}
+
 fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> BpfError {
     move |source| BpfError::Map { map, source }
 }
@@ -146,9 +190,6 @@ impl TcDatapath {
     /// reused instead. Either way [`TcDatapath::adopted`] says so.
     pub fn load(pin_dir: Option<&Path>, adopt_from: &[u32]) -> Result<TcDatapath, BpfError> {
         route_libbpf_logs();
-        let mut open = ObjectBuilder::default()
-            .open_memory(OBJECT)
-            .map_err(BpfError::Load)?;
         let mut adopted = false;
         if let Some(dir) = pin_dir {
             std::fs::create_dir_all(dir).map_err(|e| BpfError::Pin {
@@ -163,21 +204,22 @@ impl TcDatapath {
             running_maps(adopt_from)
         };
         adopted |= !running.is_empty();
-        for mut m in open.maps_mut() {
-            let name = m.name().to_string_lossy().into_owned();
-            if !MAPS.contains(&name.as_str()) {
-                continue;
+        let object = match open_object(pin_dir, &running).and_then(|o| same_abi(o, adopted)) {
+            Ok(o) => o,
+            Err(e) if adopted => {
+                // Maps of another shape: an earlier rvs version's datapath.
+                // It is replaced (its flows with it), not adopted.
+                tracing::warn!(%e, "the earlier datapath's maps do not fit this version: starting afresh");
+                if let Some(dir) = pin_dir {
+                    for name in MAPS {
+                        let _ = std::fs::remove_file(dir.join(name));
+                    }
+                }
+                adopted = false;
+                open_object(pin_dir, &[])?
             }
-            if let Some((_, h)) = running.iter().find(|(n, _)| *n == name) {
-                m.reuse_fd(h.as_fd()).map_err(BpfError::Load)?;
-            }
-            if let Some(dir) = pin_dir {
-                // libbpf reuses a pinned map of the same shape, and pins the
-                // map (new or reused) otherwise.
-                m.set_pin_path(dir.join(&name)).map_err(BpfError::Load)?;
-            }
-        }
-        let object = open.load().map_err(BpfError::Load)?;
+            Err(e) => return Err(e),
+        };
         let mut maps = Vec::new();
         for name in MAPS {
             let m = object.maps().find(|m| m.name() == name).ok_or_else(|| {
@@ -248,9 +290,10 @@ impl TcDatapath {
         Ok(self.get("config", &0u32.to_ne_bytes())?.unwrap_or_default())
     }
 
-    /// Replace the configuration.
+    /// Replace the configuration (stamped with this build's [`abi::ABI`]).
     pub fn set_config(&self, c: &Config) -> Result<(), BpfError> {
-        self.put("config", &0u32.to_ne_bytes(), c)
+        let c = Config { abi: abi::ABI, ..*c };
+        self.put("config", &0u32.to_ne_bytes(), &c)
     }
 
     /// Set mask slot `slot`.
