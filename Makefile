@@ -12,13 +12,15 @@ build: deps
 	$(CARGO) build --workspace --release
 
 ## demo: the two-node Geneve lab (root): build, bring it up with every command
-## shown, check it, then a short rvs-vs-Linux-bridge comparison (table on
-## stdout, report and charts in target/lab/). Everything is removed at the end.
+## shown, check it, then a short comparison of rvs (eBPF and AF_XDP datapaths)
+## with the Linux bridge (VM offloads on and off): table on stdout, report and
+## charts in target/lab/. Everything is removed at the end.
 demo: deps
-	@test "$$(id -u)" = 0 || { echo "make demo needs root (network namespaces, XDP)"; exit 1; }
+	@test "$$(id -u)" = 0 || { echo "make demo needs root (network namespaces, BPF)"; exit 1; }
 	$(CARGO) build --release -p rvs-control -p rvs-topologies
-	./target/release/rvs-lab --explain test topologies/two-node-geneve.toml
+	./target/release/rvs-lab --explain test topologies/two-node-geneve-ebpf.toml
 	./target/release/rvs-lab compare --iperf-secs 5 --pps-secs 3 --pings 200 \
+		topologies/two-node-geneve-ebpf.toml topologies/linux-bridge-offloads.toml \
 		topologies/two-node-geneve.toml topologies/linux-bridge.toml
 
 ## test: formatting, lints, and the whole test suite. Root-only tests (their

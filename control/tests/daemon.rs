@@ -20,7 +20,7 @@ impl Daemon {
         let mut child = rvs_daemon_command()
             .arg("--run-dir")
             .arg(dir.path())
-            .args(["daemon", "--db"])
+            .args(["daemon", "--datapath", "afxdp", "--db"])
             .arg(dir.path().join("conf.json"))
             .args(if extra.contains(&"--metrics") {
                 &[][..]
@@ -385,7 +385,7 @@ fn one_daemon_per_run_dir_and_unreachable_is_exit_2() {
     let err = Command::new(env!("CARGO_BIN_EXE_rvs"))
         .arg("--run-dir")
         .arg(d.path())
-        .args(["daemon", "--db"])
+        .args(["daemon", "--datapath", "afxdp", "--db"])
         .arg(second.path().join("c.json"))
         .output()
         .unwrap();
@@ -466,7 +466,15 @@ fn detach_pidfile_and_per_command_help() {
     let out = rvs_daemon_command()
         .arg("--run-dir")
         .arg(dir.path())
-        .args(["daemon", "--metrics", "off", "--detach", "--db"])
+        .args([
+            "daemon",
+            "--datapath",
+            "afxdp",
+            "--metrics",
+            "off",
+            "--detach",
+            "--db",
+        ])
         .arg(dir.path().join("conf.json"))
         .arg("--pidfile")
         .arg(&pid)

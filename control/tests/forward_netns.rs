@@ -67,8 +67,13 @@ impl Lab {
 
     fn start(&mut self, ty: &str, opts: &str, extra: &[&str]) {
         let (sw, sa, sb) = (self.ns("sw"), self.ns("sa"), self.ns("sb"));
+        // (a killed forwarder's pidfile is still there: wait for the new one's)
+        let _ = std::fs::remove_file(&self.pidfile);
         let child = Command::new("ip")
             .args(["netns", "exec", &sw, env!("CARGO_BIN_EXE_rvs"), "forward"])
+            // (a `system` port is the kernel datapath's; the others are
+            // userspace I/O, the afxdp datapath's)
+            .args(["--datapath", if ty == "system" { "ebpf" } else { "afxdp" }])
             .args([
                 "--port",
                 &format!("{ty}:{sa}{opts}"),
@@ -152,6 +157,15 @@ impl Lab {
             .unwrap()
     }
 
+    /// SIGTERM, by our child's PID; waits for the exit.
+    fn stop_forwarder(&mut self) {
+        if let Some(mut c) = self.forwarder.take() {
+            // SAFETY: kill(2) on our own child's PID; no memory is involved.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
     fn kill_forwarder(&mut self) {
         if let Some(mut c) = self.forwarder.take() {
             let _ = c.kill(); // SIGKILL, by our child's PID
@@ -231,4 +245,37 @@ fn root_afxdp_with_two_pmd_threads() {
         false,
         &["--pmd-threads", "2", "--poll", "adaptive"],
     );
+}
+
+/// `rvs forward` with the kernel datapath (the default): the flows run in
+/// TC programs, the forwarder's death (kill -9) leaves them forwarding, and
+/// a clean stop takes every filter away.
+#[test]
+fn root_ebpf_forwarding_survives_kill_and_stops_clean() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut lab = Lab::new("e", true);
+    lab.start("system", "", &[]);
+    assert!(lab.ping("h1", "198.18.30.2", "3"), "ping across rvs (ebpf)");
+    let bytes = lab.iperf();
+    assert!(
+        bytes > 1_000_000,
+        "TCP across rvs (ebpf) moved only {bytes} bytes"
+    );
+    let filters = |lab: &Lab| {
+        let sw = lab.ns("sw");
+        let out = ns_run(&sw, &["tc", "filter", "show", "dev", &lab.ns("sa"), "ingress"]).stdout;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    assert!(filters(&lab).contains("rvs_ingress"), "{}", filters(&lab));
+    lab.kill_forwarder();
+    assert!(
+        lab.ping("h1", "198.18.30.2", "3"),
+        "established flows forward with the forwarder dead"
+    );
+    lab.start("system", "", &[]);
+    assert!(lab.ping("h1", "198.18.30.2", "2"), "ping after the restart");
+    lab.stop_forwarder();
+    assert_eq!(filters(&lab), "", "a clean stop removes the filters");
 }

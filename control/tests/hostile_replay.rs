@@ -1,6 +1,8 @@
 //! Root-only: a pcap of hostile and valid frames, made here, replayed with
-//! tcpreplay into a live daemon (namespaces this test makes and removes), once
-//! with AF_XDP ports and once with AF_PACKET ports. Afterwards the daemon is
+//! tcpreplay into a live daemon (namespaces this test makes and removes), with
+//! AF_XDP ports, with AF_PACKET ports, and with the eBPF datapath (the kernel
+//! runs the flows; what its parser does not fully understand comes up to
+//! userspace, which applies the policy). Afterwards the daemon is
 //! alive, every hostile frame is counted under the drop reason the README's
 //! policy gives it, and the valid frames reached the other side byte for byte
 //! (VLAN-tagged ones included, with their tags).
@@ -14,14 +16,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{rvs_ok, spawn_daemon};
+use common::{rvs_ok, spawn_daemon_with};
 
 fn set16(f: &mut [u8], at: usize, v: u16) {
     f[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
+/// What happens to a 9000-byte frame: nothing (not sent: XDP on veth caps
+/// the MTU), dropped as `oversize` (AF_PACKET buffers), or forwarded whole
+/// (the eBPF datapath, by a kernel flow).
+#[derive(Clone, Copy, PartialEq)]
+enum Jumbo {
+    NotSent,
+    Oversize,
+    Forwarded,
+}
+
 /// (frame, None = must be delivered as is, Some(reason) = must be dropped so).
-fn corpus(jumbo: bool) -> Vec<(Vec<u8>, Option<&'static str>)> {
+fn corpus(jumbo: Jumbo) -> Vec<(Vec<u8>, Option<&'static str>)> {
     let mut v: Vec<(Vec<u8>, Option<&'static str>)> = Vec::new();
     let ok = |f: Vec<u8>| (f, None);
     // Valid traffic.
@@ -93,8 +105,10 @@ fn corpus(jumbo: bool) -> Vec<(Vec<u8>, Option<&'static str>)> {
     f[19] = 16; // plen 16
     f.extend_from_slice(&[0; 24]);
     v.push(bad(f, "malformed_arp"));
-    if jumbo {
-        v.push(bad(udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 8900), "oversize"));
+    match jumbo {
+        Jumbo::NotSent => {}
+        Jumbo::Oversize => v.push(bad(udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 8900), "oversize")),
+        Jumbo::Forwarded => v.push(ok(udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 8900))),
     }
     // A valid frame last: forwarding still works after all of the above.
     v.push(ok(udp4(MAC_A, MAC_B, IP_A, IP_B, 9, 9, 18)));
@@ -144,22 +158,34 @@ fn drops(dir: &Path) -> BTreeMap<String, u64> {
     m
 }
 
+/// `kind`: the ports' type (`afxdp`, `afpacket`: the afxdp datapath;
+/// `system`: the ebpf one).
 fn replay(kind: &str) {
-    let mut ns = Netns::new(if kind == "afxdp" { "rvhx" } else { "rvhp" });
+    let mut ns = Netns::new(match kind {
+        "afxdp" => "rvhx",
+        "afpacket" => "rvhp",
+        _ => "rvhe",
+    });
     let (h1, h2, sw) = (ns.add("h1"), ns.add("h2"), ns.add("sw"));
     let (a, b, sa, sb) = (ns.name("a"), ns.name("b"), ns.name("sa"), ns.name("sb"));
     ns.veth(&h1, &a, &sw, &sa);
     ns.veth(&h2, &b, &sw, &sb);
     // AF_PACKET ports carry jumbo frames up to the MTU (and drop what is over
-    // their buffers); XDP on veth caps the MTU, so the AF_XDP run has none.
-    let jumbo = kind == "afpacket";
-    if jumbo {
+    // their buffers); XDP on veth caps the MTU, so the AF_XDP run has none;
+    // TC programs see whatever the device receives.
+    let jumbo = match kind {
+        "afxdp" => Jumbo::NotSent,
+        "afpacket" => Jumbo::Oversize,
+        _ => Jumbo::Forwarded,
+    };
+    if jumbo != Jumbo::NotSent {
         for (n, d) in [(&h1, &a), (&sw, &sa), (&sw, &sb), (&h2, &b)] {
             sh(&["ip", "-n", n, "link", "set", d, "mtu", "9000"]);
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon(spawn_daemon(Some(&sw), dir.path()));
+    let datapath = if kind == "system" { "ebpf" } else { "afxdp" };
+    let d = Daemon(spawn_daemon_with(Some(&sw), dir.path(), datapath));
     let p = dir.path();
     rvs_ok(p, &["add-br", "br0"]);
     rvs_ok(p, &["add-port", "br0", &sa, &format!("type={kind}")]);
@@ -275,6 +301,20 @@ fn replay(kind: &str) {
     for (i, (got, want)) in delivered.iter().zip(&want_delivered).enumerate() {
         assert_eq!(got, *want, "{kind}: valid frame {i} changed on the way");
     }
+    if kind == "system" {
+        // The valid frames after the first went by the kernel's flow.
+        let show = rvs_ok(p, &["dpctl", "show"]);
+        let hits: u64 = show
+            .split("hit:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("dpctl show: {show}"));
+        assert!(
+            hits >= want_delivered.len() as u64 - 1,
+            "kernel hits {hits}: {show}"
+        );
+    }
     // Alive and answering.
     assert!(rvs_ok(p, &["show"]).contains("Bridge br0"));
     drop(d);
@@ -291,5 +331,12 @@ fn root_hostile_pcap_through_afxdp_ports() {
 fn root_hostile_pcap_through_afpacket_ports() {
     if root_or_skip("hostile_pcap_through_afpacket_ports") {
         replay("afpacket");
+    }
+}
+
+#[test]
+fn root_hostile_pcap_through_the_ebpf_datapath() {
+    if root_or_skip("hostile_pcap_through_the_ebpf_datapath") {
+        replay("system");
     }
 }

@@ -21,7 +21,12 @@ use std::time::Duration;
 pub struct CompareArgs {
     /// Topologies to measure, in order (one column each; the ratio column
     /// compares the first with the second).
-    #[arg(default_values = ["topologies/two-node-geneve.toml", "topologies/linux-bridge.toml"])]
+    #[arg(default_values = [
+        "topologies/two-node-geneve-ebpf.toml",
+        "topologies/linux-bridge-offloads.toml",
+        "topologies/two-node-geneve.toml",
+        "topologies/linux-bridge.toml",
+    ])]
     pub topologies: Vec<PathBuf>,
     /// Seconds of each iperf3 TCP run.
     #[arg(long, default_value_t = 10)]

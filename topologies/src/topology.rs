@@ -134,9 +134,9 @@ pub enum SwitchKind {
 #[serde(rename_all = "kebab-case")]
 pub enum DatapathType {
     /// AF_XDP sockets and userspace PMD threads.
-    #[default]
     Afxdp,
-    /// rvs's TC programs run the flows in the kernel.
+    /// rvs's TC programs run the flows in the kernel (`rvs daemon`'s default).
+    #[default]
     Ebpf,
 }
 
@@ -251,7 +251,8 @@ pub enum TopologyError {
 }
 
 impl Topology {
-    /// The datapath of an rvs lab (AF_XDP unless it says otherwise).
+    /// The datapath of an rvs lab (eBPF, as `rvs daemon`'s default, unless it
+    /// says otherwise).
     pub fn datapath(&self) -> DatapathType {
         self.datapath.unwrap_or_default()
     }

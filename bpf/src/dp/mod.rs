@@ -13,7 +13,7 @@ mod pin;
 mod tc;
 
 pub use events::{EventReader, RawEvent};
-pub use pin::{ensure_bpffs, BPFFS_MAGIC};
+pub use pin::{ensure_bpffs, unmount_bpffs, BPFFS_MAGIC};
 pub use tc::{detach, Hook};
 
 use crate::error::BpfError;

@@ -67,8 +67,18 @@ impl Datapath {
                     poll: o.mode,
                 };
                 Box::new(
-                    EbpfDatapath::start(SwitchUpcall::new(sw.clone()), inv, &opts)
-                        .map_err(std::io::Error::other)?,
+                    EbpfDatapath::start(SwitchUpcall::new(sw.clone()), inv, &opts).map_err(|e| {
+                        // SAFETY: geteuid has no preconditions and cannot fail.
+                        let root = unsafe { libc::geteuid() } == 0;
+                        std::io::Error::other(if root {
+                            e.to_string()
+                        } else {
+                            format!(
+                                "{e} (the ebpf datapath loads BPF programs and attaches them to devices: \
+                                 it needs root; without root, --datapath afxdp runs memory ports)"
+                            )
+                        })
+                    })?,
                 )
             }
         };

@@ -46,10 +46,16 @@ pub fn rvs_daemon_command() -> Command {
     c
 }
 
-/// Start `rvs daemon` on run directory `dir` (configuration `dir/conf.json`,
-/// no metrics), inside namespace `ns` when given, and wait until its control
+/// Start `rvs daemon` with the afxdp datapath (what these tests exercise;
+/// `ebpf_daemon.rs` runs the kernel one) on run directory `dir`
+/// (configuration `dir/conf.json`, no metrics), inside namespace `ns` when given, and wait until its control
 /// socket answers (10 s at most).
 pub fn spawn_daemon(ns: Option<&str>, dir: &Path) -> Child {
+    spawn_daemon_with(ns, dir, "afxdp")
+}
+
+/// [`spawn_daemon`] with datapath `datapath` (`afxdp` or `ebpf`).
+pub fn spawn_daemon_with(ns: Option<&str>, dir: &Path, datapath: &str) -> Child {
     let mut cmd = match ns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -61,7 +67,7 @@ pub fn spawn_daemon(ns: Option<&str>, dir: &Path) -> Child {
     let child = cmd
         .arg("--run-dir")
         .arg(dir)
-        .args(["daemon", "--metrics", "off", "--db"])
+        .args(["daemon", "--datapath", datapath, "--metrics", "off", "--db"])
         .arg(dir.join("conf.json"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -69,6 +69,9 @@ pub struct EbpfDatapath {
     attached: BTreeMap<PortNo, Attached>,
     optmap: GeneveOptMap,
     max_idle_ms: u64,
+    /// The bpffs this daemon mounted for its pins (unmounted on a clean stop;
+    /// one found mounted is left as it was).
+    mounted: Option<PathBuf>,
 }
 
 impl EbpfDatapath {
@@ -79,8 +82,12 @@ impl EbpfDatapath {
         inv: Arc<Invalidations>,
         opts: &EbpfOptions,
     ) -> Result<EbpfDatapath, BpfError> {
+        let mut mounted = None;
         if let Some(dir) = &opts.pin_dir {
-            rvs_bpf::dp::ensure_bpffs(dir.parent().unwrap_or(dir))?;
+            let fs = dir.parent().unwrap_or(dir);
+            if rvs_bpf::dp::ensure_bpffs(fs)? {
+                mounted = Some(fs.to_path_buf());
+            }
         }
         let ifindexes: Vec<u32> = opts
             .adopt_from
@@ -125,6 +132,7 @@ impl EbpfDatapath {
             attached: BTreeMap::new(),
             optmap: GeneveOptMap::default(),
             max_idle_ms: opts.max_idle_ms,
+            mounted,
         })
     }
 
@@ -349,6 +357,11 @@ impl Datapath for EbpfDatapath {
             }
             if let Err(e) = self.dp.unpin() {
                 tracing::warn!(%e, "unpinning the datapath's maps");
+            }
+            if let Some(fs) = &self.mounted {
+                if let Err(e) = rvs_bpf::dp::unmount_bpffs(fs) {
+                    tracing::warn!(%e, "unmounting the bpffs");
+                }
             }
         }
         let EbpfDatapath { pmd, .. } = *self;
