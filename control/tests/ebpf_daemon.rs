@@ -107,6 +107,15 @@ impl Drop for Lab {
     }
 }
 
+/// The kernel's hits in `dpctl show`.
+fn kernel_hits(show: &str) -> u64 {
+    show.split("hit:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("dpctl show: {show}"))
+}
+
 /// The kernel's flows in `dpctl dump-flows` (the lines after "kernel:").
 fn kernel_flows(dump: &str) -> usize {
     dump.lines()
@@ -153,13 +162,29 @@ fn root_ebpf_daemon_forwards_in_the_kernel_and_survives_kill9() {
     assert!(show.starts_with("ebpf@rvs:"), "{show}");
     let dump = lab.rvs(&["dpctl", "dump-flows"]);
     assert!(kernel_flows(&dump) >= 2, "the flows are in the kernel: {dump}");
-    let hit: u64 = show
-        .split("hit:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let hit = kernel_hits(&show);
     assert!(hit >= 4, "later pings were kernel hits: {show}");
+
+    // The bridge's internal port: what the host sends through it enters the
+    // switch at the tap's egress (the same program), and replies come back
+    // to the host through the tap.
+    sh(&["ip", "-n", &sw, "addr", "add", "198.18.62.3/24", "dev", "br0"]);
+    sh(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &sw, "ping", "-c", "4", "-i", "0.2", "-W", "1"])
+        .arg("198.18.62.2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the host pings through its internal port: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let show = lab.rvs(&["dpctl", "show"]);
+    assert!(
+        kernel_hits(&show) >= hit + 3,
+        "the host's later pings were kernel hits: {show}"
+    );
     // Kernel flow counters reach the rule's.
     std::thread::sleep(Duration::from_millis(1200));
     let flows = lab.rvs(&["dump-flows", "br0"]);

@@ -120,9 +120,16 @@ fn run() -> Result<()> {
         Cmd::Check { topology } => {
             let t = Topology::load(&topology)?;
             println!("{}: {}", t.name, t.description);
+            let datapath = match t.switch {
+                SwitchKind::Rvs => format!(" ({} datapath)", t.datapath().name()),
+                SwitchKind::LinuxBridge => String::new(),
+            };
             println!(
-                "switch {:?}, overlay {:?}, vm mtu {}",
-                t.switch, t.overlay, t.vm_mtu
+                "switch {:?}{datapath}, overlay {:?}, vm mtu {}, vm offloads {}",
+                t.switch,
+                t.overlay,
+                t.vm_mtu,
+                if t.vm_offloads { "on" } else { "off" }
             );
             println!("underlay {} (mtu {})", t.underlay.subnet, t.underlay.mtu);
             for n in &t.nodes {

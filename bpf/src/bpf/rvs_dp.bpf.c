@@ -4,8 +4,8 @@
  * translation installs, in the kernel, on skbs (so GSO super-frames and
  * partial checksums pass through whole), and hand every miss to userspace.
  *
- *   rvs_ingress  (TC ingress of a port's device)  a packet enters the switch
- *   rvs_from_host (TC egress of an internal tap)  the host sends into the switch
+ *   rvs_ingress  (TC ingress of a port's device,  a packet enters the switch
+ *                 TC egress of an internal tap)   (from the wire or the host)
  *   rvs_encap    (TC egress of an underlay)       Geneve encapsulation of frames
  *                                                 sent there with an encap mark
  *   rvs_extract  (tests only)                     the key, into map test_key
@@ -36,7 +36,7 @@
 #define HB_MASK (RVS_HB - 1)
 #define MC_SIZE 256
 
-char _license[] SEC("license") = "GPL";
+char _license[] SEC("license") = "Dual BSD/GPL";
 
 /* Entries allocated as flows are installed (only userspace writes them):
  * preallocating RVS_MAX_FLOWS of about 1 KiB each would pin about 80 MiB. */
@@ -1005,6 +1005,9 @@ static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 	return execute(skb, fi, cfg, vport, &s->ikey);
 }
 
+/* Also at the egress of internal taps (what the host sends enters the
+ * switch there): one program, so the verifier's work (most of a daemon's
+ * start) is done once. An internal port never has RVS_PF_VTEP. */
 SEC("tc")
 int rvs_ingress(struct __sk_buff *skb)
 {
@@ -1033,17 +1036,6 @@ int rvs_ingress(struct __sk_buff *skb)
 pass:
 	count(RVS_C_PASSED, 1);
 	return TC_ACT_OK;
-}
-
-SEC("tc")
-int rvs_from_host(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-	struct rvs_port *p = bpf_map_lookup_elem(&ports, &ifindex);
-
-	if (!p)
-		return TC_ACT_OK;
-	return datapath(skb, p->dp_port);
 }
 
 static __always_inline __u16 csum_fold_add(__u16 base, __u16 add)

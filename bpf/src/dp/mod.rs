@@ -45,10 +45,9 @@ const MAPS: [&str; 12] = [
 /// The programs of the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prog {
-    /// TC ingress of a port's device.
+    /// TC ingress of a port's device, and TC egress of an internal tap
+    /// (the host sends into the switch there).
     Ingress,
-    /// TC egress of an internal tap (the host sends into the switch).
-    FromHost,
     /// TC egress of an underlay: Geneve encapsulation.
     Encap,
     /// Tests: the flow key of a packet.
@@ -57,12 +56,11 @@ pub enum Prog {
 
 impl Prog {
     /// Every program.
-    pub const ALL: [Prog; 4] = [Prog::Ingress, Prog::FromHost, Prog::Encap, Prog::Extract];
+    pub const ALL: [Prog; 3] = [Prog::Ingress, Prog::Encap, Prog::Extract];
 
     fn name(self) -> &'static str {
         match self {
             Prog::Ingress => "rvs_ingress",
-            Prog::FromHost => "rvs_from_host",
             Prog::Encap => "rvs_encap",
             Prog::Extract => "rvs_extract",
         }

@@ -29,7 +29,7 @@ impl Hook {
     pub fn prog(self) -> Prog {
         match self {
             Hook::Ingress => Prog::Ingress,
-            Hook::FromHost => Prog::FromHost,
+            Hook::FromHost => Prog::Ingress,
             Hook::Encap => Prog::Encap,
         }
     }

@@ -27,12 +27,12 @@ use std::process::ExitCode;
     about,
     after_help = "Commands sent to a running daemon (OVS-like):\n  \
 show | version | list-br | list-ports BR | add-br BR | del-br BR\n  \
-add-port BR PORT [type=afxdp|afpacket|internal|patch|geneve] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
+add-port BR PORT [type=system|afxdp|afpacket|internal|patch|geneve|memory] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
-dpctl dump-flows | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP\n  \
+dpctl dump-flows | dpctl show | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP\n  \
 tnl-route-add IP/LEN BR [GW] | tnl-route-del IP/LEN | tnl-route-show | pmd-stats [--clear] | port-stats | cache-flush\n\n\
-Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 type=afxdp tag=1\n  rvs dump-flows br-int"
+Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 tag=1\n  rvs dump-flows br-int"
 )]
 struct Cli {
     /// Directory of the daemon's control socket (default: $RVS_RUN_DIR, /run/rvs as
@@ -113,13 +113,14 @@ enum Cmd {
     /// until SIGINT/SIGTERM: a quick way to forward between two veths, and the
     /// forwarder the I/O tests and benchmarks use.
     #[command(
-        after_help = "Example:\n  rvs forward --port afxdp:veth-a --port afxdp:veth-b --poll adaptive"
+        after_help = "Examples:\n  rvs forward --port system:veth-a --port system:veth-b\n  rvs forward --datapath afxdp --port afxdp:veth-a --port afxdp:veth-b --poll adaptive"
     )]
     Forward {
-        /// TYPE:IFNAME[,queues=N][,csum] with TYPE one of afxdp, afpacket, tap
-        /// (repeatable). queues: AF_XDP sockets (rx queues) on the interface;
-        /// csum: complete TCP/UDP checksums of received frames in software (for
-        /// endpoints that keep tx checksum offload on).
+        /// TYPE:IFNAME[,queues=N][,csum] with TYPE one of system (a device:
+        /// TC programs with the ebpf datapath, AF_XDP with afxdp), afxdp,
+        /// afpacket, tap (repeatable). queues: AF_XDP sockets (rx queues) on
+        /// the interface; csum: complete TCP/UDP checksums of received frames
+        /// in software (afxdp; for endpoints that keep tx checksum offload on).
         #[arg(long = "port", required = true)]
         ports: Vec<String>,
         /// busy (spin) or adaptive (sleep in poll() when idle).

@@ -162,8 +162,16 @@ impl EbpfDatapath {
         let ifindex = nix::net::if_::if_nametoindex(spec.name.as_str())?;
         let entry = PortEntry {
             dp_port: no,
-            flags: if vtep.is_some() { abi::port_flags::VTEP } else { 0 },
-            vtep_ip: vtep.map_or(0, |a| u32::from_ne_bytes(a.octets())),
+            // The VTEP filter is for frames from a wire; a tap's egress
+            // carries the host's own frames, all of them for the switch.
+            flags: if vtep.is_some() && !internal {
+                abi::port_flags::VTEP
+            } else {
+                0
+            },
+            vtep_ip: vtep
+                .filter(|_| !internal)
+                .map_or(0, |a| u32::from_ne_bytes(a.octets())),
             pad: 0,
         };
         let out = OutEntry {
