@@ -11,8 +11,8 @@
 use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType, TunnelKey};
 use crate::normal::Learned;
 use crate::ofp::{
-    fmt_actions, LearnSpec, LearnSpecItem, Match, OfAction, OfField, Rule, SubField, XKey, XMask,
-    OFPP_IN_PORT, OFPP_LOCAL,
+    action_set, fmt_actions, LearnSpec, LearnSpecItem, Match, OfAction, OfField, Rule, SubField, XKey, XMask,
+    OFPP_IN_PORT, OFPP_LOCAL, OFPP_UNSET,
 };
 use crate::switch::{Switch, TUNNEL_VPORT};
 use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetNd, SetTransport};
@@ -112,6 +112,12 @@ struct Xlate<'s> {
     punt: Option<DropReason>,
     /// The in_port of the next table lookup only (resubmit's port).
     lookup_in_port: Option<u32>,
+    /// The OpenFlow 1.1+ action set (`write_actions`), run when the
+    /// bridge's pipeline ends.
+    action_set: Vec<OfAction>,
+    /// The table the pipeline was last in (a `resubmit(,)` in the action
+    /// set means it).
+    last_table: u8,
     cacheable: bool,
     resolve: Vec<(u32, Ipv4Addr)>,
     rules: Vec<RuleRef>,
@@ -183,12 +189,15 @@ fn translate_with(
         stop_list: false,
         punt: None,
         lookup_in_port: None,
+        action_set: Vec::new(),
+        last_table: 0,
         cacheable: true,
         resolve: Vec::new(),
         rules: Vec::new(),
         deps: Vec::new(),
         learned: Vec::new(),
     };
+    OfField::ActsetOutput.set(&mut x.flow, OFPP_UNSET as u128);
     match start {
         Some((bridge, ofport)) => {
             x.note(|| {
@@ -410,11 +419,34 @@ impl Xlate<'_> {
         self.note(|| format!("bridge(\"{bridge}\")"));
         self.indent += 1;
         self.run_table(bridge, table);
+        self.run_action_set(bridge);
+        self.indent -= 1;
+    }
+
+    /// The pipeline ended: run what `write_actions` left in the action set
+    /// (OVS's `xlate_action_set`), in the OpenFlow order.
+    fn run_action_set(&mut self, bridge: &str) {
+        let set = std::mem::take(&mut self.action_set);
+        let list = action_set::execution_list(&set);
+        if list.is_empty() || self.halted {
+            return;
+        }
+        self.note(|| format!("--. Executing action set: {}", fmt_actions(&list)));
+        self.indent += 1;
+        let table = self.last_table;
+        for a in &list {
+            if self.halted || self.stop_list {
+                break;
+            }
+            self.action(bridge, table, a);
+        }
+        self.stop_list = false;
         self.indent -= 1;
     }
 
     fn run_table(&mut self, bridge: &str, mut table: u8) {
         loop {
+            self.last_table = table;
             // Whatever the table says (even "no rules"), the result depends on it.
             self.deps.push(table_tag(bridge, table));
             let Some(br) = self.sw.bridges.get_mut(bridge) else {
@@ -590,6 +622,15 @@ impl Xlate<'_> {
             OfAction::SetTunnel(id) => self.set(OfField::TunId, *id as u128),
             OfAction::Learn(spec) => self.learn(bridge, spec),
             OfAction::Note(_) => {}
+            OfAction::WriteActions(acts) => {
+                if let Some(p) = action_set::write(&mut self.action_set, acts) {
+                    self.set(OfField::ActsetOutput, p as u128);
+                }
+            }
+            OfAction::ClearActions => {
+                self.action_set.clear();
+                self.set(OfField::ActsetOutput, OFPP_UNSET as u128);
+            }
         }
     }
 
@@ -767,12 +808,15 @@ impl Xlate<'_> {
             return self.drop_with(DropReason::XlateDepth, "too many patch-port crossings (loop?)");
         }
         self.depth += 1;
-        // As in OVS, the peer bridge starts with clear registers and metadata.
+        // As in OVS, the peer bridge starts with clear registers, metadata
+        // and action set; this bridge's come back afterwards.
         let saved = self.flow;
+        let saved_set = std::mem::take(&mut self.action_set);
         for i in 0..8 {
             self.set(OfField::Reg(i), 0);
         }
         self.set(OfField::Metadata, 0);
+        self.set(OfField::ActsetOutput, OFPP_UNSET as u128);
         self.set(OfField::InPort, peer_port.ofport as u128);
         self.note(|| format!("output to patch port {} -> {peer}", port.name));
         self.run_bridge(&peer_bridge, 0);
@@ -780,6 +824,7 @@ impl Xlate<'_> {
         // flow goes back to what this bridge had, so later outputs here commit
         // this bridge's view again.
         self.flow = saved;
+        self.action_set = saved_set;
         self.depth -= 1;
     }
 

@@ -591,13 +591,13 @@ fn ovs_vsctl_forms_work_unchanged() {
         &[
             "add-flow",
             "br-int",
-            "table=0,priority=5,tcp,tcp_dst=80,action=dec_ttl,mod_nw_ecn:1,write_metadata:0x1/0x1,output:in_port",
+            "table=0,priority=5,tcp,tcp_dst=80,action=dec_ttl,mod_nw_ecn:1,output:in_port,write_metadata:0x1/0x1",
         ],
     );
     let dump = ok(&d, &["dump-flows", "br-int"]);
     assert!(
         dump.contains("tp_dst=80")
-            && dump.contains("actions=dec_ttl,mod_nw_ecn:1,write_metadata:0x1/0x1,IN_PORT"),
+            && dump.contains("actions=dec_ttl,mod_nw_ecn:1,IN_PORT,write_metadata:0x1/0x1"),
         "{dump}"
     );
     // --names: ports by name, and the text goes back in as it came out.
@@ -606,18 +606,19 @@ fn ovs_vsctl_forms_work_unchanged() {
         &[
             "add-flow",
             "br-int",
-            "priority=7,in_port=7,actions=output:1,resubmit(7,0)",
+            "priority=7,in_port=7,actset_output=UNSET,actions=output:1,resubmit(7,0),write_actions(output:7)",
         ],
     );
     let named = ok(&d, &["dump-flows", "br-int", "--names"]);
     let line = named.lines().find(|l| l.contains("priority=7")).unwrap();
     assert!(
-        line.contains("in_port=vm1 actions=output:patch-tun,resubmit(vm1,0)"),
+        line.contains("in_port=vm1,actset_output=UNSET actions=output:patch-tun,resubmit(vm1,0),write_actions(output:vm1)"),
         "{line}"
     );
     let numbered = ok(&d, &["dump-flows", "br-int", "--no-names"]);
     assert!(
-        numbered.contains("in_port=7 actions=output:1,resubmit(7,0)"),
+        numbered
+            .contains("in_port=7,actset_output=UNSET actions=output:1,resubmit(7,0),write_actions(output:7)"),
         "{numbered}"
     );
     let text = line
@@ -628,9 +629,8 @@ fn ovs_vsctl_forms_work_unchanged() {
     ok(&d, &["del-flows", "br-int", "in_port=7"]);
     assert!(!ok(&d, &["dump-flows", "br-int"]).contains("priority=7"));
     ok(&d, &["add-flow", "br-int", &format!("priority={text}")]);
-    assert!(
-        ok(&d, &["dump-flows", "br-int", "--no-names"]).contains("in_port=7 actions=output:1,resubmit(7,0)")
-    );
+    assert!(ok(&d, &["dump-flows", "br-int", "--no-names"])
+        .contains("in_port=7,actset_output=UNSET actions=output:1,resubmit(7,0),write_actions(output:7)"));
     // --sort / --rsort: by priority, across tables.
     let prios = |args: &[&str]| -> Vec<u32> {
         ok(&d, args)

@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{rvs_ok, wait_serving};
+use common::{kernel_hits, rvs_ok, wait_serving};
 use rvs_dataplane::testing::netns::{root_or_skip, sh};
 
 struct Lab {
@@ -105,15 +105,6 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
         }
     }
-}
-
-/// The kernel's hits in `dpctl show`.
-fn kernel_hits(show: &str) -> u64 {
-    show.split("hit:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("dpctl show: {show}"))
 }
 
 /// The kernel's flows in `dpctl dump-flows` (the lines after "kernel:").

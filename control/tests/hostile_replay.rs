@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{rvs_ok, spawn_daemon_with};
+use common::{kernel_hits, rvs_ok, spawn_daemon_with};
 
 fn set16(f: &mut [u8], at: usize, v: u16) {
     f[at..at + 2].copy_from_slice(&v.to_be_bytes());
@@ -304,12 +304,7 @@ fn replay(kind: &str) {
     if kind == "system" {
         // The valid frames after the first went by the kernel's flow.
         let show = rvs_ok(p, &["dpctl", "show"]);
-        let hits: u64 = show
-            .split("hit:")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("dpctl show: {show}"));
+        let hits = kernel_hits(&show);
         assert!(
             hits >= want_delivered.len() as u64 - 1,
             "kernel hits {hits}: {show}"

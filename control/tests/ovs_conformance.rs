@@ -288,6 +288,79 @@ fn write_metadata_carries_between_tables() {
     assert_eq!(send(&mut sw, 1, &udp()).ports(), [2]);
 }
 
+/// OpenFlow 1.1+ action sets (ofproto-dpif.at "write actions"): the set
+/// runs when the pipeline ends, after the rules' own actions; a later
+/// `write_actions` output replaces an earlier one; its field writes apply
+/// to its own copy only.
+#[test]
+fn write_actions_run_when_the_pipeline_ends() {
+    let mut sw = switch(
+        "table=0,in_port=1,ip,actions=output:2,write_actions(set_field:192.168.3.90->ip_src,output:3),goto_table:1\n\
+         table=1,ip,actions=write_actions(output:4),goto_table:2\n\
+         table=2,ip,actions=set_field:192.168.3.91->ip_src,output:3",
+    );
+    let o = send(&mut sw, 1, &udp());
+    assert_eq!(o.ports(), [2, 3, 4], "{:?}", o.drops);
+    let src = |i: usize| o.out[i].1[26..30].to_vec();
+    assert_eq!(src(0), IP_A);
+    assert_eq!(src(1), [192, 168, 3, 91]);
+    assert_eq!(src(2), [192, 168, 3, 90]);
+    assert!(o.out.iter().all(|(_, f)| ipv4_checksum_ok(f)));
+}
+
+/// `clear_actions` empties the action set (ofproto-dpif.at "clear actions").
+#[test]
+fn clear_actions_empties_the_action_set() {
+    let mut sw = switch(
+        "table=0,in_port=1,ip,actions=output:2,write_actions(set_field:192.168.3.90->ip_src,output:4),goto_table:1\n\
+         table=1,udp,actions=set_field:91->udp_src,output:3,clear_actions",
+    );
+    let o = send(&mut sw, 1, &udp());
+    assert_eq!(o.ports(), [2, 3]);
+    assert_eq!(o.out[1].1[34..36], 91u16.to_be_bytes());
+}
+
+/// `actset_output` is the action set's output port, `UNSET` without one
+/// (ofproto-dpif.at "actset_output", without groups): it is matched, read
+/// by `move`, and goes back to UNSET on `clear_actions`.
+#[test]
+fn actset_output_follows_the_action_set() {
+    let mut sw = switch(
+        "table=0,actset_output=unset,actions=write_actions(output:2),goto_table:1\n\
+         table=1,actions=move:ONFOXM_ET_ACTSET_OUTPUT[0..31]->NXM_NX_REG0[],goto_table:2\n\
+         table=2,priority=20,reg0=2,actset_output=2,actions=output:3,goto_table:3\n\
+         table=2,priority=10,actions=goto_table:3\n\
+         table=3,actions=clear_actions,goto_table:4\n\
+         table=4,priority=20,actset_output=UNSET,actions=write_actions(output:4)\n\
+         table=4,priority=10,actions=drop",
+    );
+    assert_eq!(send(&mut sw, 1, &udp()).ports(), [3, 4]);
+}
+
+/// An action set with pop VLAN, field writes and an output runs them in the
+/// OpenFlow order whatever order they were written in; without an output
+/// it does nothing.
+#[test]
+fn an_action_set_runs_in_the_openflow_order() {
+    let mut sw = switch(
+        "table=0,actions=write_actions(output:3,mod_dl_dst:02:00:00:00:00:99,pop_vlan),goto_table:1\n\
+         table=1,actions=write_actions(output:2)",
+    );
+    let o = send(&mut sw, 1, &with_vlan(&udp(), 0x8100, 7));
+    assert_eq!(o.only(2), {
+        let mut f = udp();
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+        f
+    });
+    let mut sw = switch("table=0,actions=write_actions(mod_dl_dst:02:00:00:00:00:99)");
+    let o = send(&mut sw, 1, &udp());
+    assert!(
+        o.out.is_empty() && o.drops == [DropReason::Action],
+        "{:?}",
+        o.drops
+    );
+}
+
 /// `controller` is accepted and traced; without a controller connection the
 /// copy is counted under the controller drop reason (other outputs go on).
 #[test]

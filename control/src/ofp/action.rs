@@ -105,6 +105,16 @@ pub const OFPP_IN_PORT: u32 = 0xfff8;
 pub const OFPP_LOCAL: u32 = 0xfffe;
 /// "No port" (resubmit's default).
 pub const OFPP_NONE: u32 = 0xffff;
+/// Reserved OpenFlow port: `actset_output` of an action set with no output.
+pub const OFPP_UNSET: u32 = 0xfff7;
+/// Reserved OpenFlow port: NORMAL.
+pub const OFPP_NORMAL: u32 = 0xfffa;
+/// Reserved OpenFlow port: FLOOD.
+pub const OFPP_FLOOD: u32 = 0xfffb;
+/// Reserved OpenFlow port: ALL.
+pub const OFPP_ALL: u32 = 0xfffc;
+/// Reserved OpenFlow port: CONTROLLER.
+pub const OFPP_CONTROLLER: u32 = 0xfffd;
 
 /// An action of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -201,4 +211,9 @@ pub enum OfAction {
     /// written. Without a controller connection the packet copy is counted
     /// under the `controller` drop reason.
     Controller(String),
+    /// `write_actions(...)`: add to the action set, which runs when the
+    /// pipeline ends (an OpenFlow 1.1+ instruction; see `action_set.rs`).
+    WriteActions(Vec<OfAction>),
+    /// `clear_actions`: empty the action set.
+    ClearActions,
 }

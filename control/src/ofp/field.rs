@@ -1,7 +1,7 @@
 //! [`OfField`]: the fields rules can match and actions can write, where each one
 //! lives in an [`XKey`], and how its values are written.
 
-use super::xkey::{XKey, METADATA_WORD, ND_WORD, REG_WORD};
+use super::xkey::{XKey, ACTSET_WORD, METADATA_WORD, ND_WORD, REG_WORD};
 use rvs_dataplane::flow::{Field, ARP_SHA, ARP_THA};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -78,6 +78,9 @@ pub enum OfField {
     NdSll,
     /// ND target link-layer address.
     NdTll,
+    /// The output port of the action set (`OFPP_UNSET` when it has none):
+    /// pipeline metadata, set by `write_actions`/`clear_actions`.
+    ActsetOutput,
 }
 
 /// How a field's values are written.
@@ -102,6 +105,7 @@ impl OfField {
             .chain((0..8).map(OfField::Reg))
             .chain([
                 OfField::Metadata,
+                OfField::ActsetOutput,
                 OfField::PktMark,
                 OfField::DlSrc,
                 OfField::DlDst,
@@ -183,6 +187,7 @@ impl OfField {
             OfField::NdTarget => "nd_target",
             OfField::NdSll => "nd_sll",
             OfField::NdTll => "nd_tll",
+            OfField::ActsetOutput => "actset_output",
             OfField::TunMetadata(_) | OfField::Reg(_) => "",
         }
     }
@@ -238,6 +243,7 @@ impl OfField {
             "nd_target" | "NXM_NX_ND_TARGET" | "OXM_OF_IPV6_ND_TARGET" => OfField::NdTarget,
             "nd_sll" | "NXM_NX_ND_SLL" | "OXM_OF_IPV6_ND_SLL" => OfField::NdSll,
             "nd_tll" | "NXM_NX_ND_TLL" | "OXM_OF_IPV6_ND_TLL" => OfField::NdTll,
+            "actset_output" | "ONFOXM_ET_ACTSET_OUTPUT" | "OXM_OF_ACTSET_OUTPUT" => OfField::ActsetOutput,
             _ => return None,
         })
     }
@@ -332,6 +338,7 @@ impl OfField {
             OfField::NdTarget => one!((ND_WORD, 0, 64), (ND_WORD + 1, 0, 64)),
             OfField::NdSll => one!((ND_WORD + 2, 0, 48)),
             OfField::NdTll => one!((ND_WORD + 3, 0, 48)),
+            OfField::ActsetOutput => one!((ACTSET_WORD, 0, 32)),
         }
     }
 
@@ -416,6 +423,7 @@ impl OfField {
             ValueKind::Ipv6 => Ipv6Addr::from(v).to_string(),
             ValueKind::Int => match self {
                 OfField::InPort
+                | OfField::ActsetOutput
                 | OfField::NwProto
                 | OfField::NwTos
                 | OfField::NwTtl

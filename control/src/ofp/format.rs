@@ -45,6 +45,7 @@ pub fn nxm_name(f: OfField) -> String {
         OfField::NdTarget => "NXM_NX_ND_TARGET".into(),
         OfField::NdSll => "NXM_NX_ND_SLL".into(),
         OfField::NdTll => "NXM_NX_ND_TLL".into(),
+        OfField::ActsetOutput => "ONFOXM_ET_ACTSET_OUTPUT".into(),
     }
 }
 
@@ -146,6 +147,8 @@ impl fmt::Display for OfAction {
             OfAction::WriteMetadata { value, mask } => write!(f, "write_metadata:{value:#x}/{mask:#x}"),
             OfAction::Controller(args) if args.is_empty() => f.write_str("CONTROLLER"),
             OfAction::Controller(args) => write!(f, "controller({args})"),
+            OfAction::WriteActions(set) => write!(f, "write_actions({})", fmt_actions(set)),
+            OfAction::ClearActions => f.write_str("clear_actions"),
             OfAction::Note(bytes) => {
                 f.write_str("note:")?;
                 for (i, b) in bytes.iter().enumerate() {
@@ -191,6 +194,21 @@ fn shorthand(m: &Match) -> Option<(&'static str, bool)> {
 /// numbers).
 pub type PortNameMap = std::collections::BTreeMap<u32, String>;
 
+/// The name OVS prints for a reserved port (`ofputil_port_to_string`).
+fn reserved_port_name(p: u32) -> Option<&'static str> {
+    use super::action::*;
+    Some(match p {
+        OFPP_IN_PORT => "IN_PORT",
+        OFPP_NORMAL => "NORMAL",
+        OFPP_FLOOD => "FLOOD",
+        OFPP_ALL => "ALL",
+        OFPP_CONTROLLER => "CONTROLLER",
+        OFPP_LOCAL => "LOCAL",
+        OFPP_UNSET => "UNSET",
+        _ => return None,
+    })
+}
+
 fn port_str(p: u32, names: Option<&PortNameMap>) -> String {
     let plain = |n: &&String| {
         !n.is_empty()
@@ -222,6 +240,7 @@ pub fn fmt_actions_named(actions: &[OfAction], names: &PortNameMap) -> String {
             port_str(*p, Some(names)),
             table.map(|t| t.to_string()).unwrap_or_default()
         ),
+        OfAction::WriteActions(set) => format!("write_actions({})", fmt_actions_named(set, names)),
         a => a.to_string(),
     };
     actions.iter().map(named).collect::<Vec<_>>().join(",")
@@ -285,6 +304,14 @@ impl Match {
             }
             if field == OfField::InPort && m == field.max() {
                 parts.push(format!("in_port={}", port_str(v as u32, names)));
+                continue;
+            }
+            if field == OfField::ActsetOutput && m == field.max() {
+                let p = match reserved_port_name(v as u32) {
+                    Some(n) => n.to_string(),
+                    None => port_str(v as u32, names),
+                };
+                parts.push(format!("actset_output={p}"));
                 continue;
             }
             // ICMP's type and code live in the port fields; OVS names them.

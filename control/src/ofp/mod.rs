@@ -1,6 +1,7 @@
 //! The OpenFlow-like model: match fields, matches, actions, rules.
 
 mod action;
+pub(crate) mod action_set;
 mod field;
 mod format;
 mod matches;
@@ -9,7 +10,8 @@ mod rule;
 mod xkey;
 
 pub use action::{
-    LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NONE,
+    LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT,
+    OFPP_LOCAL, OFPP_MAX, OFPP_NONE, OFPP_NORMAL, OFPP_UNSET,
 };
 pub use field::OfField;
 pub use format::{fmt_actions, fmt_actions_named, fmt_match_named, nxm_name, PortNameMap};

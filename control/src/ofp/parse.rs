@@ -3,7 +3,11 @@
 //! Errors say what is wrong, where (1-based column of the offending token), and
 //! suggest the intended field or action when the token is a near miss.
 
-use super::action::{LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_IN_PORT, OFPP_LOCAL};
+use super::action::{
+    LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT,
+    OFPP_LOCAL, OFPP_NORMAL, OFPP_UNSET,
+};
+use super::action_set;
 use super::field::{parse_int, parse_mac, OfField};
 use super::matches::Match;
 use super::rule::Rule;
@@ -368,6 +372,14 @@ fn parse_match_token(
             let p = parse_port(col, tok, v, ports)?;
             set_once(rule, col, tok, OfField::InPort, p as u128, OfField::InPort.max())?;
         }
+        "actset_output" => {
+            let p = match reserved_port(v) {
+                Some(p) => p,
+                None => parse_port(col, tok, v, ports)?,
+            };
+            let f = OfField::ActsetOutput;
+            set_once(rule, col, tok, f, p as u128, f.max())?;
+        }
         "dl_vlan" => {
             let vid: u16 = parse_num(col, tok, v, "dl_vlan")?;
             if vid == 0xffff {
@@ -657,6 +669,7 @@ pub fn keyword_action(name: &str) -> Option<OfAction> {
         "strip_vlan" | "pop_vlan" => OfAction::StripVlan,
         "dec_ttl" => OfAction::DecTtl,
         "controller" => OfAction::Controller(String::new()),
+        "clear_actions" => OfAction::ClearActions,
         _ => return None,
     })
 }
@@ -695,13 +708,55 @@ const ACTION_NAMES: &[&str] = &[
     "mod_nw_ecn",
     "write_metadata",
     "controller",
+    "write_actions",
+    "clear_actions",
 ];
 
-/// Parse a comma-separated action list starting at column `base`.
+/// OpenFlow 1.1+ instructions in the order a rule must give them (OVS
+/// refuses any other, "for OpenFlow 1.1+ compatibility"); plain actions are
+/// the apply_actions instruction.
+const INSTRUCTIONS: [&str; 5] = [
+    "apply_actions",
+    "clear_actions",
+    "write_actions",
+    "write_metadata",
+    "goto_table",
+];
+
+fn instruction(a: &OfAction) -> usize {
+    match a {
+        OfAction::ClearActions => 1,
+        OfAction::WriteActions(_) => 2,
+        OfAction::WriteMetadata { .. } => 3,
+        OfAction::GotoTable(_) => 4,
+        _ => 0,
+    }
+}
+
+/// Parse a comma-separated action list (with its instructions) starting at
+/// column `base`.
 pub fn parse_actions(text: &str, base: usize, ports: &dyn PortNames) -> PResult<Vec<OfAction>> {
-    let mut out = Vec::new();
+    let mut out: Vec<OfAction> = Vec::new();
     for (col, tok) in split_top(text, base, false)? {
-        out.push(parse_action(col, tok, ports)?);
+        let a = parse_action(col, tok, ports)?;
+        if let Some(prev) = out.last().map(instruction) {
+            let next = instruction(&a);
+            if next == prev && next != 0 {
+                let msg = format!(
+                    "duplicate {} instruction not allowed, for OpenFlow 1.1+ compatibility",
+                    INSTRUCTIONS[next]
+                );
+                return err(col, tok, msg);
+            }
+            if next < prev {
+                let msg = format!(
+                    "invalid instruction ordering: {} must appear before {}, for OpenFlow 1.1+ compatibility",
+                    INSTRUCTIONS[next], INSTRUCTIONS[prev]
+                );
+                return err(col, tok, msg);
+            }
+        }
+        out.push(a);
     }
     if out.len() > 1 && out.contains(&OfAction::Drop) {
         let col = base + text.find("drop").unwrap_or(0);
@@ -905,6 +960,7 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
             OfAction::Note(bytes)
         }
         "learn" if paren => OfAction::Learn(parse_learn(argcol, arg, ports)?),
+        "write_actions" if paren => parse_write_actions(argcol, arg, ports)?,
         _ if arg.is_empty() && !paren => match parse_int(tok) {
             Some(n) => port_action(u32::try_from(n).or_else(|_| err(col, tok, "port number too large"))?),
             None => match ports.port_no(tok).filter(|_| ports.bare_names()) {
@@ -932,6 +988,50 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
                 suggestion: suggest(name, ACTION_NAMES.iter().map(|s| s.to_string())),
             })
         }
+    })
+}
+
+/// The body of `write_actions(...)`: actions an action set may hold, no
+/// instructions (`drop` alone: an empty write).
+fn parse_write_actions(base: usize, text: &str, ports: &dyn PortNames) -> PResult<OfAction> {
+    let mut set = Vec::new();
+    for (col, tok) in split_top(text, base, false)? {
+        let a = parse_action(col, tok, ports)?;
+        let inst = instruction(&a);
+        if inst != 0 {
+            return err(
+                col,
+                tok,
+                format!("{} instruction not allowed here", INSTRUCTIONS[inst]),
+            );
+        }
+        if a == OfAction::Drop {
+            continue;
+        }
+        if !action_set::allowed(&a) {
+            return err(
+                col,
+                tok,
+                format!("{tok} is not allowed in an action set (write_actions)"),
+            );
+        }
+        set.push(a);
+    }
+    Ok(OfAction::WriteActions(set))
+}
+
+/// A reserved OpenFlow port by name (`UNSET`, `NORMAL`, ...), as OVS's
+/// `ofputil_port_from_string` knows them; any case.
+fn reserved_port(name: &str) -> Option<u32> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "IN_PORT" => OFPP_IN_PORT,
+        "NORMAL" => OFPP_NORMAL,
+        "FLOOD" => OFPP_FLOOD,
+        "ALL" => OFPP_ALL,
+        "CONTROLLER" => OFPP_CONTROLLER,
+        "LOCAL" => OFPP_LOCAL,
+        "UNSET" => OFPP_UNSET,
+        _ => return None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! [`XKey`]: the key that rule tables match on: the datapath [`FlowKey`] words
-//! followed by pipeline-only metadata (registers reg0..7 and `metadata`), which
-//! exist during translation and never reach the datapath, and the neighbour
+//! followed by pipeline-only metadata (registers reg0..7, `metadata` and
+//! `actset_output`), which exist during translation and never reach the
+//! datapath, and the neighbour
 //! discovery fields, which are read from the frame at translation time (too
 //! rare to cost every packet a datapath key word): a translation that looks
 //! at them is not cached.
@@ -8,8 +9,9 @@
 use rvs_dataplane::flow::{FlowKey, FlowMask, NdFields, KEY_WORDS};
 
 /// Words in an [`XKey`]: the datapath key, four words of registers (two per
-/// word), one of metadata, four of neighbour discovery.
-pub const XWORDS: usize = KEY_WORDS + 9;
+/// word), one of metadata, four of neighbour discovery, one for
+/// `actset_output`.
+pub const XWORDS: usize = KEY_WORDS + 10;
 
 /// Word index of reg0/reg1 (reg i is in word `REG_WORD + i / 2`).
 pub const REG_WORD: usize = KEY_WORDS;
@@ -18,6 +20,8 @@ pub const METADATA_WORD: usize = KEY_WORDS + 4;
 /// Word index of `nd_target` (high half; the low half follows), then
 /// `nd_sll`, then `nd_tll`.
 pub const ND_WORD: usize = KEY_WORDS + 5;
+/// Word index of `actset_output` (the low 32 bits).
+pub const ACTSET_WORD: usize = KEY_WORDS + 9;
 
 /// A translation-time flow key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -259,6 +259,8 @@ fn rule_text() -> impl Strategy<Value = String> {
             .prop_map(|(p, mk)| format!("tcp,tp_dst={:#x}/{mk:#x},", 80 + p)),
         (0u8..3).prop_map(|r| format!("reg0={r},")),
         (0u8..3).prop_map(|v| format!("dl_vlan={v},")),
+        prop_oneof![Just("UNSET".to_string()), (1u32..4).prop_map(|p| p.to_string())]
+            .prop_map(|p| format!("actset_output={p},")),
     ];
     let action = |t: u8| {
         prop_oneof![
@@ -269,6 +271,8 @@ fn rule_text() -> impl Strategy<Value = String> {
             Just("mod_nw_dst:198.18.9.9".to_string()),
             ((t + 1)..5u8).prop_map(|n| format!("resubmit(,{})", n.min(3))),
             Just("drop".to_string()),
+            // Valid only last (instruction order); elsewhere the rule is refused.
+            (1u32..4).prop_map(|p| format!("write_actions(mod_nw_dst:198.18.7.7,output:{p})")),
         ]
     };
     (table, any::<u16>(), m.clone(), m).prop_flat_map(move |(t, prio, m1, m2)| {

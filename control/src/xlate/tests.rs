@@ -317,3 +317,61 @@ fn trace_explains_and_learns_nothing() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 }
+
+/// Each bridge has its own action set (ofproto-dpif.at "patch ports" with
+/// `write_actions`): the peer's runs when the peer's pipeline ends, the
+/// packet's first bridge gets its own back and runs it at its end.
+#[test]
+fn action_sets_are_per_bridge_across_patch_ports() {
+    let mut sw = Switch::new();
+    let sys = || PortType::System {
+        kind: "memory".into(),
+    };
+    for (br, patch, peer, port) in [
+        ("br0", "patch10", "patch20", "a"),
+        ("br1", "patch20", "patch10", "b"),
+    ] {
+        sw.add_bridge(br).unwrap();
+        sw.add_port(br, port, sys(), None).unwrap();
+        sw.add_port(br, patch, PortType::Patch { peer: peer.into() }, None)
+            .unwrap();
+    }
+    // c (br0) and d (br1) have the same OpenFlow number: a set that leaked
+    // from br0 into br1 would send to d.
+    assert_eq!(sw.add_port("br0", "c", sys(), None).unwrap(), 3);
+    assert_eq!(sw.add_port("br1", "d", sys(), None).unwrap(), 3);
+    sw.replace_flows("br1", "ip,actions=write_actions(pop_vlan,output:b)\n")
+        .unwrap();
+    // br0's set is written before the crossing: it must survive br1's.
+    sw.replace_flows(
+        "br0",
+        "table=0,ip,actions=write_actions(output:c),goto_table:1\ntable=1,actions=output:patch10\n",
+    )
+    .unwrap();
+    let tagged = with_vlan(&frame(VM1, VM1B), 0x8100, 100);
+    let key = key_of(&tagged, dp(&sw, "a"));
+    let t = translate(&mut sw, &key);
+    assert_eq!(outputs(&t), vec![dp(&sw, "b"), dp(&sw, "c")], "{:?}", t.actions);
+    // br1's set popped the tag for b; br0's copy to c keeps it (push back).
+    let pop = t.actions.iter().position(|a| *a == Action::PopVlan).unwrap();
+    let out_b = t
+        .actions
+        .iter()
+        .position(|a| *a == Action::Output(dp(&sw, "b")))
+        .unwrap();
+    assert!(pop < out_b);
+    assert!(t.actions[out_b..]
+        .iter()
+        .any(|a| matches!(a, Action::PushVlan { tci, .. } if tci & 0xfff == 100)));
+    // The trace says when each set runs.
+    let t = trace(&mut sw, &key);
+    let text = t.trace.join("\n");
+    assert_eq!(text.matches("Executing action set").count(), 2, "{text}");
+    // br1's set without an output does nothing, and br0's output:c is not
+    // in it: c gets one copy, still tagged.
+    sw.replace_flows("br1", "ip,actions=output:b,write_actions(pop_vlan)\n")
+        .unwrap();
+    let t = translate(&mut sw, &key);
+    assert_eq!(outputs(&t), vec![dp(&sw, "b"), dp(&sw, "c")], "{:?}", t.actions);
+    assert!(!t.actions.contains(&Action::PopVlan), "{:?}", t.actions);
+}

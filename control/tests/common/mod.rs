@@ -86,3 +86,12 @@ pub fn wait_serving(dir: &Path, child: &Child) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// The kernel datapath's hits in `rvs dpctl show`'s output.
+pub fn kernel_hits(show: &str) -> u64 {
+    show.split("hit:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("dpctl show: {show}"))
+}

@@ -77,7 +77,7 @@ fn every_match_field() {
 
 #[test]
 fn every_action() {
-    let r = p("actions=output:1,vm1,2,NORMAL,FLOOD,ALL,IN_PORT,LOCAL,resubmit(,3),resubmit(1,4),resubmit:2,resubmit(in_port,5),goto_table:7,\
+    let r = p("actions=output:1,vm1,2,NORMAL,FLOOD,ALL,IN_PORT,LOCAL,resubmit(,3),resubmit(1,4),resubmit:2,resubmit(in_port,5),resubmit(,7),\
                mod_vlan_vid:10,mod_vlan_pcp:2,strip_vlan,pop_vlan,push_vlan:0x8100,mod_dl_src:02:00:00:00:00:01,mod_dl_dst:02:00:00:00:00:02,\
                mod_nw_src:198.18.0.1,mod_nw_dst:198.18.0.2,mod_nw_tos:16,mod_tp_src:1,mod_tp_dst:2,set_field:198.18.0.9->nw_dst,\
                load:0x5->NXM_NX_REG0[0..15],move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_tunnel:0x1389,set_tunnel64:0x10,note:01.02,output:NXM_NX_REG1[0..15]");
@@ -114,7 +114,14 @@ fn every_action() {
             table: Some(5)
         }
     );
-    assert_eq!(a[12], GotoTable(7));
+    assert_eq!(
+        a[12],
+        Resubmit {
+            port: None,
+            table: Some(7)
+        }
+    );
+    assert_eq!(p("actions=output:1,goto_table:7").actions[1], GotoTable(7));
     assert_eq!(
         a[13..18],
         [
@@ -200,6 +207,57 @@ fn neutron_learn_action() {
         LearnSpecItem::Output(SubField::whole(OfField::InPort))
     );
     assert_eq!(r.actions[1], OfAction::Output(2));
+}
+
+/// Action sets and instruction order, as `ovs-ofctl` reads them.
+#[test]
+fn action_sets_and_instruction_order() {
+    use OfAction::*;
+    let r = p("actset_output=unset,actions=output:1,clear_actions,write_actions(pop_vlan,output:2),write_metadata:0x1,goto_table:3");
+    assert!(r.matches.is_exact(OfField::ActsetOutput, OFPP_UNSET as u128));
+    assert_eq!(
+        r.actions,
+        vec![
+            Output(1),
+            ClearActions,
+            WriteActions(vec![StripVlan, Output(2)]),
+            WriteMetadata {
+                value: 1,
+                mask: u64::MAX
+            },
+            GotoTable(3)
+        ]
+    );
+    assert_eq!(
+        r.to_string(),
+        "table=0,priority=32768,actset_output=UNSET,actions=output:1,clear_actions,write_actions(strip_vlan,output:2),write_metadata:0x1,goto_table:3"
+    );
+    assert!(p("actset_output=vm1,actions=drop")
+        .matches
+        .is_exact(OfField::ActsetOutput, 1));
+    assert_eq!(
+        p("actions=write_actions(drop)").actions,
+        vec![WriteActions(vec![])]
+    );
+    let x = e("actions=goto_table:2,output:1");
+    assert_eq!(x.column, 22);
+    assert_eq!(
+        x.message,
+        "invalid instruction ordering: apply_actions must appear before goto_table, for OpenFlow 1.1+ compatibility"
+    );
+    assert!(e("actions=write_actions(output:1),write_actions(output:2)")
+        .message
+        .starts_with("duplicate write_actions instruction not allowed"));
+    assert!(e("actions=write_metadata:1,clear_actions")
+        .message
+        .contains("clear_actions must appear before write_metadata"));
+    assert_eq!(
+        e("actions=write_actions(goto_table:2)").message,
+        "goto_table instruction not allowed here"
+    );
+    let x = e("actions=write_actions(output:1,learn(table=1,output:NXM_OF_IN_PORT[]))");
+    assert!(x.message.contains("is not allowed in an action set"), "{x}");
+    assert_eq!(x.column, 32);
 }
 
 #[test]
@@ -327,7 +385,6 @@ fn action_strategy() -> impl Strategy<Value = String> {
         any::<u8>().prop_map(|t| format!("mod_nw_ttl:{t}")),
         (0u8..4).prop_map(|e| format!("mod_nw_ecn:{e}")),
         (0u8..64).prop_map(|d| format!("mod_nw_tos:{}", d << 2)),
-        (any::<u64>(), any::<u64>()).prop_map(|(v, m)| format!("write_metadata:{v:#x}/{m:#x}")),
         Just("controller".to_string()),
         (0u16..1500).prop_map(|l| format!("controller:{l}")),
         Just("output:in_port".to_string()),
@@ -338,6 +395,47 @@ fn action_strategy() -> impl Strategy<Value = String> {
     ]
 }
 
+/// What may follow the actions, in the order OpenFlow 1.1+ wants:
+/// clear_actions, write_actions(...), write_metadata, goto_table.
+fn instructions_strategy() -> impl Strategy<Value = Vec<String>> {
+    let set_action = prop_oneof![
+        (1u32..100).prop_map(|p| format!("output:{p}")),
+        Just("NORMAL".to_string()),
+        (0u8..255).prop_map(|t| format!("resubmit(,{t})")),
+        Just("dec_ttl".to_string()),
+        Just("pop_vlan".to_string()),
+        any::<[u8; 4]>().prop_map(|a| format!("mod_nw_dst:{}", std::net::Ipv4Addr::from(a))),
+        (0u8..8).prop_map(|r| format!("move:NXM_NX_REG{r}[]->NXM_NX_TUN_ID[0..31]")),
+    ];
+    (
+        any::<bool>(),
+        proptest::option::of(proptest::collection::vec(set_action, 0..4)),
+        proptest::option::of((any::<u64>(), any::<u64>())),
+        proptest::option::of(1u8..255),
+    )
+        .prop_map(|(clear, write, meta, goto)| {
+            let mut v = Vec::new();
+            if clear {
+                v.push("clear_actions".to_string());
+            }
+            if let Some(w) = write {
+                let body = if w.is_empty() {
+                    "drop".to_string()
+                } else {
+                    w.join(",")
+                };
+                v.push(format!("write_actions({body})"));
+            }
+            if let Some((val, m)) = meta {
+                v.push(format!("write_metadata:{val:#x}/{m:#x}"));
+            }
+            if let Some(t) = goto {
+                v.push(format!("goto_table:{t}"));
+            }
+            v
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
     /// Printing a rule gives text that parses back to the same rule.
@@ -346,6 +444,7 @@ proptest! {
         table in 0u8..255, prio in any::<u16>(), cookie in any::<u64>(),
         fields in proptest::collection::vec(field_strategy(), 0..5),
         actions in proptest::collection::vec(action_strategy(), 0..5),
+        instructions in instructions_strategy(),
     ) {
         let mut seen = std::collections::BTreeSet::new();
         let mut parts = vec![format!("table={table},priority={prio},cookie={cookie:#x}")];
@@ -362,7 +461,8 @@ proptest! {
             }
             parts.push(f);
         }
-        let acts = if actions.is_empty() { "drop".to_string() } else { actions.join(",") };
+        let all: Vec<String> = actions.into_iter().chain(instructions).collect();
+        let acts = if all.is_empty() { "drop".to_string() } else { all.join(",") };
         let text = format!("{},actions={acts}", parts.join(","));
         let rule = parse_flow(&text, &()).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
         let printed = rule.to_string();
