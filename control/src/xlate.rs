@@ -426,6 +426,9 @@ impl Xlate<'_> {
     /// The pipeline ended: run what `write_actions` left in the action set
     /// (OVS's `xlate_action_set`), in the OpenFlow order.
     fn run_action_set(&mut self, bridge: &str) {
+        if self.action_set.is_empty() {
+            return;
+        }
         let set = std::mem::take(&mut self.action_set);
         let list = action_set::execution_list(&set);
         if list.is_empty() || self.halted {
