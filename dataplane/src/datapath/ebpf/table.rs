@@ -191,16 +191,10 @@ fn lookup_key(slot: u32, key: &FlowKey, mask: &FlowMask) -> LookupKey {
 }
 
 impl KernelTable {
-    /// An empty table over `dp`'s maps (its generation moved past whatever
-    /// the maps held), following `inv`.
-    pub fn new(dp: Arc<TcDatapath>, inv: Arc<Invalidations>) -> Result<KernelTable, BpfError> {
-        let mut config = dp.config()?;
-        config.gen += 1;
-        config.mask_used = 0;
-        config.flags &= !abi::CFG_TEST;
-        dp.set_config(&config)?;
+    /// The bookkeeping of a table that knows no flow yet.
+    fn empty(dp: Arc<TcDatapath>, config: abi::Config, inv: Arc<Invalidations>) -> KernelTable {
         let seen = inv.now();
-        let mut t = KernelTable {
+        KernelTable {
             dp,
             config,
             masks: vec![None; MAX_MASKS],
@@ -216,7 +210,18 @@ impl KernelTable {
             flushes: 0,
             invalidated: 0,
             expired: 0,
-        };
+        }
+    }
+
+    /// An empty table over `dp`'s maps (its generation moved past whatever
+    /// the maps held), following `inv`.
+    pub fn new(dp: Arc<TcDatapath>, inv: Arc<Invalidations>) -> Result<KernelTable, BpfError> {
+        let mut config = dp.config()?;
+        config.gen += 1;
+        config.mask_used = 0;
+        config.flags &= !abi::CFG_TEST;
+        dp.set_config(&config)?;
+        let mut t = KernelTable::empty(dp, config, inv);
         t.delete_all_kernel_flows();
         Ok(t)
     }
@@ -228,24 +233,7 @@ impl KernelTable {
     pub fn adopt(dp: Arc<TcDatapath>, inv: Arc<Invalidations>) -> Result<KernelTable, BpfError> {
         let mut config = dp.config()?;
         config.flags &= !abi::CFG_TEST;
-        let seen = inv.now();
-        let mut t = KernelTable {
-            dp: dp.clone(),
-            config,
-            masks: vec![None; MAX_MASKS],
-            flows: HashMap::new(),
-            by_tag: HashMap::new(),
-            free_ids: Vec::new(),
-            next_id: 0,
-            encaps: Encaps::default(),
-            inv,
-            seen,
-            tags: Vec::new(),
-            adopted: Vec::new(),
-            flushes: 0,
-            invalidated: 0,
-            expired: 0,
-        };
+        let mut t = KernelTable::empty(dp.clone(), config, inv);
         for slot in 0..MAX_MASKS {
             if config.mask_used & (1 << slot) != 0 {
                 t.masks[slot] = Some((
