@@ -4,18 +4,23 @@
 
 use rvs_bpf::dp::TcDatapath;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// Root runs the test; otherwise it says it was skipped (CI, which is
+/// root, must never skip it).
+fn root_or_skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs as root: this test must not be skipped there"
+    );
+    eprintln!("skipped: needs root (BPF)");
+    false
 }
 
 #[test]
 fn root_the_datapath_loads_and_parses() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must not be skipped there"
-        );
-        eprintln!("skipped: needs root (BPF)");
+    if !root_or_skip() {
         return;
     }
     let dp = TcDatapath::load(None, &[]).expect("the verifier accepts the datapath");
@@ -51,12 +56,7 @@ impl Drop for Bpffs {
 fn root_pinned_maps_are_adopted_only_when_they_fit() {
     use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
     use rvs_bpf::dp::abi::{Config, ABI};
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must not be skipped there"
-        );
-        eprintln!("skipped: needs root (BPF)");
+    if !root_or_skip() {
         return;
     }
     let fs = Bpffs(tempfile::tempdir().unwrap());

@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{rvs_ok, spawn_daemon};
-use rvs_dataplane::testing::netns::sh;
+use rvs_dataplane::testing::netns::{sh, Netns, TwoHosts};
 
 struct Lab {
-    p: String,
+    net: Netns,
     dir: tempfile::TempDir,
     daemon: Option<Child>,
 }
 
 impl Lab {
     fn ns(&self, n: &str) -> String {
-        format!("{}{n}", self.p)
+        self.net.name(n)
     }
 
     fn start_daemon(&mut self) {
@@ -89,10 +89,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // (the namespaces go after this, with `net`)
         self.kill9();
-        for n in ["h1", "h2", "sw"] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
-        }
     }
 }
 
@@ -101,27 +99,13 @@ fn root_daemon_forwards_counts_and_survives_kill9() {
     if !rvs_dataplane::testing::netns::root_or_skip("daemon_forwards_counts_and_survives_kill9") {
         return;
     }
+    let mut net = Netns::new("rvd");
+    let TwoHosts { sw, sa, sb, .. } = net.two_hosts(Some("198.18.60"));
     let mut lab = Lab {
-        p: format!("rvd{}", std::process::id() % 10_000),
+        net,
         dir: tempfile::tempdir().unwrap(),
         daemon: None,
     };
-    let (h1, h2, sw) = (lab.ns("h1"), lab.ns("h2"), lab.ns("sw"));
-    for n in [&h1, &h2, &sw] {
-        sh(&["ip", "netns", "add", n]);
-    }
-    let (a, b, sa, sb) = (lab.ns("a"), lab.ns("b"), lab.ns("sa"), lab.ns("sb"));
-    sh(&[
-        "ip", "link", "add", &a, "netns", &h1, "type", "veth", "peer", "name", &sa, "netns", &sw,
-    ]);
-    sh(&[
-        "ip", "link", "add", &b, "netns", &h2, "type", "veth", "peer", "name", &sb, "netns", &sw,
-    ]);
-    sh(&["ip", "-n", &h1, "addr", "add", "198.18.60.1/24", "dev", &a]);
-    sh(&["ip", "-n", &h2, "addr", "add", "198.18.60.2/24", "dev", &b]);
-    for (n, d) in [(&h1, &a), (&h2, &b), (&sw, &sa), (&sw, &sb)] {
-        sh(&["ip", "-n", n, "link", "set", d, "up"]);
-    }
     lab.start_daemon();
     lab.rvs(&["add-br", "br0"]);
     // Port numbers with a hole (the defect of issue 15): sa=1, gap=2, sb=3,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rvs_dataplane::testing::netns::sh;
+use rvs_dataplane::testing::netns::{sh, Netns, TwoHosts};
 
 fn ns_run(ns: &str, args: &[&str]) -> Output {
     Command::new("ip")
@@ -18,7 +18,7 @@ fn ns_run(ns: &str, args: &[&str]) -> Output {
 }
 
 struct Lab {
-    p: String,
+    net: Netns,
     forwarder: Option<Child>,
     server: Option<Child>,
     pidfile: PathBuf,
@@ -26,35 +26,22 @@ struct Lab {
 
 impl Lab {
     fn ns(&self, n: &str) -> String {
-        format!("{}{n}", self.p)
+        self.net.name(n)
     }
 
     fn new(tag: &str, endpoints_offload: bool) -> Lab {
-        let p = format!("rvf{}{tag}", std::process::id() % 10_000);
+        let mut net = Netns::new(&format!("rvf{tag}"));
+        let TwoHosts {
+            h1, h2, sw, a, b, sa, ..
+        } = net.two_hosts(Some("198.18.30"));
         let lab = Lab {
-            pidfile: std::env::temp_dir().join(format!("{p}.pid")),
-            p,
+            pidfile: std::env::temp_dir().join(format!("{}.pid", net.name(""))),
+            net,
             forwarder: None,
             server: None,
         };
-        let (h1, h2, sw) = (lab.ns("h1"), lab.ns("h2"), lab.ns("sw"));
-        for n in [&h1, &h2, &sw] {
-            sh(&["ip", "netns", "add", n]);
-        }
-        let (a, b, sa, sb) = (lab.ns("a"), lab.ns("b"), lab.ns("sa"), lab.ns("sb"));
-        sh(&[
-            "ip", "link", "add", &a, "netns", &h1, "type", "veth", "peer", "name", &sa, "netns", &sw,
-        ]);
-        sh(&[
-            "ip", "link", "add", &b, "netns", &h2, "type", "veth", "peer", "name", &sb, "netns", &sw,
-        ]);
-        sh(&["ip", "-n", &h1, "addr", "add", "198.18.30.1/24", "dev", &a]);
         sh(&["ip", "-n", &h1, "addr", "add", "198.18.31.1/24", "dev", &a]);
-        sh(&["ip", "-n", &h2, "addr", "add", "198.18.30.2/24", "dev", &b]);
         sh(&["ip", "-n", &sw, "addr", "add", "198.18.31.254/24", "dev", &sa]);
-        for (n, d) in [(&h1, &a), (&h2, &b), (&sw, &sa), (&sw, &sb)] {
-            sh(&["ip", "-n", n, "link", "set", d, "up"]);
-        }
         for (n, d) in [(&h1, &a), (&h2, &b)] {
             // AF_XDP loses the partial-checksum state of offloaded frames: either
             // the endpoints complete their checksums, or rvs does (`csum`).
@@ -181,10 +168,8 @@ impl Drop for Lab {
             let _ = s.kill();
             let _ = s.wait();
         }
-        for n in ["h1", "h2", "sw"] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
-        }
         let _ = std::fs::remove_file(&self.pidfile);
+        // (the namespaces go after this, with `net`)
     }
 }
 

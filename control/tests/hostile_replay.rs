@@ -8,7 +8,7 @@
 //! (VLAN-tagged ones included, with their tags).
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use rvs_dataplane::testing::netns::{root_or_skip, sh, Netns};
+use rvs_dataplane::testing::netns::{root_or_skip, sh, Netns, TwoHosts};
 use rvs_dataplane::testing::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -166,10 +166,15 @@ fn replay(kind: &str) {
         "afpacket" => "rvhp",
         _ => "rvhe",
     });
-    let (h1, h2, sw) = (ns.add("h1"), ns.add("h2"), ns.add("sw"));
-    let (a, b, sa, sb) = (ns.name("a"), ns.name("b"), ns.name("sa"), ns.name("sb"));
-    ns.veth(&h1, &a, &sw, &sa);
-    ns.veth(&h2, &b, &sw, &sb);
+    let TwoHosts {
+        h1,
+        h2,
+        sw,
+        a,
+        b,
+        sa,
+        sb,
+    } = ns.two_hosts(None);
     // AF_PACKET ports carry jumbo frames up to the MTU (and drop what is over
     // their buffers); XDP on veth caps the MTU, so the AF_XDP run has none;
     // TC programs see whatever the device receives.

@@ -60,12 +60,7 @@ impl Datapath for AfxdpDatapath {
 
     fn sync(&mut self, wanted: &BTreeMap<PortNo, PortSpec>, optmap: GeneveOptMap) -> SyncReport {
         let mut report = SyncReport::default();
-        let gone: Vec<PortNo> = self
-            .attached
-            .keys()
-            .filter(|p| !wanted.contains_key(p))
-            .copied()
-            .collect();
+        let gone = crate::datapath::ports_gone(&self.attached, wanted);
         for dp in gone {
             for p in &self.pmds {
                 p.send(PmdCommand::RemovePort(dp));

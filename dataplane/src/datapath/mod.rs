@@ -32,6 +32,16 @@ pub struct PortSpec {
     pub options: BTreeMap<String, String>,
 }
 
+/// The ports in `attached` that `wanted` no longer has (what a
+/// [`Datapath::sync`] takes out first).
+pub fn ports_gone<T>(attached: &BTreeMap<PortNo, T>, wanted: &BTreeMap<PortNo, PortSpec>) -> Vec<PortNo> {
+    attached
+        .keys()
+        .filter(|p| !wanted.contains_key(p))
+        .copied()
+        .collect()
+}
+
 /// What one [`Datapath::sync`] did.
 #[derive(Clone, Debug, Default)]
 pub struct SyncReport {

@@ -80,6 +80,58 @@ impl Netns {
     }
 }
 
+/// The names of [`Netns::two_hosts`]'s namespaces and interfaces.
+pub struct TwoHosts {
+    /// Host namespaces.
+    pub h1: String,
+    /// Second host.
+    pub h2: String,
+    /// The switch's namespace.
+    pub sw: String,
+    /// h1's interface.
+    pub a: String,
+    /// h2's interface.
+    pub b: String,
+    /// The switch's end of `a`'s veth.
+    pub sa: String,
+    /// The switch's end of `b`'s veth.
+    pub sb: String,
+}
+
+impl Netns {
+    /// The usual test topology: hosts `h1` and `h2`, each joined by a veth
+    /// to the switch namespace `sw` (`h1:a -- sw:sa`, `h2:b -- sw:sb`); with
+    /// `subnet` ("198.18.62"), `a` gets `SUBNET.1/24` and `b` `SUBNET.2/24`.
+    pub fn two_hosts(&mut self, subnet: Option<&str>) -> TwoHosts {
+        let t = TwoHosts {
+            h1: self.add("h1"),
+            h2: self.add("h2"),
+            sw: self.add("sw"),
+            a: self.name("a"),
+            b: self.name("b"),
+            sa: self.name("sa"),
+            sb: self.name("sb"),
+        };
+        self.veth(&t.h1, &t.a, &t.sw, &t.sa);
+        self.veth(&t.h2, &t.b, &t.sw, &t.sb);
+        if let Some(s) = subnet {
+            for (ns, dev, host) in [(&t.h1, &t.a, 1), (&t.h2, &t.b, 2)] {
+                sh(&[
+                    "ip",
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{s}.{host}/24"),
+                    "dev",
+                    dev,
+                ]);
+            }
+        }
+        t
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         for n in self.made.drain(..).rev() {

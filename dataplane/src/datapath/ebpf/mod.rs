@@ -267,12 +267,7 @@ impl Datapath for EbpfDatapath {
 
     fn sync(&mut self, wanted: &BTreeMap<PortNo, PortSpec>, optmap: GeneveOptMap) -> SyncReport {
         let mut report = SyncReport::default();
-        let gone: Vec<PortNo> = self
-            .attached
-            .keys()
-            .filter(|p| !wanted.contains_key(p))
-            .copied()
-            .collect();
+        let gone = crate::datapath::ports_gone(&self.attached, wanted);
         for no in gone {
             self.detach(no, true);
         }

@@ -16,22 +16,8 @@ use rvs_bpf::dp::abi::{self, Config, Encap, LookupKey, OutEntry, PortEntry, CFG_
 use rvs_bpf::dp::{EventReader, Prog, TcDatapath};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Skip (loudly) without root; never under CI, which is root.
 fn root_or_skip() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs as root: this test must not be skipped there"
-    );
-    eprintln!("skipped: needs root (BPF)");
-    false
+    crate::testing::netns::root_or_skip("eBPF datapath")
 }
 
 /// The in_port every test packet has: loopback (ifindex 1) is made port 1.
