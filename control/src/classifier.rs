@@ -87,6 +87,9 @@ pub struct Lookup<'a, T> {
     pub hit: Option<(&'a Match, u16, &'a T)>,
     /// Every key bit the lookup looked at.
     pub consulted: XMask,
+    /// Where the winning rule is, for [`Classifier::slot_mut`] (no second
+    /// search by match and priority).
+    pub slot: Option<usize>,
 }
 
 impl<T> Classifier<T> {
@@ -129,7 +132,12 @@ impl<T> Classifier<T> {
     /// The value of the rule with exactly this match and priority, writable.
     pub fn get_mut(&mut self, m: &Match, priority: u16) -> Option<&mut T> {
         let s = self.find_slot(m, priority)?;
-        self.slots[s].as_mut().map(|s| &mut s.value)
+        self.slot_mut(s)
+    }
+
+    /// The value of the rule a [`Lookup`] found (`Lookup::slot`).
+    pub fn slot_mut(&mut self, slot: usize) -> Option<&mut T> {
+        self.slots.get_mut(slot)?.as_mut().map(|s| &mut s.value)
     }
 
     /// Add a rule; a rule with the same match and priority is replaced and returned.
@@ -255,10 +263,11 @@ impl<T> Classifier<T> {
                 }
             }
         }
-        let hit = best
-            .and_then(|(_, s)| self.slots[s].as_ref())
+        let slot = best.map(|(_, s)| s);
+        let hit = slot
+            .and_then(|s| self.slots[s].as_ref())
             .map(|s| (&s.matches, s.priority, &s.value));
-        Lookup { hit, consulted }
+        Lookup { hit, consulted, slot }
     }
 
     /// Every rule.

@@ -470,7 +470,7 @@ impl Xlate<'_> {
                 None => cls.lookup(&self.flow),
             };
             self.wc.union(&l.consulted);
-            let Some((m, prio, _)) = l.hit else {
+            let (Some((m, prio, _)), Some(slot)) = (l.hit, l.slot) else {
                 self.note(|| format!("{table:>2}. no match: drop"));
                 return;
             };
@@ -478,7 +478,7 @@ impl Xlate<'_> {
             let entry = br
                 .tables
                 .get_mut(&table)
-                .and_then(|c| c.get_mut(&m, prio))
+                .and_then(|c| c.slot_mut(slot))
                 .expect("just found");
             entry.used_ms = self.now;
             let rule: Rule = entry.rule.clone();
