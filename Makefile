@@ -13,15 +13,17 @@ build: deps
 
 ## demo: the two-node Geneve lab (root): build, bring it up with every command
 ## shown, check it, then a short comparison of rvs (eBPF and AF_XDP datapaths)
-## with the Linux bridge (VM offloads on and off): table on stdout, report and
-## charts in target/lab/. Everything is removed at the end.
+## with Open vSwitch (userspace datapath) and the Linux bridge (VM offloads on
+## and off): table and answers on stdout, report and charts in target/lab/.
+## Everything is removed at the end.
 demo: deps
 	@test "$$(id -u)" = 0 || { echo "make demo needs root (network namespaces, BPF)"; exit 1; }
 	$(CARGO) build --release -p rvs-control -p rvs-topologies
 	./target/release/rvs-lab --explain test topologies/two-node-geneve-ebpf.toml
 	./target/release/rvs-lab compare --iperf-secs 5 --pps-secs 3 --pings 200 \
-		topologies/two-node-geneve-ebpf.toml topologies/linux-bridge-offloads.toml \
-		topologies/two-node-geneve.toml topologies/linux-bridge.toml
+		topologies/two-node-geneve-ebpf.toml topologies/ovs-userspace.toml \
+		topologies/ovs-userspace-pmd.toml topologies/linux-bridge-offloads.toml topologies/two-node-geneve.toml \
+		topologies/linux-bridge.toml
 
 ## test: formatting, lints, and the whole test suite. Root-only tests (their
 ## names start with root_: namespaces, XDP, TC) run as root; as a normal user

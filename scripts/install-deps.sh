@@ -9,6 +9,10 @@ PKGS=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc libc6-dev
   # lab and root tests: namespaces, veth, traffic, captures and pcap replay, NIC settings
   iproute2 iperf3 iputils-ping tcpdump tcpreplay ethtool procps
+  # the OVS peer lab (topologies/ovs-userspace.toml): ovsdb-server, ovs-vswitchd,
+  # ovs-vsctl, ovs-ofctl, ovs-appctl (private instances per node; the packaged
+  # service is never used)
+  openvswitch-switch
 )
 
 missing=()

@@ -98,3 +98,25 @@ fn trace_neutron_walks_br_int_into_br_tun() {
     assert_eq!(code, 1);
     assert!(err.contains("not a valid nw_dst"), "{err}");
 }
+
+/// `rvs blast` sends only inside the lab block, and several threads only
+/// through AF_PACKET (an AF_XDP queue takes one socket): refused before any
+/// socket is opened.
+#[test]
+fn blast_refuses_outside_addresses_and_threads_on_afxdp() {
+    let base = ["blast", "--dst-mac", "02:00:00:00:00:02", "--seconds", "0.1"];
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        rvs(&a, None)
+    };
+    let (code, _, err) = run(&["--port", "afpacket:lo", "--dst-ip", "192.0.2.1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("only sends inside 198.18.0.0/15"), "{err}");
+    let (code, _, err) = run(&["--port", "afxdp:lo", "--threads", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("needs an afpacket port"), "{err}");
+    let (code, _, err) = run(&["--port", "afpacket:lo", "--threads", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--threads must be 1..=16"), "{err}");
+}

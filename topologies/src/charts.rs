@@ -1,27 +1,34 @@
-//! SVG charts of a report (plotters): throughput, small-packet rate, latency,
-//! and the fault run's timeline. One colour per switch, in run order.
+//! SVG charts of a report (plotters): throughput, small-packet rate, latency
+//! (bars at the median, whiskers from the smallest to the largest round), and
+//! the fault run's timeline (each lab's median-outage round). One colour per
+//! lab, in run order.
 
-use crate::compare::LabResult;
+use crate::compare::{LabResult, LabSeries};
 use crate::report::Report;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
-const COLOURS: [RGBColor; 4] = [
+const COLOURS: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x8c, 0x56, 0x4b),
 ];
 
 fn colour(i: usize) -> RGBColor {
     COLOURS[i % COLOURS.len()]
 }
 
-/// One bar: its label under the axis, its value, the switch it belongs to.
+/// One bar: its label under the axis, its median and range, the lab it
+/// belongs to.
 struct Bar {
     label: String,
     value: f64,
+    lo: f64,
+    hi: f64,
     switch: usize,
 }
 
@@ -48,7 +55,7 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, bars: &[Bar], switches: &[&
     root.fill(&WHITE).map_err(err)?;
     let top = bars
         .iter()
-        .map(|b| b.value)
+        .map(|b| b.hi.max(b.value))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max)
         .max(1e-9)
@@ -98,6 +105,23 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, bars: &[Bar], switches: &[&
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
     }
+    // Whiskers: the range over the rounds (nothing to draw for one round).
+    chart
+        .draw_series(
+            bars.iter()
+                .enumerate()
+                .filter(|(_, b)| b.lo.is_finite() && b.hi.is_finite() && b.hi > b.lo)
+                .map(|(i, b)| {
+                    PathElement::new(
+                        vec![
+                            (SegmentValue::CenterOf(i as i32), b.lo),
+                            (SegmentValue::CenterOf(i as i32), b.hi),
+                        ],
+                        BLACK.stroke_width(2),
+                    )
+                }),
+        )
+        .map_err(err)?;
     legend(&mut chart)?;
     root.present().map_err(err)
 }
@@ -105,23 +129,36 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, bars: &[Bar], switches: &[&
 /// A measure to draw: its label and how to read it from a result.
 type Part<'a> = (&'a str, fn(&LabResult) -> f64);
 
-/// Bars of `value` for each switch and each `(label, field)` pair.
-fn bars(rs: &[LabResult], parts: &[Part<'_>]) -> Vec<Bar> {
+/// Bars of `value` for each lab and each `(label, field)` pair.
+fn bars(rs: &[LabSeries], parts: &[Part<'_>]) -> Vec<Bar> {
     parts
         .iter()
         .flat_map(|(label, f)| {
-            rs.iter().enumerate().map(move |(s, r)| Bar {
-                label: (*label).to_string(),
-                value: f(r),
-                switch: s,
+            rs.iter().enumerate().map(move |(s, r)| {
+                let st = r.stat(f);
+                Bar {
+                    label: (*label).to_string(),
+                    value: st.median,
+                    lo: st.min,
+                    hi: st.max,
+                    switch: s,
+                }
             })
         })
         .collect()
 }
 
+/// The round of `s` whose outage is the median one (its timeline is drawn).
+fn median_round(s: &LabSeries) -> Option<&LabResult> {
+    let mut runs: Vec<&LabResult> = s.runs.iter().collect();
+    runs.sort_by(|a, b| a.fault.outage_ms.total_cmp(&b.fault.outage_ms));
+    runs.get(runs.len().saturating_sub(1) / 2).copied()
+}
+
 /// The fault run: each switch's ping RTTs around the kill; lost pings as
 /// crosses along the top; the kill at 0 and each restart marked.
-fn outage_chart(path: &Path, rs: &[LabResult]) -> Result<()> {
+fn outage_chart(path: &Path, series: &[LabSeries]) -> Result<()> {
+    let rs: Vec<&LabResult> = series.iter().filter_map(median_round).collect();
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let samples = rs.iter().flat_map(|r| r.fault.timeline.iter());
@@ -247,6 +284,10 @@ mod tests {
     fn charts_are_svg_files_with_the_switch_names() {
         let r = |label: &str, lost: bool| LabResult {
             label: label.into(),
+            tcp: crate::probe::IperfResult {
+                gbps: if lost { 1.0 } else { 2.0 },
+                retransmits: 0,
+            },
             rtt_avg_ms: 0.1,
             fault: FaultResult {
                 killed: "x".into(),
@@ -273,7 +314,20 @@ mod tests {
             iperf_secs: 1,
             pps_secs: 1.0,
             pings: 1,
-            results: vec![r("rvs (Geneve, AF_XDP)", true), r("Linux bridge (VXLAN)", false)],
+            repeat: 2,
+            blast_threads: 2,
+            results: vec![
+                LabSeries {
+                    label: "rvs (Geneve, AF_XDP)".into(),
+                    runs: vec![r("rvs (Geneve, AF_XDP)", true), r("rvs (Geneve, AF_XDP)", false)],
+                    ..Default::default()
+                },
+                LabSeries {
+                    label: "Linux bridge (VXLAN)".into(),
+                    runs: vec![r("Linux bridge (VXLAN)", false)],
+                    ..Default::default()
+                },
+            ],
         };
         let dir = tempfile::tempdir().unwrap();
         draw_all(&rep, dir.path()).unwrap();
@@ -282,5 +336,13 @@ mod tests {
             assert!(svg.starts_with("<svg"), "{f}");
             assert!(svg.contains("Linux bridge (VXLAN)"), "{f} has a legend");
         }
+        // The AF_XDP lab's two rounds differ in TCP (1 and 2 Gbit/s): a
+        // whisker; same-node TCP (0 in both) and one round draw none.
+        let svg = std::fs::read_to_string(dir.path().join("throughput.svg")).unwrap();
+        let whiskers = svg
+            .lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains("stroke-width=\"2\""))
+            .count();
+        assert_eq!(whiskers, 1, "{svg}");
     }
 }

@@ -29,7 +29,8 @@ fn reach(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> Result<(bool, Strin
 }
 
 /// Run every check; `iperf_secs` long TCP test. On an rvs lab one check kills
-/// and restarts a daemon (the lab is as before afterwards).
+/// and restarts a daemon, on an OVS lab one kills ovs-vswitchd and restarts
+/// it as an operator would (the lab is as before afterwards).
 pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
     let t = lab.topo.clone();
     let mut checks = Vec::new();
@@ -101,6 +102,24 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
         };
         add(
             format!("iperf3 TCP {} -> {} for {iperf_secs} s", a.name, b.name),
+            ok,
+            seen,
+        );
+    }
+    if let (SwitchKind::Ovs, Some((a, b))) = (t.switch, t.cross_node_pair()) {
+        // OVS keeps bridges and ports in ovsdb-server but its OpenFlow rules
+        // only in ovs-vswitchd: a restart needs the agent to load them again.
+        let node = b.node.clone();
+        lab.kill_switch(&node)?;
+        lab.restart_switch(&node)?;
+        let kept = crate::fault::rules_of(lab, &node)?.unwrap_or_default().len();
+        lab.resync_switch(&node)?;
+        let (ok, seen) = reach(lab, &a.name, &b.ip.to_string(), &[])?;
+        add(
+            format!(
+                "ovs-vswitchd on {node} killed and restarted ({kept} rules left), its rules re-added: {} -> {}",
+                a.name, b.name
+            ),
             ok,
             seen,
         );

@@ -1,16 +1,19 @@
 //! `rvs-lab compare`: the same measurements on each topology, one after the
-//! other in one run (so the ratios compare like with like), then the report.
-//! Each lab is brought up, measured and torn down before the next, also when
-//! a measurement fails or the run is interrupted.
+//! other in one run (so the ratios compare like with like), `--repeat N`
+//! rounds of all of them (interleaved, so drift on the machine hits every lab
+//! alike), then the report: medians and ranges. Each lab is brought up,
+//! measured and torn down before the next, also when a measurement fails or
+//! the run is interrupted.
 
 use crate::fault::{self, FaultResult};
 use crate::lab::{now_ms, Lab, LabOptions};
-use crate::probe::{first_reply, iperf, ping, pps, IperfResult, PpsResult};
+use crate::probe::{cpu_seconds, first_reply, iperf, ping, pps, IperfResult, PpsResult};
 use crate::report::{self, Report};
 use crate::shell::Shell;
 use crate::state::live_pid;
+use crate::stats::Stat;
 use crate::topology::{SwitchKind, Topology};
-use crate::{charts, rvs_node};
+use crate::{charts, ovs_node, rvs_node};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -19,10 +22,12 @@ use std::time::Duration;
 /// How long each measurement runs.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompareArgs {
-    /// Topologies to measure, in order (one column each; the ratio column
-    /// compares the first with the second).
+    /// Topologies to measure, in order (one column each; the ratios compare
+    /// the first with each of the others).
     #[arg(default_values = [
         "topologies/two-node-geneve-ebpf.toml",
+        "topologies/ovs-userspace.toml",
+        "topologies/ovs-userspace-pmd.toml",
         "topologies/linux-bridge-offloads.toml",
         "topologies/two-node-geneve.toml",
         "topologies/linux-bridge.toml",
@@ -40,9 +45,62 @@ pub struct CompareArgs {
     /// Seconds of pinging in the fault run (the kill comes after a quarter).
     #[arg(long, default_value_t = 4.0)]
     pub fault_secs: f64,
+    /// Rounds of the whole comparison; the report gives each measure's
+    /// median and range over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
     /// Where report.md, report.json and the charts go.
     #[arg(long, default_value = "target/lab")]
     pub out: PathBuf,
+}
+
+/// Which kind of switch a lab runs, for the report's words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabKind {
+    /// rvs, eBPF kernel datapath.
+    RvsEbpf,
+    /// rvs, AF_XDP userspace datapath.
+    RvsAfxdp,
+    /// Open vSwitch, userspace datapath.
+    Ovs,
+    /// Linux bridge and a kernel overlay.
+    #[default]
+    LinuxBridge,
+}
+
+impl LabKind {
+    /// The kind of `t`'s switch.
+    pub fn of(t: &Topology) -> LabKind {
+        match t.switch {
+            SwitchKind::Rvs if t.datapath() == crate::topology::DatapathType::Ebpf => LabKind::RvsEbpf,
+            SwitchKind::Rvs => LabKind::RvsAfxdp,
+            SwitchKind::Ovs => LabKind::Ovs,
+            SwitchKind::LinuxBridge => LabKind::LinuxBridge,
+        }
+    }
+}
+
+/// Every run of one topology.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LabSeries {
+    /// Topology name.
+    pub topology: String,
+    /// Column header (the first run's).
+    pub label: String,
+    /// What it runs.
+    pub kind: LabKind,
+    /// How the VMs' veths were set.
+    pub vm_settings: String,
+    /// One entry per round, in run order.
+    pub runs: Vec<LabResult>,
+}
+
+impl LabSeries {
+    /// Median and range of one measure over the runs.
+    pub fn stat(&self, f: impl Fn(&LabResult) -> f64) -> Stat {
+        Stat::of(self.runs.iter().map(f))
+    }
 }
 
 /// Everything measured on one topology.
@@ -68,6 +126,9 @@ pub struct LabResult {
     pub pps: PpsResult,
     /// 64-byte UDP between VMs of one node.
     pub pps_local: PpsResult,
+    /// CPU the switch's processes used while no traffic flowed (% of one
+    /// CPU; busy-polling threads spin anyway).
+    pub idle_cpu_pct: f64,
     /// RTT min / avg / p99 (ms) across nodes and pings lost.
     pub rtt_min_ms: f64,
     /// Mean RTT.
@@ -82,16 +143,42 @@ pub struct LabResult {
     pub fault: FaultResult,
 }
 
-/// PIDs of the switch's userspace processes (rvs daemons; none for the kernel).
+/// PIDs of the switch's userspace processes (rvs daemons, ovs-vswitchd;
+/// none for the kernel).
 fn switch_pids(lab: &Lab) -> Vec<u32> {
-    if lab.topo.switch != SwitchKind::Rvs {
-        return Vec::new();
+    let nodes = lab.topo.nodes.iter();
+    match lab.topo.switch {
+        SwitchKind::Rvs => nodes
+            .filter_map(|n| live_pid(&rvs_node::pidfile(lab, &n.name), "rvs"))
+            .collect(),
+        SwitchKind::Ovs => nodes
+            .filter_map(|n| live_pid(&ovs_node::vswitchd_pidfile(lab, &n.name), "ovs-vswitchd"))
+            .collect(),
+        SwitchKind::LinuxBridge => Vec::new(),
     }
-    lab.topo
-        .nodes
-        .iter()
-        .filter_map(|n| live_pid(&rvs_node::pidfile(lab, &n.name), "rvs"))
-        .collect()
+}
+
+/// The column header of a lab.
+fn label(lab: &Lab) -> String {
+    let t = &lab.topo;
+    let offloads = if t.vm_offloads { ", offloads on" } else { "" };
+    match t.switch {
+        SwitchKind::Rvs => match t.datapath() {
+            crate::topology::DatapathType::Afxdp => format!("rvs (Geneve, AF_XDP{offloads})"),
+            crate::topology::DatapathType::Ebpf => format!("rvs (Geneve, eBPF{offloads})"),
+        },
+        SwitchKind::LinuxBridge => format!("Linux bridge ({}{offloads})", lab.state.overlay.to_uppercase()),
+        SwitchKind::Ovs => {
+            // `ovs-vswitchd (Open vSwitch) 3.1.0`
+            let version = lab
+                .sh
+                .run(&["ovs-vswitchd", "--version"])
+                .ok()
+                .and_then(|v| v.lines().next()?.split_whitespace().last().map(String::from))
+                .unwrap_or_default();
+            format!("OVS {version} userspace (Geneve, {})", t.ovs_port_type().name())
+        }
+    }
 }
 
 fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
@@ -101,14 +188,7 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
         .context("the topology has no two VMs of one network on two nodes")?;
     let local = t.same_node_pair();
     let bip = b.ip.to_string();
-    let offloads = if t.vm_offloads { ", offloads on" } else { "" };
-    let label = match t.switch {
-        SwitchKind::Rvs => match t.datapath() {
-            crate::topology::DatapathType::Afxdp => format!("rvs (Geneve, AF_XDP{offloads})"),
-            crate::topology::DatapathType::Ebpf => format!("rvs (Geneve, eBPF{offloads})"),
-        },
-        SwitchKind::LinuxBridge => format!("Linux bridge ({}{offloads})", lab.state.overlay.to_uppercase()),
-    };
+    let label = label(lab);
     println!("== {label}: {}", t.name);
     let mut r = LabResult {
         topology: t.name.clone(),
@@ -131,6 +211,14 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
         b.name,
         r.first_ping_s.map_or("never".into(), |s| format!("{s:.2} s"))
     );
+    let pids = switch_pids(lab);
+    let (idle0, _) = cpu_seconds(&pids);
+    std::thread::sleep(Duration::from_secs(1));
+    r.idle_cpu_pct = (cpu_seconds(&pids).0 - idle0) * 100.0;
+    println!(
+        "   switch process CPU while idle: {:.0}% of one CPU",
+        r.idle_cpu_pct
+    );
     let s = ping(lab, &a.name, &bip, args.pings, 0.01, 1)?;
     (r.rtt_min_ms, r.rtt_avg_ms, r.rtt_p99_ms) = (s.min(), s.avg(), s.quantile(0.99));
     (r.rtt_sent, r.rtt_received) = (s.sent, s.received);
@@ -140,7 +228,6 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
     );
     r.tcp = iperf(lab, &a.name, &b.name, args.iperf_secs)?;
     println!("   TCP across nodes {:.2} Gbit/s", r.tcp.gbps);
-    let pids = switch_pids(lab);
     r.pps = pps(lab, &a.name, &b.name, args.pps_secs, &pids)?;
     println!(
         "   64-byte UDP across nodes: {:.0} pps received of {:.0} sent",
@@ -165,20 +252,46 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
             .recovery_ms
             .map_or("never".into(), |m| format!("{m:.0} ms"))
     );
+    if let Some((before, after)) = r.fault.rules_kept {
+        println!(
+            "   rules: {before} before a kill -9, {after} right after a restart alone; restored by {}",
+            r.fault.restored_by
+        );
+    }
     Ok(r)
 }
 
 /// Run the comparison and write the report.
 pub fn run(args: &CompareArgs, opts: &LabOptions, sh: &Shell) -> Result<()> {
-    let mut results = Vec::new();
-    for path in &args.topologies {
-        let t = Topology::load(path)?;
-        let mut lab = Lab::up(&t, opts, sh.clone())?;
-        let r = measure(&mut lab, args);
-        lab.down();
-        results.push(r.with_context(|| format!("measuring {}", t.name))?);
+    let topos = args
+        .topologies
+        .iter()
+        .map(|p| Topology::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut series: Vec<LabSeries> = topos
+        .iter()
+        .map(|t| LabSeries {
+            topology: t.name.clone(),
+            kind: LabKind::of(t),
+            ..Default::default()
+        })
+        .collect();
+    for round in 1..=args.repeat {
+        if args.repeat > 1 {
+            println!("\n#### round {round} of {}", args.repeat);
+        }
+        for (t, s) in topos.iter().zip(&mut series) {
+            let mut lab = Lab::up(t, opts, sh.clone())?;
+            let r = measure(&mut lab, args);
+            lab.down();
+            let r = r.with_context(|| format!("measuring {}", t.name))?;
+            if s.runs.is_empty() {
+                (s.label, s.vm_settings) = (r.label.clone(), r.vm_settings.clone());
+            }
+            s.runs.push(r);
+        }
     }
-    let report = Report::new(args, results);
+    let report = Report::new(args, series);
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let md = report::markdown(&report);
     print!("\n{md}");

@@ -1,11 +1,14 @@
 //! The fault run: pings every 10 ms between two VMs across nodes, `kill -9`
-//! the userspace process of the switch role on the first node (the rvs daemon
-//! and its dataplane; for the Linux bridge, the agent: nothing in its datapath
-//! dies), restart it at once, and see what the pings saw.
+//! the userspace process of the switch role on the first node (the rvs daemon,
+//! which programs the kernel datapath or is the AF_XDP one; ovs-vswitchd, whose
+//! userspace datapath dies with it; for the Linux bridge, the agent: nothing
+//! in its datapath dies), restart it at once as its operators would (OVS: the
+//! agent re-adds its rules), and see what the pings saw. Then a second kill
+//! and a restart alone count which rules a restart keeps by itself.
 
 use crate::lab::{now_ms, Lab};
-use crate::rvs_node;
 use crate::topology::SwitchKind;
+use crate::{ovs_node, rvs_node};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Read;
@@ -34,8 +37,15 @@ pub struct FaultResult {
     pub received: u64,
     /// Longest time without a reply around the kill (ms).
     pub outage_ms: f64,
-    /// How long the restart command took (until the process served again; ms).
+    /// How long the restart took (until the process served again and, for
+    /// OVS, the agent had re-added its rules; ms).
     pub restart_ms: f64,
+    /// What gives the switch its rules back after the restart.
+    pub restored_by: String,
+    /// OpenFlow rules before a kill -9 and right after a restart of the
+    /// process alone, before any agent step (a second kill, after the timed
+    /// run); `None`: the kernel holds the configuration.
+    pub rules_kept: Option<(usize, usize)>,
     /// From the restart to the first reply after the kill (ms; 0 when the
     /// pings never stopped).
     pub recovery_ms: Option<f64>,
@@ -93,30 +103,71 @@ pub fn silence(replies: &[f64], kill_ms: f64, none_lost: bool) -> (f64, Option<f
     }
 }
 
-/// What the switch of `node` is configured with (rvs), for the before/after check.
-fn config_of(lab: &Lab, node: &str) -> Result<String> {
-    let mut all = rvs_node::rvs(lab, node, &["show"])?;
-    for br in ["br-int", "br-tun", "br-ex"] {
-        let flows = rvs_node::rvs(lab, node, &["dump-flows", br])?;
-        // Counters and ages change; the rules must not. Rules with a timeout
-        // (learned) are runtime state, not configuration, as in OVS.
-        for line in flows
-            .lines()
-            .filter(|l| !l.contains("hard_timeout=") && !l.contains("idle_timeout="))
-        {
-            let rule: Vec<&str> = line
-                .split(", ")
+/// The rules of an `ovs-ofctl dump-flows`-style listing that are
+/// configuration: without counters and ages, and without rules that have a
+/// timeout (learned: runtime state, as in OVS).
+pub fn configured_rules(dump: &str) -> Vec<String> {
+    dump.lines()
+        .filter(|l| l.contains("actions="))
+        .filter(|l| !l.contains("hard_timeout=") && !l.contains("idle_timeout="))
+        .map(|line| {
+            line.split(", ")
                 .filter(|f| {
-                    !["duration=", "n_packets=", "n_bytes=", "idle_age="]
+                    !["duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age="]
                         .iter()
                         .any(|p| f.trim().starts_with(p))
                 })
-                .collect();
-            all.push_str(&rule.join(", "));
-            all.push('\n');
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect()
+}
+
+/// The OpenFlow rules of the switch of `node` (every bridge; `None`: the
+/// Linux bridge, which has none).
+pub fn rules_of(lab: &Lab, node: &str) -> Result<Option<Vec<String>>> {
+    let dump = match lab.topo.switch {
+        SwitchKind::Rvs => {
+            let mut all = String::new();
+            for br in ["br-int", "br-tun", "br-ex"] {
+                all.push_str(&rvs_node::rvs(lab, node, &["dump-flows", br])?);
+            }
+            all
         }
+        SwitchKind::Ovs => ovs_node::dump_rules(lab, node)?,
+        SwitchKind::LinuxBridge => return Ok(None),
+    };
+    Ok(Some(configured_rules(&dump)))
+}
+
+/// What the switch of `node` is configured with (bridges, ports, rules), for
+/// the before/after check; `None` when the kernel holds it all.
+fn config_of(lab: &Lab, node: &str) -> Result<Option<String>> {
+    let mut all = match lab.topo.switch {
+        SwitchKind::Rvs => rvs_node::rvs(lab, node, &["show"])?,
+        SwitchKind::Ovs => ovs_node::vsctl(lab, node, &["show"])?,
+        SwitchKind::LinuxBridge => return Ok(None),
+    };
+    for r in rules_of(lab, node)?.unwrap_or_default() {
+        all.push_str(&r);
+        all.push('\n');
     }
-    Ok(all)
+    Ok(Some(all))
+}
+
+/// Rules of the switch of `node` before a `kill -9` and right after a
+/// restart of its process alone (no agent step): what a restart keeps.
+/// The lab is as before afterwards (the agent step runs last).
+pub fn rules_kept(lab: &mut Lab, node: &str) -> Result<Option<(usize, usize)>> {
+    let Some(before) = rules_of(lab, node)? else {
+        return Ok(None);
+    };
+    lab.kill_switch(node)?;
+    lab.restart_switch(node)?;
+    let after = rules_of(lab, node)?.unwrap_or_default();
+    lab.resync_switch(node)?;
+    Ok(Some((before.len(), after.len())))
 }
 
 /// Run the fault test for `secs` seconds of pings from `from` to `to`; the kill
@@ -125,10 +176,7 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
     let node = lab.vm(from)?.node.clone();
     let to_ip = lab.vm(to)?.ip.to_string();
     let role = lab.switch_process(&node).0;
-    let before = match lab.topo.switch {
-        SwitchKind::Rvs => Some(config_of(lab, &node)?),
-        SwitchKind::LinuxBridge => None,
-    };
+    let before = config_of(lab, &node)?;
     let deadline = format!("{}", secs.ceil() as u64);
     let interval = format!("{}", INTERVAL_MS / 1000.0);
     let ns = lab.ns(from);
@@ -146,18 +194,17 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
     let kill_ms = lab.kill_switch(&node)? as f64;
     let restart_ms = now_ms() as f64;
     lab.restart_switch(&node)?;
+    lab.resync_switch(&node)?;
     let restarted_ms = now_ms() as f64;
     let _ = ping.wait();
     let out = reader.join().unwrap_or_default();
-    let after = match lab.topo.switch {
-        SwitchKind::Rvs => Some(config_of(lab, &node)?),
-        SwitchKind::LinuxBridge => None,
-    };
+    let after = config_of(lab, &node)?;
     let pings = parse_timeline(&out);
     let stats = crate::probe::PingStats::parse(&out);
     let mut replies: Vec<f64> = pings.iter().filter(|p| p.2.is_some()).map(|p| p.0).collect();
     replies.sort_by(f64::total_cmp);
     let (outage_ms, back_at) = silence(&replies, kill_ms, stats.sent == stats.received);
+    let rules_kept = rules_kept(lab, &node)?;
     Ok(FaultResult {
         killed: format!("{role} on {node}"),
         sent: stats.sent,
@@ -166,6 +213,8 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
         recovery_ms: back_at.map(|t| (t - restart_ms).max(0.0)),
         restart_ms: restarted_ms - restart_ms,
         config_intact: before.zip(after).map(|(b, a)| a == b),
+        restored_by: lab.restored_by().to_string(),
+        rules_kept,
         restart_at_ms: restart_ms - kill_ms,
         timeline: pings
             .iter()

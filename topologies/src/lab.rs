@@ -4,9 +4,9 @@
 //! that, and runs when `up` fails half-way.
 
 use crate::shell::{in_ns, Shell};
-use crate::state::{live_pid, LabProcess, LabState};
+use crate::state::{live_pid, runs, LabProcess, LabState};
 use crate::topology::{Node, SwitchKind, Topology, Vm};
-use crate::{linux_node, rvs_node};
+use crate::{linux_node, ovs_node, rvs_node};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -246,6 +246,7 @@ impl Lab {
         match topo.switch {
             SwitchKind::Rvs => rvs_node::build(self),
             SwitchKind::LinuxBridge => linux_node::build(self),
+            SwitchKind::Ovs => ovs_node::build(self),
         }
     }
 
@@ -279,7 +280,11 @@ impl Lab {
         for n in &topo.nodes {
             let (ns, i) = (self.ns(&n.name), self.underlay_if(&n.name));
             let addr = format!("{}/{prefix}", n.underlay_ip);
-            self.sh.run(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &i])?;
+            // An OVS node's address goes on br-ex (ovs_node), as OVS
+            // deployments with one NIC have it: the veth becomes a port.
+            if topo.switch != SwitchKind::Ovs {
+                self.sh.run(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &i])?;
+            }
             self.sh.run(&["ip", "-n", &ns, "link", "set", &i, "up"])?;
         }
         Ok(())
@@ -331,6 +336,11 @@ impl Lab {
                 linux_node::pidfile(self, node),
                 "ip",
             ),
+            SwitchKind::Ovs => (
+                "ovs-vswitchd (its userspace datapath is in the process)",
+                ovs_node::vswitchd_pidfile(self, node),
+                "ovs-vswitchd",
+            ),
         }
     }
 
@@ -347,7 +357,7 @@ impl Lab {
         self.sh.run(&["kill", "-KILL", &pid.to_string()])?;
         let released = || match self.topo.switch {
             SwitchKind::Rvs => rvs_node::lock_free(self, node),
-            SwitchKind::LinuxBridge => live_pid(&pidfile, comm).is_none(),
+            SwitchKind::LinuxBridge | SwitchKind::Ovs => !runs(pid, comm),
         };
         while !released() && now_ms() < killed + 5000 {
             std::thread::sleep(Duration::from_millis(1));
@@ -355,12 +365,34 @@ impl Lab {
         Ok(killed)
     }
 
-    /// Start the switch's process on `node` again (rvs re-applies its saved
-    /// configuration); returns once it serves.
+    /// Start the switch's process on `node` again; returns once it serves.
+    /// rvs re-applies its saved configuration, rules included; ovs-vswitchd
+    /// gets bridges and ports back from ovsdb-server but no OpenFlow rules
+    /// (see [`Lab::resync_switch`]).
     pub fn restart_switch(&mut self, node: &str) -> Result<()> {
         match self.topo.switch {
             SwitchKind::Rvs => rvs_node::start_daemon(self, node),
             SwitchKind::LinuxBridge => linux_node::start_agent(self, node),
+            SwitchKind::Ovs => ovs_node::start_vswitchd(self, node),
+        }
+    }
+
+    /// What an operator's agent does after a restart: for OVS, load the
+    /// OpenFlow rules again (neutron's agent re-pushes them); rvs and the
+    /// kernel need nothing.
+    pub fn resync_switch(&self, node: &str) -> Result<()> {
+        match self.topo.switch {
+            SwitchKind::Ovs => ovs_node::resync(self, node),
+            SwitchKind::Rvs | SwitchKind::LinuxBridge => Ok(()),
+        }
+    }
+
+    /// How the switch of this lab gets its rules back after a restart.
+    pub fn restored_by(&self) -> &'static str {
+        match self.topo.switch {
+            SwitchKind::Rvs => "the daemon's saved configuration",
+            SwitchKind::Ovs => "the agent re-adding its rules (ovs-ofctl)",
+            SwitchKind::LinuxBridge => "nothing to restore: the kernel kept it",
         }
     }
 
@@ -377,20 +409,27 @@ pub fn vm_mac(vm: &Vm) -> String {
     format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
-/// Stop a recorded process: SIGTERM, then SIGKILL after 3 s. Only a process
-/// whose pidfile names a live process of the recorded program is signalled.
+/// Stop a recorded process: SIGTERM, then SIGKILL after 3 s, and wait until
+/// it is gone (a killed process still closes its sockets for a while). Only a
+/// process whose pidfile names a live process of the recorded program is
+/// signalled.
 pub fn stop_process(sh: &Shell, p: &LabProcess) {
     let Some(pid) = live_pid(&p.pidfile, &p.comm) else {
         return;
     };
-    let pid = pid.to_string();
-    sh.cleanup(&["kill", "-TERM", &pid]);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while live_pid(&p.pidfile, &p.comm).is_some() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if live_pid(&p.pidfile, &p.comm).is_some() {
-        sh.cleanup(&["kill", "-KILL", &pid]);
+    // Watched by PID: OVS's daemons remove their pidfiles before they are gone.
+    let gone_within = |secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while runs(pid, &p.comm) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !runs(pid, &p.comm)
+    };
+    let pid_s = pid.to_string();
+    sh.cleanup(&["kill", "-TERM", &pid_s]);
+    if !gone_within(3) {
+        sh.cleanup(&["kill", "-KILL", &pid_s]);
+        gone_within(5);
     }
 }
 

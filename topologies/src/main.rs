@@ -6,13 +6,13 @@ use rvs_topologies::lab::{default_prefix, Lab, LabOptions, DEFAULT_STATE_DIR};
 use rvs_topologies::shell::Shell;
 use rvs_topologies::state::live_pid;
 use rvs_topologies::topology::SwitchKind;
-use rvs_topologies::{checks, compare, rvs_node, Topology};
+use rvs_topologies::{checks, compare, ovs_node, rvs_node, Topology};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// Lab runner for rvs topologies: two "hypervisor" namespaces, VMs, and either
-/// rvs or Linux bridges between them.
+/// Lab runner for rvs topologies: two "hypervisor" namespaces, VMs, and rvs,
+/// Open vSwitch or Linux bridges between them.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -69,8 +69,9 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         iperf_secs: u32,
     },
-    /// Measure rvs against the Linux bridge: throughput, pps, latency, CPU,
-    /// set-up time, a dataplane kill; writes report.md, report.json and SVG charts.
+    /// Measure labs side by side (rvs, Open vSwitch, the Linux bridge):
+    /// throughput, pps, latency, CPU, set-up time, a kill -9 of the switch's
+    /// process; `--repeat N` rounds; writes report.md, report.json and SVG charts.
     Compare(compare::CompareArgs),
 }
 
@@ -122,6 +123,7 @@ fn run() -> Result<()> {
             println!("{}: {}", t.name, t.description);
             let datapath = match t.switch {
                 SwitchKind::Rvs => format!(" ({} datapath)", t.datapath().name()),
+                SwitchKind::Ovs => format!(" (userspace datapath, {} ports)", t.ovs_port_type().name()),
                 SwitchKind::LinuxBridge => String::new(),
             };
             println!(
@@ -161,13 +163,19 @@ fn run() -> Result<()> {
             if let Some((a, b)) = t.cross_node_pair() {
                 println!("try: ip netns exec {} ping {}", lab.ns(&a.name), b.ip);
             }
-            if t.switch == SwitchKind::Rvs {
-                if let Some(n) = t.nodes.first() {
-                    println!(
+            if let Some(n) = t.nodes.first() {
+                let dir = lab.node_dir(&n.name);
+                match t.switch {
+                    SwitchKind::Rvs => println!(
                         "     {} --run-dir {} dpctl dump-flows",
                         lab.rvs.display(),
-                        lab.node_dir(&n.name).display()
-                    );
+                        dir.display()
+                    ),
+                    SwitchKind::Ovs => println!(
+                        "     OVS_RUNDIR={0} ovs-ofctl -O OpenFlow13 dump-flows br-tun; ovs-vsctl --db=unix:{0}/db.sock show",
+                        dir.display()
+                    ),
+                    SwitchKind::LinuxBridge => {}
                 }
             }
         }
@@ -212,8 +220,15 @@ fn run() -> Result<()> {
             println!("all checks passed");
         }
         Cmd::Compare(args) => {
+            // Every lab's small-packet run sends with `rvs blast`.
+            if !rvs.exists() {
+                bail!(
+                    "no rvs binary at {} (compare sends with `rvs blast`; build it: cargo build --release -p rvs-control, or pass --rvs)",
+                    rvs.display()
+                );
+            }
             for t in &args.topologies {
-                need_rvs(&Topology::load(t)?)?;
+                Topology::load(t)?;
             }
             compare::run(&args, &opts, &sh)?;
         }
@@ -244,13 +259,24 @@ fn status(lab: &Lab) -> Result<()> {
             pid.map_or("not running".to_string(), |p| format!("pid {p}"))
         );
     }
-    if lab.topo.switch == SwitchKind::Rvs {
-        for n in &lab.topo.nodes {
-            println!("--- rvs show on {}", n.name);
-            match rvs_node::rvs(lab, &n.name, &["show"]) {
-                Ok(out) => print!("{out}"),
-                Err(e) => println!("  {e:#}"),
-            }
+    for n in &lab.topo.nodes {
+        let shown = match lab.topo.switch {
+            SwitchKind::Rvs => rvs_node::rvs(lab, &n.name, &["show"]),
+            SwitchKind::Ovs => ovs_node::vsctl(lab, &n.name, &["show"]),
+            SwitchKind::LinuxBridge => continue,
+        };
+        println!(
+            "--- {} on {}",
+            if lab.topo.switch == SwitchKind::Rvs {
+                "rvs show"
+            } else {
+                "ovs-vsctl show"
+            },
+            n.name
+        );
+        match shown {
+            Ok(out) => print!("{out}"),
+            Err(e) => println!("  {e:#}"),
         }
     }
     Ok(())

@@ -77,18 +77,31 @@ impl LabState {
 /// The PID in `pidfile` when that process is alive and runs `comm`.
 pub fn live_pid(pidfile: &Path, comm: &str) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
-    let running = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    runs(pid, comm).then_some(pid)
+}
+
+/// True while process `pid` is alive and runs `comm` (also after it removed
+/// its own pidfile on the way out, as OVS's daemons do).
+pub fn runs(pid: u32, comm: &str) -> bool {
+    let Ok(running) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+        return false;
+    };
     // A zombie whose threads are all gone has closed its sockets: as good as
     // gone (its parent may not reap it soon). The leader of a killed
     // multi-threaded process turns zombie first, while its other threads
     // still close the files (AF_XDP sockets take a while).
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or("X");
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
     let dead = (state == "Z" || state == "X") && threads <= 1;
     // comm is cut to 15 bytes by the kernel.
     let want: String = comm.chars().take(15).collect();
-    (running.trim() == want && !dead).then_some(pid)
+    running.trim() == want && !dead
 }
 
 #[cfg(test)]

@@ -127,6 +127,37 @@ pub enum SwitchKind {
     Rvs,
     /// A Linux bridge per tenant network with a kernel overlay device.
     LinuxBridge,
+    /// Open vSwitch (the distribution's), userspace datapath: br-int, br-tun,
+    /// br-ex as neutron's OVS agent builds them.
+    Ovs,
+}
+
+/// How an OVS lab's `ovs-vswitchd` reads its device ports (the VMs' veths
+/// and the underlay). This kernel has no openvswitch module, so OVS runs its
+/// userspace datapath (`datapath_type=netdev`) with one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OvsPortType {
+    /// AF_XDP sockets polled by ovs-vswitchd's main thread: no CPU spent
+    /// while idle, which a small machine needs (the default).
+    #[default]
+    AfxdpNonpmd,
+    /// AF_XDP sockets polled by a busy-polling PMD thread, one pinned per
+    /// node to its own CPU (`pmd-cpu-mask`): faster, but each spins a CPU.
+    Afxdp,
+    /// Linux netdevs (AF_PACKET sockets), served by the main thread.
+    System,
+}
+
+impl OvsPortType {
+    /// As `ovs-vsctl set interface ... type=` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OvsPortType::AfxdpNonpmd => "afxdp-nonpmd",
+            OvsPortType::Afxdp => "afxdp",
+            OvsPortType::System => "system",
+        }
+    }
 }
 
 /// Which datapath an rvs lab's daemons run.
@@ -208,6 +239,9 @@ pub struct Topology {
     /// rvs: which datapath the daemons run.
     #[serde(default)]
     pub datapath: Option<DatapathType>,
+    /// OVS: how ovs-vswitchd reads its device ports.
+    #[serde(default)]
+    pub ovs_port_type: Option<OvsPortType>,
     /// Leave the VMs' veth offloads (TSO/GSO, tx checksum) as the kernel
     /// sets them; `false` turns tx offload off in the VMs (AF_XDP cannot
     /// carry partial checksums, and the like-for-like comparison needs it).
@@ -255,6 +289,11 @@ impl Topology {
     /// says otherwise).
     pub fn datapath(&self) -> DatapathType {
         self.datapath.unwrap_or_default()
+    }
+
+    /// The port type of an OVS lab (`afxdp-nonpmd` unless it says otherwise).
+    pub fn ovs_port_type(&self) -> OvsPortType {
+        self.ovs_port_type.unwrap_or_default()
     }
 
     /// Read, parse and validate a topology file.
@@ -323,6 +362,23 @@ impl Topology {
         if self.switch == SwitchKind::Rvs && self.overlay != Overlay::Geneve {
             return Err("an rvs lab tunnels with Geneve: overlay = \"geneve\"".into());
         }
+        if self.switch != SwitchKind::Ovs && self.ovs_port_type.is_some() {
+            return Err("ovs_port_type = ... is for OVS labs".into());
+        }
+        if self.switch == SwitchKind::Ovs {
+            if self.overlay != Overlay::Geneve {
+                return Err("an OVS lab tunnels with Geneve: overlay = \"geneve\"".into());
+            }
+            // OVS 3.1's userspace datapath refuses to tunnel TSO or
+            // partial-checksum packets ("Tunneling packets with HW offload
+            // flags is not supported"): TCP across nodes would not pass.
+            if self.vm_offloads {
+                return Err(
+                    "vm_offloads = true: OVS's userspace datapath cannot tunnel TSO/partial-checksum packets; use vm_offloads = false"
+                        .into(),
+                );
+            }
+        }
         if self.nodes.is_empty() {
             return Err("a topology needs at least one [[node]]".into());
         }
@@ -341,6 +397,12 @@ impl Topology {
                 ));
             }
             match n.vtep_ip {
+                Some(_) if self.switch == SwitchKind::Ovs => {
+                    return Err(format!(
+                        "node {}: an OVS node's tunnel endpoint is its underlay_ip, on br-ex (as OVS deployments put it): no vtep_ip",
+                        n.name
+                    ))
+                }
                 None if self.switch == SwitchKind::Rvs => {
                     return Err(format!(
                         "node {}: an rvs node needs vtep_ip (its tunnel endpoint, beside the kernel's underlay_ip)",
@@ -492,6 +554,32 @@ mod tests {
             )
         };
         assert_eq!(shape(&t), shape(&lb));
+
+        for f in [
+            "ovs-userspace.toml",
+            "ovs-userspace-pmd.toml",
+            "two-node-geneve-ebpf.toml",
+            "linux-bridge-offloads.toml",
+        ] {
+            let other = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+            let other = Topology::parse(&other).unwrap();
+            assert_eq!(shape(&t), shape(&other), "{f}");
+        }
+        let ovs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ovs-userspace.toml")).unwrap();
+        let ovs_t = Topology::parse(&ovs).unwrap();
+        assert_eq!(
+            (ovs_t.switch, ovs_t.ovs_port_type()),
+            (SwitchKind::Ovs, OvsPortType::AfxdpNonpmd)
+        );
+        let e = Topology::parse(&ovs.replace("vm_offloads = false", "vm_offloads = true")).unwrap_err();
+        assert!(e.to_string().contains("cannot tunnel TSO"), "{e}");
+        let vtep = ovs.replace(
+            "underlay_ip = \"198.18.0.2\"",
+            "underlay_ip = \"198.18.0.2\"\nvtep_ip = \"198.18.0.12\"",
+        );
+        let e = Topology::parse(&vtep).unwrap_err();
+        assert!(e.to_string().contains("no vtep_ip"), "{e}");
     }
 
     #[test]
@@ -522,7 +610,8 @@ mod tests {
         assert!(e("mtu = 1600", "mtu = 1540").contains("overlay"));
         assert!(e("vtep_ip = \"198.18.0.11\"", "").contains("needs vtep_ip"));
         assert!(e("vtep_ip = \"198.18.0.11\"", "vtep_ip = \"198.18.0.2\"").contains("used twice"));
-        assert!(e("switch = \"rvs\"", "switch = \"ovs\"").contains("switch"));
+        assert!(e("switch = \"rvs\"", "switch = \"ovs-dpdk\"").contains("switch"));
+        assert!(e("datapath = \"afxdp\"", "ovs_port_type = \"afxdp\"").contains("for OVS labs"));
         let p = e("vni = 5001", "vni = \"x\"");
         assert!(p.contains("line"), "parse errors say where: {p}");
     }

@@ -94,13 +94,13 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-fn up_test_down(file: &str, name: &str, prefix: &str, extra: &[&str]) {
+fn up_test_down(file: &str, name: &str, prefix: &str, per_node: usize, extra: &[&str]) {
     let state = tempfile::tempdir().unwrap();
     let s = state.path();
     let out = ok(&lab(s, prefix, &["up", topology(file).to_str().unwrap()]));
     assert!(out.contains("is up"), "{out}");
     let pids = recorded_pids(s, name);
-    assert_eq!(pids.len(), 2, "one switch process per node");
+    assert_eq!(pids.len(), 2 * per_node, "{per_node} switch process(es) per node");
     let status = ok(&lab(s, prefix, &["status", topology(file).to_str().unwrap()]));
     assert!(
         !status.contains("MISSING") && !status.contains("not running"),
@@ -154,6 +154,7 @@ fn root_the_rvs_lab_works_and_leaves_nothing_behind() {
         "two-node-geneve.toml",
         "two-node-geneve",
         &format!("tg{}", std::process::id() % 1000),
+        1,
         &[
             "ok   n1 pings 198.18.0.12, n2's tunnel endpoint (answered by rvs)",
             "ok   management with n2's rvs daemon killed",
@@ -184,6 +185,7 @@ fn root_the_ebpf_lab_works_and_leaves_nothing_behind() {
         "two-node-geneve-ebpf.toml",
         "two-node-geneve-ebpf",
         &prefix,
+        1,
         &[
             "ok   n1 pings 198.18.0.12, n2's tunnel endpoint (answered by rvs)",
             "ok   management with n2's rvs daemon killed",
@@ -229,7 +231,7 @@ fn root_ebpf_forwarding_survives_kill_9_of_the_daemon() {
     assert_eq!(mounts(&prefix), Vec::<String>::new());
     let rep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("report.json")).unwrap()).unwrap();
-    let r = &rep["results"][0];
+    let r = &rep["results"][0]["runs"][0];
     assert_eq!(r["label"], "rvs (Geneve, eBPF, offloads on)");
     let f = &r["fault"];
     assert!(
@@ -255,7 +257,53 @@ fn root_the_linux_bridge_lab_works_and_leaves_nothing_behind() {
         "linux-bridge.toml",
         "linux-bridge",
         &format!("tl{}", std::process::id() % 1000),
+        1,
         &[],
+    );
+}
+
+/// What the distribution's OVS keeps in its default directories (name and
+/// modification time of each entry): a lab's private instances must write
+/// nothing there.
+fn ovs_default_files() -> Vec<String> {
+    let mut all = Vec::new();
+    for d in [
+        "/run/openvswitch",
+        "/var/log/openvswitch",
+        "/var/lib/openvswitch",
+        "/etc/openvswitch",
+    ] {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let mtime = e.metadata().and_then(|m| m.modified()).ok();
+            all.push(format!("{} {mtime:?}", e.path().display()));
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn root_the_ovs_lab_works_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let before = ovs_default_files();
+    up_test_down(
+        "ovs-userspace.toml",
+        "ovs-userspace",
+        &format!("to{}", std::process::id() % 1000),
+        2,
+        &[
+            "ok   vm1 -> vm3 with 1500-byte packets, don't fragment",
+            "ok   vm1 -> vm5 (tenant-a, same node)",
+            "killed and restarted (2 rules left), its rules re-added: vm1 -> vm3: replies",
+        ],
+    );
+    assert_eq!(
+        ovs_default_files(),
+        before,
+        "nothing written outside the run directory"
     );
 }
 
@@ -275,6 +323,7 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
             "compare",
             topology("two-node-geneve.toml").to_str().unwrap(),
             topology("linux-bridge.toml").to_str().unwrap(),
+            topology("ovs-userspace.toml").to_str().unwrap(),
             "--iperf-secs",
             "2",
             "--pps-secs",
@@ -297,8 +346,9 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     let rep: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("report.json")).unwrap()).unwrap();
     let rs = rep["results"].as_array().unwrap();
-    assert_eq!(rs.len(), 2);
-    for r in rs {
+    assert_eq!(rs.len(), 3);
+    let runs: Vec<&serde_json::Value> = rs.iter().map(|r| &r["runs"][0]).collect();
+    for r in &runs {
         let label = r["label"].as_str().unwrap();
         assert!(r["tcp"]["gbps"].as_f64().unwrap() > 0.0, "{label}: TCP passed");
         assert!(r["pps"]["received"].as_u64().unwrap() > 0, "{label}: UDP passed");
@@ -308,7 +358,7 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
             "{label}: reachable after up"
         );
     }
-    let (rvs, lb) = (&rs[0]["fault"], &rs[1]["fault"]);
+    let (rvs, lb, ovs) = (&runs[0]["fault"], &runs[1]["fault"], &runs[2]["fault"]);
     let lost = |f: &serde_json::Value| f["sent"].as_u64().unwrap() - f["received"].as_u64().unwrap();
     assert!(lost(rvs) > 0, "killing the rvs dataplane stops traffic: {rvs}");
     assert!(
@@ -320,10 +370,23 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     // Killing the Linux bridge's agent touches no datapath; allow a stray
     // late reply on a loaded machine, not an outage.
     assert!(lost(lb) <= 2, "the kernel bridge keeps forwarding: {lb}");
+    // OVS: its datapath dies with ovs-vswitchd; a restart alone keeps the
+    // bridges' NORMAL rules, not br-tun's; the agent's re-push restores them.
+    assert!(lost(ovs) > 0, "killing ovs-vswitchd stops traffic: {ovs}");
+    assert!(ovs["recovery_ms"].as_f64().is_some(), "{ovs}");
+    let kept = ovs["rules_kept"].as_array().unwrap();
+    assert!(kept[1].as_u64() < kept[0].as_u64(), "{ovs}");
+    assert_eq!(ovs["config_intact"], serde_json::Value::Bool(true), "{ovs}");
+    assert_eq!(rvs["rules_kept"][0], rvs["rules_kept"][1], "{rvs}");
+    assert!(
+        md.contains("### rvs (Geneve, AF_XDP) compared with each lab"),
+        "{md}"
+    );
+    assert!(md.contains("**How to choose**"), "{md}");
     for f in ["throughput.svg", "pps.svg", "latency.svg", "outage.svg"] {
         let svg = std::fs::read_to_string(out_dir.path().join(f)).unwrap();
         assert!(
-            svg.starts_with("<svg") && svg.contains("rvs (Geneve, AF_XDP)"),
+            svg.starts_with("<svg") && svg.contains("rvs (Geneve, AF_XDP)") && svg.contains("OVS "),
             "{f}"
         );
     }

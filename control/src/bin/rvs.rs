@@ -170,6 +170,11 @@ enum Cmd {
         /// Distinct UDP source ports (flows).
         #[arg(long, default_value_t = 1)]
         flows: u16,
+        /// Sending threads, each with its own socket and its own flows (one
+        /// thread cannot outrun a kernel path, which runs in the sender's
+        /// system call: use one per CPU). afpacket ports only when over 1.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Trace a packet through a node built with the neutron layout (br-int,
     /// br-tun with its fixture rules, br-ex) and VM ports vm1 (VLAN 1) and vm2
@@ -463,7 +468,10 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             size,
             seconds,
             flows,
-        } => blast(&port, &dst_mac, &src_mac, src_ip, dst_ip, size, seconds, flows),
+            threads,
+        } => blast(
+            &port, &dst_mac, &src_mac, src_ip, dst_ip, size, seconds, flows, threads,
+        ),
         Cmd::TraceNeutron { bridge, flow } => {
             let mut sw = Switch::new();
             let cfg = NodeConfig {
@@ -639,10 +647,16 @@ fn blast(
     size: usize,
     seconds: f64,
     flows: u16,
+    threads: usize,
 ) -> Result<()> {
     anyhow::ensure!(
         in_lab_block(src_ip) && in_lab_block(dst_ip),
         "blast only sends inside 198.18.0.0/15"
+    );
+    anyhow::ensure!((1..=16).contains(&threads), "--threads must be 1..=16");
+    anyhow::ensure!(
+        threads == 1 || spec.starts_with("afpacket:"),
+        "--threads over 1 needs an afpacket port (an AF_XDP queue takes one socket)"
     );
     anyhow::ensure!((60..=1514).contains(&size), "--size must be 60..=1514");
     let mac = |s: &str| -> Result<[u8; 6]> {
@@ -653,31 +667,47 @@ fn blast(
         Ok([b[2], b[3], b[4], b[5], b[6], b[7]])
     };
     let (src, dst) = (mac(src_mac)?, mac(dst_mac)?);
-    let frames: Vec<Vec<u8>> = (0..flows.max(1))
-        .map(|i| {
-            rvs_dataplane::testing::udp4(
-                src,
-                dst,
-                src_ip.octets(),
-                dst_ip.octets(),
-                10_000 + i,
-                9,
-                size - 42,
-            )
-        })
-        .collect();
+    let flows = flows.max(1);
     let mut progs = Programs::new();
-    let (_, mut port) = open_port(spec, &mut progs)?;
-    let mut batch = rvs_dataplane::packet::Batch::new(64);
-    let start = std::time::Instant::now();
-    let (mut sent, mut next) = (0u64, 0usize);
-    while start.elapsed().as_secs_f64() < seconds {
-        while !batch.is_full() {
-            batch.push_copy(&frames[next], Default::default());
-            next = (next + 1) % frames.len();
-        }
-        sent += port.tx(&mut batch) as u64;
+    let mut senders = Vec::new();
+    for t in 0..threads as u16 {
+        // Thread t's flows: source ports 10000 + t*flows ...
+        let frames: Vec<Vec<u8>> = (0..flows)
+            .map(|i| {
+                rvs_dataplane::testing::udp4(
+                    src,
+                    dst,
+                    src_ip.octets(),
+                    dst_ip.octets(),
+                    10_000u16.wrapping_add(t.wrapping_mul(flows)).wrapping_add(i),
+                    9,
+                    size - 42,
+                )
+            })
+            .collect();
+        senders.push((open_port(spec, &mut progs)?.1, frames));
     }
+    let start = std::time::Instant::now();
+    let sent: u64 = std::thread::scope(|sc| {
+        let handles: Vec<_> = senders
+            .into_iter()
+            .map(|(mut port, frames)| {
+                sc.spawn(move || {
+                    let mut batch = rvs_dataplane::packet::Batch::new(64);
+                    let (mut sent, mut next) = (0u64, 0usize);
+                    while start.elapsed().as_secs_f64() < seconds {
+                        while !batch.is_full() {
+                            batch.push_copy(&frames[next], Default::default());
+                            next = (next + 1) % frames.len();
+                        }
+                        sent += port.tx(&mut batch) as u64;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
     let dt = start.elapsed().as_secs_f64();
     println!(
         "sent {sent} frames of {size} bytes in {dt:.2} s: {:.0} pps",
