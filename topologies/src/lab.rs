@@ -8,6 +8,7 @@ use crate::state::{live_pid, runs, LabProcess, LabState};
 use crate::topology::{Node, SwitchKind, Topology, Vm};
 use crate::{linux_node, ovs_node, rvs_node};
 use anyhow::{bail, Context, Result};
+use rvs_control::neutron::{br_tun_flows, TenantNet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,6 +84,35 @@ impl Lab {
     /// Run directory of `node` (socket, configuration, pidfiles, logs).
     pub fn node_dir(&self, node: &str) -> PathBuf {
         self.state.run_dir.join(node)
+    }
+
+    /// Where `node`'s br-tun rules are kept (both the rvs and the OVS lab
+    /// load them from there, and OVS's agent step loads them again).
+    pub fn br_tun_flows_file(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("br-tun.flows")
+    }
+
+    /// Write `node`'s br-tun rules (neutron's tables, one Geneve port per
+    /// entry of `tunnels`, a local VLAN per network) and return their file.
+    pub fn write_br_tun_flows(&self, node: &str, tunnels: &[String]) -> Result<PathBuf> {
+        let nets: Vec<TenantNet> = self
+            .topo
+            .networks
+            .iter()
+            .map(|n| TenantNet {
+                vni: n.vni,
+                vlan: self.topo.local_vlan(&n.name).unwrap_or(1),
+            })
+            .collect();
+        let tunnels: Vec<&str> = tunnels.iter().map(String::as_str).collect();
+        let flows = self.br_tun_flows_file(node);
+        std::fs::write(&flows, br_tun_flows(&tunnels, &nets))
+            .with_context(|| format!("writing {}", flows.display()))?;
+        self.sh.note(&format!(
+            "br-tun's rules (neutron's tables 0/2/4/10/20/22) are in {}",
+            flows.display()
+        ));
+        Ok(flows)
     }
 
     /// Run `argv` inside the namespace of node or VM `name`.

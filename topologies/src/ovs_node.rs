@@ -14,7 +14,6 @@
 use crate::lab::Lab;
 use crate::topology::OvsPortType;
 use anyhow::{Context, Result};
-use rvs_control::neutron::{br_tun_flows, TenantNet};
 use std::path::PathBuf;
 
 /// Where the package keeps the database schema.
@@ -114,13 +113,9 @@ pub fn start_vswitchd(lab: &mut Lab, node: &str) -> Result<()> {
 /// neutron's OVS agent does when it sees ovs-vswitchd restarted (its canary
 /// rule gone). The lab does it at once; the agent would first notice.
 pub fn resync(lab: &Lab, node: &str) -> Result<()> {
-    let flows = flows_file(lab, node).display().to_string();
+    let flows = lab.br_tun_flows_file(node).display().to_string();
     ofctl(lab, node, &["replace-flows", "br-tun", &flows])?;
     Ok(())
-}
-
-fn flows_file(lab: &Lab, node: &str) -> PathBuf {
-    lab.node_dir(node).join("br-tun.flows")
 }
 
 /// The OpenFlow rules of every bridge of `node`, one per line, without
@@ -297,23 +292,7 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
             ],
         )?;
     }
-    let nets: Vec<TenantNet> = lab
-        .topo
-        .networks
-        .iter()
-        .map(|n| TenantNet {
-            vni: n.vni,
-            vlan: lab.topo.local_vlan(&n.name).unwrap_or(1),
-        })
-        .collect();
-    let tunnels: Vec<&str> = tunnels.iter().map(String::as_str).collect();
-    let flows = flows_file(lab, name);
-    std::fs::write(&flows, br_tun_flows(&tunnels, &nets))
-        .with_context(|| format!("writing {}", flows.display()))?;
-    lab.sh.note(&format!(
-        "br-tun's rules (neutron's tables 0/2/4/10/20/22, the same text the rvs lab loads) are in {}",
-        flows.display()
-    ));
+    lab.write_br_tun_flows(name, &tunnels)?;
     resync(lab, name)
 }
 

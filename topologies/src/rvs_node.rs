@@ -6,8 +6,7 @@
 
 use crate::lab::Lab;
 use crate::topology::DatapathType;
-use anyhow::{Context, Result};
-use rvs_control::neutron::{br_tun_flows, TenantNet};
+use anyhow::Result;
 use std::path::PathBuf;
 
 /// Build every node.
@@ -138,15 +137,6 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
         )?;
         tunnels.push(port);
     }
-    let nets: Vec<TenantNet> = lab
-        .topo
-        .networks
-        .iter()
-        .map(|n| TenantNet {
-            vni: n.vni,
-            vlan: lab.topo.local_vlan(&n.name).unwrap_or(1),
-        })
-        .collect();
     for vm in lab.topo.vms_on(name) {
         let tag = format!("tag={}", lab.topo.local_vlan(&vm.network).unwrap_or(1));
         rvs(
@@ -155,14 +145,7 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
             &["add-port", "br-int", &lab.vm_if(&vm.name), dev_type, &tag],
         )?;
     }
-    let tunnels: Vec<&str> = tunnels.iter().map(String::as_str).collect();
-    let flows = lab.node_dir(name).join("br-tun.flows");
-    std::fs::write(&flows, br_tun_flows(&tunnels, &nets))
-        .with_context(|| format!("writing {}", flows.display()))?;
-    lab.sh.note(&format!(
-        "br-tun's rules (neutron's tables 0/2/4/10/20/22) are in {}",
-        flows.display()
-    ));
+    let flows = lab.write_br_tun_flows(name, &tunnels)?;
     rvs(
         lab,
         name,

@@ -372,8 +372,10 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     assert!(lost(lb) <= 2, "the kernel bridge keeps forwarding: {lb}");
     // OVS: its datapath dies with ovs-vswitchd; a restart alone keeps the
     // bridges' NORMAL rules, not br-tun's; the agent's re-push restores them.
+    // (Whether it answers again within this short run depends on how long
+    // ovs-vswitchd takes to re-open its AF_XDP ports: 0.7-3 s here. That it
+    // forwards after a restart is `root_the_ovs_lab_works...`'s check.)
     assert!(lost(ovs) > 0, "killing ovs-vswitchd stops traffic: {ovs}");
-    assert!(ovs["recovery_ms"].as_f64().is_some(), "{ovs}");
     let kept = ovs["rules_kept"].as_array().unwrap();
     assert!(kept[1].as_u64() < kept[0].as_u64(), "{ovs}");
     assert_eq!(ovs["config_intact"], serde_json::Value::Bool(true), "{ovs}");

@@ -52,6 +52,16 @@ pub fn nxm_name(f: OfField) -> String {
 impl fmt::Display for SubField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = nxm_name(self.field);
+        // NXM's in_port is 16 bits wide, OXM's 32: name the one that reads
+        // back as this range.
+        if self.field == OfField::InPort {
+            return match (self.start, self.end) {
+                (0, 15) => write!(f, "NXM_OF_IN_PORT[]"),
+                (0, 31) => write!(f, "OXM_OF_IN_PORT[]"),
+                (a, b) if a == b => write!(f, "OXM_OF_IN_PORT[{a}]"),
+                (a, b) => write!(f, "OXM_OF_IN_PORT[{a}..{b}]"),
+            };
+        }
         if self.is_whole() {
             write!(f, "{n}[]")
         } else if self.start == self.end {

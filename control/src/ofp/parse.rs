@@ -165,7 +165,55 @@ pub fn parse_flow(text: &str, ports: &dyn PortNames) -> PResult<Rule> {
             )
         }
     }
+    check_actions(&rule, text)?;
     Ok(rule)
+}
+
+/// What OVS checks of a rule's actions against its own match and table
+/// (`ofpacts_check`): `goto_table` only forward, and a field an action
+/// writes (`set_field`, `load`, `move`) or reads (`move`) needs its protocol
+/// in the match (OVS: OFPBAC_MATCH_INCONSISTENT).
+fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
+    let at = |what: &str| text.find(what).map_or(1, |i| i + 1);
+    let mut fields: Vec<(OfField, &'static str)> = Vec::new();
+    let mut stack: Vec<&OfAction> = rule.actions.iter().collect();
+    while let Some(a) = stack.pop() {
+        match a {
+            OfAction::GotoTable(t) if *t <= rule.table => {
+                let tok = format!("goto_table:{t}");
+                return err(
+                    at("goto_table"),
+                    &tok,
+                    format!(
+                        "goto_table:{t} in table {}: a rule may only go to a later table (OFPBIC_BAD_TABLE_ID)",
+                        rule.table
+                    ),
+                );
+            }
+            OfAction::SetField { field, .. } => fields.push((*field, "set_field")),
+            OfAction::Load { dst, .. } => fields.push((dst.field, "load")),
+            OfAction::Move { src, dst } => {
+                fields.push((src.field, "move"));
+                fields.push((dst.field, "move"));
+            }
+            OfAction::WriteActions(inner) => stack.extend(inner),
+            _ => {}
+        }
+    }
+    for (f, action) in fields {
+        if let Some(need) = unmet_prerequisite(f, &rule.matches) {
+            let name = f.name();
+            return err(
+                at(action),
+                action,
+                format!(
+                    "{action} of {name} needs {need} in the match (e.g. add \"{}\"), as OVS requires",
+                    need.split(' ').next().unwrap_or("ip")
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Parse a match alone (`in_port=vm1,ip,nw_dst=198.18.0.2`), as `trace` and
@@ -491,7 +539,15 @@ fn parse_port(col: usize, tok: &str, v: &str, ports: &dyn PortNames) -> PResult<
         return Ok(OFPP_LOCAL);
     }
     if let Some(n) = parse_int(v) {
-        return u32::try_from(n).map_or_else(|_| err(col, tok, "port number too large"), Ok);
+        // OpenFlow 1.0 port numbers, as OVS takes them in flow text.
+        return match u16::try_from(n) {
+            Ok(p) => Ok(p as u32),
+            Err(_) => err(
+                col,
+                tok,
+                format!("port {v} is outside the supported range 0 through 0xffff"),
+            ),
+        };
     }
     ports.port_no(v).map_or_else(
         || err(col, tok, format!("no port named {v:?} on this bridge")),
@@ -584,8 +640,10 @@ fn parse_tcp_flags(col: usize, tok: &str, v: &str) -> PResult<(u128, u128)> {
     Ok((val, mask))
 }
 
-/// Fields need the protocol that carries them, as in OVS.
-fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
+/// The protocol field `f` needs and `m` does not match (`None`: fine), as
+/// OVS's prerequisites: an IPv4 address needs ip (or arp: ARP's addresses
+/// share the field), a port needs its transport, ND fields their ICMPv6 type.
+fn unmet_prerequisite(f: OfField, m: &Match) -> Option<&'static str> {
     let ty = m.get(OfField::DlType);
     let proto = m.get(OfField::NwProto);
     let is_ty = |t: u128| ty == (t, 0xffff);
@@ -597,41 +655,30 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
     let nd = |types: &[u128]| {
         is_ty(0x86dd) && is_proto(58) && types.iter().any(|t| tp_src == (*t, 0xffff)) && code & code_mask == 0
     };
-    let checks: &[(OfField, bool, &str)] = &[
-        (OfField::NwSrc, is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
-        (OfField::NwDst, is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
-        (OfField::ArpOp, is_ty(0x0806), "arp"),
-        (OfField::NwProto, ip, "ip or ipv6"),
-        (OfField::NwTos, ip, "ip or ipv6"),
-        (OfField::NwTtl, ip, "ip or ipv6"),
-        (OfField::NwEcn, ip, "ip or ipv6"),
-        (OfField::IpDscp, ip, "ip or ipv6"),
-        (OfField::ArpSha, is_ty(0x0806), "arp"),
-        (OfField::ArpTha, is_ty(0x0806), "arp"),
-        (OfField::IpFrag, ip, "ip or ipv6"),
-        (OfField::Ipv6Src, is_ty(0x86dd), "ipv6"),
-        (OfField::Ipv6Dst, is_ty(0x86dd), "ipv6"),
-        (
-            OfField::TpSrc,
-            ip && (is_proto(6) || is_proto(17) || is_proto(132) || is_proto(1) || is_proto(58)),
-            "tcp, udp, sctp, icmp or icmp6",
-        ),
-        (
-            OfField::TpDst,
-            ip && (is_proto(6) || is_proto(17) || is_proto(132) || is_proto(1) || is_proto(58)),
-            "tcp, udp, sctp, icmp or icmp6",
-        ),
-        (OfField::TcpFlags, ip && is_proto(6), "tcp"),
-        (OfField::Ipv6Label, is_ty(0x86dd), "ipv6"),
-        (
-            OfField::NdTarget,
-            nd(&[135, 136]),
-            "icmp6,icmp_type=135 or icmp6,icmp_type=136",
-        ),
-        (OfField::NdSll, nd(&[135]), "icmp6,icmp_type=135"),
-        (OfField::NdTll, nd(&[136]), "icmp6,icmp_type=136"),
-    ];
-    for (f, ok, need) in checks {
+    let transport = ip && (is_proto(6) || is_proto(17) || is_proto(132) || is_proto(1) || is_proto(58));
+    let (ok, need) = match f {
+        OfField::NwSrc | OfField::NwDst => (is_ty(0x0800) || is_ty(0x0806), "ip or arp"),
+        OfField::ArpOp | OfField::ArpSha | OfField::ArpTha => (is_ty(0x0806), "arp"),
+        OfField::NwProto
+        | OfField::NwTos
+        | OfField::NwTtl
+        | OfField::NwEcn
+        | OfField::IpDscp
+        | OfField::IpFrag => (ip, "ip or ipv6"),
+        OfField::Ipv6Src | OfField::Ipv6Dst | OfField::Ipv6Label => (is_ty(0x86dd), "ipv6"),
+        OfField::TpSrc | OfField::TpDst => (transport, "tcp, udp, sctp, icmp or icmp6"),
+        OfField::TcpFlags => (ip && is_proto(6), "tcp"),
+        OfField::NdTarget => (nd(&[135, 136]), "icmp6,icmp_type=135 or icmp6,icmp_type=136"),
+        OfField::NdSll => (nd(&[135]), "icmp6,icmp_type=135"),
+        OfField::NdTll => (nd(&[136]), "icmp6,icmp_type=136"),
+        _ => (true, ""),
+    };
+    (!ok).then_some(need)
+}
+
+/// Fields need the protocol that carries them, as in OVS.
+fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
+    for f in OfField::all().chain(OfField::views()) {
         let name = f.name();
         // ARP's hardware addresses share bits with the IPv6 addresses: the
         // field the text names is the one checked.
@@ -642,7 +689,10 @@ fn check_prerequisites(m: &Match, text: &str) -> PResult<()> {
         if shared && !text.contains(name.as_str()) {
             continue;
         }
-        if m.has(*f) && !ok {
+        if !m.has(f) {
+            continue;
+        }
+        if let Some(need) = unmet_prerequisite(f, m) {
             let column = text.find(name.as_str()).map_or(1, |i| i + 1);
             return err(
                 column,
@@ -1064,7 +1114,12 @@ fn parse_subfield(col: usize, tok: &str, s: &str) -> PResult<SubField> {
         None => (s, None),
     };
     let field = field_named(col, tok, name)?;
-    let w = field.width();
+    // NXM's in_port is OpenFlow 1.0's 16-bit port number (OXM's is 32 bits).
+    let w = if name == "NXM_OF_IN_PORT" {
+        16
+    } else {
+        field.width()
+    };
     let (start, end) = match range {
         None | Some("") => (0, w - 1),
         Some(r) => {

@@ -108,6 +108,10 @@ impl fmt::Display for Action {
         let mac = |m: &[u8; 6]| crate::flow::MacAddr(*m);
         match self {
             Action::Output(p) => write!(f, "{p}"),
+            // As OVS prints it: the TPID only when it is not 802.1Q's.
+            Action::PushVlan { tpid: 0x8100, tci } => {
+                write!(f, "push_vlan(vid={},pcp={})", tci & 0xfff, tci >> 13)
+            }
             Action::PushVlan { tpid, tci } => write!(
                 f,
                 "push_vlan(tpid={tpid:#06x},vid={},pcp={})",

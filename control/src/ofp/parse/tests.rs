@@ -77,7 +77,7 @@ fn every_match_field() {
 
 #[test]
 fn every_action() {
-    let r = p("actions=output:1,vm1,2,NORMAL,FLOOD,ALL,IN_PORT,LOCAL,resubmit(,3),resubmit(1,4),resubmit:2,resubmit(in_port,5),resubmit(,7),\
+    let r = p("ip,actions=output:1,vm1,2,NORMAL,FLOOD,ALL,IN_PORT,LOCAL,resubmit(,3),resubmit(1,4),resubmit:2,resubmit(in_port,5),resubmit(,7),\
                mod_vlan_vid:10,mod_vlan_pcp:2,strip_vlan,pop_vlan,push_vlan:0x8100,mod_dl_src:02:00:00:00:00:01,mod_dl_dst:02:00:00:00:00:02,\
                mod_nw_src:198.18.0.1,mod_nw_dst:198.18.0.2,mod_nw_tos:16,mod_tp_src:1,mod_tp_dst:2,set_field:198.18.0.9->nw_dst,\
                load:0x5->NXM_NX_REG0[0..15],move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_tunnel:0x1389,set_tunnel64:0x10,note:01.02,output:NXM_NX_REG1[0..15]");
@@ -303,6 +303,51 @@ fn errors_say_what_and_where() {
     assert!(e("priority=70000,actions=drop").message.contains("priority"));
 }
 
+/// What OVS checks of actions against their rule (found by comparing with a
+/// real ovs-vswitchd: `tests/ovs_differential.rs`).
+#[test]
+fn actions_are_checked_against_their_rule_as_ovs_does() {
+    let x = e("actions=load:0xa000009->NXM_OF_IP_DST[],output:1");
+    assert_eq!(
+        x.message,
+        "load of nw_dst needs ip or arp in the match (e.g. add \"ip\"), as OVS requires"
+    );
+    assert_eq!(x.column, 9);
+    assert!(e("ip,actions=set_field:80->tcp_dst")
+        .message
+        .starts_with("set_field of tp_dst needs tcp, udp"));
+    assert!(e("actions=move:NXM_OF_ARP_SPA[]->NXM_NX_REG0[]")
+        .message
+        .contains("move of nw_src"));
+    assert!(e("actions=write_actions(set_field:::1->ipv6_dst)")
+        .message
+        .contains("needs ipv6"));
+    assert!(e("table=3,actions=goto_table:1")
+        .message
+        .contains("goto_table:1 in table 3: a rule may only go to a later table"));
+    assert!(e("table=3,actions=goto_table:3").message.contains("later table"));
+    assert!(e("actions=output:70000")
+        .message
+        .contains("port 70000 is outside the supported range 0 through 0xffff"));
+    // Matched, they pass; so do fields without a protocol, and mod_nw_* (OVS
+    // takes those over OpenFlow 1.0 and they do nothing to other packets).
+    p("ip,actions=load:0xa000009->NXM_OF_IP_DST[],set_field:80->reg0");
+    p("arp,actions=move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]");
+    p("actions=mod_nw_src:10.0.0.1,set_field:5->pkt_mark,load:1->NXM_NX_TUN_ID[]");
+    p("table=3,actions=goto_table:4");
+    // NXM's in_port is 16 bits, OXM's 32; each prints back as itself.
+    p("actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]");
+    assert!(e("actions=move:OXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]")
+        .message
+        .contains("bits"));
+    for text in [
+        "actions=output:NXM_OF_IN_PORT[]",
+        "actions=output:OXM_OF_IN_PORT[]",
+    ] {
+        assert_eq!(p(text).to_string(), format!("table=0,priority=32768,{text}"));
+    }
+}
+
 #[test]
 fn batch_is_all_or_nothing_and_names_the_line() {
     let ok = parse_flows(
@@ -368,8 +413,11 @@ fn field_strategy() -> impl Strategy<Value = (&'static str, String)> {
     ]
 }
 
-fn action_strategy() -> impl Strategy<Value = String> {
-    prop_oneof![
+/// An action and what its rule must match for it (`""`: nothing), as
+/// `field_strategy`'s fields: a field an action reads or writes needs its
+/// protocol in the match, as in OVS.
+fn action_strategy() -> impl Strategy<Value = (&'static str, String)> {
+    let plain = prop_oneof![
         (1u32..100).prop_map(|p| format!("output:{p}")),
         Just("NORMAL".to_string()),
         Just("FLOOD".to_string()),
@@ -388,10 +436,17 @@ fn action_strategy() -> impl Strategy<Value = String> {
         Just("controller".to_string()),
         (0u16..1500).prop_map(|l| format!("controller:{l}")),
         Just("output:in_port".to_string()),
-        (0u8..8).prop_map(|r| format!("move:NXM_NX_ARP_SHA[0..31]->NXM_NX_REG{r}[]")),
         (1u32..4096).prop_map(|v| format!("set_field:{}->vlan_vid", v | 0x1000)),
         any::<u32>().prop_map(|v| format!("set_field:{v:#x}->pkt_mark")),
-        (0u8..8).prop_map(|r| format!("move:NXM_NX_ND_TARGET[0..31]->NXM_NX_REG{r}[]")),
+    ];
+    prop_oneof![
+        4 => plain.prop_map(|a| ("", a)),
+        1 => (0u8..8).prop_map(|r| ("arp", format!("move:NXM_NX_ARP_SHA[0..31]->NXM_NX_REG{r}[]"))),
+        1 => (0u8..8).prop_map(|r| (
+            "icmp6,icmp_type=135",
+            format!("move:NXM_NX_ND_TARGET[0..31]->NXM_NX_REG{r}[]")
+        )),
+        1 => any::<[u8; 4]>().prop_map(|a| ("ip", format!("set_field:{}->ip_src", std::net::Ipv4Addr::from(a)))),
     ]
 }
 
@@ -461,7 +516,22 @@ proptest! {
             }
             parts.push(f);
         }
-        let all: Vec<String> = actions.into_iter().chain(instructions).collect();
+        let mut acts = Vec::new();
+        for (need, a) in actions {
+            if !need.is_empty() {
+                match proto {
+                    None => { proto = Some(need); parts.push(need.to_string()); }
+                    Some(p) if p == need || (need == "ip" && (p == "tcp" || p == "udp")) => {}
+                    Some(_) => continue,
+                }
+            }
+            acts.push(a);
+        }
+        // goto_table only goes forward (OVS: OFPBIC_BAD_TABLE_ID).
+        let forward = |i: &String| {
+            i.strip_prefix("goto_table:").and_then(|t| t.parse::<u8>().ok()).is_none_or(|t| t > table)
+        };
+        let all: Vec<String> = acts.into_iter().chain(instructions.into_iter().filter(forward)).collect();
         let acts = if all.is_empty() { "drop".to_string() } else { all.join(",") };
         let text = format!("{},actions={acts}", parts.join(","));
         let rule = parse_flow(&text, &()).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
