@@ -641,9 +641,21 @@ fn ovs_vsctl_forms_work_unchanged() {
     };
     assert_eq!(prios(&["dump-flows", "br-int", "--sort"]), [0, 5, 7]);
     assert_eq!(prios(&["dump-flows", "br-int", "--rsort=priority"]), [7, 5, 0]);
-    let (code, _, err) = d.rvs(&["dump-flows", "br-int", "--sort=tcp_dst"]);
+    // By a match field: rules without it last, whichever the direction.
+    let mut without: Vec<u32> = prios(&["dump-flows", "br-int"]);
+    without.retain(|p| *p != 7);
+    let in_port_first: Vec<u32> = [7].into_iter().chain(without.iter().copied()).collect();
+    assert_eq!(prios(&["dump-flows", "br-int", "--sort=in_port"]), in_port_first);
+    assert_eq!(prios(&["dump-flows", "br-int", "--rsort=in_port"]), in_port_first);
+    let tcp_dst_first: Vec<u32> = [5, 7, 0].to_vec();
+    assert_eq!(
+        prios(&["dump-flows", "br-int", "--sort=tcp_dst", "--rsort"]),
+        tcp_dst_first,
+        "then by priority, descending"
+    );
+    let (code, _, err) = d.rvs(&["dump-flows", "br-int", "--sort=tcp_dts"]);
     assert_eq!(code, 1);
-    assert!(err.contains("only priority"), "{err}");
+    assert!(err.contains("--sort=tcp_dts: not a match field"), "{err}");
     ok(&d, &["del-flows", "br-int", "in_port=7"]);
     let trace = ok(&d, &["trace", "br-int", "in_port=vm1,tcp,tcp_dst=80,nw_ttl=1"]);
     assert!(

@@ -734,3 +734,56 @@ fn datapath_actions_are_compared_by_what_leaves_which_port() {
     assert_eq!(n(&["drop"]), n(&["drop(xlate_depth)"]));
     assert!(n(&["drop"]).is_empty());
 }
+
+/// The cookies of a dump-flows listing, in its order.
+fn cookies(dump: &str) -> Vec<String> {
+    dump.lines()
+        .filter_map(|l| l.split("cookie=").nth(1))
+        .map(|c| c.split([',', ' ']).next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// `dump-flows --sort[=FIELD]/--rsort[=FIELD]`: the same order as ovs-ofctl.
+#[test]
+fn dump_flows_sorts_as_ovs_ofctl_does() {
+    let Some(ovs) = Ovs::start() else {
+        return;
+    };
+    let rvs = Rvs::start();
+    let case = Case {
+        name: "sorting",
+        ports: P,
+        // Distinct priorities: every order below ends in a total one (OVS's
+        // own order of ties is whatever its qsort leaves).
+        flows: "cookie=0x1,priority=5,in_port=p2,actions=drop
+cookie=0x2,priority=9,tcp,tcp_dst=80,actions=drop
+cookie=0x3,priority=6,in_port=p1,tcp,tcp_dst=22,actions=drop
+cookie=0x4,table=1,priority=1,dl_src=02:00:00:00:00:05,actions=drop
+cookie=0x5,priority=7,ip,nw_dst=10.0.0.0/8,actions=drop
+cookie=0x6,table=2,priority=8,ip,nw_dst=9.0.0.0/8,in_port=p4,actions=drop\n",
+        packets: &[],
+        generate: false,
+    };
+    assert_eq!(run_case(&ovs, &rvs, &case), Vec::<String>::new());
+    let orders: &[&[&str]] = &[
+        &["--sort"],
+        &["--rsort"],
+        &["--sort=in_port", "--sort"],
+        &["--rsort=in_port", "--sort"],
+        &["--rsort=tcp_dst", "--rsort"],
+        &["--sort=tcp_dst", "--sort"],
+        &["--sort=nw_dst", "--rsort=priority"],
+        &["--sort=dl_src", "--sort"],
+        &["--rsort=priority", "--sort=in_port"],
+    ];
+    for keys in orders {
+        let mut o = vec!["ovs-ofctl", "-O", "OpenFlow13"];
+        o.extend_from_slice(keys);
+        o.extend(["dump-flows", "br0"]);
+        let mut r = vec!["dump-flows", "br0"];
+        r.extend_from_slice(keys);
+        let (want, got) = (cookies(&ovs.run(&o)), cookies(&rvs.ok(&r)));
+        assert_eq!(got.len(), 6, "{keys:?}: {got:?}");
+        assert_eq!(got, want, "{keys:?}: rvs against ovs-ofctl");
+    }
+}

@@ -244,7 +244,7 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("add-flows", "add-flows BRIDGE FILE|-", "Add rules from a file (one per line), all or nothing."),
     ("replace-flows", "replace-flows BRIDGE FILE|-", "Replace all rules of a bridge, atomically."),
     ("del-flows", "del-flows BRIDGE [table=N,MATCH]", "Delete the rules a match covers (all without one)."),
-    ("dump-flows", "dump-flows BRIDGE [--table N] [--names|--no-names] [--sort|--rsort]", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows; --names prints ports by name (in_port=vm1, output:patch-tun), the default on a terminal; --sort/--rsort order by priority (ascending/descending) across tables."),
+    ("dump-flows", "dump-flows BRIDGE [--table N] [--names|--no-names] [--sort[=FIELD]|--rsort[=FIELD]]...", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows; --names prints ports by name (in_port=vm1, output:patch-tun), the default on a terminal; --sort/--rsort order across tables by priority (the default) or a match field (rules without it last), ascending/descending, several keys in turn."),
     ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
     ("trace", "trace BRIDGE FLOW [--generate]", "Walk a packet through the tables, like ovs-appctl ofproto/trace: from any port (also a patch or Geneve port), nothing learned unless --generate (then NORMAL learns and learn() installs, as ofproto/trace -generate); --format json for a JSON object. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
     ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),

@@ -7,7 +7,9 @@ use super::port_args::PortArgs;
 use super::proto::{Reply, Request};
 use crate::bridge::PortType;
 use crate::config::{port_type, Config};
-use crate::ofp::{fmt_actions_named, fmt_match_named, parse_match, Match, OfAction, PortNameMap, OFPP_LOCAL};
+use crate::ofp::{
+    fmt_actions_named, fmt_match_named, parse_match, Match, OfAction, OfField, PortNameMap, Rule, OFPP_LOCAL,
+};
 use crate::switch::{BridgePortNames, Switch};
 use crate::upcall::{lock, render, render_json, trace_flow_with, SharedSwitch};
 use rvs_dataplane::pmd::PmdCommand;
@@ -166,19 +168,27 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
         .and_then(|a| change(st, |sw| sw.add_tlv_map_text(&a[1]).map_err(|e| e.to_string()))),
         "dump-flows" => need(a, 1, "dump-flows BRIDGE [--table N] [--names|--no-names]").and_then(|a| {
             let names = a.iter().any(|x| x == "--names");
-            // ovs-ofctl's --sort/--rsort; rvs sorts by priority (the default field).
-            let mut order = None;
+            // ovs-ofctl's --sort[=FIELD] / --rsort[=FIELD], as many as given
+            // (the first decides first); FIELD is priority or a match field.
+            let mut order: Vec<SortKey> = Vec::new();
             for w in a
                 .iter()
                 .filter(|w| w.starts_with("--sort") || w.starts_with("--rsort"))
             {
                 let (flag, field) = w.split_once('=').unwrap_or((w, "priority"));
-                if field != "priority" {
-                    return Err(format!(
-                        "{flag}={field}: only priority is supported as the sort field"
-                    ));
+                if flag != "--sort" && flag != "--rsort" {
+                    return Err(format!("dump-flows: unknown option {w:?}"));
                 }
-                order = Some(flag == "--rsort");
+                let field = match field {
+                    "priority" => None,
+                    f => Some(OfField::from_name(f).ok_or_else(|| {
+                        format!("{flag}={f}: not a match field (priority, in_port, dl_src, nw_dst, ...)")
+                    })?),
+                };
+                order.push(SortKey {
+                    field,
+                    descending: flag == "--rsort",
+                });
             }
             st.dp.credit(&st.sw);
             let table = match a.iter().position(|x| x == "--table") {
@@ -189,7 +199,7 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
                 ),
                 None => None,
             };
-            dump_flows(&lock(&st.sw), &a[0], table, names, order, json)
+            dump_flows(&lock(&st.sw), &a[0], table, names, &order, json)
         }),
         "trace" => need(a, 2, "trace BRIDGE FLOW [--generate]").and_then(|a| {
             let generate = a[2..].iter().any(|w| w == "--generate");
@@ -389,14 +399,41 @@ fn show(sw: &Switch, datapath: &str, json: bool) -> String {
     s
 }
 
-/// `order`: Some(false) sorts by ascending priority (`--sort`), Some(true)
-/// descending (`--rsort`); None keeps table order.
+/// One `--sort`/`--rsort` criterion: priority (`None`) or a match field.
+#[derive(Clone, Copy, Debug)]
+struct SortKey {
+    field: Option<OfField>,
+    descending: bool,
+}
+
+/// ovs-ofctl's order of two rules under `keys`: by each key in turn; a rule
+/// that does not match on a key's field goes after those that do, whichever
+/// the direction; ties keep table order (the sort is stable).
+fn compare_rules(a: &Rule, b: &Rule, keys: &[SortKey]) -> std::cmp::Ordering {
+    for k in keys {
+        let ord = match k.field {
+            None => a.priority.cmp(&b.priority),
+            Some(f) => match (a.matches.has(f), b.matches.has(f)) {
+                (true, false) => return std::cmp::Ordering::Less,
+                (false, true) => return std::cmp::Ordering::Greater,
+                _ => a.matches.get(f).0.cmp(&b.matches.get(f).0),
+            },
+        };
+        let ord = if k.descending { ord.reverse() } else { ord };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+/// `order`: the `--sort`/`--rsort` keys (none: table order).
 fn dump_flows(
     sw: &Switch,
     bridge: &str,
     table: Option<u8>,
     names: bool,
-    order: Option<bool>,
+    order: &[SortKey],
     json: bool,
 ) -> CmdResult {
     let br = sw.bridge(bridge).map_err(|e| e.to_string())?;
@@ -415,10 +452,8 @@ fn dump_flows(
         .filter(|e| table.is_none_or(|t| t == e.rule.table))
         .collect();
     let mut rules = rules;
-    match order {
-        Some(false) => rules.sort_by_key(|e| e.rule.priority),
-        Some(true) => rules.sort_by_key(|e| std::cmp::Reverse(e.rule.priority)),
-        None => {}
+    if !order.is_empty() {
+        rules.sort_by(|x, y| compare_rules(&x.rule, &y.rule, order));
     }
     if json {
         let v: Vec<_> = rules
