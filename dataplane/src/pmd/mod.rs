@@ -270,6 +270,23 @@ impl<U: Upcall> Pmd<U> {
             .collect()
     }
 
+    /// True when every polled port has a descriptor that turns readable when
+    /// a packet waits (a memory port has none): a sleep on them cannot miss
+    /// a packet.
+    pub fn all_ports_wake(&self) -> bool {
+        self.ports
+            .iter()
+            .flatten()
+            .filter(|s| s.poll_rx)
+            .all(|s| lock_port(&s.port).poll_fd().is_some())
+    }
+
+    /// True while a port holds frames that a full ring sent back (they are
+    /// retried at the next poll).
+    pub fn tx_pending(&self) -> bool {
+        self.ports.iter().flatten().any(|s| !s.txq.is_empty())
+    }
+
     /// The attached ports.
     pub fn port_info(&self) -> Vec<PortInfo> {
         self.ports

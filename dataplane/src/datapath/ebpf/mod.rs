@@ -109,11 +109,17 @@ impl EbpfDatapath {
         };
         let table = Arc::new(Mutex::new(table));
         let events = dp.events(64)?;
+        // The thread serves misses only (established flows run in the
+        // kernel): it may sleep until one, or a command, arrives.
+        let poll = match opts.poll {
+            PollMode::Adaptive { .. } => PollMode::SLOW_PATH,
+            busy => busy,
+        };
         let pmd = PmdThread::spawn(
             0,
             OffloadUpcall::new(upcall, table.clone()),
             opts.pmd,
-            opts.poll,
+            poll,
             Some(inv),
             None,
         )
