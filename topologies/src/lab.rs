@@ -435,7 +435,13 @@ impl Lab {
 /// A VM's MAC, made from its address (02:00 + the four octets), so traces are
 /// easy to read.
 pub fn vm_mac(vm: &Vm) -> String {
-    let o = vm.ip.octets();
+    mac_of(vm.ip)
+}
+
+/// A locally administered MAC made from a lab address (02:00 + the four
+/// octets): VMs' MACs, and an OVS node's br-ex.
+pub fn mac_of(ip: std::net::Ipv4Addr) -> String {
+    let o = ip.octets();
     format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
@@ -506,5 +512,6 @@ mod tests {
             ip: "198.19.1.11".parse().unwrap(),
         };
         assert_eq!(vm_mac(&vm), "02:00:c6:13:01:0b");
+        assert_eq!(mac_of("198.18.0.1".parse().unwrap()), "02:00:c6:12:00:01");
     }
 }

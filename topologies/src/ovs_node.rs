@@ -11,7 +11,7 @@
 //! ARPs for the remote endpoint itself, through the bridge whose internal
 //! port holds the local address (br-ex).
 
-use crate::lab::Lab;
+use crate::lab::{mac_of, Lab};
 use crate::topology::OvsPortType;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -128,14 +128,6 @@ pub fn dump_rules(lab: &Lab, node: &str) -> Result<String> {
     Ok(all)
 }
 
-/// The MAC of br-ex's internal port: made from the node's address (as the
-/// lab's VM MACs are). It must differ from the underlay veth's, or both
-/// answer the same frames.
-fn br_ex_mac(ip: std::net::Ipv4Addr) -> String {
-    let o = ip.octets();
-    format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
-}
-
 /// Build every node.
 pub fn build(lab: &mut Lab) -> Result<()> {
     lab.state.overlay = "geneve".into();
@@ -161,7 +153,9 @@ pub fn build(lab: &mut Lab) -> Result<()> {
 fn configure(lab: &mut Lab, name: &str) -> Result<()> {
     let node = lab.node(name)?.clone();
     let ptype = format!("type={}", lab.topo.ovs_port_type().name());
-    let hwaddr = format!("other-config:hwaddr={}", br_ex_mac(node.underlay_ip));
+    // br-ex's own MAC: it must differ from the underlay veth's, or both
+    // answer the same frames.
+    let hwaddr = format!("other-config:hwaddr={}", mac_of(node.underlay_ip));
     let mtu = lab.topo.underlay.mtu.to_string();
     let mtu_req = format!("mtu_request={mtu}");
     let netdev = "datapath_type=netdev";
@@ -294,14 +288,4 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
     }
     lab.write_br_tun_flows(name, &tunnels)?;
     resync(lab, name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn br_ex_gets_a_locally_administered_mac_from_its_address() {
-        assert_eq!(br_ex_mac("198.18.0.1".parse().unwrap()), "02:00:c6:12:00:01");
-    }
 }
