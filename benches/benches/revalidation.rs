@@ -14,6 +14,7 @@ use rvs_dataplane::packet::BATCH_SIZE;
 use rvs_dataplane::pmd::{Pmd, PmdConfig};
 use rvs_dataplane::port::MemoryPort;
 use rvs_dataplane::testing::udp4;
+use std::collections::HashSet;
 
 fn emc_thrash(c: &mut Criterion) {
     let mut g = c.benchmark_group("emc_thrash_100k_flows");
@@ -54,6 +55,14 @@ fn mac_flood(c: &mut Criterion) {
                         p3.inject(&udp4(src, [0xff; 6], [198, 18, 2, 1], [198, 18, 2, 2], 3, 3, 18));
                         if mode == "flush_all" {
                             lock(&sw).bump();
+                        }
+                        if n.is_multiple_of(1024) {
+                            // What the daemon's once-a-second credit does (on
+                            // its own thread; counted here): forget the
+                            // attributions of flows the cache no longer holds.
+                            let since = lock(&sw).next_tag();
+                            let live: HashSet<u64> = pmd.megaflow().iter().map(|f| f.tag()).collect();
+                            lock(&sw).forget_flows(&live, since);
                         }
                     }
                     for _ in 0..every {

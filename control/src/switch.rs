@@ -653,6 +653,27 @@ impl Switch {
         tag
     }
 
+    /// The tag the next remembered flow gets: read it before taking datapath
+    /// snapshots, then [`Switch::forget_flows`] keeps what was remembered since.
+    pub fn next_tag(&self) -> u64 {
+        self.next_tag
+    }
+
+    /// Forget the attributions of cached flows no datapath holds any more:
+    /// `live` is every tag in snapshots taken after `since` was read from
+    /// [`Switch::next_tag`] (flows remembered later are not in them and stay).
+    /// Without this the table only shrank by clearing it when full, which
+    /// also dropped the attributions of live flows.
+    pub fn forget_flows(&mut self, live: &std::collections::HashSet<u64>, since: u64) {
+        self.xcache.retain(|t, _| *t >= since || live.contains(t));
+        self.credited.retain(|(_, t), _| *t >= since || live.contains(t));
+    }
+
+    /// How many cached flows' attributions are remembered.
+    pub fn remembered(&self) -> usize {
+        self.xcache.len()
+    }
+
     /// Credit packets and bytes to the rules in `rules` directly (a packet
     /// that was translated but not cached).
     pub fn credit_rules(&mut self, rules: &[RuleRef], packets: u64, bytes: u64) {
@@ -733,6 +754,24 @@ pub use tnl_route::{parse_prefix, StaticRoute};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributions_of_removed_flows_are_forgotten_and_live_ones_kept() {
+        let mut sw = Switch::new();
+        let origin = || FlowOrigin {
+            rules: Vec::new(),
+            macs: Vec::new(),
+        };
+        let (t1, t2) = (sw.remember(origin()), sw.remember(origin()));
+        let since = sw.next_tag();
+        // Installed while the snapshots were taken: in none of them.
+        let t3 = sw.remember(origin());
+        sw.credit(0, &[(t1, 5, 500), (t2, 1, 100)]);
+        sw.forget_flows(&[t1].into_iter().collect(), since);
+        assert_eq!(sw.remembered(), 2, "t2 is gone from every datapath");
+        assert!(sw.xcache.contains_key(&t1) && sw.xcache.contains_key(&t3));
+        assert!(sw.credited.contains_key(&(0, t1)) && !sw.credited.contains_key(&(0, t2)));
+    }
 
     #[test]
     fn bridges_ports_and_numbers() {

@@ -780,19 +780,26 @@ impl Xlate<'_> {
             self.note(|| format!("output:{p} is the input port: skipped (use IN_PORT)"));
             return;
         }
-        let Some(port) = self.sw.bridges.get(bridge).and_then(|b| b.ports.get(&p)).cloned() else {
+        let Some(port) = self.sw.bridges.get(bridge).and_then(|b| b.ports.get(&p)) else {
             self.note(|| format!("output:{p}: no such port"));
             return;
         };
+        if let PortType::Internal | PortType::System { .. } = port.ty {
+            // The common case clones nothing (an upcall's cost is mostly
+            // allocation); the name is copied only for a trace.
+            let Some(dp) = port.dp_port else { return };
+            let name = self.trace.is_some().then(|| port.name.clone());
+            self.commit();
+            self.note(|| format!("output to {} (datapath port {dp})", name.unwrap_or_default()));
+            self.actions.push(Action::Output(dp));
+            return;
+        }
+        let port = port.clone();
         match &port.ty {
             PortType::Patch { peer } => self.patch(&port, peer),
             PortType::Geneve(opts) => self.tunnel_output(&port, opts),
-            PortType::Internal | PortType::System { .. } => {
-                let Some(dp) = port.dp_port else { return };
-                self.commit();
-                self.note(|| format!("output to {} (datapath port {dp})", port.name));
-                self.actions.push(Action::Output(dp));
-            }
+            // Handled above.
+            PortType::Internal | PortType::System { .. } => {}
         }
     }
 
@@ -899,11 +906,17 @@ impl Xlate<'_> {
         self.consult(OfField::VlanTci, 0x1fff);
         self.consult(OfField::DlSrc, u64::MAX as u128 >> 16);
         self.consult(OfField::DlDst, u64::MAX as u128 >> 16);
-        let Some(inp) = self.sw.bridges[bridge].ports.get(&in_port).cloned() else {
-            return self.note(|| "NORMAL: unknown input port".into());
-        };
         let tci = self.get(OfField::VlanTci) as u16;
         let tagged = tci & VLAN_CFI != 0;
+        // Borrowed, not cloned: the port's name is copied only for a trace.
+        let Some(inp) = self.sw.bridges[bridge].ports.get(&in_port) else {
+            return self.note(|| "NORMAL: unknown input port".into());
+        };
+        let inp_name = if self.trace.is_some() {
+            inp.name.clone()
+        } else {
+            String::new()
+        };
         let vlan = match inp.tag {
             Some(_) if tagged => return self.note(|| "NORMAL: tagged frame on an access port: drop".into()),
             Some(t) => t,
@@ -911,7 +924,7 @@ impl Xlate<'_> {
             None => 0,
         };
         if !inp.carries(vlan) {
-            return self.note(|| format!("NORMAL: {} does not carry VLAN {vlan}: drop", inp.name));
+            return self.note(|| format!("NORMAL: {inp_name} does not carry VLAN {vlan}: drop"));
         }
         let src = self.get(OfField::DlSrc);
         let dst = self.get(OfField::DlDst);
@@ -942,7 +955,7 @@ impl Xlate<'_> {
                     format!(
                         "NORMAL: learned {} on VLAN {vlan} port {}",
                         mac_str(src),
-                        inp.name
+                        inp_name
                     )
                 });
             }
@@ -976,14 +989,15 @@ impl Xlate<'_> {
     }
 
     fn normal_output(&mut self, bridge: &str, out: u32, vlan: u16, in_tci: u16) {
-        let Some(port) = self.sw.bridges[bridge].ports.get(&out).cloned() else {
+        let Some(port) = self.sw.bridges[bridge].ports.get(&out) else {
             return;
         };
         if !port.carries(vlan) {
             return;
         }
+        let access = port.tag.is_some();
         let saved = self.get(OfField::VlanTci);
-        let tci = if port.tag.is_some() || vlan == 0 {
+        let tci = if access || vlan == 0 {
             0
         } else {
             (in_tci & 0xe000) | VLAN_CFI | vlan

@@ -189,16 +189,21 @@ impl Datapath {
         self.dp.snapshots()
     }
 
-    /// Credit cached-flow counters to rules.
+    /// Credit cached-flow counters to rules, and forget what removed flows
+    /// came from.
     pub fn credit(&self, sw: &SharedSwitch) {
+        let since = lock(sw).next_tag();
+        let mut live = std::collections::HashSet::new();
         for s in self.snapshots() {
             let counters: Vec<(u64, u64, u64)> = s
                 .flows
                 .iter()
                 .map(|f| (f.tag(), f.packets(), f.bytes()))
                 .collect();
+            live.extend(counters.iter().map(|c| c.0));
             lock(sw).credit(s.id, &counters);
         }
+        lock(sw).forget_flows(&live, since);
     }
 
     /// Send a command to every PMD thread.
