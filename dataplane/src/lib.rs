@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod cache;
+pub mod conntrack;
 pub mod datapath;
 pub mod drop;
 pub mod flow;

@@ -1,0 +1,553 @@
+//! Connection tracking, in the spirit of OVS's userspace `lib/conntrack.c`:
+//! one table of connections keyed by zone and tuple in both directions, TCP
+//! window tracking (pf's), UDP/other and ICMP (echo and the like; errors
+//! are `related` to the connection they quote), OVS's default timeouts, a
+//! bounded size with per-zone limits, expiry in bounded sweeps, counters.
+//!
+//! The tracker knows no OpenFlow and does no I/O: a packet goes in as a
+//! [`CtPacket`] with the zone and commit of a `ct()` action, and comes out
+//! with its `ct_state`, `ct_mark` and `ct_label` (or refused when a commit
+//! finds the table or zone full). Time is a millisecond clock the caller
+//! passes, so tests drive it.
+
+mod packet;
+mod tcp;
+mod timeouts;
+
+pub use packet::{CtPacket, TcpSegment, Tuple, Untrackable, L4};
+pub use tcp::{TcpConn, TcpState, Update};
+pub use timeouts::{Timeout, Timeouts};
+
+use hashbrown::HashMap;
+use slab::Slab;
+use std::fmt;
+use thiserror::Error;
+
+/// `ct_state` bits, OVS's values (`+new` 0x01 ... `+dnat` 0x80).
+pub mod state {
+    /// Starts a connection (or one not yet answered).
+    pub const NEW: u8 = 0x01;
+    /// Part of a connection that has seen both directions.
+    pub const EST: u8 = 0x02;
+    /// Related to a connection (an ICMP error quoting it).
+    pub const REL: u8 = 0x04;
+    /// In the reply direction.
+    pub const RPL: u8 = 0x08;
+    /// Invalid: untrackable, or outside the connection's window.
+    pub const INV: u8 = 0x10;
+    /// Tracked (went through `ct()`).
+    pub const TRK: u8 = 0x20;
+    /// Source NATed (not implemented yet).
+    pub const SNAT: u8 = 0x40;
+    /// Destination NATed (not implemented yet).
+    pub const DNAT: u8 = 0x80;
+}
+
+/// OVS's default for the whole table (`dpctl/ct-set-maxconns`).
+pub const DEFAULT_MAX_CONNS: usize = 3_000_000;
+
+/// Sizes and timeouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtConfig {
+    /// Connections in all zones together.
+    pub max_conns: usize,
+    /// Connections per zone where `zone_limits` says nothing (0: no limit),
+    /// as `dpctl/ct-set-limits default=N`.
+    pub default_zone_limit: u32,
+    /// Connections allowed in a zone (0: no limit).
+    pub zone_limits: std::collections::BTreeMap<u16, u32>,
+    /// Timeouts by class.
+    pub timeouts: Timeouts,
+}
+
+impl Default for CtConfig {
+    fn default() -> Self {
+        CtConfig {
+            max_conns: DEFAULT_MAX_CONNS,
+            default_zone_limit: 0,
+            zone_limits: Default::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// What a `ct()` action asks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtAction {
+    /// The zone.
+    pub zone: u16,
+    /// Create the connection if there is none (and keep `mark`/`label`).
+    pub commit: bool,
+    /// `exec(set_field:V/M->ct_mark)` (with commit only, as in OVS).
+    pub mark: Option<(u32, u32)>,
+    /// `exec(set_field:V/M->ct_label)`.
+    pub label: Option<(u128, u128)>,
+}
+
+/// What a `ct()` action gives the packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtResult {
+    /// `ct_state` ([`state`] bits).
+    pub state: u8,
+    /// `ct_zone`.
+    pub zone: u16,
+    /// `ct_mark`.
+    pub mark: u32,
+    /// `ct_label`.
+    pub label: u128,
+}
+
+/// A commit that could not create its connection (the packet is dropped and
+/// counted, as the kernel does when its table is full).
+#[derive(Error, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtRefused {
+    /// The table holds `max_conns` connections.
+    #[error("connection table full ({0} connections)")]
+    Full(usize),
+    /// The zone holds its limit.
+    #[error("zone {zone} at its limit of {limit} connections")]
+    ZoneLimit {
+        /// The zone.
+        zone: u16,
+        /// Its limit.
+        limit: u32,
+    },
+}
+
+/// Counters since start (`ct-stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtCounters {
+    /// Connections created.
+    pub inserted: u64,
+    /// Connections removed because they expired.
+    pub expired: u64,
+    /// Connections ended by a new SYN after they closed.
+    pub reopened: u64,
+    /// Packets marked invalid.
+    pub invalid: u64,
+    /// Commits refused: table full.
+    pub refused_full: u64,
+    /// Commits refused: zone limit.
+    pub refused_zone_limit: u64,
+}
+
+/// What a connection is, beyond TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Tcp(TcpConn),
+    /// UDP and others; ICMP queries.
+    Other,
+}
+
+#[derive(Clone, Debug)]
+struct Conn {
+    zone: u16,
+    /// The originating direction.
+    orig: Tuple,
+    proto: Proto,
+    /// A packet in the reply direction has been seen.
+    replied: bool,
+    timeout: Timeout,
+    expires_ms: u64,
+    mark: u32,
+    label: u128,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    zone: u16,
+    t: Tuple,
+}
+
+/// The connection table.
+pub struct Conntrack {
+    cfg: CtConfig,
+    conns: Slab<Conn>,
+    /// Both directions of every connection -> (slot, is the reply direction).
+    index: HashMap<Key, (usize, bool)>,
+    per_zone: HashMap<u16, u32>,
+    counters: CtCounters,
+    sweep_at: usize,
+}
+
+/// How many slots a full table's commit sweeps for expired connections
+/// before it refuses (bounded: a PMD never stalls on a sweep).
+const SWEEP_ON_FULL: usize = 256;
+
+impl Conntrack {
+    /// An empty table.
+    pub fn new(cfg: CtConfig) -> Self {
+        Conntrack {
+            cfg,
+            conns: Slab::new(),
+            index: HashMap::new(),
+            per_zone: HashMap::new(),
+            counters: CtCounters::default(),
+            sweep_at: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CtConfig {
+        &self.cfg
+    }
+
+    /// Change limits and timeouts (existing connections keep their expiry
+    /// until their next packet; nothing is evicted by a lower limit).
+    pub fn set_config(&mut self, cfg: CtConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Connections in the table.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// True when the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Counters since start.
+    pub fn counters(&self) -> CtCounters {
+        self.counters
+    }
+
+    /// Connections in `zone`.
+    pub fn zone_len(&self, zone: u16) -> u32 {
+        self.per_zone.get(&zone).copied().unwrap_or(0)
+    }
+
+    fn zone_limit(&self, zone: u16) -> u32 {
+        self.cfg
+            .zone_limits
+            .get(&zone)
+            .copied()
+            .unwrap_or(self.cfg.default_zone_limit)
+    }
+
+    /// Run `packet` (or the reason it cannot be tracked) through `ct()`
+    /// at `now_ms`.
+    pub fn execute(
+        &mut self,
+        packet: Result<&CtPacket, Untrackable>,
+        act: &CtAction,
+        now_ms: u64,
+    ) -> Result<CtResult, CtRefused> {
+        let mut r = CtResult {
+            state: state::TRK,
+            zone: act.zone,
+            ..CtResult::default()
+        };
+        let Ok(pkt) = packet else {
+            return Ok(self.invalid(r));
+        };
+        let key = Key {
+            zone: act.zone,
+            t: pkt.tuple,
+        };
+        if let Some(&(slot, reply)) = self.index.get(&key) {
+            match self.update(slot, pkt, reply, now_ms) {
+                Some(Update::Valid(_) | Update::Loose) => {
+                    let c = &mut self.conns[slot];
+                    r.state |= if c.replied { state::EST } else { state::NEW };
+                    if reply {
+                        r.state |= state::RPL;
+                    }
+                    if act.commit {
+                        apply(&mut c.mark, &mut c.label, act);
+                    }
+                    r.mark = c.mark;
+                    r.label = c.label;
+                    return Ok(r);
+                }
+                Some(Update::Invalid) => return Ok(self.invalid(r)),
+                // Expired or closed and reopened: it is gone; start again.
+                Some(Update::Reopen) | None => {}
+            }
+        }
+        if let L4::IcmpError(quoted) = pkt.l4 {
+            let qk = Key {
+                zone: act.zone,
+                t: quoted,
+            };
+            return match self.index.get(&qk).copied() {
+                Some((slot, quoted_reply)) if self.conns[slot].expires_ms > now_ms => {
+                    let c = &self.conns[slot];
+                    // The error travels against the quoted packet.
+                    r.state |= state::REL | if quoted_reply { 0 } else { state::RPL };
+                    r.mark = c.mark;
+                    r.label = c.label;
+                    Ok(r)
+                }
+                _ => Ok(self.invalid(r)),
+            };
+        }
+        let may_start = match &pkt.l4 {
+            L4::Tcp(seg) => tcp::valid_new(seg),
+            L4::IcmpQuery { request } => *request,
+            L4::Other => true,
+            L4::IcmpError(_) => false,
+        };
+        if !may_start {
+            return Ok(self.invalid(r));
+        }
+        r.state |= state::NEW;
+        if act.commit {
+            let c = self.insert(pkt, act, now_ms)?;
+            r.mark = c.mark;
+            r.label = c.label;
+        }
+        Ok(r)
+    }
+
+    fn invalid(&mut self, mut r: CtResult) -> CtResult {
+        self.counters.invalid += 1;
+        r.state |= state::INV;
+        r
+    }
+
+    /// Apply a packet to the connection in `slot`; `None` if it had expired
+    /// (then it is removed).
+    fn update(&mut self, slot: usize, pkt: &CtPacket, reply: bool, now_ms: u64) -> Option<Update> {
+        if self.conns[slot].expires_ms <= now_ms {
+            self.remove(slot);
+            self.counters.expired += 1;
+            return None;
+        }
+        let c = &mut self.conns[slot];
+        let u = match (&mut c.proto, &pkt.l4) {
+            (Proto::Tcp(t), L4::Tcp(seg)) => t.update(seg, reply),
+            (Proto::Tcp(_), _) => Update::Invalid,
+            (Proto::Other, _) => {
+                let icmp = matches!(pkt.l4, L4::IcmpQuery { .. });
+                let t = if reply || c.replied {
+                    if icmp {
+                        Timeout::IcmpReply
+                    } else {
+                        Timeout::OtherBidir
+                    }
+                } else if icmp {
+                    Timeout::IcmpFirst
+                } else {
+                    Timeout::OtherMultiple
+                };
+                Update::Valid(t)
+            }
+        };
+        match u {
+            Update::Valid(t) => {
+                c.replied |= reply;
+                c.timeout = t;
+                c.expires_ms = now_ms.saturating_add(self.cfg.timeouts.ms(t));
+            }
+            Update::Loose => c.replied |= reply,
+            Update::Invalid => {}
+            Update::Reopen => {
+                self.remove(slot);
+                self.counters.reopened += 1;
+            }
+        }
+        Some(u)
+    }
+
+    fn insert(&mut self, pkt: &CtPacket, act: &CtAction, now_ms: u64) -> Result<&Conn, CtRefused> {
+        if self.conns.len() >= self.cfg.max_conns {
+            self.sweep(now_ms, SWEEP_ON_FULL);
+            if self.conns.len() >= self.cfg.max_conns {
+                self.counters.refused_full += 1;
+                return Err(CtRefused::Full(self.cfg.max_conns));
+            }
+        }
+        let limit = self.zone_limit(act.zone);
+        if limit != 0 && self.zone_len(act.zone) >= limit {
+            self.counters.refused_zone_limit += 1;
+            return Err(CtRefused::ZoneLimit {
+                zone: act.zone,
+                limit,
+            });
+        }
+        let (proto, timeout) = match &pkt.l4 {
+            L4::Tcp(seg) => (Proto::Tcp(TcpConn::new(seg)), TcpConn::first_timeout()),
+            L4::IcmpQuery { .. } => (Proto::Other, Timeout::IcmpFirst),
+            _ => (Proto::Other, Timeout::OtherFirst),
+        };
+        let mut c = Conn {
+            zone: act.zone,
+            orig: pkt.tuple,
+            proto,
+            replied: false,
+            timeout,
+            expires_ms: now_ms.saturating_add(self.cfg.timeouts.ms(timeout)),
+            mark: 0,
+            label: 0,
+        };
+        apply(&mut c.mark, &mut c.label, act);
+        let slot = self.conns.insert(c);
+        let fwd = Key {
+            zone: act.zone,
+            t: pkt.tuple,
+        };
+        let rev = Key {
+            zone: act.zone,
+            t: pkt.tuple.reverse(),
+        };
+        self.index.insert(fwd, (slot, false));
+        // A tuple that is its own reverse (same address and port both ways)
+        // keeps the originating entry.
+        self.index.entry(rev).or_insert((slot, true));
+        *self.per_zone.entry(act.zone).or_insert(0) += 1;
+        self.counters.inserted += 1;
+        Ok(&self.conns[slot])
+    }
+
+    fn remove(&mut self, slot: usize) {
+        let c = self.conns.remove(slot);
+        for t in [c.orig, c.orig.reverse()] {
+            let k = Key { zone: c.zone, t };
+            if self.index.get(&k).is_some_and(|(s, _)| *s == slot) {
+                self.index.remove(&k);
+            }
+        }
+        if let Some(n) = self.per_zone.get_mut(&c.zone) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_zone.remove(&c.zone);
+            }
+        }
+    }
+
+    /// Remove expired connections among the next `budget` slots (a clock
+    /// hand over the table: each call is bounded, a full turn visits all).
+    /// Returns how many were removed.
+    pub fn sweep(&mut self, now_ms: u64, budget: usize) -> usize {
+        let cap = self.conns.capacity();
+        let mut n = 0;
+        for _ in 0..budget.min(cap) {
+            let i = self.sweep_at % cap;
+            self.sweep_at = (i + 1) % cap;
+            if self.conns.get(i).is_some_and(|c| c.expires_ms <= now_ms) {
+                self.remove(i);
+                n += 1;
+            }
+        }
+        self.counters.expired += n as u64;
+        n
+    }
+
+    /// Remove every connection (of `zone` only, if given); returns how many.
+    pub fn flush(&mut self, zone: Option<u16>) -> usize {
+        let slots: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| zone.is_none_or(|z| c.zone == z))
+            .map(|(i, _)| i)
+            .collect();
+        for &s in &slots {
+            self.remove(s);
+        }
+        slots.len()
+    }
+
+    /// Every connection, as `dump-conntrack` shows it.
+    pub fn dump(&self, now_ms: u64) -> Vec<ConnEntry> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.expires_ms > now_ms)
+            .map(|(_, c)| ConnEntry {
+                zone: c.zone,
+                orig: c.orig,
+                tcp_state: match c.proto {
+                    Proto::Tcp(t) => Some(t.state()),
+                    Proto::Other => None,
+                },
+                replied: c.replied,
+                mark: c.mark,
+                label: c.label,
+                expires_in_ms: c.expires_ms - now_ms,
+            })
+            .collect()
+    }
+}
+
+fn apply(mark: &mut u32, label: &mut u128, act: &CtAction) {
+    if let Some((v, m)) = act.mark {
+        *mark = (*mark & !m) | (v & m);
+    }
+    if let Some((v, m)) = act.label {
+        *label = (*label & !m) | (v & m);
+    }
+}
+
+/// One connection as `dump-conntrack` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnEntry {
+    /// Zone.
+    pub zone: u16,
+    /// The originating direction.
+    pub orig: Tuple,
+    /// TCP: the connection's state.
+    pub tcp_state: Option<TcpState>,
+    /// A reply has been seen.
+    pub replied: bool,
+    /// `ct_mark`.
+    pub mark: u32,
+    /// `ct_label`.
+    pub label: u128,
+    /// Until it expires without traffic.
+    pub expires_in_ms: u64,
+}
+
+fn fmt_addr(a: &[u8; 16], v6: bool) -> String {
+    if v6 {
+        std::net::Ipv6Addr::from(*a).to_string()
+    } else {
+        std::net::Ipv4Addr::new(a[12], a[13], a[14], a[15]).to_string()
+    }
+}
+
+fn fmt_dir(f: &mut fmt::Formatter<'_>, t: &Tuple) -> fmt::Result {
+    write!(f, "src={},dst={}", fmt_addr(&t.src, t.v6), fmt_addr(&t.dst, t.v6))?;
+    match t.proto {
+        packet::PROTO_ICMP | packet::PROTO_ICMPV6 => {
+            write!(f, ",id={},type={},code=0", t.sport, t.stype)
+        }
+        packet::PROTO_TCP | packet::PROTO_UDP => write!(f, ",sport={},dport={}", t.sport, t.dport),
+        _ => Ok(()),
+    }
+}
+
+/// OVS's `dpctl/dump-conntrack` line:
+/// `tcp,orig=(src=..,dst=..,sport=..,dport=..),reply=(..),zone=1,mark=..,labels=..,protoinfo=(state=ESTABLISHED)`.
+impl fmt::Display for ConnEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match (self.orig.proto, self.orig.v6) {
+            (packet::PROTO_TCP, _) => "tcp".to_string(),
+            (packet::PROTO_UDP, _) => "udp".to_string(),
+            (packet::PROTO_ICMP, false) => "icmp".to_string(),
+            (packet::PROTO_ICMPV6, true) => "icmpv6".to_string(),
+            (p, _) => format!("proto={p}"),
+        };
+        write!(f, "{name},orig=(")?;
+        fmt_dir(f, &self.orig)?;
+        write!(f, "),reply=(")?;
+        fmt_dir(f, &self.orig.reverse())?;
+        write!(f, ")")?;
+        if self.zone != 0 {
+            write!(f, ",zone={}", self.zone)?;
+        }
+        if self.mark != 0 {
+            write!(f, ",mark={}", self.mark)?;
+        }
+        if self.label != 0 {
+            write!(f, ",labels=0x{:x}", self.label)?;
+        }
+        if let Some(s) = self.tcp_state {
+            write!(f, ",protoinfo=(state={})", s.name())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
