@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod neutron;
 pub mod normal;
 pub mod ofp;
+pub mod recirc;
 pub mod switch;
 pub mod upcall;
 pub mod xlate;

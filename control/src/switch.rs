@@ -106,6 +106,8 @@ pub struct Switch {
     pub fixed_neigh: BTreeMap<String, BTreeMap<Ipv4Addr, [u8; 6]>>,
     /// Static tunnel routes (`tnl-route-add`, OVS's `ovs/route/add`).
     pub static_routes: BTreeMap<(Ipv4Addr, u8), StaticRoute>,
+    /// Where translation resumes after `ct(table=...)`.
+    pub recirc: crate::recirc::RecircTable,
     /// Cached flow tag -> the rules its translation went through.
     xcache: HashMap<u64, FlowOrigin>,
     /// (PMD, tag) -> (packets, bytes) already credited.
@@ -126,6 +128,7 @@ impl Default for Switch {
             vteps: BTreeMap::new(),
             fixed_neigh: BTreeMap::new(),
             static_routes: BTreeMap::new(),
+            recirc: Default::default(),
             xcache: HashMap::new(),
             credited: HashMap::new(),
             next_tag: 1,

@@ -4,7 +4,7 @@
 use crate::bridge::PortType;
 use crate::ofp::{parse_match, OfField};
 use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
-use crate::xlate::{trace_with, translate_packet, Translation};
+use crate::xlate::{trace_with, translate_packet, TraceOptions, Translation};
 use rvs_dataplane::datapath::Revalidated;
 use rvs_dataplane::flow::{nd_fields, Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
@@ -130,6 +130,18 @@ pub fn trace_flow_with(
     text: &str,
     generate: bool,
 ) -> Result<Translation, SwitchError> {
+    trace_flow_ct(sw, bridge, text, generate, &[])
+}
+
+/// [`trace_flow_with`], following each `ct(table=...)` into the next pass
+/// with the `ct_state` values of `ct_next` in turn (then `trk|new`).
+pub fn trace_flow_ct(
+    sw: &mut Switch,
+    bridge: &str,
+    text: &str,
+    generate: bool,
+    ct_next: &[u8],
+) -> Result<Translation, SwitchError> {
     let br = sw.bridge(bridge)?;
     let m = parse_match(text, &BridgePortNames(br)).map_err(|e| SwitchError::Flow(e.to_string()))?;
     let mut key = m.value.flow();
@@ -156,17 +168,96 @@ pub fn trace_flow_with(
         // as if the peer had just sent the packet over.
         _ => opts.start = Some((bridge.to_string(), in_port)),
     }
-    Ok(trace_with(sw, &key, &opts))
+    let mut t = trace_with(sw, &key, &opts);
+    follow_recirculations(sw, &mut t, &opts, ct_next);
+    Ok(t)
+}
+
+/// Most passes a trace follows (each `ct(table=)` is one more).
+const MAX_TRACE_PASSES: usize = 16;
+
+/// Translate the packets `t` recirculates, as the datapath would look them
+/// up after the tracker: with the `ct_state` of `ct_next` in turn (OVS's
+/// `ofproto/trace --ct-next`; default `trk|new`), the zone and the mark the
+/// `ct()` gave.
+fn follow_recirculations(sw: &mut Switch, t: &mut Translation, opts: &TraceOptions, ct_next: &[u8]) {
+    use rvs_dataplane::conntrack::state::{NEW, TRK};
+    let mut next = ct_next.iter();
+    let mut pending: std::collections::VecDeque<_> = t.recircs.iter().copied().collect();
+    while let Some(r) = pending.pop_front() {
+        if t.then.len() >= MAX_TRACE_PASSES {
+            break;
+        }
+        let (state, default) = match next.next() {
+            Some(s) => (*s, ""),
+            None => (TRK | NEW, "default "),
+        };
+        let mut key = r.key;
+        key.set(Field::CtState, state as u64);
+        key.set(Field::CtZone, r.zone as u64);
+        key.set(Field::CtMark, r.mark as u64);
+        key.set(Field::CtLabel, r.label as u64);
+        let o = TraceOptions {
+            start: None,
+            ..opts.clone()
+        };
+        let mut pass = trace_with(sw, &key, &o);
+        let id = key.get(Field::RecircId);
+        let flags = ct_state_names(state);
+        pass.trace.insert(
+            0,
+            format!(
+                "{}\nrecirc({id:#x}) - resume conntrack with {default}ct_state={flags}{}\n{}",
+                "=".repeat(79),
+                if default.is_empty() {
+                    ""
+                } else {
+                    " (use --ct-next to customize)"
+                },
+                "=".repeat(79)
+            ),
+        );
+        pending.extend(pass.recircs.iter().copied());
+        t.then.push(pass);
+    }
+}
+
+/// `trk|new` (OVS's trace header form).
+fn ct_state_names(state: u8) -> String {
+    let names: Vec<&str> = crate::ofp::CT_STATE_FLAGS
+        .iter()
+        .rev()
+        .filter(|(_, b)| state & b != 0)
+        .map(|(n, _)| *n)
+        .collect();
+    names.join("|")
+}
+
+/// `--ct-next` flags: `trk,est` or `trk|est` (OVS's syntax).
+pub fn parse_ct_next(s: &str) -> Result<u8, String> {
+    let mut v = 0u8;
+    for name in s.split([',', '|']).map(str::trim).filter(|n| !n.is_empty()) {
+        let bit = crate::ofp::CT_STATE_FLAGS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                format!("--ct-next: unknown ct_state flag {name:?} (new, est, rel, rpl, inv, trk)")
+            })?;
+        v |= bit;
+    }
+    Ok(v)
 }
 
 /// The trace as JSON (`rvs --format json trace`): its lines, the megaflow's
-/// fields and the datapath actions.
+/// fields and the datapath actions, and each recirculated pass after it.
 pub fn render_json(t: &Translation) -> serde_json::Value {
     serde_json::json!({
         "trace": t.trace,
         "megaflow": megaflow_fields(t),
         "datapath_actions": t.actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "cacheable": t.cacheable,
+        "recirculations": t.then.iter().map(render_json).collect::<Vec<_>>(),
     })
 }
 
@@ -196,6 +287,9 @@ pub fn render(t: &Translation) -> String {
             .join(",")
     };
     let _ = write!(s, "\nDatapath actions: {acts}");
+    for pass in &t.then {
+        let _ = write!(s, "\n\n{}", render(pass));
+    }
     s
 }
 

@@ -11,11 +11,13 @@
 use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType, TunnelKey};
 use crate::normal::Learned;
 use crate::ofp::{
-    action_set, fmt_actions, LearnSpec, LearnSpecItem, Match, OfAction, OfField, Rule, SubField, XKey, XMask,
-    OFPP_IN_PORT, OFPP_LOCAL, OFPP_UNSET,
+    action_set, fmt_actions, CtSpec, CtZone, LearnSpec, LearnSpecItem, Match, OfAction, OfField, Rule,
+    SubField, XKey, XMask, OFPP_IN_PORT, OFPP_LOCAL, OFPP_UNSET,
 };
+use crate::recirc::Frozen;
 use crate::switch::{Switch, TUNNEL_VPORT};
 use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetNd, SetTransport};
+use rvs_dataplane::conntrack::CtAction;
 use rvs_dataplane::flow::{Field, FlowKey, FlowMask, NdFields, ARP_SHA, ARP_THA, VLAN_CFI};
 use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader, GENEVE_PORT};
 use rvs_dataplane::DropReason;
@@ -49,6 +51,11 @@ pub struct Translation {
     /// (bridge, VLAN, MAC, port) NORMAL learned from this packet: the cached
     /// flow's traffic keeps them young.
     pub learned: Vec<(String, u16, u64, u32)>,
+    /// Packets recirculated after `ct(table=...)`, in order.
+    pub recircs: Vec<Recirc>,
+    /// The passes after this one (`trace` only: each recirculation,
+    /// translated with the `ct_state` the trace assumes).
+    pub then: Vec<Translation>,
 }
 
 /// The dependency tag of (bridge, VLAN, MAC) in NORMAL's MAC table. A cached
@@ -123,6 +130,25 @@ struct Xlate<'s> {
     rules: Vec<RuleRef>,
     deps: Vec<u64>,
     learned: Vec<(String, u16, u64, u32)>,
+    recircs: Vec<Recirc>,
+    /// The datapath port the packet came in on (the key's, which `flow`
+    /// replaces with OpenFlow port numbers).
+    dp_in_port: u64,
+}
+
+/// A packet the translated actions recirculate after `ct(table=...)`: its
+/// key as the datapath will look it up again (before the tracker's say),
+/// and what the `ct()` set. `trace` follows it into the next pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recirc {
+    /// The key, with its recirculation id.
+    pub key: FlowKey,
+    /// `ct_zone` it gets.
+    pub zone: u16,
+    /// `ct_mark` a commit gave it.
+    pub mark: u32,
+    /// `ct_label` (bits 0..31) a commit gave it.
+    pub label: u32,
 }
 
 /// Translate a packet with datapath key `key` (an upcall): NORMAL learns and
@@ -196,6 +222,8 @@ fn translate_with(
         rules: Vec::new(),
         deps: Vec::new(),
         learned: Vec::new(),
+        recircs: Vec::new(),
+        dp_in_port: key.get(Field::InPort),
     };
     OfField::ActsetOutput.set(&mut x.flow, OFPP_UNSET as u128);
     match start {
@@ -237,6 +265,8 @@ fn translate_with(
         rules: x.rules,
         deps: x.deps,
         learned: x.learned,
+        recircs: x.recircs,
+        then: Vec::new(),
     }
 }
 
@@ -319,6 +349,10 @@ impl Xlate<'_> {
             let _ = key.fmt_masked(None, &mut s);
             s
         });
+        let recirc_id = key.get(Field::RecircId) as u32;
+        if recirc_id != 0 {
+            return self.thaw(recirc_id);
+        }
         // Packets that a tunnel pop recirculated: find their Geneve port.
         let (bridge, ofport) =
             if dp_in == TUNNEL_VPORT && key.get(Field::RecircId) == 0 && key.get(Field::TunDst) != 0 {
@@ -351,6 +385,25 @@ impl Xlate<'_> {
         }
         self.flow.set_bits(Field::InPort.place(), ofport as u64);
         self.run_bridge(&bridge, 0);
+    }
+
+    /// A packet recirculated after `ct(table=...)`: resume where its id says.
+    fn thaw(&mut self, id: u32) {
+        let Some(f) = self.sw.recirc.thaw(id).cloned() else {
+            return self.drop_with(
+                DropReason::Action,
+                &format!("recirc({id:#x}) names no frozen state (the switch forgot it)"),
+            );
+        };
+        f.restore(&mut self.flow);
+        self.flow.set_bits(Field::InPort.place(), f.in_port as u64);
+        self.note(|| {
+            format!(
+                "thaw: resuming from table {} of bridge(\"{}\")",
+                f.table, f.bridge
+            )
+        });
+        self.run_bridge(&f.bridge, f.table);
     }
 
     /// ARP or ping for the tunnel endpoint address on its underlay port: hand
@@ -634,7 +687,92 @@ impl Xlate<'_> {
                 self.action_set.clear();
                 self.set(OfField::ActsetOutput, OFPP_UNSET as u128);
             }
+            OfAction::Ct(spec) => self.ct(bridge, spec),
+            OfAction::CtClear => {
+                self.commit();
+                self.actions.push(Action::CtClear);
+                self.clear_ct();
+            }
         }
+    }
+
+    /// The flow as untracked: no `ct_*` fields (what OVS's xlate does
+    /// after `ct_clear`, and for the packet that goes on after `ct(table=)`).
+    fn clear_ct(&mut self) {
+        for f in [
+            OfField::CtState,
+            OfField::CtZone,
+            OfField::CtMark,
+            OfField::CtLabel,
+        ] {
+            f.set(&mut self.flow, 0);
+        }
+    }
+
+    /// `ct(...)`: the datapath tracks the packet as it is now (pending
+    /// rewrites are committed first); with `table=T` it then looks the
+    /// packet up again under a recirculation id that resumes in this bridge
+    /// at table T with the registers and metadata of this moment.
+    fn ct(&mut self, bridge: &str, spec: &CtSpec) {
+        let zone = match spec.zone {
+            CtZone::Imm(z) => z,
+            CtZone::Field(sf) => self.read(&sf) as u16,
+        };
+        let mut mark: Option<(u32, u32)> = None;
+        let mut label: Option<(u128, u128)> = None;
+        for a in &spec.exec {
+            let (field, value, m) = match a {
+                OfAction::SetField { field, value } => (*field, *value, OfField::max(*field)),
+                OfAction::Load { value, dst } => (dst.field, *value << dst.start, dst.mask()),
+                _ => continue,
+            };
+            if field == OfField::CtMark {
+                let (v0, m0) = mark.unwrap_or((0, 0));
+                mark = Some(((v0 & !(m as u32)) | (value as u32 & m as u32), m0 | m as u32));
+            } else if field == OfField::CtLabel {
+                let (v0, m0) = label.unwrap_or((0, 0));
+                label = Some(((v0 & !m) | (value & m), m0 | m));
+            }
+        }
+        self.commit();
+        let act = CtAction {
+            zone,
+            commit: spec.commit,
+            mark,
+            label,
+        };
+        self.note(|| format!("ct: {}", Action::Ct(Box::new(act))));
+        self.actions.push(Action::Ct(Box::new(act)));
+        let Some(table) = spec.table else {
+            // What the tracker said is not visible to this pass (OVS's
+            // xlate clears the fields after any ct()).
+            self.clear_ct();
+            return;
+        };
+        let in_port = self.get(OfField::InPort) as u32;
+        let (id, restarted) = self
+            .sw
+            .recirc
+            .freeze(Frozen::of(bridge, table, in_port, &self.flow));
+        if restarted {
+            // Flows may name ids that are gone.
+            self.sw.bump();
+        }
+        self.actions.push(Action::Recirculate(id));
+        self.note(|| {
+            format!("-> A clone of the packet is forked to recirculate (recirc({id:#x})). The forked pipeline will be resumed at table {table}.")
+        });
+        self.note(|| "-> Sets the packet to an untracked state, and clears all the conntrack fields.".into());
+        let mut key = self.base;
+        key.set(Field::RecircId, id as u64);
+        key.set(Field::InPort, self.dp_in_port);
+        self.recircs.push(Recirc {
+            key,
+            zone,
+            mark: mark.map_or(0, |m| m.0),
+            label: label.map_or(0, |l| l.0 as u32),
+        });
+        self.clear_ct();
     }
 
     /// `dec_ttl`, as OVS: not IP, nothing happens; TTL above 1 goes down by

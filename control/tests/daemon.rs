@@ -809,3 +809,51 @@ fn static_tunnel_routes_route_traces_and_persist() {
     assert!(!ok(&d, &["trace", "br-tun", flow]).contains("gateway"));
     assert_eq!(d.rvs(&["tnl-route-del", "198.18.0.3/32"]).0, 1);
 }
+
+/// Security groups through the CLI: the neutron-style rules load, `trace`
+/// follows `ct(table=)` into the next pass with `--ct-next`, and the
+/// tracker's commands answer (`dpctl/` spellings too).
+#[test]
+fn security_group_rules_trace_both_passes_and_conntrack_commands_answer() {
+    let d = Daemon::start(tempfile::tempdir().unwrap(), &[]).unwrap();
+    ok(&d, &["add-br", "br-int"]);
+    ok(&d, &["add-port", "br-int", "vm1", "type=memory"]);
+    ok(&d, &["add-port", "br-int", "uplink", "type=memory"]);
+    let sg = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/neutron-sg.flows");
+    ok(&d, &["replace-flows", "br-int", sg]);
+    let dump = ok(&d, &["dump-flows", "br-int", "--names"]);
+    assert!(
+        dump.contains("ct_state=-trk,ip") || dump.contains("ct_state=-trk"),
+        "{dump}"
+    );
+    assert!(dump.contains("ct(table=72,zone=NXM_NX_REG6[0..15])"), "{dump}");
+    let inbound = "in_port=uplink,dl_src=02:00:00:00:00:0b,dl_dst=02:00:00:00:00:0a,tcp,nw_src=198.18.0.11,nw_dst=198.18.0.10,tp_src=6000,tp_dst=80";
+    let new = ok(&d, &["trace", "br-int", inbound]);
+    assert!(
+        new.contains("resume conntrack with default ct_state=trk|new"),
+        "{new}"
+    );
+    assert!(
+        new.trim_end().ends_with("Datapath actions: drop"),
+        "new to port 80: {new}"
+    );
+    let reply = ok(&d, &["trace", "br-int", inbound, "--ct-next", "trk,est,rpl"]);
+    assert!(reply.contains("ct_state=trk|rpl|est"), "{reply}");
+    assert!(
+        !reply.trim_end().ends_with("Datapath actions: drop"),
+        "a reply is delivered: {reply}"
+    );
+    let (code, _, err) = d.rvs(&["trace", "br-int", inbound, "--ct-next", "trk,bogus"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bogus"), "{err}");
+    // Nothing has been tracked (memory ports carry no traffic here).
+    assert_eq!(ok(&d, &["dump-conntrack"]), "");
+    assert!(ok(&d, &["dpctl/ct-stats-show"]).contains("Total: 0 (max 3000000)"));
+    ok(&d, &["ct-set-maxconns", "1000"]);
+    assert_eq!(ok(&d, &["dpctl/ct-get-maxconns"]), "1000\n");
+    ok(&d, &["ct-set-limits", "zone=1,limit=10"]);
+    assert!(ok(&d, &["ct-get-limits"]).contains("zone=1,limit=10,count=0"));
+    let (code, _, err) = d.rvs(&["add-flow", "br-int", "priority=1,actions=set_field:1->ct_mark"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("ct(commit,exec"), "{err}");
+}

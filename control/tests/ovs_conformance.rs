@@ -46,6 +46,13 @@ impl ActionSink for Sink {
     fn drop_packet(&mut self, reason: DropReason) {
         self.drops.push(reason);
     }
+    fn conntrack(
+        &mut self,
+        _pkt: &mut PacketBuf,
+        _act: &rvs_dataplane::conntrack::CtAction,
+    ) -> Result<(), DropReason> {
+        panic!("no conntrack in these cases");
+    }
 }
 
 /// What a frame arriving on OpenFlow port `in_port` turns into: (OpenFlow

@@ -58,6 +58,7 @@ drop_reasons! {
     Oversize => "oversize", "Frame larger than the port's receive buffer: dropped whole, never truncated.";
     HeadOnly => "upcall_head_only", "A packet too big for the slow path (a GSO super-frame, a jumbo frame) missed the kernel's flows: its headers were translated and its flow installed, the packet itself dropped (the next one takes the kernel flow).";
     UpcallLost => "upcall_lost", "The kernel datapath could not hand a miss to userspace (no daemon listening, or its event ring full): dropped in the kernel.";
+    CtRefused => "ct_refused", "A ct(commit) found the connection table (or the packet's zone) full: the new connection was refused and its packet dropped, as the kernel does when its conntrack table is full. Established connections are not affected.";
 }
 
 impl fmt::Display for DropReason {
@@ -67,8 +68,14 @@ impl fmt::Display for DropReason {
 }
 
 /// A plain counter array indexed by [`DropReason`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DropCounters(pub [u64; DropReason::COUNT]);
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters([0; DropReason::COUNT])
+    }
+}
 
 impl DropCounters {
     /// Count one drop.

@@ -246,7 +246,7 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("del-flows", "del-flows BRIDGE [table=N,MATCH]", "Delete the rules a match covers (all without one)."),
     ("dump-flows", "dump-flows BRIDGE [--table N] [--names|--no-names] [--sort[=FIELD]|--rsort[=FIELD]]...", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows; --names prints ports by name (in_port=vm1, output:patch-tun), the default on a terminal; --sort/--rsort order across tables by priority (the default) or a match field (rules without it last), ascending/descending, several keys in turn."),
     ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
-    ("trace", "trace BRIDGE FLOW [--generate]", "Walk a packet through the tables, like ovs-appctl ofproto/trace: from any port (also a patch or Geneve port), nothing learned unless --generate (then NORMAL learns and learn() installs, as ofproto/trace -generate); --format json for a JSON object. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
+    ("trace", "trace BRIDGE FLOW [--generate] [--ct-next FLAGS]...", "Walk a packet through the tables, like ovs-appctl ofproto/trace: from any port (also a patch or Geneve port), nothing learned unless --generate (then NORMAL learns and learn() installs, as ofproto/trace -generate); each ct(table=N) is followed into its next pass with the ct_state of the next --ct-next (e.g. trk,est; default trk,new); --format json for a JSON object. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
     ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
     ("dpctl", "dpctl dump-flows | dpctl show", "dump-flows: the cached datapath flows (megaflows) per PMD thread, and the kernel's with the ebpf datapath, with packets and age. show: the datapath, its lookups (hit, missed, lost), flows and ports, as ovs-dpctl show."),
     ("dpctl-show", "dpctl-show", "The datapath, its lookups (hit, missed, lost), flows and ports, as ovs-dpctl show (also spelled dpctl/show)."),
@@ -261,6 +261,13 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("pmd-stats", "pmd-stats [--clear]", "Per-PMD counters: cache hits by level, upcalls, drops by reason, busy/idle."),
     ("port-stats", "port-stats", "Per-port rx/tx packets, bytes, drops, errors."),
     ("cache-flush", "cache-flush", "Drop every cached flow."),
+    ("dump-conntrack", "dump-conntrack [zone=N]", "The connection tracker's connections, one per line as ovs-appctl dpctl/dump-conntrack (also spelled so): tcp,orig=(src=..,dst=..,sport=..,dport=..),reply=(..),zone=N,mark=M,protoinfo=(state=ESTABLISHED)."),
+    ("flush-conntrack", "flush-conntrack [zone=N]", "Forget every connection (of zone N only, if given), as dpctl/flush-conntrack: their next packets are new again."),
+    ("ct-stats-show", "ct-stats-show", "Connections by protocol, TCP state and zone, and the tracker's counters (inserted, expired, invalid, refused because full), as dpctl/ct-stats-show."),
+    ("ct-set-maxconns", "ct-set-maxconns N", "Most connections in all zones (default 3000000, OVS's); a commit beyond it is refused and counted (drop reason ct_refused). Not saved, as in OVS."),
+    ("ct-get-maxconns", "ct-get-maxconns", "The table's size limit."),
+    ("ct-set-limits", "ct-set-limits [default=N] [zone=Z,limit=L]...", "Most connections per zone (0: none), as dpctl/ct-set-limits; all or nothing. Not saved, as in OVS."),
+    ("ct-get-limits", "ct-get-limits", "The per-zone limits and each zone's count."),
 ];
 
 fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> ExitCode {
@@ -280,6 +287,13 @@ fn remote(run_dir: &std::path::Path, format: &str, mut words: Vec<String>) -> Ex
     const ALIASES: &[&str] = &[
         "dpctl/dump-flows",
         "dpctl/show",
+        "dpctl/dump-conntrack",
+        "dpctl/flush-conntrack",
+        "dpctl/ct-stats-show",
+        "dpctl/ct-set-maxconns",
+        "dpctl/ct-get-maxconns",
+        "dpctl/ct-set-limits",
+        "dpctl/ct-get-limits",
         "tnl/arp/set",
         "tnl/neigh/set",
         "tnl/neigh/show",

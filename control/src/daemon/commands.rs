@@ -11,7 +11,7 @@ use crate::ofp::{
     fmt_actions_named, fmt_match_named, parse_match, Match, OfAction, OfField, PortNameMap, Rule, OFPP_LOCAL,
 };
 use crate::switch::{BridgePortNames, Switch};
-use crate::upcall::{lock, render, render_json, trace_flow_with, SharedSwitch};
+use crate::upcall::{lock, render, render_json, trace_flow_ct, SharedSwitch};
 use rvs_dataplane::pmd::PmdCommand;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -201,16 +201,29 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
             };
             dump_flows(&lock(&st.sw), &a[0], table, names, &order, json)
         }),
-        "trace" => need(a, 2, "trace BRIDGE FLOW [--generate]").and_then(|a| {
-            let generate = a[2..].iter().any(|w| w == "--generate");
-            if let Some(w) = a[2..].iter().find(|w| *w != "--generate") {
-                return Err(format!("trace: unknown option {w:?} (only --generate)"));
+        "trace" => need(a, 2, "trace BRIDGE FLOW [--generate] [--ct-next FLAGS]...").and_then(|a| {
+            let mut generate = false;
+            let mut ct_next = Vec::new();
+            let mut opts = a[2..].iter();
+            while let Some(w) = opts.next() {
+                match w.as_str() {
+                    "--generate" => generate = true,
+                    "--ct-next" => {
+                        let flags = opts.next().ok_or("--ct-next needs flags, e.g. trk,est")?;
+                        ct_next.push(crate::upcall::parse_ct_next(flags)?);
+                    }
+                    _ => {
+                        return Err(format!(
+                            "trace: unknown option {w:?} (--generate, --ct-next FLAGS)"
+                        ))
+                    }
+                }
             }
             let mut t = None;
             let mut run = |sw: &mut Switch| {
                 // With --generate, learning invalidates what it changes, as
                 // an upcall does.
-                t = Some(trace_flow_with(sw, &a[0], &a[1], generate).map_err(|e| e.to_string())?);
+                t = Some(trace_flow_ct(sw, &a[0], &a[1], generate, &ct_next).map_err(|e| e.to_string())?);
                 Ok(())
             };
             if generate {
@@ -302,7 +315,10 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
             st.dp.flush();
             Ok(String::new())
         }
-        other => Err(format!("unknown command {other:?}")),
+        other => match super::conntrack_cmds::handle(&st.dp.conntrack(), other, a, json) {
+            Some(r) => r,
+            None => Err(format!("unknown command {other:?}")),
+        },
     };
     // Whatever the command changed (rules, MACs a trace learned, ports)
     // takes effect before the reply: no cached flow it made stale forwards

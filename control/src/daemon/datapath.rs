@@ -45,6 +45,12 @@ pub struct Datapath {
     dp: Box<dyn Dp>,
 }
 
+/// Seconds a sweep of the whole connection table takes (well under the
+/// shortest timeout, 30 s: an expired connection lingers 10 s at most).
+const SWEEP_TURN_S: usize = 10;
+/// Slots swept per hold of the tracker's lock (~tens of microseconds).
+const SWEEP_CHUNK: usize = 1024;
+
 impl Datapath {
     /// Start the datapath, translating misses through `sw`.
     pub fn start(sw: &SharedSwitch, o: &DatapathOptions) -> std::io::Result<Datapath> {
@@ -225,6 +231,27 @@ impl Datapath {
     /// Once-a-second housekeeping.
     pub fn tick(&mut self) {
         self.dp.tick();
+        self.sweep_conntrack();
+    }
+
+    /// The connection tracker of the datapath's threads.
+    pub fn conntrack(&self) -> rvs_dataplane::conntrack::SharedConntrack {
+        self.dp.conntrack()
+    }
+
+    /// Remove expired connections: a full turn of the table every
+    /// [`SWEEP_TURN_S`] ticks, in chunks that hold the tracker's lock
+    /// briefly (a PMD waits for one chunk at most, never for the whole).
+    fn sweep_conntrack(&self) {
+        let ct = self.dp.conntrack();
+        let slots = rvs_dataplane::conntrack::lock(&ct).capacity();
+        let mut left = slots.div_ceil(SWEEP_TURN_S);
+        let now = rvs_dataplane::pmd::clock_ms();
+        while left > 0 {
+            let n = left.min(SWEEP_CHUNK);
+            rvs_dataplane::conntrack::lock(&ct).sweep(now, n);
+            left -= n;
+        }
     }
 
     /// Datapath ports with a device attached.

@@ -2,6 +2,7 @@
 //! the datapath manager that keeps the datapath in step with the switch.
 
 pub mod commands;
+pub mod conntrack_cmds;
 pub mod datapath;
 pub mod metrics;
 pub mod port_args;

@@ -216,4 +216,31 @@ pub enum OfAction {
     WriteActions(Vec<OfAction>),
     /// `clear_actions`: empty the action set.
     ClearActions,
+    /// `ct(...)`: send the packet through the connection tracker.
+    Ct(CtSpec),
+    /// `ct_clear`: forget the packet's connection tracking state.
+    CtClear,
+}
+
+/// Where `ct(zone=...)` takes its zone from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtZone {
+    /// A constant.
+    Imm(u16),
+    /// A field's bits (`zone=NXM_NX_REG6[0..15]`, as neutron writes it).
+    Field(SubField),
+}
+
+/// The arguments of `ct(...)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CtSpec {
+    /// Create the connection (and keep `exec`'s mark and label).
+    pub commit: bool,
+    /// The zone.
+    pub zone: CtZone,
+    /// Recirculate to this table with the `ct_*` fields set (`None`: the
+    /// packet continues with this action list, untracked as before).
+    pub table: Option<u8>,
+    /// `exec(...)`: `set_field`/`load` of `ct_mark` and `ct_label` (only).
+    pub exec: Vec<OfAction>,
 }

@@ -81,7 +81,27 @@ pub enum OfField {
     /// The output port of the action set (`OFPP_UNSET` when it has none):
     /// pipeline metadata, set by `write_actions`/`clear_actions`.
     ActsetOutput,
+    /// Connection tracking state after `ct()` (`+trk+est`...).
+    CtState,
+    /// Connection tracking zone after `ct()`.
+    CtZone,
+    /// The connection's mark.
+    CtMark,
+    /// The connection's label (bits 0..31: what rvs keeps).
+    CtLabel,
 }
+
+/// `ct_state` flag names and bits (OVS's, in its printing order).
+pub const CT_STATE_FLAGS: [(&str, u8); 8] = [
+    ("new", 0x01),
+    ("est", 0x02),
+    ("rel", 0x04),
+    ("rpl", 0x08),
+    ("inv", 0x10),
+    ("trk", 0x20),
+    ("snat", 0x40),
+    ("dnat", 0x80),
+];
 
 /// How a field's values are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +127,10 @@ impl OfField {
                 OfField::Metadata,
                 OfField::ActsetOutput,
                 OfField::PktMark,
+                OfField::CtState,
+                OfField::CtZone,
+                OfField::CtMark,
+                OfField::CtLabel,
                 OfField::DlSrc,
                 OfField::DlDst,
                 OfField::DlType,
@@ -188,6 +212,10 @@ impl OfField {
             OfField::NdSll => "nd_sll",
             OfField::NdTll => "nd_tll",
             OfField::ActsetOutput => "actset_output",
+            OfField::CtState => "ct_state",
+            OfField::CtZone => "ct_zone",
+            OfField::CtMark => "ct_mark",
+            OfField::CtLabel => "ct_label",
             OfField::TunMetadata(_) | OfField::Reg(_) => "",
         }
     }
@@ -244,6 +272,10 @@ impl OfField {
             "nd_sll" | "NXM_NX_ND_SLL" | "OXM_OF_IPV6_ND_SLL" => OfField::NdSll,
             "nd_tll" | "NXM_NX_ND_TLL" | "OXM_OF_IPV6_ND_TLL" => OfField::NdTll,
             "actset_output" | "ONFOXM_ET_ACTSET_OUTPUT" | "OXM_OF_ACTSET_OUTPUT" => OfField::ActsetOutput,
+            "ct_state" | "NXM_NX_CT_STATE" => OfField::CtState,
+            "ct_zone" | "NXM_NX_CT_ZONE" => OfField::CtZone,
+            "ct_mark" | "NXM_NX_CT_MARK" => OfField::CtMark,
+            "ct_label" | "NXM_NX_CT_LABEL" => OfField::CtLabel,
             _ => return None,
         })
     }
@@ -339,6 +371,10 @@ impl OfField {
             OfField::NdSll => one!((ND_WORD + 2, 0, 48)),
             OfField::NdTll => one!((ND_WORD + 3, 0, 48)),
             OfField::ActsetOutput => one!((ACTSET_WORD, 0, 32)),
+            OfField::CtState => one!(p(Field::CtState)),
+            OfField::CtZone => one!(p(Field::CtZone)),
+            OfField::CtMark => one!(p(Field::CtMark)),
+            OfField::CtLabel => one!(p(Field::CtLabel)),
         }
     }
 
@@ -405,6 +441,11 @@ impl OfField {
             ValueKind::Int => parse_int(s).ok_or(()),
         }
         .map_err(|_| format!("{s:?} is not a valid {} value", self.name()))?;
+        if self == OfField::CtLabel && v > self.max() {
+            return Err(format!(
+                "{s:?}: rvs keeps ct_label bits 0..31 only (the flow key has room for 32 of its 128 bits)"
+            ));
+        }
         if v > self.max() {
             return Err(format!(
                 "{s:?} is too large for {} ({} bits)",
@@ -433,6 +474,7 @@ impl OfField {
                 | OfField::VlanVid
                 | OfField::TpSrc
                 | OfField::TpDst
+                | OfField::CtZone
                 | OfField::ArpOp => v.to_string(),
                 _ => format!("{v:#x}"),
             },

@@ -46,6 +46,10 @@ pub fn nxm_name(f: OfField) -> String {
         OfField::NdSll => "NXM_NX_ND_SLL".into(),
         OfField::NdTll => "NXM_NX_ND_TLL".into(),
         OfField::ActsetOutput => "ONFOXM_ET_ACTSET_OUTPUT".into(),
+        OfField::CtState => "NXM_NX_CT_STATE".into(),
+        OfField::CtZone => "NXM_NX_CT_ZONE".into(),
+        OfField::CtMark => "NXM_NX_CT_MARK".into(),
+        OfField::CtLabel => "NXM_NX_CT_LABEL".into(),
     }
 }
 
@@ -159,6 +163,26 @@ impl fmt::Display for OfAction {
             OfAction::Controller(args) => write!(f, "controller({args})"),
             OfAction::WriteActions(set) => write!(f, "write_actions({})", fmt_actions(set)),
             OfAction::ClearActions => f.write_str("clear_actions"),
+            OfAction::CtClear => f.write_str("ct_clear"),
+            // OVS's order: commit, table, zone, exec.
+            OfAction::Ct(c) => {
+                let mut parts: Vec<String> = Vec::new();
+                if c.commit {
+                    parts.push("commit".into());
+                }
+                if let Some(t) = c.table {
+                    parts.push(format!("table={t}"));
+                }
+                match c.zone {
+                    super::action::CtZone::Imm(0) => {}
+                    super::action::CtZone::Imm(z) => parts.push(format!("zone={z}")),
+                    super::action::CtZone::Field(s) => parts.push(format!("zone={s}")),
+                }
+                if !c.exec.is_empty() {
+                    parts.push(format!("exec({})", fmt_actions(&c.exec)));
+                }
+                write!(f, "ct({})", parts.join(","))
+            }
             OfAction::Note(bytes) => {
                 f.write_str("note:")?;
                 for (i, b) in bytes.iter().enumerate() {
@@ -296,6 +320,10 @@ impl Match {
                     parts.push(format!("dl_vlan={}", v & 0xfff));
                     continue;
                 }
+                OfField::CtState => {
+                    parts.push(format!("ct_state={}", fmt_ct_state(v as u8, m as u8)));
+                    continue;
+                }
                 OfField::IpFrag => {
                     let word = match (v as u8, m as u8) {
                         (0, FRAG_ANY) => Some("no"),
@@ -339,6 +367,18 @@ impl Match {
         }
         parts
     }
+}
+
+/// `ct_state` flags as OVS writes them: `+est+trk`, `-trk`, one per mask bit.
+pub fn fmt_ct_state(v: u8, m: u8) -> String {
+    let mut s = String::new();
+    for (name, bit) in super::field::CT_STATE_FLAGS {
+        if m & bit != 0 {
+            s.push(if v & bit != 0 { '+' } else { '-' });
+            s.push_str(name);
+        }
+    }
+    s
 }
 
 /// The action list, `drop` when empty.

@@ -10,11 +10,11 @@ mod rule;
 mod xkey;
 
 pub use action::{
-    LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT,
-    OFPP_LOCAL, OFPP_MAX, OFPP_NONE, OFPP_NORMAL, OFPP_UNSET,
+    CtSpec, CtZone, LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD,
+    OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NONE, OFPP_NORMAL, OFPP_UNSET,
 };
-pub use field::OfField;
-pub use format::{fmt_actions, fmt_actions_named, fmt_match_named, nxm_name, PortNameMap};
+pub use field::{OfField, CT_STATE_FLAGS};
+pub use format::{fmt_actions, fmt_actions_named, fmt_ct_state, fmt_match_named, nxm_name, PortNameMap};
 pub use matches::Match;
 pub(crate) use parse::keyword_action as action_keyword;
 pub use parse::{
@@ -22,4 +22,4 @@ pub use parse::{
     PortNames, TlvMapping,
 };
 pub use rule::{Rule, DEFAULT_PRIORITY};
-pub use xkey::{XKey, XMask, XWORDS};
+pub use xkey::{XKey, XMask, METADATA_WORD, REG_WORD, XWORDS};

@@ -4,11 +4,11 @@
 //! suggest the intended field or action when the token is a near miss.
 
 use super::action::{
-    LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT,
-    OFPP_LOCAL, OFPP_NORMAL, OFPP_UNSET,
+    CtSpec, CtZone, LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD,
+    OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, OFPP_UNSET,
 };
 use super::action_set;
-use super::field::{parse_int, parse_mac, OfField};
+use super::field::{parse_int, parse_mac, OfField, CT_STATE_FLAGS};
 use super::matches::Match;
 use super::rule::Rule;
 use rvs_dataplane::flow::{FRAG_ANY, FRAG_LATER, VLAN_CFI};
@@ -176,6 +176,8 @@ pub fn parse_flow(text: &str, ports: &dyn PortNames) -> PResult<Rule> {
 fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
     let at = |what: &str| text.find(what).map_or(1, |i| i + 1);
     let mut fields: Vec<(OfField, &'static str)> = Vec::new();
+    // Fields written outside ct(exec(...)).
+    let mut written: Vec<(OfField, &'static str)> = Vec::new();
     let mut stack: Vec<&OfAction> = rule.actions.iter().collect();
     while let Some(a) = stack.pop() {
         match a {
@@ -190,15 +192,35 @@ fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
                     ),
                 );
             }
-            OfAction::SetField { field, .. } => fields.push((*field, "set_field")),
-            OfAction::Load { dst, .. } => fields.push((dst.field, "load")),
+            OfAction::SetField { field, .. } => {
+                fields.push((*field, "set_field"));
+                written.push((*field, "set_field"));
+            }
+            OfAction::Load { dst, .. } => {
+                fields.push((dst.field, "load"));
+                written.push((dst.field, "load"));
+            }
             OfAction::Move { src, dst } => {
                 fields.push((src.field, "move"));
                 fields.push((dst.field, "move"));
+                written.push((dst.field, "move"));
             }
             OfAction::WriteActions(inner) => stack.extend(inner),
             _ => {}
         }
+    }
+    for (f, action) in &written {
+        let why = match f {
+            OfField::CtState | OfField::CtZone => format!("{} is read-only (ct() sets it)", f.name()),
+            OfField::CtMark | OfField::CtLabel => {
+                format!(
+                    "{} can only be set inside ct(commit,exec(...)), as in OVS",
+                    f.name()
+                )
+            }
+            _ => continue,
+        };
+        return err(at(action), action, why);
     }
     for (f, action) in fields {
         if let Some(need) = unmet_prerequisite(f, &rule.matches) {
@@ -467,8 +489,14 @@ fn parse_match_token(
             set_bits(rule, col, tok, OfField::NwTos, tos as u128, 0xfc)?;
         }
         "tcp_flags" => {
-            let (val, mask) = parse_tcp_flags(col, tok, v)?;
+            let names: Vec<(&str, u128)> = TCP_FLAGS.iter().map(|(n, b)| (*n, *b as u128)).collect();
+            let (val, mask) = parse_flags(col, tok, v, OfField::TcpFlags, &names, "TCP flag")?;
             set_once(rule, col, tok, OfField::TcpFlags, val, mask)?;
+        }
+        "ct_state" => {
+            let names: Vec<(&str, u128)> = CT_STATE_FLAGS.iter().map(|(n, b)| (*n, *b as u128)).collect();
+            let (val, mask) = parse_flags(col, tok, v, OfField::CtState, &names, "ct_state flag")?;
+            set_once(rule, col, tok, OfField::CtState, val, mask)?;
         }
         _ => {
             let field = match key {
@@ -610,10 +638,18 @@ const TCP_FLAGS: &[(&str, u16)] = &[
     ("ns", 0x100),
 ];
 
-/// `+syn-ack` style, or `value[/mask]`.
-fn parse_tcp_flags(col: usize, tok: &str, v: &str) -> PResult<(u128, u128)> {
+/// `+syn-ack` style, or `value[/mask]`, for `field` whose flags are `names`
+/// (`what` names them in errors: "TCP flag", "ct_state flag").
+fn parse_flags(
+    col: usize,
+    tok: &str,
+    v: &str,
+    field: OfField,
+    names: &[(&str, u128)],
+    what: &str,
+) -> PResult<(u128, u128)> {
     if !v.starts_with(['+', '-']) {
-        return parse_masked(col, tok, OfField::TcpFlags, v);
+        return parse_masked(col, tok, field, v);
     }
     let (mut val, mut mask) = (0u128, 0u128);
     let mut rest = v;
@@ -621,15 +657,15 @@ fn parse_tcp_flags(col: usize, tok: &str, v: &str) -> PResult<(u128, u128)> {
         let body = &rest[1..];
         let end = body.find(['+', '-']).unwrap_or(body.len());
         let name = &body[..end];
-        let bit = TCP_FLAGS
+        let bit = names
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b as u128)
+            .map(|(_, b)| *b)
             .ok_or_else(|| FlowParseError {
                 column: col,
                 token: tok.into(),
-                message: format!("unknown TCP flag {name:?}"),
-                suggestion: suggest(name, TCP_FLAGS.iter().map(|f| f.0.to_string())),
+                message: format!("unknown {what} {name:?}"),
+                suggestion: suggest(name, names.iter().map(|f| f.0.to_string())),
             })?;
         mask |= bit;
         if sign == '+' {
@@ -720,6 +756,13 @@ pub fn keyword_action(name: &str) -> Option<OfAction> {
         "dec_ttl" => OfAction::DecTtl,
         "controller" => OfAction::Controller(String::new()),
         "clear_actions" => OfAction::ClearActions,
+        "ct_clear" => OfAction::CtClear,
+        "ct" => OfAction::Ct(CtSpec {
+            commit: false,
+            zone: CtZone::Imm(0),
+            table: None,
+            exec: Vec::new(),
+        }),
         _ => return None,
     })
 }
@@ -760,6 +803,8 @@ const ACTION_NAMES: &[&str] = &[
     "controller",
     "write_actions",
     "clear_actions",
+    "ct",
+    "ct_clear",
 ];
 
 /// OpenFlow 1.1+ instructions in the order a rule must give them (OVS
@@ -1010,6 +1055,7 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
             OfAction::Note(bytes)
         }
         "learn" if paren => OfAction::Learn(parse_learn(argcol, arg, ports)?),
+        "ct" if paren => OfAction::Ct(parse_ct(argcol, arg, ports)?),
         "write_actions" if paren => parse_write_actions(argcol, arg, ports)?,
         _ if arg.is_empty() && !paren => match parse_int(tok) {
             Some(n) => port_action(u32::try_from(n).or_else(|_| err(col, tok, "port number too large"))?),
@@ -1091,6 +1137,95 @@ fn port_action(p: u32) -> OfAction {
         OFPP_IN_PORT => OfAction::InPort,
         p => OfAction::Output(p),
     }
+}
+
+/// The arguments of `ct(...)`: `commit`, `zone=N|FIELD[a..b]`, `table=T`,
+/// `exec(set_field:V->ct_mark,...)`. NAT, ALGs and `force` are refused by
+/// name (not yet implemented), never ignored.
+fn parse_ct(base: usize, text: &str, ports: &dyn PortNames) -> PResult<CtSpec> {
+    let mut spec = CtSpec {
+        commit: false,
+        zone: CtZone::Imm(0),
+        table: None,
+        exec: Vec::new(),
+    };
+    for (col, tok) in split_top(text, base, false)? {
+        let (k, v) = match tok.split_once(['=', '(']) {
+            Some((k, v)) => (k.trim(), Some(v)),
+            None => (tok.trim(), None),
+        };
+        match (k, v) {
+            ("commit", None) => spec.commit = true,
+            ("table", Some(t)) => spec.table = Some(parse_num(col, tok, t.trim(), "ct table")?),
+            ("zone", Some(z)) => {
+                spec.zone = match parse_int(z.trim()) {
+                    Some(n) => {
+                        CtZone::Imm(u16::try_from(n).or_else(|_| err(col, tok, "a ct zone is 0..65535"))?)
+                    }
+                    None => {
+                        let sf = parse_subfield(col + 5, tok, z.trim())?;
+                        if sf.width() != 16 {
+                            return err(
+                                col,
+                                tok,
+                                format!("a ct zone field must be 16 bits wide, not {}", sf.width()),
+                            );
+                        }
+                        CtZone::Field(sf)
+                    }
+                };
+            }
+            ("exec", Some(body)) => {
+                let inner = body
+                    .strip_suffix(')')
+                    .map_or_else(|| err(col, tok, "unbalanced parentheses"), Ok)?;
+                spec.exec = parse_actions(inner, col + 5, ports)?;
+                for a in &spec.exec {
+                    let ok = match a {
+                        OfAction::SetField { field, .. } => {
+                            matches!(field, OfField::CtMark | OfField::CtLabel)
+                        }
+                        OfAction::Load { dst, .. } => matches!(dst.field, OfField::CtMark | OfField::CtLabel),
+                        _ => false,
+                    };
+                    if !ok {
+                        return err(
+                            col,
+                            tok,
+                            format!("ct(exec({a})): exec may only set ct_mark or ct_label"),
+                        );
+                    }
+                }
+            }
+            ("nat", _) => {
+                return err(
+                    col,
+                    tok,
+                    "ct(nat) is not supported yet (rvs tracks connections, it does not translate them)",
+                )
+            }
+            ("alg", _) => {
+                return err(
+                    col,
+                    tok,
+                    "ct(alg=...) is not supported (no application-level gateways)",
+                )
+            }
+            ("force", None) => return err(col, tok, "ct(force) is not supported yet"),
+            _ => {
+                return Err(FlowParseError {
+                    column: col,
+                    token: tok.into(),
+                    message: format!("unknown ct argument {k:?}"),
+                    suggestion: suggest(k, ["commit", "zone", "table", "exec", "nat"].map(String::from)),
+                })
+            }
+        }
+    }
+    if !spec.exec.is_empty() && !spec.commit {
+        return err(base, text, "ct(exec(...)) needs commit, as in OVS");
+    }
+    Ok(spec)
 }
 
 fn field_named(col: usize, tok: &str, name: &str) -> PResult<OfField> {

@@ -9,6 +9,7 @@ use super::l3::set_ipv4;
 use super::l4::set_transport;
 use super::nd::set_nd;
 use super::Action;
+use crate::conntrack::CtAction;
 use crate::drop::DropReason;
 use crate::flow::FlowKey;
 use crate::packet::PacketBuf;
@@ -29,6 +30,9 @@ pub trait ActionSink {
     fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf);
     /// Count a drop.
     fn drop_packet(&mut self, reason: DropReason);
+    /// Run the packet through the connection tracker (`ct()`): set its
+    /// `ct_*` metadata, or refuse it (a drop under the returned reason).
+    fn conntrack(&mut self, pkt: &mut PacketBuf, act: &CtAction) -> Result<(), DropReason>;
 }
 
 /// Execute `actions` on `pkt`. `key` is the packet's flow key and `hash` its hash
@@ -79,6 +83,8 @@ pub fn execute(
                 Ok(()) => {
                     pkt.meta.in_port = *port;
                     pkt.meta.recirc_id = 0;
+                    // The inner packet is another packet to conntrack.
+                    pkt.meta.ct = Default::default();
                     recirculate(pkt, movable, sink)
                 }
                 Err(e) => Err(e.drop_reason()),
@@ -86,6 +92,11 @@ pub fn execute(
             Action::Recirculate(id) => {
                 pkt.meta.recirc_id = *id;
                 recirculate(pkt, movable, sink)
+            }
+            Action::Ct(c) => sink.conntrack(pkt, c),
+            Action::CtClear => {
+                pkt.meta.ct = Default::default();
+                Ok(())
             }
             Action::Drop(r) => Err(*r),
             Action::Userspace => {
@@ -123,6 +134,7 @@ mod tests {
         recirc: Vec<(Vec<u8>, crate::packet::PacketMeta)>,
         drops: Vec<DropReason>,
         userspace: usize,
+        ct: crate::conntrack::Conntrack,
     }
 
     impl ActionSink for Collect {
@@ -137,6 +149,9 @@ mod tests {
         }
         fn drop_packet(&mut self, reason: DropReason) {
             self.drops.push(reason);
+        }
+        fn conntrack(&mut self, pkt: &mut PacketBuf, act: &CtAction) -> Result<(), DropReason> {
+            crate::conntrack::track(&mut self.ct, pkt, act, 0)
         }
     }
 
@@ -255,5 +270,38 @@ mod tests {
         let s = run(&[Action::Userspace, Action::Recirculate(7)], &udp4_min());
         assert_eq!(s.userspace, 1);
         assert_eq!(s.recirc[0].1.recirc_id, 7);
+    }
+
+    #[test]
+    fn ct_sets_the_metadata_the_recirculated_lookup_sees() {
+        use crate::conntrack::state::{NEW, TRK};
+        let commit = CtAction {
+            zone: 7,
+            commit: true,
+            mark: Some((5, u32::MAX)),
+            label: None,
+        };
+        let s = run(
+            &[Action::Ct(Box::new(commit)), Action::Recirculate(3)],
+            &udp4_min(),
+        );
+        let m = s.recirc[0].1;
+        assert_eq!(
+            (m.ct.state, m.ct.zone, m.ct.mark, m.recirc_id),
+            (TRK | NEW, 7, 5, 3)
+        );
+        assert_eq!(s.ct.len(), 1);
+        let (k, _) = FlowKey::extract(&s.recirc[0].0, &m).unwrap();
+        assert_eq!(k.get(crate::flow::Field::CtState), (TRK | NEW) as u64);
+        assert_eq!(k.get(crate::flow::Field::CtMark), 5);
+        let s = run(
+            &[
+                Action::Ct(Box::new(commit)),
+                Action::CtClear,
+                Action::Recirculate(3),
+            ],
+            &udp4_min(),
+        );
+        assert_eq!(s.recirc[0].1.ct, Default::default());
     }
 }

@@ -18,10 +18,45 @@ pub use packet::{CtPacket, TcpSegment, Tuple, Untrackable, L4};
 pub use tcp::{TcpConn, TcpState, Update};
 pub use timeouts::{Timeout, Timeouts};
 
+use crate::drop::DropReason;
+use crate::flow::FlowKey;
+use crate::packet::{CtMeta, PacketBuf};
 use hashbrown::HashMap;
 use slab::Slab;
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
+
+/// The tracker shared by the threads of a datapath: both directions of a
+/// connection may arrive on different PMDs. One lock per tracked packet
+/// (uncontended it costs ~20 ns; sharding by a symmetric tuple hash is the
+/// next step if PMDs contend).
+pub type SharedConntrack = Arc<Mutex<Conntrack>>;
+
+/// Lock a shared tracker (a thread that panicked holding it left it usable).
+pub fn lock(ct: &SharedConntrack) -> MutexGuard<'_, Conntrack> {
+    ct.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run `pkt` through `ct()` at `now_ms`: read it as it is now (earlier
+/// actions may have rewritten it), track it, and set its `ct_*` metadata.
+/// A refused commit is a drop.
+pub fn track(ct: &mut Conntrack, pkt: &mut PacketBuf, act: &CtAction, now_ms: u64) -> Result<(), DropReason> {
+    let parsed = match FlowKey::extract(pkt.data(), &pkt.meta) {
+        Ok((k, layers)) => CtPacket::parse(pkt.data(), &k, layers),
+        Err(_) => Err(Untrackable::L4),
+    };
+    let r = ct
+        .execute(parsed.as_ref().map_err(|e| *e), act, now_ms)
+        .map_err(|_| DropReason::CtRefused)?;
+    pkt.meta.ct = CtMeta {
+        state: r.state,
+        zone: r.zone,
+        mark: r.mark,
+        label: r.label as u32,
+    };
+    Ok(())
+}
 
 /// `ct_state` bits, OVS's values (`+new` 0x01 ... `+dnat` 0x80).
 pub mod state {
@@ -174,6 +209,12 @@ pub struct Conntrack {
 /// before it refuses (bounded: a PMD never stalls on a sweep).
 const SWEEP_ON_FULL: usize = 256;
 
+impl Default for Conntrack {
+    fn default() -> Self {
+        Conntrack::new(CtConfig::default())
+    }
+}
+
 impl Conntrack {
     /// An empty table.
     pub fn new(cfg: CtConfig) -> Self {
@@ -196,6 +237,11 @@ impl Conntrack {
     /// until their next packet; nothing is evicted by a lower limit).
     pub fn set_config(&mut self, cfg: CtConfig) {
         self.cfg = cfg;
+    }
+
+    /// Slots the table has (a sweep's full turn visits them all).
+    pub fn capacity(&self) -> usize {
+        self.conns.capacity()
     }
 
     /// Connections in the table.

@@ -6,6 +6,7 @@
 use super::devices::{open_device, Programs};
 use super::{Datapath, DatapathKind, PortSpec, SyncReport};
 use crate::cache::Invalidations;
+use crate::conntrack::SharedConntrack;
 use crate::pmd::{PmdCommand, PmdConfig, PmdSnapshot, PmdThread, PollMode, Upcall};
 use crate::port::{lock_port, share, PortNo, SharedPort};
 use crate::tunnel::GeneveOptMap;
@@ -19,6 +20,7 @@ pub struct AfxdpDatapath {
     progs: Programs,
     next_pmd: usize,
     optmap: GeneveOptMap,
+    conntrack: SharedConntrack,
 }
 
 impl AfxdpDatapath {
@@ -33,15 +35,12 @@ impl AfxdpDatapath {
         cpu: Option<usize>,
     ) -> std::io::Result<AfxdpDatapath> {
         let mut pmds = Vec::new();
+        let conntrack = SharedConntrack::default();
         for i in 0..threads.max(1) {
-            pmds.push(PmdThread::spawn(
-                i,
-                upcall(i),
-                config,
-                mode,
-                inv.clone(),
-                cpu.map(|c| c + i),
-            )?);
+            let p = PmdThread::spawn(i, upcall(i), config, mode, inv.clone(), cpu.map(|c| c + i))?;
+            // Before any port: no packet sees another tracker.
+            p.send(PmdCommand::ShareConntrack(conntrack.clone()));
+            pmds.push(p);
         }
         Ok(AfxdpDatapath {
             pmds,
@@ -49,6 +48,7 @@ impl AfxdpDatapath {
             progs: Programs::new(),
             next_pmd: 0,
             optmap: GeneveOptMap::default(),
+            conntrack,
         })
     }
 }
@@ -56,6 +56,10 @@ impl AfxdpDatapath {
 impl Datapath for AfxdpDatapath {
     fn kind(&self) -> DatapathKind {
         DatapathKind::Afxdp
+    }
+
+    fn conntrack(&self) -> SharedConntrack {
+        self.conntrack.clone()
     }
 
     fn sync(&mut self, wanted: &BTreeMap<PortNo, PortSpec>, optmap: GeneveOptMap) -> SyncReport {

@@ -124,6 +124,9 @@ pub trait Datapath: Send {
     /// counters and expires idle ones).
     fn tick(&mut self) {}
 
+    /// The connection tracker the datapath's threads share.
+    fn conntrack(&self) -> crate::conntrack::SharedConntrack;
+
     /// Drop every cached flow.
     fn flush(&self) {
         self.broadcast(&|| PmdCommand::FlushCaches);

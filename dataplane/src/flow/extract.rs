@@ -112,6 +112,12 @@ fn fill(k: &mut FlowKey, frame: &[u8], meta: &PacketMeta) -> Result<Layers, Extr
         k.set(Field::InPort, meta.in_port as u64);
         k.set(Field::RecircId, meta.recirc_id as u64);
         k.set(Field::PktMark, meta.mark as u64);
+        if meta.ct.state != 0 {
+            k.set(Field::CtState, meta.ct.state as u64);
+            k.set(Field::CtZone, meta.ct.zone as u64);
+            k.set(Field::CtMark, meta.ct.mark as u64);
+            k.set(Field::CtLabel, meta.ct.label as u64);
+        }
         if meta.tunnel.is_set() {
             set_tunnel(k, meta);
         }

@@ -67,6 +67,16 @@ pub enum Field {
     PktMark,
     /// IPv6 flow label (20 bits).
     Ipv6Label,
+    /// Connection tracking state (`conntrack::state` bits), after `ct()`.
+    CtState,
+    /// Connection tracking zone, after `ct()`.
+    CtZone,
+    /// The connection's mark, after `ct()`.
+    CtMark,
+    /// The connection's label, bits 0..31 (the only ones rvs keeps: a
+    /// key word is a cost to every packet, and neutron and OVN's ACLs use
+    /// `ct_mark` and label bit 0).
+    CtLabel,
 }
 
 /// Where an ARP packet's sender hardware address is kept: the high IPv6
@@ -78,7 +88,7 @@ pub const ARP_THA: Field = Field::Ipv6DstHi;
 
 impl Field {
     /// Every field, in key order.
-    pub const ALL: [Field; 38] = [
+    pub const ALL: [Field; 42] = [
         Field::InPort,
         Field::RecircId,
         Field::TunId,
@@ -117,6 +127,10 @@ impl Field {
         Field::ArpOp,
         Field::PktMark,
         Field::Ipv6Label,
+        Field::CtState,
+        Field::CtZone,
+        Field::CtMark,
+        Field::CtLabel,
     ];
 
     /// (word index, bit shift, width in bits) of the field in the key.
@@ -154,6 +168,10 @@ impl Field {
             Field::ArpOp => (16, 48, 16),
             Field::PktMark => (17, 0, 32),
             Field::Ipv6Label => (17, 32, 20),
+            Field::CtState => (3, 40, 8),
+            Field::CtZone => (3, 48, 16),
+            Field::CtMark => (18, 0, 32),
+            Field::CtLabel => (18, 32, 32),
         }
     }
 
@@ -209,6 +227,10 @@ impl Field {
             Field::ArpOp => "arp_op",
             Field::PktMark => "pkt_mark",
             Field::Ipv6Label => "ipv6_label",
+            Field::CtState => "ct_state",
+            Field::CtZone => "ct_zone",
+            Field::CtMark => "ct_mark",
+            Field::CtLabel => "ct_label",
         }
     }
 }

@@ -33,6 +33,20 @@ impl TunnelMeta {
     }
 }
 
+/// What the last `ct()` said of the packet (all zero before one, and after
+/// `ct_clear`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtMeta {
+    /// `ct_state` bits (`conntrack::state`).
+    pub state: u8,
+    /// `ct_zone`.
+    pub zone: u16,
+    /// `ct_mark`.
+    pub mark: u32,
+    /// `ct_label` bits 0..31 (what the flow key keeps).
+    pub label: u32,
+}
+
 /// Per-packet metadata.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketMeta {
@@ -47,6 +61,8 @@ pub struct PacketMeta {
     /// The packet's mark as it arrived (the skb mark on datapaths that have
     /// one; AF_XDP and AF_PACKET frames arrive with 0).
     pub mark: u32,
+    /// Connection tracking results (set by `ct()`).
+    pub ct: CtMeta,
     /// Only the packet's headers are here (a kernel datapath upcalled a
     /// packet too big for the slow path): translate it, send nothing.
     pub head_only: bool,

@@ -6,4 +6,4 @@ mod meta;
 
 pub use batch::{Batch, BATCH_SIZE};
 pub use buf::{PacketBuf, BUF_SIZE, HEADROOM};
-pub use meta::{PacketMeta, TunnelMeta, TUN_MD_SLOTS};
+pub use meta::{CtMeta, PacketMeta, TunnelMeta, TUN_MD_SLOTS};

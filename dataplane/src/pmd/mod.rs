@@ -14,6 +14,7 @@ use crate::action::{execute, Action};
 use crate::cache::{
     DpFlow, Emc, Invalidations, MegaflowCache, Revalidate, Seen, DEFAULT_EMC_ENTRIES, DEFAULT_MAX_FLOWS,
 };
+use crate::conntrack::SharedConntrack;
 use crate::flow::{Field, FlowKey};
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::port::{lock_port, share, Port, PortInfo, PortNo, PortStats, SharedPort};
@@ -159,6 +160,9 @@ pub struct Pmd<U: Upcall> {
     rng: u64,
     /// The slow path's change counters (see `watch`).
     watch: Option<Watch>,
+    /// The connection tracker `ct()` uses (shared with the datapath's
+    /// other threads, see [`Pmd::share_conntrack`]).
+    conntrack: SharedConntrack,
 }
 
 /// Apply the slow path's changes, if a slow path is watched.
@@ -168,6 +172,19 @@ fn sync(watch: &mut Option<Watch>, megaflow: &mut MegaflowCache, stats: &mut Pmd
         Some(w) => w.sync(megaflow, stats),
         None => Synced::Nothing,
     }
+}
+
+/// The instant every PMD's millisecond clock counts from: one for the
+/// process, so the threads that share a connection tracker agree on when a
+/// connection expires (and the daemon sweeps on the same clock).
+pub fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds since [`epoch`].
+pub fn clock_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
 }
 
 impl<U: Upcall> Pmd<U> {
@@ -185,7 +202,7 @@ impl<U: Upcall> Pmd<U> {
             recirc_in: Batch::new(batch_size * 4),
             recirc: Batch::new(batch_size * 4),
             stats: PmdStats::default(),
-            clock: Instant::now(),
+            clock: epoch(),
             now_ms: 0,
             polls: 0,
             batch_size,
@@ -194,6 +211,7 @@ impl<U: Upcall> Pmd<U> {
             last_expiry_ms: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
             watch: None,
+            conntrack: Default::default(),
         }
     }
 
@@ -378,6 +396,16 @@ impl<U: Upcall> Pmd<U> {
         &mut self.upcall
     }
 
+    /// Use `ct` for `ct()` (the datapath's threads share one tracker).
+    pub fn share_conntrack(&mut self, ct: SharedConntrack) {
+        self.conntrack = ct;
+    }
+
+    /// The tracker `ct()` uses.
+    pub fn conntrack(&self) -> &SharedConntrack {
+        &self.conntrack
+    }
+
     /// Milliseconds since the PMD started (the clock flows are stamped with).
     pub fn now_ms(&self) -> u64 {
         self.now_ms
@@ -485,6 +513,7 @@ impl<U: Upcall> Pmd<U> {
             watch,
             rng,
             emc_insert_inv_prob,
+            conntrack,
             ..
         } = self;
         let inv_prob = *emc_insert_inv_prob;
@@ -577,6 +606,8 @@ impl<U: Upcall> Pmd<U> {
                 recirc,
                 stats: &mut *stats,
                 upcall: &mut *upcall,
+                conntrack: &*conntrack,
+                now_ms: now,
             };
             execute(actions, pkt, &key, hash, optmap, &mut sink);
         }

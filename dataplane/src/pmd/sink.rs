@@ -4,6 +4,7 @@
 use super::stats::PmdStats;
 use super::upcall::Upcall;
 use crate::action::ActionSink;
+use crate::conntrack::{self, CtAction, SharedConntrack};
 use crate::drop::DropReason;
 use crate::flow::FlowKey;
 use crate::packet::{Batch, PacketBuf};
@@ -32,6 +33,8 @@ pub(super) struct PmdSink<'a, U: Upcall> {
     pub recirc: &'a mut Batch,
     pub stats: &'a mut PmdStats,
     pub upcall: &'a mut U,
+    pub conntrack: &'a SharedConntrack,
+    pub now_ms: u64,
 }
 
 /// Append `pkt` to `batch`: move its buffer when allowed, else copy.
@@ -93,5 +96,10 @@ impl<U: Upcall> ActionSink for PmdSink<'_, U> {
     #[inline]
     fn drop_packet(&mut self, reason: DropReason) {
         self.stats.drops.inc(reason);
+    }
+
+    #[inline]
+    fn conntrack(&mut self, pkt: &mut PacketBuf, act: &CtAction) -> Result<(), DropReason> {
+        conntrack::track(&mut conntrack::lock(self.conntrack), pkt, act, self.now_ms)
     }
 }

@@ -156,6 +156,8 @@ pub enum PmdCommand {
     Snapshot(Sender<PmdSnapshot>),
     /// Zero the counters.
     ClearStats,
+    /// Use this connection tracker (the datapath's threads share one).
+    ShareConntrack(crate::conntrack::SharedConntrack),
     /// Stop the thread.
     Stop,
 }
@@ -314,6 +316,7 @@ fn run<U: Upcall>(id: usize, mut pmd: Pmd<U>, rx: Receiver<PmdCommand>, mode: Po
                     pmd.remove_port(no);
                 }
                 PmdCommand::FlushCaches => pmd.flush_caches(),
+                PmdCommand::ShareConntrack(ct) => pmd.share_conntrack(ct),
                 PmdCommand::Transmit(port, frame) => pmd.transmit(port, &frame),
                 PmdCommand::SetOptMap(m) => pmd.set_optmap(m),
                 PmdCommand::Snapshot(reply) => {

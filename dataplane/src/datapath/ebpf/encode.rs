@@ -177,6 +177,7 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
             Action::TunnelPush(_) => return Err(NotOffloaded::Action("tnl_push")),
             Action::TunnelPop(_) => return Err(NotOffloaded::Action("tnl_pop among other actions")),
             Action::Recirculate(_) => return Err(NotOffloaded::Action("recirc")),
+            Action::Ct(_) | Action::CtClear => return Err(NotOffloaded::Action("ct")),
             Action::Userspace => return Err(NotOffloaded::Action("userspace")),
         }
         out.push(a);

@@ -63,6 +63,8 @@ struct Attached {
 
 /// The eBPF datapath.
 pub struct EbpfDatapath {
+    /// The tracker of the flows that stay in userspace (those with `ct()`).
+    conntrack: crate::conntrack::SharedConntrack,
     dp: Arc<TcDatapath>,
     table: Arc<Mutex<KernelTable>>,
     pmd: PmdThread,
@@ -127,11 +129,15 @@ impl EbpfDatapath {
             path: PathBuf::from("(slow-path thread)"),
             source: e,
         })?;
+        // Flows with ct() stay in userspace: this thread runs them.
+        let conntrack = crate::conntrack::SharedConntrack::default();
+        pmd.send(PmdCommand::ShareConntrack(conntrack.clone()));
         pmd.send(PmdCommand::AddPort(
             UPCALL_PORT,
             Box::new(UpcallPort::new(events)),
         ));
         Ok(EbpfDatapath {
+            conntrack,
             dp,
             table,
             pmd,
@@ -269,6 +275,10 @@ impl EbpfDatapath {
 impl Datapath for EbpfDatapath {
     fn kind(&self) -> DatapathKind {
         DatapathKind::Ebpf
+    }
+
+    fn conntrack(&self) -> crate::conntrack::SharedConntrack {
+        self.conntrack.clone()
     }
 
     fn sync(&mut self, wanted: &BTreeMap<PortNo, PortSpec>, optmap: GeneveOptMap) -> SyncReport {
