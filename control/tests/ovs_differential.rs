@@ -229,6 +229,14 @@ fn refused() -> Vec<Case> {
         bad("goto_table to its own table", "table=2,actions=goto_table:2\n"),
         bad("output to a port number over the range", "actions=output:70000\n"),
         bad("an unknown action", "actions=frobnicate,output:p2\n"),
+        bad(
+            "ct_mark set outside ct()",
+            "ip,actions=set_field:1->ct_mark,output:p2\n",
+        ),
+        bad(
+            "ct exec of a non-ct field",
+            "ip,actions=ct(commit,exec(set_field:1->reg0)),output:p2\n",
+        ),
     ]
 }
 
@@ -416,13 +424,22 @@ fn run_case(ovs: &Ovs, rvs: &Rvs, case: &Case) -> Vec<String> {
     let (on, rn) = (ovs_names(ovs), rvs_names(rvs));
     let mut bad = Vec::new();
     for pkt in case.packets {
-        let (mut oa, mut ra) = (vec!["ofproto/trace", "br0", pkt], vec!["trace", "br0", pkt]);
+        // `FLOW --ct-next FLAGS`: what the tracker says at each recirculation.
+        let (flow, ct_next) = match pkt.split_once(" --ct-next ") {
+            Some((f, c)) => (f, Some(c)),
+            None => (*pkt, None),
+        };
+        let (mut oa, mut ra) = (vec!["ofproto/trace", "br0", flow], vec!["trace", "br0", flow]);
         if case.generate {
             oa.push("-generate");
             ra.push("--generate");
         }
-        let o = decision(&ovs.appctl(&oa), &on, tag_of(pkt));
-        let r = decision(&rvs.ok(&ra), &rn, tag_of(pkt));
+        if let Some(c) = ct_next {
+            oa.extend(["--ct-next", c]);
+            ra.extend(["--ct-next", c]);
+        }
+        let o = decision(&ovs.appctl(&oa), &on, tag_of(flow));
+        let r = decision(&rvs.ok(&ra), &rn, tag_of(flow));
         if o != r {
             bad.push(format!("{}: {pkt}\n    OVS: {o}\n    rvs: {r}", case.name));
         }
@@ -464,8 +481,42 @@ const FRAGMENTS: &[&str] = &[
     ARP_BCAST,
 ];
 
+/// The same TCP packet as the tracker may judge it at the recirculation.
+const TCP_CT: &[&str] = &[
+    TCP,
+    "in_port=p1,dl_src=50:54:00:00:00:01,dl_dst=50:54:00:00:00:02,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=64,tp_src=1234,tp_dst=80 --ct-next trk,est",
+    "in_port=p1,dl_src=50:54:00:00:00:01,dl_dst=50:54:00:00:00:02,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=64,tp_src=1234,tp_dst=80 --ct-next trk,est,rpl",
+    "in_port=p1,dl_src=50:54:00:00:00:01,dl_dst=50:54:00:00:00:02,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=64,tp_src=1234,tp_dst=80 --ct-next trk,inv",
+    "in_port=p2,dl_src=50:54:00:00:00:02,dl_dst=50:54:00:00:00:01,tcp,nw_src=10.0.0.2,nw_dst=10.0.0.1,nw_ttl=64,tp_src=80,tp_dst=1234 --ct-next trk,rel",
+];
+
 fn cases() -> Vec<Case> {
     vec![
+        Case {
+            name: "a stateful firewall: ct(table=), ct_state, commit with a mark",
+            ports: P,
+            flows: "table=0,priority=10,ct_state=-trk,ip,actions=ct(table=1,zone=5)
+table=0,priority=0,actions=NORMAL
+table=1,priority=20,ct_state=+trk+new,ip,in_port=p1,actions=ct(commit,zone=5,exec(set_field:0x7->ct_mark)),output:p2
+table=1,priority=20,ct_state=+trk+est-rpl,ip,actions=output:p2
+table=1,priority=20,ct_state=+trk+est+rpl,ip,actions=output:p3
+table=1,priority=15,ct_state=+rel,ip,actions=output:p4
+table=1,priority=10,ct_state=+trk+inv,actions=drop
+table=1,priority=0,actions=drop\n",
+            packets: TCP_CT,
+            generate: false,
+        },
+        Case {
+            name: "ct zone from a register, ct_clear, two recirculations",
+            ports: P,
+            flows: "table=0,priority=10,ip,actions=load:0x2a->NXM_NX_REG6[0..15],ct(table=1,zone=NXM_NX_REG6[0..15])
+table=1,priority=10,ct_state=+trk,ct_zone=42,ip,actions=ct_clear,ct(table=2,zone=7)
+table=1,priority=0,actions=output:p4
+table=2,priority=10,ct_state=+trk,ct_zone=7,reg6=0x2a,actions=output:p3
+table=2,priority=0,actions=output:p2\n",
+            packets: &[TCP, UDP],
+            generate: false,
+        },
         Case {
             name: "drop everything",
             ports: P,
