@@ -6,14 +6,12 @@
 //! one whose caches are emptied before each packet.
 
 use proptest::prelude::*;
-use rvs_control::bridge::PortType;
+mod common;
+use common::pmd::FlowsPmd;
 use rvs_control::switch::Switch;
-use rvs_control::upcall::{trace_flow, trace_flow_ct, SharedSwitch, SwitchUpcall};
+use rvs_control::upcall::{trace_flow, trace_flow_ct};
 use rvs_dataplane::conntrack::state::{EST, NEW, RPL, TRK};
-use rvs_dataplane::pmd::{Pmd, PmdConfig};
-use rvs_dataplane::port::{MemoryPort, MemoryPortHandle};
 use rvs_dataplane::DropReason;
-use std::sync::{Arc, Mutex};
 
 const SG: &str = include_str!("../fixtures/neutron-sg.flows");
 const VM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
@@ -22,43 +20,17 @@ const VM_IP: [u8; 4] = [198, 18, 0, 10];
 const PEER_IP: [u8; 4] = [198, 18, 0, 11];
 
 struct Sg {
-    pmd: Pmd<SwitchUpcall>,
-    vm: MemoryPortHandle,
-    uplink: MemoryPortHandle,
+    net: FlowsPmd,
 }
 
 fn switch() -> Switch {
-    let mut sw = Switch::new();
-    sw.add_bridge("br-int").unwrap();
-    for p in ["vm1", "uplink"] {
-        let ty = PortType::System {
-            kind: "memory".into(),
-        };
-        sw.add_port("br-int", p, ty, None).unwrap();
-    }
-    sw.add_flows("br-int", SG).expect("the fixture parses");
-    sw
+    common::pmd::switch_with(SG, &["vm1", "uplink"])
 }
 
 fn sg() -> Sg {
-    let sw = switch();
-    let dp = |n: &str| sw.find_port(n).unwrap().1.dp_port.unwrap();
-    let (vm_dp, up_dp) = (dp("vm1"), dp("uplink"));
-    let inv = sw.invalidations();
-    let sw: SharedSwitch = Arc::new(Mutex::new(sw));
-    let mut pmd = Pmd::new(
-        SwitchUpcall::new(sw.clone()),
-        PmdConfig {
-            emc_insert_inv_prob: 1,
-            ..PmdConfig::default()
-        },
-    );
-    pmd.watch(inv);
-    let (p, vm) = MemoryPort::new("vm1");
-    pmd.add_port(vm_dp, Box::new(p));
-    let (p, uplink) = MemoryPort::new("uplink");
-    pmd.add_port(up_dp, Box::new(p));
-    Sg { pmd, vm, uplink }
+    Sg {
+        net: FlowsPmd::new(SG, &["vm1", "uplink"]),
+    }
 }
 
 /// A TCP segment between the VM and its peer (`from_vm`: VM -> peer).
@@ -102,19 +74,18 @@ impl Sg {
     /// on the other side, unchanged.
     fn passes(&mut self, from_vm: bool, frame: &[u8]) -> bool {
         let (src, dst) = if from_vm {
-            (&self.vm, &self.uplink)
+            ("vm1", "uplink")
         } else {
-            (&self.uplink, &self.vm)
+            ("uplink", "vm1")
         };
-        src.inject(frame);
-        self.pmd.poll_once();
-        self.pmd.poll_once();
-        let sent = dst.take_sent();
-        assert!(sent.len() <= 1, "one copy at most: {}", sent.len());
-        sent.first().is_some_and(|f| {
-            assert_eq!(&f[..], frame, "forwarded unchanged");
-            true
-        })
+        let out = self.net.send(src, frame);
+        assert!(!out.contains_key(src), "nothing goes back where it came from");
+        let Some(sent) = out.get(dst) else {
+            return false;
+        };
+        assert_eq!(sent.len(), 1, "one copy");
+        assert_eq!(&sent[0][..], frame, "forwarded unchanged");
+        true
     }
 }
 
@@ -146,17 +117,18 @@ fn the_group_allows_egress_and_its_replies_ssh_and_ping_in_and_drops_the_rest() 
     assert!(s.passes(true, &icmp_echo(true, true, 9)));
     // An echo reply nobody asked for is not let in.
     assert!(!s.passes(false, &icmp_echo(false, true, 77)));
-    let st = s.pmd.stats();
+    let st = s.net.pmd.stats();
     assert!(st.recirculations > 0, "both passes ran in the datapath");
     assert!(st.megaflow_hits + st.emc_hits > 0, "and were cached");
-    let ct = s.pmd.conntrack().lock().unwrap();
+    let ct = s.net.pmd.conntrack().lock().unwrap();
     assert_eq!(ct.len(), 3, "SSH, HTTP out, ping: {:?}", ct.dump(0));
 }
 
 #[test]
 fn a_full_table_refuses_new_connections_and_counts_them() {
     let mut s = sg();
-    s.pmd
+    s.net
+        .pmd
         .conntrack()
         .lock()
         .unwrap()
@@ -166,7 +138,7 @@ fn a_full_table_refuses_new_connections_and_counts_them() {
         });
     assert!(s.passes(true, &tcp(true, 40000, 80, 100, 0, 0x02, 0)));
     assert!(!s.passes(true, &tcp(true, 40001, 80, 100, 0, 0x02, 0)), "refused");
-    assert_eq!(s.pmd.stats().drops.get(DropReason::CtRefused), 1);
+    assert_eq!(s.net.pmd.stats().drops.get(DropReason::CtRefused), 1);
     // The established one is untouched.
     assert!(s.passes(false, &tcp(false, 80, 40000, 7000, 101, 0x12, 0)));
 }
@@ -247,12 +219,12 @@ proptest! {
         let mut fresh = sg();
         for (from_vm, conn, flags, kind) in steps {
             let f = frame_of(from_vm, conn, flags, kind);
-            fresh.pmd.flush_caches();
+            fresh.net.pmd.flush_caches();
             let a = cached.passes(from_vm, &f);
             let b = fresh.passes(from_vm, &f);
             prop_assert_eq!(a, b, "from_vm={} conn={} flags={:#x} kind={}", from_vm, conn, flags, kind);
         }
-        let (x, y) = (cached.pmd.conntrack().lock().unwrap().len(), fresh.pmd.conntrack().lock().unwrap().len());
+        let (x, y) = (cached.net.pmd.conntrack().lock().unwrap().len(), fresh.net.pmd.conntrack().lock().unwrap().len());
         prop_assert_eq!(x, y);
     }
 }

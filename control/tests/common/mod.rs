@@ -3,6 +3,8 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
+pub mod pmd;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
