@@ -257,6 +257,15 @@ mod tests {
             encode(&[Action::Output(5000)], &mut slots),
             Err(NotOffloaded::PortRange)
         );
+        // The kernel has no tracker of ours: a flow through ct() stays in
+        // userspace, so no kernel flow can skip a connection-state check.
+        let ct = Action::Ct(Box::new(crate::conntrack::CtAction::default()));
+        for a in [ct, Action::CtClear, Action::Recirculate(1)] {
+            assert!(matches!(
+                encode(&[a, Action::Output(2)], &mut slots),
+                Err(NotOffloaded::Action(_))
+            ));
+        }
         assert_eq!(
             encode(&[Action::TunnelPop(0)], &mut slots).unwrap()[0].ty,
             abi::action::TUNNEL_POP
