@@ -606,3 +606,42 @@ proptest! {
         }
     }
 }
+
+/// IPv6 through `track()` as the datapath calls it: the handshake's states,
+/// and the metadata the recirculated lookup keys on.
+#[test]
+fn ipv6_tcp_is_tracked_through_the_datapath_entry_point() {
+    let (a, b) = (
+        [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+    );
+    let seg = |from_a: bool, seq: u32, ack: Option<u32>| {
+        let (s, d, sm, dm, sp, dp) = if from_a {
+            (a, b, MAC_A, MAC_B, 40000, 22)
+        } else {
+            (b, a, MAC_B, MAC_A, 22, 40000)
+        };
+        let bld = PacketBuilder::ethernet2(sm, dm)
+            .ipv6(s, d, 64)
+            .tcp(sp, dp, seq, 64000);
+        let bld = match ack {
+            Some(n) => bld.syn().ack(n),
+            None => bld.syn(),
+        };
+        let mut f = Vec::new();
+        bld.write(&mut f, &[]).unwrap();
+        crate::packet::PacketBuf::from_slice(&f)
+    };
+    let mut ct = Conntrack::default();
+    let commit = CtAction { zone: 9, ..COMMIT };
+    let mut syn = seg(true, 100, None);
+    track(&mut ct, &mut syn, &commit, 0).unwrap();
+    assert_eq!((syn.meta.ct.state, syn.meta.ct.zone), (TRK | NEW, 9));
+    let mut synack = seg(false, 500, Some(101));
+    track(&mut ct, &mut synack, &CtAction { zone: 9, ..LOOKUP }, 1).unwrap();
+    assert_eq!(synack.meta.ct.state, TRK | EST | RPL);
+    let (k, _) = FlowKey::extract(synack.data(), &synack.meta).unwrap();
+    assert_eq!(k.get(crate::flow::Field::CtState), (TRK | EST | RPL) as u64);
+    assert_eq!(k.get(crate::flow::Field::CtZone), 9);
+    assert!(ct.dump(1)[0].orig.v6);
+}
