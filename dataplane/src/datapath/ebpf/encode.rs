@@ -259,7 +259,7 @@ mod tests {
         );
         // The kernel has no tracker of ours: a flow through ct() stays in
         // userspace, so no kernel flow can skip a connection-state check.
-        let ct = Action::Ct(Box::new(crate::conntrack::CtAction::default()));
+        let ct = Action::Ct(Box::default());
         for a in [ct, Action::CtClear, Action::Recirculate(1)] {
             assert!(matches!(
                 encode(&[a, Action::Output(2)], &mut slots),
