@@ -90,6 +90,38 @@ pub enum Update {
     Reopen,
 }
 
+/// What an accepted segment (in the window, or pf's second chance) does to
+/// both ends: the sender's largest window and highest sequence sent, how far
+/// the receiver may send, and the FIN and RST states. (An ACK's and a SYN's
+/// own transitions come first, for in-window segments only; RST ends both
+/// ends in any order.)
+struct Accepted {
+    win: u32,
+    end: u32,
+    ack: u32,
+    scaled_win: u32,
+    flags: u16,
+}
+
+impl Accepted {
+    fn apply(&self, src: &mut Peer, dst: &mut Peer) {
+        src.max_win = src.max_win.max(self.win.min(0xffff) as u16);
+        if seq_gt(self.end, src.seqlo) {
+            src.seqlo = self.end;
+        }
+        if seq_geq(self.ack.wrapping_add(self.scaled_win), dst.seqhi) {
+            dst.seqhi = self.ack.wrapping_add(self.scaled_win.max(1));
+        }
+        if self.flags & FIN != 0 && src.state < TcpState::Closing {
+            src.state = TcpState::Closing;
+        }
+        if self.flags & RST != 0 {
+            src.state = TcpState::TimeWait;
+            dst.state = TcpState::TimeWait;
+        }
+    }
+}
+
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
@@ -252,19 +284,16 @@ impl TcpConn {
                 || orig_seq == src.seqlo
                 || orig_seq == src.seqlo.wrapping_add(1)
                 || orig_seq.wrapping_add(1) == src.seqlo);
+        let accepted = Accepted {
+            win,
+            end,
+            ack,
+            scaled_win: src_scaled_win,
+            flags,
+        };
         if in_window {
-            src.max_win = src.max_win.max(win.min(0xffff) as u16);
-            if seq_gt(end, src.seqlo) {
-                src.seqlo = end;
-            }
-            if seq_geq(ack.wrapping_add(src_scaled_win), dst.seqhi) {
-                dst.seqhi = ack.wrapping_add(src_scaled_win.max(1));
-            }
             if flags & SYN != 0 && src.state < TcpState::SynSent {
                 src.state = TcpState::SynSent;
-            }
-            if flags & FIN != 0 && src.state < TcpState::Closing {
-                src.state = TcpState::Closing;
             }
             if flags & ACK != 0 {
                 if dst.state == TcpState::SynSent {
@@ -273,10 +302,7 @@ impl TcpConn {
                     dst.state = TcpState::FinWait2;
                 }
             }
-            if flags & RST != 0 {
-                src.state = TcpState::TimeWait;
-                dst.state = TcpState::TimeWait;
-            }
+            accepted.apply(src, dst);
             let (s, d) = (src.state, dst.state);
             let t = if s >= TcpState::FinWait2 && d >= TcpState::FinWait2 {
                 Timeout::TcpClosed
@@ -299,20 +325,7 @@ impl TcpConn {
         if loose {
             // pf's second chance; the timeout is not refreshed, so a flood
             // of such segments cannot keep a connection alive.
-            src.max_win = src.max_win.max(win.min(0xffff) as u16);
-            if seq_gt(end, src.seqlo) {
-                src.seqlo = end;
-            }
-            if seq_geq(ack.wrapping_add(src_scaled_win), dst.seqhi) {
-                dst.seqhi = ack.wrapping_add(src_scaled_win.max(1));
-            }
-            if flags & FIN != 0 && src.state < TcpState::Closing {
-                src.state = TcpState::Closing;
-            }
-            if flags & RST != 0 {
-                src.state = TcpState::TimeWait;
-                dst.state = TcpState::TimeWait;
-            }
+            accepted.apply(src, dst);
             return Update::Loose;
         }
         Update::Invalid
