@@ -3,6 +3,7 @@
 
 use super::xkey::{XKey, ACTSET_WORD, METADATA_WORD, ND_WORD, REG_WORD};
 use rvs_dataplane::flow::{Field, ARP_SHA, ARP_THA};
+use rvs_dataplane::packet::TUN_MD_SLOTS;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -121,7 +122,7 @@ impl OfField {
     pub fn all() -> impl Iterator<Item = OfField> {
         [OfField::InPort, OfField::TunId, OfField::TunSrc, OfField::TunDst]
             .into_iter()
-            .chain((0..8).map(OfField::TunMetadata))
+            .chain((0..TUN_MD_SLOTS as u8).map(OfField::TunMetadata))
             .chain((0..8).map(OfField::Reg))
             .chain([
                 OfField::Metadata,
@@ -223,15 +224,16 @@ impl OfField {
     /// Field by its ovs-ofctl match name or NXM/OXM name (as in `load:` and
     /// `move:`), e.g. `reg3`, `NXM_NX_REG3`, `NXM_OF_ETH_DST`, `tun_metadata0`.
     pub fn from_name(s: &str) -> Option<OfField> {
-        let numbered = |prefix: &str| {
+        let numbered = |prefix: &str, below: u8| {
             s.strip_prefix(prefix)
                 .and_then(|n| n.parse::<u8>().ok())
-                .filter(|n| *n < 8)
+                .filter(|n| *n < below)
         };
-        if let Some(n) = numbered("reg").or_else(|| numbered("NXM_NX_REG")) {
+        if let Some(n) = numbered("reg", 8).or_else(|| numbered("NXM_NX_REG", 8)) {
             return Some(OfField::Reg(n));
         }
-        if let Some(n) = numbered("tun_metadata").or_else(|| numbered("NXM_NX_TUN_METADATA")) {
+        let slots = TUN_MD_SLOTS as u8;
+        if let Some(n) = numbered("tun_metadata", slots).or_else(|| numbered("NXM_NX_TUN_METADATA", slots)) {
             return Some(OfField::TunMetadata(n));
         }
         Some(match s {
@@ -338,15 +340,13 @@ impl OfField {
             OfField::TunId => one!(p(Field::TunId)),
             OfField::TunSrc => one!(p(Field::TunSrc)),
             OfField::TunDst => one!(p(Field::TunDst)),
-            OfField::TunMetadata(i) => match i & 7 {
+            OfField::TunMetadata(i) => match i {
                 0 => one!(p(Field::TunMd(0))),
                 1 => one!(p(Field::TunMd(1))),
                 2 => one!(p(Field::TunMd(2))),
                 3 => one!(p(Field::TunMd(3))),
                 4 => one!(p(Field::TunMd(4))),
-                5 => one!(p(Field::TunMd(5))),
-                6 => one!(p(Field::TunMd(6))),
-                _ => one!(p(Field::TunMd(7))),
+                _ => one!(p(Field::TunMd(5))),
             },
             OfField::Reg(i) => match i & 7 {
                 0 => one!((REG_WORD, 0, 32)),

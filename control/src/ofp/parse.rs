@@ -301,7 +301,13 @@ pub fn parse_tlv_map(text: &str) -> PResult<TlvMapping> {
     let col = lhs.len() + 3;
     let slot = match OfField::from_name(rhs.trim()) {
         Some(OfField::TunMetadata(n)) => n,
-        _ => return err(col, rhs, "the target must be tun_metadata0..tun_metadata7"),
+        _ => {
+            return err(
+                col,
+                rhs,
+                "the target must be tun_metadata0..tun_metadata5 (rvs has six slots)",
+            )
+        }
     };
     match (class, typ, len) {
         (Some(class), Some(typ), Some(len)) => Ok(TlvMapping {

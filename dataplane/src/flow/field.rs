@@ -88,7 +88,7 @@ pub const ARP_THA: Field = Field::Ipv6DstHi;
 
 impl Field {
     /// Every field, in key order.
-    pub const ALL: [Field; 42] = [
+    pub const ALL: [Field; 40] = [
         Field::InPort,
         Field::RecircId,
         Field::TunId,
@@ -104,8 +104,6 @@ impl Field {
         Field::TunMd(3),
         Field::TunMd(4),
         Field::TunMd(5),
-        Field::TunMd(6),
-        Field::TunMd(7),
         Field::EthDst,
         Field::EthType,
         Field::EthSrc,
@@ -146,7 +144,8 @@ impl Field {
             Field::TunTos => (3, 16, 8),
             Field::TunTtl => (3, 24, 8),
             Field::TunMdPresent => (3, 32, 8),
-            Field::TunMd(i) => (4 + (i as usize & 7) / 2, (i as u32 & 1) * 32, 32),
+            // Six slots (words 4..6); word 7 is the connection tracker's.
+            Field::TunMd(i) => (4 + (i as usize % 6) / 2, (i as u32 & 1) * 32, 32),
             Field::EthDst => (8, 0, 48),
             Field::EthType => (8, 48, 16),
             Field::EthSrc => (9, 0, 48),
@@ -170,8 +169,8 @@ impl Field {
             Field::Ipv6Label => (17, 32, 20),
             Field::CtState => (3, 40, 8),
             Field::CtZone => (3, 48, 16),
-            Field::CtMark => (18, 0, 32),
-            Field::CtLabel => (18, 32, 32),
+            Field::CtMark => (7, 0, 32),
+            Field::CtLabel => (7, 32, 32),
         }
     }
 
@@ -203,9 +202,7 @@ impl Field {
             Field::TunMd(2) => "tun_md2",
             Field::TunMd(3) => "tun_md3",
             Field::TunMd(4) => "tun_md4",
-            Field::TunMd(5) => "tun_md5",
-            Field::TunMd(6) => "tun_md6",
-            Field::TunMd(_) => "tun_md7",
+            Field::TunMd(_) => "tun_md5",
             Field::EthDst => "eth_dst",
             Field::EthType => "eth_type",
             Field::EthSrc => "eth_src",

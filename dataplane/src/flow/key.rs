@@ -6,17 +6,13 @@ use super::mask::FlowMask;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// Number of 64-bit words in a key (152 bytes). Every word costs each packet
+/// Number of 64-bit words in a key (144 bytes). Every word costs each packet
 /// (zeroing, hashing, comparing): a word more measured +5..10% on the pipeline
-/// benchmark, so rare fields (neighbour discovery) stay out of the key and
-/// live only in translation (see `rvs_control`'s `XKey`). The last word
-/// (`ct_mark`, `ct_label`) is only set after `ct()`; the kernel datapath's
-/// key is the first [`KERNEL_KEY_WORDS`].
-pub const KEY_WORDS: usize = 19;
-
-/// The words of the key a kernel datapath matches: the connection-tracking
-/// word is not among them (flows that use it stay in userspace).
-pub const KERNEL_KEY_WORDS: usize = 18;
+/// benchmark (and +6% instructions when `ct_mark`/`ct_label` had one), so
+/// rare fields (neighbour discovery) stay out of the key and live only in
+/// translation (see `rvs_control`'s `XKey`), and the connection-tracking
+/// fields share words with others.
+pub const KEY_WORDS: usize = 18;
 
 /// `vlan_tci` bit that says "a tag is present" (OVS's CFI convention).
 pub const VLAN_CFI: u16 = 0x1000;

@@ -14,7 +14,6 @@ pub use extract::{nd_fields, ExtractError, Layers, NdFields};
 pub use field::{Field, ARP_SHA, ARP_THA};
 pub use hash::hash_words;
 pub use key::{
-    FlowKey, MacAddr, FRAG_ANY, FRAG_LATER, KERNEL_KEY_WORDS, KEY_WORDS, TUN_FLAG_CSUM, TUN_FLAG_KEY,
-    TUN_FLAG_OAM, VLAN_CFI,
+    FlowKey, MacAddr, FRAG_ANY, FRAG_LATER, KEY_WORDS, TUN_FLAG_CSUM, TUN_FLAG_KEY, TUN_FLAG_OAM, VLAN_CFI,
 };
 pub use mask::FlowMask;

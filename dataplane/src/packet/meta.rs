@@ -2,7 +2,9 @@
 //! from, its recirculation id and, after a tunnel pop, the outer header's facts.
 
 /// Number of tunnel metadata slots (Geneve options mapped by the option map).
-pub const TUN_MD_SLOTS: usize = 8;
+/// Six: the key word of slots 6 and 7 holds `ct_mark` and `ct_label` (a
+/// key word more costs every packet; OVN uses one slot, neutron none).
+pub const TUN_MD_SLOTS: usize = 6;
 
 /// What a tunnel pop learned from the outer headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

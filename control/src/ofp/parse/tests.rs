@@ -384,7 +384,7 @@ fn field_strategy() -> impl Strategy<Value = (&'static str, String)> {
         (any::<u16>(), any::<u16>()).prop_map(|(v, m)| ("udp", format!("tp_src={v:#x}/{m:#x}"))),
         any::<u32>().prop_map(|v| ("", format!("tun_id={v:#x}"))),
         (0u8..8, any::<u32>()).prop_map(|(r, v)| ("", format!("reg{r}={v:#x}"))),
-        (0u8..8, any::<u32>()).prop_map(|(r, v)| ("", format!("tun_metadata{r}={v:#x}"))),
+        (0u8..6, any::<u32>()).prop_map(|(r, v)| ("", format!("tun_metadata{r}={v:#x}"))),
         any::<u64>().prop_map(|v| ("", format!("metadata={v:#x}"))),
         (0u8..64).prop_map(|v| ("ip", format!("nw_tos={}", v << 2))),
         (0u8..4).prop_map(|v| ("ip", format!("nw_ecn={v}"))),
@@ -556,7 +556,11 @@ fn tlv_map_syntax() {
     assert!(parse_tlv_map("{class=0x0102,type=0x80,len=4}->reg0")
         .unwrap_err()
         .message
-        .contains("tun_metadata0..tun_metadata7"));
+        .contains("tun_metadata0..tun_metadata5"));
+    assert!(
+        parse_flow("tun_metadata6=1,actions=drop", &()).is_err(),
+        "six slots"
+    );
     let e = parse_tlv_map("{clas=1,type=1,len=4}->tun_metadata1").unwrap_err();
     assert_eq!(e.suggestion.as_deref(), Some("class"));
     assert!(parse_tlv_map("class=1,type=1,len=4->tun_metadata1").is_err());

@@ -18,7 +18,7 @@
 use super::encode::{encode, EncapSlots, NotOffloaded};
 use crate::action::Action;
 use crate::cache::{DpFlow, Invalidations, Seen};
-use crate::flow::{FlowKey, FlowMask, KERNEL_KEY_WORDS, KEY_WORDS};
+use crate::flow::{FlowKey, FlowMask};
 use rvs_bpf::dp::abi::{self, Config, Encap, LookupKey, MAX_ENCAPS, MAX_FLOWS, MAX_MASKS};
 use rvs_bpf::dp::TcDatapath;
 use rvs_bpf::BpfError;
@@ -172,11 +172,6 @@ pub struct Install<'a> {
     pub at: Seen,
 }
 
-const _: () = assert!(
-    KERNEL_KEY_WORDS == abi::KEY_WORDS,
-    "the kernel key is the first words of the key"
-);
-
 /// A masked key as `dpctl dump-flows` writes it (for logs).
 struct DisplayKey<'a>(&'a FlowKey, &'a FlowMask);
 
@@ -191,22 +186,8 @@ fn lookup_key(slot: u32, key: &FlowKey, mask: &FlowMask) -> LookupKey {
     LookupKey {
         mask: slot,
         pad: 0,
-        w: to_kernel(&key.masked(mask).w),
+        w: key.masked(mask).w,
     }
-}
-
-/// The kernel's words of a key or mask (see [`KERNEL_KEY_WORDS`]).
-pub(crate) fn to_kernel(w: &[u64; KEY_WORDS]) -> [u64; KERNEL_KEY_WORDS] {
-    let mut k = [0u64; KERNEL_KEY_WORDS];
-    k.copy_from_slice(&w[..KERNEL_KEY_WORDS]);
-    k
-}
-
-/// A kernel key or mask as userspace's (the connection-tracking word zero).
-pub(crate) fn from_kernel(k: &[u64; KERNEL_KEY_WORDS]) -> [u64; KEY_WORDS] {
-    let mut w = [0u64; KEY_WORDS];
-    w[..KERNEL_KEY_WORDS].copy_from_slice(k);
-    w
 }
 
 impl KernelTable {
@@ -257,7 +238,7 @@ impl KernelTable {
             if config.mask_used & (1 << slot) != 0 {
                 t.masks[slot] = Some((
                     FlowMask {
-                        w: from_kernel(&dp.mask(slot as u32)?),
+                        w: dp.mask(slot as u32)?,
                     },
                     0,
                 ));
@@ -270,7 +251,7 @@ impl KernelTable {
             let live = f.gen == config.gen
                 && t.masks
                     .get(slot)
-                    .is_some_and(|m| m.as_ref().is_some_and(|(m, _)| m.w == from_kernel(&f.mask)))
+                    .is_some_and(|m| m.as_ref().is_some_and(|(m, _)| m.w == f.mask))
                 && (f.id as usize) < MAX_FLOWS
                 && used.insert(f.id);
             if !live {
@@ -294,12 +275,8 @@ impl KernelTable {
                 }
                 encaps.push(a.u16a);
             }
-            let mask = FlowMask {
-                w: from_kernel(&f.mask),
-            };
-            let key = FlowKey {
-                w: from_kernel(&lk.w),
-            };
+            let mask = FlowMask { w: f.mask };
+            let key = FlowKey { w: lk.w };
             let flow = Arc::new(DpFlow::new(
                 &key,
                 mask,
@@ -529,16 +506,20 @@ impl KernelTable {
         // The kernel cannot encapsulate a frame it decapsulated (the skb
         // stays marked as tunnelled: the helper refuses): transit between
         // tunnels stays with userspace.
-        // Only fresh packets reach the kernel's tables: a flow of a
-        // recirculated packet (after `ct()`) or one that matches connection
-        // tracking fields stays in userspace.
-        if key.get(crate::flow::Field::RecircId) != 0
-            || mask.w[KERNEL_KEY_WORDS..].iter().any(|w| *w != 0)
-            || key.get(crate::flow::Field::CtState) != 0
+        // Only fresh packets reach the kernel's tables, and they are
+        // untracked: a flow of a recirculated packet (after `ct()`) or of a
+        // tracked one stays in userspace. (A flow that only requires the
+        // `ct_*` fields to be zero is right for kernel packets.)
         {
-            return Err(InstallError::NotOffloaded(NotOffloaded::Action(
-                "connection tracking",
-            )));
+            use crate::flow::Field::{CtLabel, CtMark, CtState, CtZone, RecircId};
+            if [RecircId, CtState, CtZone, CtMark, CtLabel]
+                .iter()
+                .any(|f| key.get(*f) != 0)
+            {
+                return Err(InstallError::NotOffloaded(NotOffloaded::Action(
+                    "connection tracking",
+                )));
+            }
         }
         let decapsulated = key.get(crate::flow::Field::TunDst) != 0;
         if decapsulated
@@ -595,12 +576,12 @@ impl KernelTable {
             gen: self.config.gen,
             id,
             n_actions: acts.len() as u16,
-            mask: to_kernel(&mask.w),
+            mask: mask.w,
             ..abi::Flow::default()
         };
         flow.act[..acts.len()].copy_from_slice(&acts);
         if self.config.mask_used & (1 << slot) == 0 {
-            self.dp.set_mask(slot as u32, &to_kernel(&mask.w))?;
+            self.dp.set_mask(slot as u32, &mask.w)?;
             self.config.mask_used |= 1 << slot;
             self.dp.set_config(&self.config)?;
         }

@@ -5,7 +5,6 @@
 
 use super::encode::{encode, EncapSlots};
 use crate::action::{execute, Action, ActionSink, SetArp, SetIpv4, SetIpv6, SetTransport};
-use crate::datapath::ebpf::table::{from_kernel, to_kernel};
 use crate::flow::{Field, FlowKey, FlowMask};
 use crate::packet::{PacketBuf, PacketMeta};
 use crate::port::PortNo;
@@ -97,15 +96,15 @@ impl Harness {
         let mut flow = abi::Flow {
             gen: self.gen,
             n_actions: acts.len() as u16,
-            mask: to_kernel(&mask.w),
+            mask: mask.w,
             ..abi::Flow::default()
         };
         flow.act[..acts.len()].copy_from_slice(&acts);
-        self.dp.set_mask(slot, &to_kernel(&mask.w)).unwrap();
+        self.dp.set_mask(slot, &mask.w).unwrap();
         let lk = LookupKey {
             mask: slot,
             pad: 0,
-            w: to_kernel(&key.masked(mask).w),
+            w: key.masked(mask).w,
         };
         self.dp.insert_flow(&lk, &flow).unwrap();
     }
@@ -253,7 +252,7 @@ fn root_kernel_key_extraction_equals_userspace() {
         let (k, _) = FlowKey::extract(f, &PacketMeta::default()).map_err(|e| {
             TestCaseError::fail(format!("kernel took a frame userspace refuses ({e}): {f:02x?}"))
         })?;
-        prop_assert_eq!(from_kernel(&words), k.w, "{:02x?}", f);
+        prop_assert_eq!(words, k.w, "{:02x?}", f);
         Ok(())
     };
     // The frames the kernel must handle itself, not upcall.
@@ -619,7 +618,7 @@ fn root_kernel_lookup_hits_only_current_matching_flows() {
             }
             let mut slot_mask = vec![FlowMask::default(); SLOTS as usize];
             for (i, m) in slot_mask.iter().enumerate() {
-                h.dp.set_mask(i as u32, &to_kernel(&m.w)).unwrap();
+                h.dp.set_mask(i as u32, &m.w).unwrap();
             }
             // the model: lookup key -> (generation, mask, port)
             let mut flows: std::collections::BTreeMap<(u32, [u64; abi::KEY_WORDS]), (u64, FlowMask, u32)> =
@@ -636,7 +635,7 @@ fn root_kernel_lookup_hits_only_current_matching_flows() {
                         next_port = next_port % 63 + 1;
                         h.put_flow(slot, &keys[frame], &m, &[Action::Output(port)]);
                         slot_mask[slot as usize] = m;
-                        flows.insert((slot, to_kernel(&keys[frame].masked(&m).w)), (h.gen, m, port));
+                        flows.insert((slot, keys[frame].masked(&m).w), (h.gen, m, port));
                         used |= 1 << slot;
                         h.set_config(used, &GeneveOptMap::default());
                     }
@@ -665,7 +664,7 @@ fn root_kernel_lookup_hits_only_current_matching_flows() {
                             .filter(|i| used & (1 << i) != 0)
                             .filter_map(|i| {
                                 let m = &slot_mask[i as usize];
-                                let (gen, fm, port) = flows.get(&(i, to_kernel(&k.masked(m).w)))?;
+                                let (gen, fm, port) = flows.get(&(i, k.masked(m).w))?;
                                 (*gen == h.gen && k.masked(fm) == k.masked(m)).then_some(*port)
                             })
                             .collect();
