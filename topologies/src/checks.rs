@@ -1,7 +1,7 @@
 //! `rvs-lab test`: what a lab must do, checked with ping and iperf3: the
 //! underlay's kernel side answers, VMs of one tenant talk (across nodes and on
 //! one node), VMs of different tenants do not, full-size frames cross the
-//! overlay, and TCP passes.
+//! overlay, and TCP passes; behind security groups, a closed port drops.
 
 use crate::lab::Lab;
 use crate::probe::{iperf, ping};
@@ -105,6 +105,29 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
             ok,
             seen,
         );
+        if t.security_groups {
+            // A port the group does not open: its SYN is dropped, so the
+            // connect times out (without the group, b's kernel answers
+            // with a RST at once).
+            let script = format!(
+                "timeout 2 bash -c 'exec 3<>/dev/tcp/{}/81'; test $? -eq 124",
+                b.ip
+            );
+            let ok = lab.probe(&a.name, &["bash", "-c", &script]);
+            lab.sh.check()?;
+            add(
+                format!(
+                    "{} -> {} TCP port 81, closed by the security group: dropped",
+                    a.name, b.name
+                ),
+                ok,
+                if ok {
+                    "the connect timed out (no RST came back)".into()
+                } else {
+                    "answered or refused".into()
+                },
+            );
+        }
     }
     if let (SwitchKind::Ovs, Some((a, b))) = (t.switch, t.cross_node_pair()) {
         // OVS keeps bridges and ports in ovsdb-server but its OpenFlow rules

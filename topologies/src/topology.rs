@@ -247,6 +247,11 @@ pub struct Topology {
     /// carry partial checksums, and the like-for-like comparison needs it).
     #[serde(default)]
     pub vm_offloads: bool,
+    /// Put every VM port behind a security group (neutron's OVS firewall
+    /// rules on br-int, connection tracking): all egress, ingress ICMP, SSH
+    /// and iperf3's port 5201; the rest dropped.
+    #[serde(default)]
+    pub security_groups: bool,
     /// Underlay.
     pub underlay: Underlay,
     /// Nodes.
@@ -361,6 +366,12 @@ impl Topology {
         }
         if self.switch == SwitchKind::Rvs && self.overlay != Overlay::Geneve {
             return Err("an rvs lab tunnels with Geneve: overlay = \"geneve\"".into());
+        }
+        if self.security_groups && self.switch != SwitchKind::Rvs {
+            return Err(
+                "security_groups = true: only rvs labs have them yet (OVS and Linux-bridge nodes are next)"
+                    .into(),
+            );
         }
         if self.switch != SwitchKind::Ovs && self.ovs_port_type.is_some() {
             return Err("ovs_port_type = ... is for OVS labs".into());
@@ -560,6 +571,7 @@ mod tests {
             "ovs-userspace-pmd.toml",
             "two-node-geneve-ebpf.toml",
             "linux-bridge-offloads.toml",
+            "two-node-geneve-sg.toml",
         ] {
             let other = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
             let other = Topology::parse(&other).unwrap();
@@ -574,6 +586,12 @@ mod tests {
         );
         let e = Topology::parse(&ovs.replace("vm_offloads = false", "vm_offloads = true")).unwrap_err();
         assert!(e.to_string().contains("cannot tunnel TSO"), "{e}");
+        let e = Topology::parse(&ovs.replace(
+            "vm_offloads = false",
+            "vm_offloads = false\nsecurity_groups = true",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("only rvs labs"), "{e}");
         let vtep = ovs.replace(
             "underlay_ip = \"198.18.0.2\"",
             "underlay_ip = \"198.18.0.2\"\nvtep_ip = \"198.18.0.12\"",

@@ -162,6 +162,29 @@ fn root_the_rvs_lab_works_and_leaves_nothing_behind() {
     );
 }
 
+/// Security groups in the lab: neutron's firewall rules on every node's
+/// br-int; allowed traffic (ping, iperf3) passes across nodes and on one
+/// node, a closed port drops (the connect times out instead of a RST).
+#[test]
+fn root_the_security_group_lab_allows_what_it_opens_and_drops_the_rest() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    up_test_down(
+        "two-node-geneve-sg.toml",
+        "two-node-geneve-sg",
+        &format!("ts{}", std::process::id() % 1000),
+        1,
+        &[
+            "ok   vm1 -> vm3 (tenant-a, across nodes)",
+            "ok   vm1 -> vm5 (tenant-a, same node)",
+            "ok   iperf3 TCP vm1 -> vm3",
+            "ok   vm1 -> vm3 TCP port 81, closed by the security group: dropped",
+        ],
+    );
+}
+
 /// Mount points under the lab's run directories whose path has `prefix`
 /// (the eBPF lab's per-node bpffs).
 fn mounts(prefix: &str) -> Vec<String> {

@@ -72,7 +72,8 @@ fn dump(ct: &SharedConntrack, zone: Option<u16>, json: bool) -> String {
                     "entry": e.to_string(),
                     "zone": e.zone,
                     "mark": e.mark,
-                    "state": e.tcp_state.map(|s| s.name()),
+                    "state_orig": e.tcp_state.map(|s| s.0.name()),
+                    "state_reply": e.tcp_state.map(|s| s.1.name()),
                     "replied": e.replied,
                     "expires_in_ms": e.expires_in_ms,
                 })
@@ -105,7 +106,8 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
     for e in &entries {
         let p = by_proto.entry(proto_name(e)).or_default();
         p.0 += 1;
-        if let Some(s) = e.tcp_state {
+        // By the originator's state (SYN_SENT until answered).
+        if let Some((s, _)) = e.tcp_state {
             *p.1.entry(s.name()).or_default() += 1;
         }
         *by_zone.entry(e.zone).or_default() += 1;

@@ -504,7 +504,7 @@ impl Conntrack {
                 zone: c.zone,
                 orig: c.orig,
                 tcp_state: match c.proto {
-                    Proto::Tcp(t) => Some(t.state()),
+                    Proto::Tcp(t) => Some((t.peer[0].state, t.peer[1].state)),
                     Proto::Other => None,
                 },
                 replied: c.replied,
@@ -532,8 +532,8 @@ pub struct ConnEntry {
     pub zone: u16,
     /// The originating direction.
     pub orig: Tuple,
-    /// TCP: the connection's state.
-    pub tcp_state: Option<TcpState>,
+    /// TCP: the originator's and the responder's state.
+    pub tcp_state: Option<(TcpState, TcpState)>,
     /// A reply has been seen.
     pub replied: bool,
     /// `ct_mark`.
@@ -588,8 +588,12 @@ impl fmt::Display for ConnEntry {
         if self.label != 0 {
             write!(f, ",labels=0x{:x}", self.label)?;
         }
-        if let Some(s) = self.tcp_state {
-            write!(f, ",protoinfo=(state={})", s.name())?;
+        // As OVS prints its userspace tracker's: one state when both ends
+        // agree, else each end's.
+        match self.tcp_state {
+            Some((o, r)) if o == r => write!(f, ",protoinfo=(state={})", o.name())?,
+            Some((o, r)) => write!(f, ",protoinfo=(state_orig={},state_reply={})", o.name(), r.name())?,
+            None => {}
         }
         Ok(())
     }

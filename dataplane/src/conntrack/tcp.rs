@@ -193,11 +193,6 @@ impl TcpConn {
         Timeout::TcpFirstPacket
     }
 
-    /// The state shown for the connection (the lesser of the two ends').
-    pub fn state(&self) -> TcpState {
-        self.peer[0].state.min(self.peer[1].state)
-    }
-
     /// Apply `seg`, sent by the responder if `reply`.
     pub fn update(&mut self, seg: &TcpSegment, reply: bool) -> Update {
         let flags = seg.flags;

@@ -89,7 +89,10 @@ fn tcp_handshake_data_and_close() {
         TRK | EST | RPL
     );
     let d = ct.dump(5);
-    assert_eq!(d[0].tcp_state, Some(TcpState::Established));
+    assert_eq!(
+        d[0].tcp_state,
+        Some((TcpState::Established, TcpState::Established))
+    );
     assert_eq!(d[0].expires_in_ms, Timeout::TcpEstablished.default_ms() - 1);
     // FIN from A, acked; FIN from B, acked.
     assert_eq!(
@@ -105,7 +108,7 @@ fn tcp_handshake_data_and_close() {
         TRK | EST
     );
     let d = ct.dump(9);
-    assert_eq!(d[0].tcp_state, Some(TcpState::FinWait2));
+    assert_eq!(d[0].tcp_state, Some((TcpState::FinWait2, TcpState::FinWait2)));
     assert_eq!(d[0].expires_in_ms, Timeout::TcpClosed.default_ms() - 1);
     // A new SYN on the closed connection starts a new one.
     assert_eq!(
@@ -554,13 +557,13 @@ proptest! {
             let want = if from_reply { TRK | EST } else { TRK | EST | RPL };
             check(&mut ct, p, false, want, next)?;
         }
-        prop_assert_eq!(ct.dump(0)[0].tcp_state, Some(TcpState::Established));
+        prop_assert_eq!(ct.dump(0)[0].tcp_state, Some((TcpState::Established, TcpState::Established)));
         check(&mut ct, seg(false, next[0], next[1], FIN | ACK, win(0), 0), false, TRK | EST, next)?;
         next[0] = next[0].wrapping_add(1);
         check(&mut ct, seg(true, next[1], next[0], FIN | ACK, win(1), 0), false, TRK | EST | RPL, next)?;
         next[1] = next[1].wrapping_add(1);
         check(&mut ct, seg(false, next[0], next[1], ACK, win(0), 0), false, TRK | EST, next)?;
-        prop_assert_eq!(ct.dump(0)[0].tcp_state, Some(TcpState::FinWait2));
+        prop_assert_eq!(ct.dump(0)[0].tcp_state, Some((TcpState::FinWait2, TcpState::FinWait2)));
     }
 
     #[test]
