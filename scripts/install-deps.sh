@@ -13,6 +13,10 @@ PKGS=(
   # ovs-vsctl, ovs-ofctl, ovs-appctl (private instances per node; the packaged
   # service is never used)
   openvswitch-switch
+  # the Linux security-group lab (topologies/linux-router-sg.toml): iptables
+  # rules on bridged traffic (physdev, conntrack), as neutron's iptables
+  # firewall driver writes them
+  iptables
 )
 
 missing=()

@@ -13,6 +13,7 @@ pub mod neutron;
 pub mod normal;
 pub mod ofp;
 pub mod recirc;
+pub mod router;
 pub mod security_group;
 pub mod switch;
 pub mod upcall;

@@ -196,7 +196,7 @@ pub fn firewall_flows(ports: &[Port]) -> String {
             "table=82,priority=40,ct_state=-est,reg5={id:#x},actions=resubmit(,93)"
         ));
         w(format!(
-            "table=92,priority=10,reg5={id:#x},actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:{name}"
+            "table=92,priority=10,ip,reg5={id:#x},actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:{name}"
         ));
     }
     // Traffic between two firewalled ports of one network goes through the

@@ -1,11 +1,13 @@
 //! `rvs-lab test`: what a lab must do, checked with ping and iperf3: the
 //! underlay's kernel side answers, VMs of one tenant talk (across nodes and on
 //! one node), VMs of different tenants do not, full-size frames cross the
-//! overlay, and TCP passes; behind security groups, a closed port drops.
+//! overlay, and TCP passes; behind security groups, a closed port drops;
+//! across a router, traffic is routed with the TTL one lower, replies and
+//! ICMP errors come back.
 
 use crate::lab::Lab;
 use crate::probe::{iperf, ping};
-use crate::topology::SwitchKind;
+use crate::topology::{SwitchKind, Vm};
 use anyhow::Result;
 
 /// One check and its outcome.
@@ -106,28 +108,19 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
             seen,
         );
         if t.security_groups {
-            // A port the group does not open: its SYN is dropped, so the
-            // connect times out (without the group, b's kernel answers
-            // with a RST at once).
-            let script = format!(
-                "timeout 2 bash -c 'exec 3<>/dev/tcp/{}/81'; test $? -eq 124",
-                b.ip
-            );
-            let ok = lab.probe(&a.name, &["bash", "-c", &script]);
-            lab.sh.check()?;
+            let (ok, seen) = closed_port(lab, a, b)?;
             add(
                 format!(
                     "{} -> {} TCP port 81, closed by the security group: dropped",
                     a.name, b.name
                 ),
                 ok,
-                if ok {
-                    "the connect timed out (no RST came back)".into()
-                } else {
-                    "answered or refused".into()
-                },
+                seen,
             );
         }
+    }
+    if let Some((a, b)) = t.routed_pair() {
+        routed(lab, a, b, &mut add)?;
     }
     if let (SwitchKind::Ovs, Some((a, b))) = (t.switch, t.cross_node_pair()) {
         // OVS keeps bridges and ports in ovsdb-server but its OpenFlow rules
@@ -156,6 +149,8 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
         );
     }
     if let Some((a, b)) = t.cross_tenant_pair() {
+        // Even with a router between them, one tenant's network does not
+        // reach into the other's: the router answers for its own address only.
         // Give `a` an on-link route to `b`, so the ping really asks the switch
         // (ARP on a's tenant network) instead of failing for want of a route.
         let dev = lab.vm_if(&a.name);
@@ -165,7 +160,7 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
         lab.exec(&a.name, &["ip", "route", "del", &host, "dev", &dev])?;
         add(
             format!(
-                "{} -> {} must fail ({} vs {}: different tenants)",
+                "{} -> {} on-link must fail ({} vs {}: different networks, no router on the way)",
                 a.name, b.name, a.network, b.network
             ),
             s.received == 0 && s.sent > 0,
@@ -173,4 +168,131 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
         );
     }
     Ok(checks)
+}
+
+/// A port the group does not open: its SYN is dropped, so the connect times
+/// out (without the group, b's kernel answers with a RST at once).
+fn closed_port(lab: &Lab, a: &Vm, b: &Vm) -> Result<(bool, String)> {
+    let script = format!(
+        "timeout 2 bash -c 'exec 3<>/dev/tcp/{}/81'; test $? -eq 124",
+        b.ip
+    );
+    let ok = lab.probe(&a.name, &["bash", "-c", &script]);
+    lab.sh.check()?;
+    Ok((
+        ok,
+        if ok {
+            "the connect timed out (no RST came back)".into()
+        } else {
+            "answered or refused".into()
+        },
+    ))
+}
+
+/// The TTL of the replies `ping` printed (`ttl=63`), if any.
+fn reply_ttl(ping_output: &str) -> Option<u8> {
+    ping_output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ttl=")?.parse().ok())
+}
+
+/// Checks across the lab's router, from `a` to `b` (different networks,
+/// different nodes): ping with the TTL one lower than on-network, TCP
+/// through both security groups, an ICMP error coming back as related,
+/// a closed port dropped.
+fn routed(lab: &Lab, a: &Vm, b: &Vm, add: &mut impl FnMut(String, bool, String)) -> Result<()> {
+    let t = &lab.topo;
+    let hop = format!("{} -> {} (across the router)", a.name, b.name);
+    let out = lab
+        .exec(
+            &a.name,
+            &["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", &b.ip.to_string()],
+        )
+        .unwrap_or_default();
+    lab.sh.check()?;
+    let routed_ttl = reply_ttl(&out);
+    add(
+        format!("{hop}: ping"),
+        routed_ttl.is_some(),
+        routed_ttl.map_or("no reply".into(), |t| format!("replies, ttl={t}")),
+    );
+    if let Some(peer) = t.vms.iter().find(|v| v.network == a.network && v.name != a.name) {
+        let out = lab
+            .exec(
+                &a.name,
+                &["ping", "-n", "-c", "1", "-W", "2", &peer.ip.to_string()],
+            )
+            .unwrap_or_default();
+        lab.sh.check()?;
+        let direct = reply_ttl(&out);
+        let ok = matches!((direct, routed_ttl), (Some(d), Some(r)) if r + 1 == d);
+        add(
+            format!(
+                "TTL one lower per router hop ({} on {}'s network vs {})",
+                peer.name, a.name, b.name
+            ),
+            ok,
+            format!(
+                "ttl={} on-network, ttl={} routed",
+                direct.map_or("-".into(), |t| t.to_string()),
+                routed_ttl.map_or("-".into(), |t| t.to_string())
+            ),
+        );
+    }
+    // Nothing listens on 22: the SYN crossing both groups is answered by b's
+    // kernel with a RST, which comes back as the connection's reply.
+    let script = format!(
+        "timeout 2 bash -c 'exec 3<>/dev/tcp/{}/22' 2>/dev/null; test $? -eq 1",
+        b.ip
+    );
+    let ok = lab.probe(&a.name, &["bash", "-c", &script]);
+    lab.sh.check()?;
+    add(
+        format!("{hop}: TCP port 22, open in the group: the SYN passes, the RST comes back"),
+        ok,
+        if ok {
+            "refused at once by the far end's kernel".into()
+        } else {
+            "timed out or connected".into()
+        },
+    );
+    if t.security_groups {
+        // UDP to the open discard port, where nothing listens: b's kernel
+        // answers "port unreachable", related to the flow; a connected UDP
+        // socket reports it on its next send.
+        let script = format!(
+            "exec 3<>/dev/udp/{}/{}; for i in 1 2 3; do echo x >&3 2>/dev/null; sleep 0.5; \
+             out=$( {{ echo x >&3; }} 2>&1 ); case \"$out\" in *refused*) exit 0;; esac; done; exit 1",
+            b.ip,
+            crate::br_int::SG_UDP_IN
+        );
+        let ok = lab.probe(&a.name, &["bash", "-c", &script]);
+        lab.sh.check()?;
+        add(
+            format!("{hop}: UDP to a port nothing listens on: the ICMP error comes back (related)"),
+            ok,
+            if ok {
+                "port unreachable reported".into()
+            } else {
+                "no error came back".into()
+            },
+        );
+        let (ok, seen) = closed_port(lab, a, b)?;
+        add(
+            format!("{hop}: TCP port 81, closed by the security group: dropped"),
+            ok,
+            seen,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reply_ttls_are_read_from_ping() {
+        let out = "64 bytes from 198.19.2.14: icmp_seq=1 ttl=63 time=0.32 ms\n";
+        assert_eq!(super::reply_ttl(out), Some(63));
+        assert_eq!(super::reply_ttl("1 packets transmitted, 0 received"), None);
+    }
 }

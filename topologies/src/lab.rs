@@ -138,7 +138,7 @@ impl Lab {
 
     /// Record a namespace, then create it (so a crash in between leaves
     /// nothing unrecorded).
-    fn add_ns(&mut self, name: &str) -> Result<()> {
+    pub(crate) fn add_ns(&mut self, name: &str) -> Result<()> {
         let ns = self.ns(name);
         self.state.namespaces.push(ns.clone());
         self.save()?;
@@ -334,6 +334,11 @@ impl Lab {
         self.sh
             .run(&["ip", "-n", &vns, "addr", "add", &addr, "dev", &i])?;
         self.sh.run(&["ip", "-n", &vns, "link", "set", &i, "up"])?;
+        if let Some(gw) = self.topo.gateway_of(vm) {
+            let gw = gw.to_string();
+            self.sh
+                .run(&["ip", "-n", &vns, "route", "add", "default", "via", &gw])?;
+        }
         // The node side carries the VM's frames plus nothing: same MTU.
         self.sh
             .run(&["ip", "-n", &nns, "link", "set", &i, "mtu", &mtu, "up"])?;

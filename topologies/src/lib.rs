@@ -3,11 +3,14 @@
 //! `rvs-lab` binary that builds them (rvs, Open vSwitch or Linux bridges),
 //! checks them, and compares them.
 
+pub mod br_int;
 pub mod charts;
 pub mod checks;
 pub mod compare;
+pub mod conn_rate;
 pub mod fault;
 pub mod lab;
+pub mod linux_l3;
 pub mod linux_node;
 pub mod ovs_node;
 pub mod probe;

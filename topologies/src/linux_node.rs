@@ -30,10 +30,7 @@ pub fn build(lab: &mut Lab) -> Result<()> {
         let ns = lab.ns(&node.name);
         let remote = nodes.iter().find(|n| n.name != node.name);
         for net in &lab.topo.networks {
-            let (br, dev) = (
-                format!("{}b{}", lab.state.prefix, net.vni),
-                format!("{}x{}", lab.state.prefix, net.vni),
-            );
+            let (br, dev) = (bridge(lab, net.vni), format!("{}x{}", lab.state.prefix, net.vni));
             lab.sh
                 .run(&["ip", "-n", &ns, "link", "add", &br, "type", "bridge"])?;
             lab.sh.run(&["ip", "-n", &ns, "link", "set", &br, "up"])?;
@@ -60,7 +57,7 @@ pub fn build(lab: &mut Lab) -> Result<()> {
         }
         for vm in lab.topo.vms_on(&node.name) {
             let net = lab.topo.network(&vm.network).context("validated")?;
-            let br = format!("{}b{}", lab.state.prefix, net.vni);
+            let br = bridge(lab, net.vni);
             lab.sh.run(&[
                 "ip",
                 "-n",
@@ -72,9 +69,17 @@ pub fn build(lab: &mut Lab) -> Result<()> {
                 &br,
             ])?;
         }
+        if lab.topo.security_groups {
+            crate::linux_l3::apply_security_groups(lab, &node.name)?;
+        }
         start_agent(lab, &node.name)?;
     }
-    Ok(())
+    crate::linux_l3::build_router(lab, bridge)
+}
+
+/// The Linux bridge of network `vni`.
+pub fn bridge(lab: &Lab, vni: u32) -> String {
+    format!("{}b{vni}", lab.state.prefix)
 }
 
 /// Name of the agent's pidfile (without `.pid`) in the node's run directory.

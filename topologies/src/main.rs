@@ -6,7 +6,7 @@ use rvs_topologies::lab::{default_prefix, Lab, LabOptions, DEFAULT_STATE_DIR};
 use rvs_topologies::shell::Shell;
 use rvs_topologies::state::live_pid;
 use rvs_topologies::topology::SwitchKind;
-use rvs_topologies::{checks, compare, ovs_node, rvs_node, Topology};
+use rvs_topologies::{checks, compare, conn_rate, ovs_node, rvs_node, Topology};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -73,6 +73,29 @@ enum Cmd {
     /// throughput, pps, latency, CPU, set-up time, a kill -9 of the switch's
     /// process; `--repeat N` rounds; writes report.md, report.json and SVG charts.
     Compare(compare::CompareArgs),
+    /// The connection-rate probe `compare` runs inside the VMs.
+    #[command(hide = true, subcommand)]
+    ConnRate(ConnRateCmd),
+}
+
+#[derive(Subcommand)]
+enum ConnRateCmd {
+    /// Accept and close connections on PORT for SECONDS.
+    Serve {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        seconds: f64,
+    },
+    /// Connect to ADDR:PORT over and over; prints `connections N failed M`.
+    Connect {
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn main() {
@@ -118,6 +141,10 @@ fn run() -> Result<()> {
         Ok(())
     };
     match cli.cmd {
+        Cmd::ConnRate(ConnRateCmd::Serve { port, seconds }) => conn_rate::serve(port, seconds)?,
+        Cmd::ConnRate(ConnRateCmd::Connect { to, seconds, threads }) => {
+            println!("{}", conn_rate::format(conn_rate::connect(to, seconds, threads)));
+        }
         Cmd::Check { topology } => {
             let t = Topology::load(&topology)?;
             println!("{}: {}", t.name, t.description);
@@ -145,7 +172,20 @@ fn run() -> Result<()> {
                 }
             }
             for net in &t.networks {
-                println!("network {} vni {} subnet {}", net.name, net.vni, net.subnet);
+                let gw = net.gateway.map(|g| format!(" gateway {g}")).unwrap_or_default();
+                println!("network {} vni {} subnet {}{gw}", net.name, net.vni, net.subnet);
+            }
+            if let Some(r) = &t.router {
+                let at = r
+                    .node
+                    .as_ref()
+                    .map_or("distributed: every node".to_string(), |n| {
+                        format!("namespace on {n}")
+                    });
+                println!("router {} ({at}) joins {}", r.name, r.networks.join(", "));
+            }
+            if t.security_groups {
+                println!("every VM behind a security group");
             }
         }
         Cmd::Up { topology } => {

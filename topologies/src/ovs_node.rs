@@ -115,6 +115,15 @@ pub fn start_vswitchd(lab: &mut Lab, node: &str) -> Result<()> {
 pub fn resync(lab: &Lab, node: &str) -> Result<()> {
     let flows = lab.br_tun_flows_file(node).display().to_string();
     ofctl(lab, node, &["replace-flows", "br-tun", &flows])?;
+    let br_int = crate::br_int::file(lab, node);
+    if br_int.exists() {
+        // Security groups and the router: br-int's own rules.
+        ofctl(
+            lab,
+            node,
+            &["replace-flows", "br-int", &br_int.display().to_string()],
+        )?;
+    }
     Ok(())
 }
 
@@ -287,5 +296,6 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
         )?;
     }
     lab.write_br_tun_flows(name, &tunnels)?;
+    crate::br_int::write(lab, name)?;
     resync(lab, name)
 }

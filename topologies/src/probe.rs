@@ -140,6 +140,76 @@ pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfRe
     parse_iperf(&out)
 }
 
+/// New TCP connections per second from VM `client` to VM `server` (port
+/// 22, which the lab's security group opens and nothing else listens on),
+/// over `secs` seconds, with `rvs-lab conn-rate` on both ends.
+pub fn conn_rate(lab: &Lab, client: &str, server: &str, secs: f64) -> Result<ConnRate> {
+    use std::io::BufRead;
+    let me = std::env::current_exe()?.display().to_string();
+    let to = format!("{}:22", lab.vm(server)?.ip);
+    let serve_secs = format!("{}", secs + 5.0);
+    let mut srv = lab.sh.spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.ns(server),
+        &me,
+        "conn-rate",
+        "serve",
+        "--port",
+        "22",
+        "--seconds",
+        &serve_secs,
+    ])?;
+    let mut line = String::new();
+    let listening = srv
+        .stdout
+        .take()
+        .map(|o| std::io::BufReader::new(o).read_line(&mut line));
+    if !matches!(listening, Some(Ok(_))) || line.trim() != "listening" {
+        let _ = srv.kill();
+        let _ = srv.wait();
+        bail!("the connection-rate server in {server} did not start: {line:?}");
+    }
+    // Room for many short connections: the whole ephemeral range.
+    lab.exec(
+        client,
+        &["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"],
+    )?;
+    let s = format!("{secs}");
+    let threads = blast_threads().to_string();
+    let out = lab.exec(
+        client,
+        &[
+            &me,
+            "conn-rate",
+            "connect",
+            "--to",
+            &to,
+            "--seconds",
+            &s,
+            "--threads",
+            &threads,
+        ],
+    );
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let c = crate::conn_rate::parse(&out?).context("conn-rate connect printed no count")?;
+    Ok(ConnRate {
+        per_s: c.done as f64 / secs,
+        failed: c.failed,
+    })
+}
+
+/// What [`conn_rate`] measured.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ConnRate {
+    /// Connections set up and closed per second.
+    pub per_s: f64,
+    /// Connects that failed or timed out.
+    pub failed: u64,
+}
+
 /// Read iperf3's JSON summary.
 pub fn parse_iperf(json: &str) -> Result<IperfResult> {
     let v: serde_json::Value = serde_json::from_str(json).context("iperf3 -J output is not JSON")?;

@@ -6,7 +6,7 @@
 
 use crate::lab::Lab;
 use crate::topology::DatapathType;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 
 /// Build every node.
@@ -151,8 +151,7 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
         name,
         &["replace-flows", "br-tun", &flows.display().to_string()],
     )?;
-    if lab.topo.security_groups {
-        let flows = write_security_groups(lab, name)?;
+    if let Some(flows) = crate::br_int::write(lab, name)? {
         rvs(
             lab,
             name,
@@ -160,45 +159,4 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// The TCP ports a lab VM's group lets in: SSH, and iperf3's.
-pub const SG_TCP_IN: [u16; 2] = [22, 5201];
-
-/// br-int's rules with every VM of `node` behind the lab's security group
-/// (neutron's OVS firewall layout; zone = the network's local VLAN).
-fn write_security_groups(lab: &Lab, node: &str) -> Result<PathBuf> {
-    use rvs_control::security_group::{allow_egress, firewall_flows, Direction, Port, Proto, Rule};
-    let mut ports = Vec::new();
-    for (i, vm) in lab.topo.vms_on(node).enumerate() {
-        let vlan = lab.topo.local_vlan(&vm.network).unwrap_or(1);
-        let mut rules = allow_egress();
-        let inbound = |proto| Rule {
-            direction: Direction::Ingress,
-            proto,
-            remote: None,
-        };
-        rules.push(inbound(Proto::Icmp));
-        for p in SG_TCP_IN {
-            rules.push(inbound(Proto::Tcp(Some((p, p)))));
-        }
-        let mac = crate::lab::mac_of(vm.ip);
-        let mac = rvs_control::switch::parse_mac(&mac).context("a lab MAC")?;
-        ports.push(Port {
-            name: lab.vm_if(&vm.name),
-            id: i as u32 + 1,
-            mac,
-            ip: vm.ip,
-            zone: vlan,
-            vlan: Some(vlan),
-            rules,
-        });
-    }
-    let path = lab.node_dir(node).join("br-int-security-groups.flows");
-    std::fs::write(&path, firewall_flows(&ports)).with_context(|| format!("writing {}", path.display()))?;
-    lab.sh.note(&format!(
-        "br-int's security-group rules (neutron's OVS firewall tables 71-94) are in {}",
-        path.display()
-    ));
-    Ok(path)
 }

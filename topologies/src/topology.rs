@@ -203,6 +203,27 @@ pub struct Network {
     pub vni: u32,
     /// The tenant subnet.
     pub subnet: Ipv4Net,
+    /// The router's address on it (the VMs' default gateway), when the
+    /// lab's `[router]` joins it.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A router joining tenant networks: on rvs and OVS nodes a distributed one
+/// in br-int's rules (every node routes its own VMs' traffic, as OVN and
+/// neutron's DVR do); on Linux-bridge nodes a router namespace with kernel
+/// forwarding on one node, as neutron's L3 agent builds one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    /// Name (the Linux router namespace's suffix).
+    pub name: String,
+    /// The networks it joins (each needs a `gateway`).
+    pub networks: Vec<String>,
+    /// Linux bridge: the node whose namespace holds the router (the
+    /// "network node"); distributed routers have none.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// A "VM": a namespace attached to a node's integration bridge.
@@ -252,6 +273,9 @@ pub struct Topology {
     /// and iperf3's port 5201; the rest dropped.
     #[serde(default)]
     pub security_groups: bool,
+    /// A router between tenant networks.
+    #[serde(default)]
+    pub router: Option<Router>,
     /// Underlay.
     pub underlay: Underlay,
     /// Nodes.
@@ -333,7 +357,8 @@ impl Topology {
             .iter()
             .map(|n| &n.name)
             .chain(self.networks.iter().map(|n| &n.name))
-            .chain(self.vms.iter().map(|v| &v.name));
+            .chain(self.vms.iter().map(|v| &v.name))
+            .chain(self.router.iter().map(|r| &r.name));
         for n in all_names {
             if n.is_empty() || n.len() > MAX_NAME || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             {
@@ -366,12 +391,6 @@ impl Topology {
         }
         if self.switch == SwitchKind::Rvs && self.overlay != Overlay::Geneve {
             return Err("an rvs lab tunnels with Geneve: overlay = \"geneve\"".into());
-        }
-        if self.security_groups && self.switch != SwitchKind::Rvs {
-            return Err(
-                "security_groups = true: only rvs labs have them yet (OVS and Linux-bridge nodes are next)"
-                    .into(),
-            );
         }
         if self.switch != SwitchKind::Ovs && self.ovs_port_type.is_some() {
             return Err("ovs_port_type = ... is for OVS labs".into());
@@ -467,7 +486,72 @@ impl Topology {
                 return Err(format!("vm {}: address {} is used twice", vm.name, vm.ip));
             }
         }
+        self.validate_router(&mut ips)
+    }
+
+    fn validate_router(&self, ips: &mut HashSet<Ipv4Addr>) -> Result<(), String> {
+        if let Some(r) = &self.router {
+            self.validate_router_joins(r)?;
+        }
+        for net in &self.networks {
+            let joined = self
+                .router
+                .as_ref()
+                .is_some_and(|r| r.networks.contains(&net.name));
+            match net.gateway {
+                None if joined => {
+                    return Err(format!(
+                        "network {}: the router joins it, so it needs gateway = \"a.b.c.d\" (the router's address on it)",
+                        net.name
+                    ))
+                }
+                Some(_) if !joined => {
+                    return Err(format!(
+                        "network {}: gateway without a [router] that joins it",
+                        net.name
+                    ))
+                }
+                Some(g) if !net.subnet.contains(g) => {
+                    return Err(format!(
+                        "network {}: gateway {g} is outside {}",
+                        net.name, net.subnet
+                    ))
+                }
+                Some(g) if !ips.insert(g) => {
+                    return Err(format!("network {}: gateway {g} is used twice", net.name))
+                }
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    fn validate_router_joins(&self, r: &Router) -> Result<(), String> {
+        if r.networks.len() < 2 {
+            return Err(format!("router {}: join at least two networks", r.name));
+        }
+        for (i, n) in r.networks.iter().enumerate() {
+            if self.network(n).is_none() {
+                return Err(format!("router {}: no network named {n:?}", r.name));
+            }
+            if r.networks[..i].contains(n) {
+                return Err(format!("router {}: network {n} is joined twice", r.name));
+            }
+        }
+        match (&r.node, self.switch) {
+            (None, SwitchKind::LinuxBridge) => Err(format!(
+                "router {}: a Linux router lives in a namespace on one node: node = \"...\"",
+                r.name
+            )),
+            (Some(n), SwitchKind::LinuxBridge) if self.node(n).is_none() => {
+                Err(format!("router {}: no node named {n:?}", r.name))
+            }
+            (Some(_), SwitchKind::Rvs | SwitchKind::Ovs) => Err(format!(
+                "router {}: rvs and OVS labs route on every node (a distributed router in br-int's rules): no node",
+                r.name
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The node called `name`.
@@ -513,6 +597,19 @@ impl Topology {
             .iter()
             .position(|n| n.name == name)
             .map(|i| i as u16 + 1)
+    }
+
+    /// Two VMs of different networks the router joins, on different nodes
+    /// (their traffic is routed).
+    pub fn routed_pair(&self) -> Option<(&Vm, &Vm)> {
+        let r = self.router.as_ref()?;
+        let joined = |v: &Vm| r.networks.contains(&v.network);
+        self.pair(|a, b| a.network != b.network && a.node != b.node && joined(a) && joined(b))
+    }
+
+    /// The gateway of `vm`'s network, when a router joins it.
+    pub fn gateway_of(&self, vm: &Vm) -> Option<Ipv4Addr> {
+        self.network(&vm.network)?.gateway
     }
 
     /// VMs of one node.
@@ -572,6 +669,9 @@ mod tests {
             "two-node-geneve-ebpf.toml",
             "linux-bridge-offloads.toml",
             "two-node-geneve-sg.toml",
+            "two-node-router-sg.toml",
+            "ovs-router-sg.toml",
+            "linux-router-sg.toml",
         ] {
             let other = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
             let other = Topology::parse(&other).unwrap();
@@ -586,18 +686,52 @@ mod tests {
         );
         let e = Topology::parse(&ovs.replace("vm_offloads = false", "vm_offloads = true")).unwrap_err();
         assert!(e.to_string().contains("cannot tunnel TSO"), "{e}");
-        let e = Topology::parse(&ovs.replace(
-            "vm_offloads = false",
-            "vm_offloads = false\nsecurity_groups = true",
-        ))
-        .unwrap_err();
-        assert!(e.to_string().contains("only rvs labs"), "{e}");
         let vtep = ovs.replace(
             "underlay_ip = \"198.18.0.2\"",
             "underlay_ip = \"198.18.0.2\"\nvtep_ip = \"198.18.0.12\"",
         );
         let e = Topology::parse(&vtep).unwrap_err();
         assert!(e.to_string().contains("no vtep_ip"), "{e}");
+    }
+
+    #[test]
+    fn routers_join_networks_with_gateways() {
+        let text = |f: &str| std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+        let rvs = text("two-node-router-sg.toml");
+        let t = Topology::parse(&rvs).unwrap();
+        let (a, b) = t.routed_pair().unwrap();
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("vm1", "vm4"));
+        assert_eq!(t.gateway_of(a), Some(Ipv4Addr::new(198, 19, 1, 1)));
+        assert!(Topology::parse(&shipped()).unwrap().routed_pair().is_none());
+        let e = |from: &str, to: &str, src: &str| {
+            Topology::parse(&src.replacen(from, to, 1))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("gateway = \"198.19.1.1\"", "", &rvs).contains("needs gateway"));
+        assert!(e("gateway = \"198.19.1.1\"", "gateway = \"198.19.2.1\"", &rvs).contains("outside"));
+        assert!(e("gateway = \"198.19.1.1\"", "gateway = \"198.19.1.11\"", &rvs).contains("used twice"));
+        assert!(e("[\"tenant-a\", \"tenant-b\"]", "[\"tenant-a\"]", &rvs).contains("at least two"));
+        assert!(e(
+            "[\"tenant-a\", \"tenant-b\"]",
+            "[\"tenant-a\", \"tenant-c\"]",
+            &rvs
+        )
+        .contains("no network"));
+        assert!(e("name = \"r1\"", "name = \"vm1\"", &rvs).contains("used twice"));
+        assert!(e("name = \"r1\"", "name = \"r1\"\nnode = \"n1\"", &rvs).contains("distributed"));
+        let linux = text("linux-router-sg.toml");
+        assert!(e("node = \"n1\"\nnetworks", "networks", &linux).contains("node = "));
+        assert!(e("node = \"n1\"\nnetworks", "node = \"n7\"\nnetworks", &linux).contains("no node"));
+        // A gateway with no router joining its network is a mistake.
+        let stray = shipped().replace(
+            "subnet = \"198.19.1.0/24\"",
+            "subnet = \"198.19.1.0/24\"\ngateway = \"198.19.1.1\"",
+        );
+        assert!(Topology::parse(&stray)
+            .unwrap_err()
+            .to_string()
+            .contains("without a [router]"));
     }
 
     #[test]

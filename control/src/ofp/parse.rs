@@ -206,6 +206,7 @@ fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
                 written.push((dst.field, "move"));
             }
             OfAction::WriteActions(inner) => stack.extend(inner),
+            OfAction::Ct(spec) => check_ct(rule, spec.commit, at("ct"))?,
             _ => {}
         }
     }
@@ -234,6 +235,29 @@ fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
                 ),
             );
         }
+    }
+    Ok(())
+}
+
+/// OVS's `ofpact_check_ct`: conntrack needs an IP packet (the match says
+/// `ip` or `ipv6`), and an invalid one cannot be committed.
+fn check_ct(rule: &Rule, commit: bool, column: usize) -> PResult<()> {
+    let (ty, ty_mask) = rule.matches.get(OfField::DlType);
+    if ty_mask != 0xffff || (ty != 0x0800 && ty != 0x86dd) {
+        return err(
+            column,
+            "ct",
+            "ct needs ip or ipv6 in the match (e.g. add \"ip\"), as OVS requires (OFPBAC_MATCH_INCONSISTENT)",
+        );
+    }
+    let (state, mask) = rule.matches.get(OfField::CtState);
+    let inv = rvs_dataplane::conntrack::state::INV as u128;
+    if commit && state & mask & inv != 0 {
+        return err(
+            column,
+            "ct",
+            "ct(commit) of a packet matched as +inv: an invalid packet cannot be committed, as OVS says (OFPBAC_MATCH_INCONSISTENT)",
+        );
     }
     Ok(())
 }

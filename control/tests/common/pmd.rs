@@ -12,13 +12,19 @@ use std::sync::{Arc, Mutex};
 
 /// Bridge `br-int` with one memory port per name, `flows` loaded.
 pub fn switch_with(flows: &str, ports: &[&str]) -> Switch {
+    let tagged: Vec<(&str, Option<u16>)> = ports.iter().map(|p| (*p, None)).collect();
+    switch_tagged(flows, &tagged)
+}
+
+/// [`switch_with`] whose ports may be access ports of a VLAN (`tag=`).
+pub fn switch_tagged(flows: &str, ports: &[(&str, Option<u16>)]) -> Switch {
     let mut sw = Switch::new();
     sw.add_bridge("br-int").unwrap();
-    for p in ports {
+    for (p, tag) in ports {
         let ty = PortType::System {
             kind: "memory".into(),
         };
-        sw.add_port("br-int", p, ty, None).unwrap();
+        sw.add_port("br-int", p, ty, *tag).unwrap();
     }
     sw.replace_flows("br-int", flows).expect("the rules parse");
     sw
@@ -37,11 +43,17 @@ impl FlowsPmd {
     /// A PMD over [`switch_with`]`(flows, ports)` (EMC insertion on every
     /// hit, so the EMC is exercised too).
     pub fn new(flows: &str, ports: &[&str]) -> FlowsPmd {
-        let sw = switch_with(flows, ports);
+        let tagged: Vec<(&str, Option<u16>)> = ports.iter().map(|p| (*p, None)).collect();
+        FlowsPmd::tagged(flows, &tagged)
+    }
+
+    /// [`FlowsPmd::new`] over [`switch_tagged`].
+    pub fn tagged(flows: &str, ports: &[(&str, Option<u16>)]) -> FlowsPmd {
+        let sw = switch_tagged(flows, ports);
         let inv = sw.invalidations();
         let dps: Vec<(String, u32)> = ports
             .iter()
-            .map(|p| (p.to_string(), sw.find_port(p).unwrap().1.dp_port.unwrap()))
+            .map(|(p, _)| (p.to_string(), sw.find_port(p).unwrap().1.dp_port.unwrap()))
             .collect();
         let sw: SharedSwitch = Arc::new(Mutex::new(sw));
         let mut pmd = Pmd::new(

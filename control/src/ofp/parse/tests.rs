@@ -335,6 +335,15 @@ fn actions_are_checked_against_their_rule_as_ovs_does() {
     p("arp,actions=move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]");
     p("actions=mod_nw_src:10.0.0.1,set_field:5->pkt_mark,load:1->NXM_NX_TUN_ID[]");
     p("table=3,actions=goto_table:4");
+    // Conntrack needs IP (found loading neutron's table 92 into OVS 3.1).
+    assert!(e("reg5=1,actions=ct(commit),output:1")
+        .message
+        .starts_with("ct needs ip or ipv6 in the match"));
+    assert!(e("ip,ct_state=+inv+trk,actions=ct(commit)")
+        .message
+        .contains("invalid packet cannot be committed"));
+    p("ipv6,actions=ct(table=1)");
+    p("ip,ct_state=-inv+trk,actions=ct(commit),ct_clear");
     // NXM's in_port is 16 bits, OXM's 32; each prints back as itself.
     p("actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]");
     assert!(e("actions=move:OXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]")
