@@ -314,6 +314,7 @@ mod tests {
             iperf_secs: 1,
             pps_secs: 1.0,
             pings: 1,
+            conn_secs: 1.0,
             repeat: 2,
             blast_threads: 2,
             results: vec![

@@ -7,7 +7,7 @@
 
 use crate::fault::{self, FaultResult};
 use crate::lab::{now_ms, Lab, LabOptions};
-use crate::probe::{cpu_seconds, first_reply, iperf, ping, pps, IperfResult, PpsResult};
+use crate::probe::{conn_rate, cpu_seconds, first_reply, iperf, ping, pps, ConnRate, IperfResult, PpsResult};
 use crate::report::{self, Report};
 use crate::shell::Shell;
 use crate::state::live_pid;
@@ -39,6 +39,9 @@ pub struct CompareArgs {
     /// Seconds of each 64-byte UDP run.
     #[arg(long, default_value_t = 5.0)]
     pub pps_secs: f64,
+    /// Seconds of each new-connections-per-second run.
+    #[arg(long, default_value_t = 3.0)]
+    pub conn_secs: f64,
     /// Pings for the RTT figures (10 ms apart).
     #[arg(long, default_value_t = 200)]
     pub pings: u32,
@@ -139,8 +142,26 @@ pub struct LabResult {
     pub rtt_sent: u64,
     /// Pings answered.
     pub rtt_received: u64,
+    /// New TCP connections per second across nodes.
+    pub conn_rate: ConnRate,
+    /// Across the router (labs with one): between VMs of different networks
+    /// on different nodes.
+    pub routed: Option<Routed>,
     /// The kill -9 run.
     pub fault: FaultResult,
+}
+
+/// What was measured across a lab's router.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Routed {
+    /// Which VMs (`vm1 -> vm4`).
+    pub pair: String,
+    /// TCP through the router.
+    pub tcp: IperfResult,
+    /// Mean ping RTT through it (ms).
+    pub rtt_avg_ms: f64,
+    /// New TCP connections per second through it.
+    pub conn_rate: ConnRate,
 }
 
 /// PIDs of the switch's userspace processes (rvs daemons, ovs-vswitchd;
@@ -241,6 +262,26 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
             r.tcp_local.gbps, r.pps_local.received_pps
         );
     }
+    r.conn_rate = conn_rate(lab, &a.name, &b.name, args.conn_secs)?;
+    println!(
+        "   new TCP connections across nodes: {:.0} per s ({} failed)",
+        r.conn_rate.per_s, r.conn_rate.failed
+    );
+    if let Some((x, y)) = t.routed_pair() {
+        let pair = format!("{} -> {}", x.name, y.name);
+        let rtt = ping(lab, &x.name, &y.ip.to_string(), args.pings.min(100), 0.01, 1)?;
+        let routed = Routed {
+            tcp: iperf(lab, &x.name, &y.name, args.iperf_secs)?,
+            rtt_avg_ms: rtt.avg(),
+            conn_rate: conn_rate(lab, &x.name, &y.name, args.conn_secs)?,
+            pair,
+        };
+        println!(
+            "   across the router ({}): TCP {:.2} Gbit/s, ping avg {:.3} ms, {:.0} new connections per s",
+            routed.pair, routed.tcp.gbps, routed.rtt_avg_ms, routed.conn_rate.per_s
+        );
+        r.routed = Some(routed);
+    }
     r.fault = fault::run(lab, &a.name, &b.name, args.fault_secs)?;
     println!(
         "   kill -9 {}: {} of {} pings lost, outage {:.0} ms, recovery {} after the restart",
@@ -251,6 +292,15 @@ fn measure(lab: &mut Lab, args: &CompareArgs) -> Result<LabResult> {
         r.fault
             .recovery_ms
             .map_or("never".into(), |m| format!("{m:.0} ms"))
+    );
+    println!(
+        "   a TCP connection open across the kill: {}, longest stall {:.0} ms",
+        if r.fault.stream.survived {
+            "survived"
+        } else {
+            "did not survive"
+        },
+        r.fault.stream.stall_ms
     );
     if let Some((before, after)) = r.fault.rules_kept {
         println!(

@@ -54,8 +54,73 @@ pub struct FaultResult {
     pub config_intact: Option<bool>,
     /// When the restart began, ms since the kill.
     pub restart_at_ms: f64,
+    /// A TCP connection open across the kill (iperf3 at a modest rate):
+    /// whether it lived through it, and its longest stall.
+    pub stream: StreamAcross,
     /// Every ping.
     pub timeline: Vec<Sample>,
+}
+
+/// Rate of the TCP stream kept open across the kill: enough to see it
+/// stall, not so much that it starves the pings of CPU.
+pub const STREAM_RATE: &str = "100M";
+
+/// What a TCP connection open across the kill saw.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StreamAcross {
+    /// Data flowed again after the kill and the connection ended cleanly
+    /// (neither reset nor stuck).
+    pub survived: bool,
+    /// Longest time no data moved (ms, in iperf3's 100 ms intervals).
+    pub stall_ms: f64,
+    /// What iperf3 said when the connection failed.
+    pub error: Option<String>,
+}
+
+/// Read the stream's `iperf3 -J -i 0.1` output (`None`: nothing usable;
+/// empty when the client was stopped for hanging) given the kill's time in
+/// seconds since the stream started.
+pub fn stream_across(json: &str, kill_at_s: f64) -> StreamAcross {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return StreamAcross {
+            error: Some("the connection hung to the end (iperf3 stopped by timeout)".into()),
+            ..Default::default()
+        };
+    };
+    let error = v["error"].as_str().map(String::from);
+    let intervals: Vec<(f64, f64, f64)> = v["intervals"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| {
+                    let s = &i["sum"];
+                    Some((s["start"].as_f64()?, s["end"].as_f64()?, s["bytes"].as_f64()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The longest run of empty intervals, and whether data moved after it
+    // (and after the kill).
+    let (mut stall, mut run, mut worst_end) = (0.0f64, 0.0, 0.0);
+    for &(start, end, bytes) in &intervals {
+        if bytes == 0.0 {
+            run += end - start;
+            if run > stall {
+                (stall, worst_end) = (run, end);
+            }
+        } else {
+            run = 0.0;
+        }
+    }
+    let after = worst_end.max(kill_at_s);
+    let flowed_after = intervals
+        .iter()
+        .any(|&(start, _, bytes)| start >= after && bytes > 0.0);
+    StreamAcross {
+        survived: error.is_none() && flowed_after,
+        stall_ms: stall * 1000.0,
+        error,
+    }
 }
 
 /// Parse `ping -D -O` output into `(unix ms, seq, rtt)`; lost pings have no rtt.
@@ -180,6 +245,38 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
     let deadline = format!("{}", secs.ceil() as u64);
     let interval = format!("{}", INTERVAL_MS / 1000.0);
     let ns = lab.ns(from);
+    // The TCP stream runs 4 s longer than the pings, so a connection that
+    // comes back late is seen coming back; `timeout` ends a stuck client.
+    let mut srv = crate::probe::iperf_server(lab, to)?;
+    let (stream_secs, limit) = (
+        format!("{}", secs.ceil() as u64 + 4),
+        format!("{}", secs.ceil() as u64 + 15),
+    );
+    let mut stream = lab.sh.spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns,
+        "timeout",
+        &limit,
+        "iperf3",
+        "-c",
+        &to_ip,
+        "-t",
+        &stream_secs,
+        "-b",
+        STREAM_RATE,
+        "-i",
+        "0.1",
+        "-J",
+    ])?;
+    let stream_start = now_ms() as f64;
+    let mut stream_out = stream.stdout.take().context("iperf3's output")?;
+    let stream_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stream_out.read_to_string(&mut s);
+        s
+    });
     let mut ping = lab.sh.spawn(&[
         "ip", "netns", "exec", &ns, "ping", "-n", "-D", "-O", "-i", &interval, "-W", "1", "-w", &deadline,
         &to_ip,
@@ -198,6 +295,11 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
     let restarted_ms = now_ms() as f64;
     let _ = ping.wait();
     let out = reader.join().unwrap_or_default();
+    let _ = stream.wait();
+    let stream_json = stream_reader.join().unwrap_or_default();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let stream = stream_across(&stream_json, (kill_ms - stream_start) / 1000.0);
     let after = config_of(lab, &node)?;
     let pings = parse_timeline(&out);
     let stats = crate::probe::PingStats::parse(&out);
@@ -216,6 +318,7 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
         restored_by: lab.restored_by().to_string(),
         rules_kept,
         restart_at_ms: restart_ms - kill_ms,
+        stream,
         timeline: pings
             .iter()
             .map(|&(t, _, rtt)| Sample {
@@ -242,6 +345,30 @@ mod tests {
         // Never came back.
         let (o, back) = silence(&[0.0, 10.0], 15.0, false);
         assert!(o.is_nan() && back.is_none());
+    }
+
+    #[test]
+    fn a_stream_across_the_kill_is_judged_by_its_intervals() {
+        let iv = |v: &[(f64, u64)]| {
+            let a: Vec<String> = v
+                .iter()
+                .map(|(s, b)| format!(r#"{{"sum":{{"start":{s},"end":{},"bytes":{b}}}}}"#, s + 0.1))
+                .collect();
+            format!(r#"{{"intervals":[{}]}}"#, a.join(","))
+        };
+        let ok = iv(&[(0.0, 9), (0.1, 0), (0.2, 0), (0.3, 0), (0.4, 9), (0.5, 9)]);
+        let s = stream_across(&ok, 0.1);
+        assert!(s.survived && s.error.is_none(), "{s:?}");
+        assert!((s.stall_ms - 300.0).abs() < 1e-6, "{s:?}");
+        // Stuck from the kill on: it did not survive.
+        let stuck = iv(&[(0.0, 9), (0.1, 0), (0.2, 0)]);
+        assert!(!stream_across(&stuck, 0.1).survived);
+        // Reset: iperf3 reports an error.
+        let reset = r#"{"intervals":[],"error":"error - control socket has closed unexpectedly"}"#;
+        let s = stream_across(reset, 0.1);
+        assert!(!s.survived && s.error.as_deref().unwrap().contains("closed"));
+        // Stopped by timeout: no JSON at all.
+        assert!(stream_across("", 0.1).error.unwrap().contains("hung"));
     }
 
     #[test]

@@ -100,28 +100,9 @@ pub struct IperfResult {
 /// iperf3 TCP for `secs` from VM `client` to VM `server`.
 pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfResult> {
     let sip = lab.vm(server)?.ip.to_string();
-    // One-off server: it exits after one test.
-    let mut srv = lab
-        .sh
-        .spawn(&["ip", "netns", "exec", &lab.ns(server), "iperf3", "-s", "-1"])?;
+    let mut srv = iperf_server(lab, server)?;
     let t = secs.to_string();
     let argv = ["iperf3", "-c", sip.as_str(), "-t", t.as_str(), "-J"];
-    // Connect only once the server listens (a loaded machine can take a
-    // while to start it; connecting early is "Connection refused").
-    let listening = ["ss", "-Hltn", "sport = :5201"];
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !lab
-        .exec(server, &listening)
-        .is_ok_and(|out| !out.trim().is_empty())
-    {
-        lab.sh.check()?;
-        if std::time::Instant::now() > deadline {
-            let _ = srv.kill();
-            let _ = srv.wait();
-            bail!("iperf3 server in {server} did not listen within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let mut last = None;
     for _ in 0..3 {
         match lab.exec(client, &argv) {
@@ -138,6 +119,34 @@ pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfRe
     let _ = srv.wait();
     let out = last.context("iperf3 did not run")??;
     parse_iperf(&out)
+}
+
+/// A one-off iperf3 server in VM `server` (it exits after one test),
+/// returned once it listens (a loaded machine can take a while to start it;
+/// connecting early is "Connection refused").
+pub fn iperf_server(lab: &Lab, server: &str) -> Result<std::process::Child> {
+    let mut srv = lab
+        .sh
+        .spawn(&["ip", "netns", "exec", &lab.ns(server), "iperf3", "-s", "-1"])?;
+    let listening = ["ss", "-Hltn", "sport = :5201"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !lab
+        .exec(server, &listening)
+        .is_ok_and(|out| !out.trim().is_empty())
+    {
+        if let Err(e) = lab.sh.check() {
+            let _ = srv.kill();
+            let _ = srv.wait();
+            return Err(e);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = srv.kill();
+            let _ = srv.wait();
+            bail!("iperf3 server in {server} did not listen within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(srv)
 }
 
 /// New TCP connections per second from VM `client` to VM `server` (port

@@ -23,6 +23,8 @@ pub struct Report {
     pub iperf_secs: u32,
     /// Seconds of each pps run.
     pub pps_secs: f64,
+    /// Seconds of each new-connections run.
+    pub conn_secs: f64,
     /// Pings in the RTT run.
     pub pings: u32,
     /// Rounds.
@@ -56,6 +58,7 @@ impl Report {
             iperf_secs: args.iperf_secs,
             pps_secs: args.pps_secs,
             pings: args.pings,
+            conn_secs: args.conn_secs,
             repeat: args.repeat,
             blast_threads: crate::probe::blast_threads(),
             results,
@@ -121,6 +124,11 @@ fn measures(rep: &Report) -> Vec<Measure> {
         m("64-byte UDP same node, kpps received ↑", 0, |r| {
             r.pps_local.received_pps / 1e3
         }),
+        m(
+            format!("new TCP connections across nodes, per s ({} s) ↑", rep.conn_secs),
+            0,
+            |r| r.conn_rate.per_s,
+        ),
         m(format!("ping RTT min, ms ({} pings) ↓", rep.pings), 3, |r| {
             r.rtt_min_ms
         }),
@@ -139,6 +147,15 @@ fn measures(rep: &Report) -> Vec<Measure> {
         m("first ping across nodes after up starts, s ↓", 2, |r| {
             r.first_ping_s.unwrap_or(f64::NAN)
         }),
+        m("across the router: TCP, Gbit/s ↑", 2, |r| {
+            r.routed.as_ref().map_or(f64::NAN, |x| x.tcp.gbps)
+        }),
+        m("across the router: ping RTT avg, ms ↓", 3, |r| {
+            r.routed.as_ref().map_or(f64::NAN, |x| x.rtt_avg_ms)
+        }),
+        m("across the router: new TCP connections, per s ↑", 0, |r| {
+            r.routed.as_ref().map_or(f64::NAN, |x| x.conn_rate.per_s)
+        }),
         m("fault run: pings lost (10 ms apart) ↓", 0, lost),
         m("fault run: outage, ms ↓", 0, |r| r.fault.outage_ms),
         m("fault run: first reply after the restart began, ms ↓", 0, |r| {
@@ -152,6 +169,7 @@ fn ratio_measures() -> Vec<(&'static str, Value)> {
     vec![
         ("TCP across nodes ↑", |r| r.tcp.gbps),
         ("64-byte UDP across nodes, received ↑", |r| r.pps.received_pps),
+        ("new TCP connections across nodes ↑", |r| r.conn_rate.per_s),
         ("ping RTT avg ↓", |r| r.rtt_avg_ms),
         ("CPU per million packets, process + softirq ↓", cpu_total),
         ("fault run: outage ↓", |r| r.fault.outage_ms),
@@ -219,6 +237,11 @@ pub fn markdown(rep: &Report) -> String {
         &mut s,
         "fault run: what was killed",
         rs.iter().map(|r| words(r, |x| x.fault.killed.clone())),
+    );
+    table_row(
+        &mut s,
+        "fault run: a TCP connection open across the kill",
+        rs.iter().map(|r| words(r, |x| stream_words(&x.fault.stream))),
     );
     table_row(
         &mut s,
@@ -314,6 +337,14 @@ fn best(rep: &Report, value: Value, higher: bool) -> Option<(&LabSeries, f64)> {
         })
 }
 
+fn stream_words(st: &crate::fault::StreamAcross) -> String {
+    match (&st.error, st.survived) {
+        (_, true) => format!("survived (longest stall {:.0} ms)", st.stall_ms),
+        (Some(e), false) => format!("lost: {e}"),
+        (None, false) => "stuck: no data after the kill".into(),
+    }
+}
+
 fn fault_words(s: &LabSeries) -> String {
     let outage = s.stat(|r| r.fault.outage_ms);
     let lost = s.stat(lost);
@@ -330,8 +361,9 @@ fn fault_words(s: &LabSeries) -> String {
         Some((b, _)) => format!(" A restart alone keeps all {b} rules (saved configuration)."),
         None => String::new(),
     };
+    let stream = words(s, |x| stream_words(&x.fault.stream));
     format!(
-        "- **{}**: {what}: {} pings lost, outage {} ms.{rules}",
+        "- **{}**: {what}: {} pings lost, outage {} ms; a TCP connection open across it: {stream}.{rules}",
         s.label,
         lost.show(0),
         outage.show(0)
@@ -453,8 +485,25 @@ fn answers(rep: &Report) -> String {
         "| OVS (userspace datapath, as here) | OpenFlow pipelines (neutron's br-int/br-tun, OVN) where the openvswitch kernel module is missing, or with DPDK/AF_XDP on dedicated cores; an outage while ovs-vswitchd restarts and rules are re-pushed | {} |",
         measured(LabKind::Ovs)
     );
-    s.push_str(
-        "| OVN-style (OVS + ovn-controller) | distributed routers, ACLs/security groups, NAT from one northbound model instead of per-feature agents | the same datapath as the OVS row; routers and ACLs are not measured here yet (the security-groups issue's rows) |\n",
+    let routed = rep
+        .results
+        .iter()
+        .filter_map(|r| {
+            let st = r.stat(|x| x.routed.as_ref().map_or(f64::NAN, |y| y.tcp.gbps));
+            (st.n > 0).then(|| format!("{} {:.2} Gbit/s", r.label, st.median))
+        })
+        .collect::<Vec<_>>();
+    let routed = if routed.is_empty() {
+        "the same datapath as the OVS row; routers and security groups: run compare on the *-router-sg topologies".to_string()
+    } else {
+        format!(
+            "the same datapath as the OVS row; TCP across the router (distributed in rvs and OVS, a router namespace on one node for Linux): {}",
+            routed.join(", ")
+        )
+    };
+    let _ = writeln!(
+        s,
+        "| OVN-style (OVS + ovn-controller) | distributed routers, ACLs/security groups, NAT from one northbound model instead of per-feature agents | {routed} |"
     );
     let _ = writeln!(
         s,
@@ -519,6 +568,7 @@ mod tests {
             iperf_secs: 10,
             pps_secs: 5.0,
             pings: 200,
+            conn_secs: 3.0,
             repeat,
             blast_threads: 2,
             results,

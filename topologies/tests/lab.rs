@@ -372,12 +372,17 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
         &prefix,
         &[
             "compare",
-            topology("two-node-geneve.toml").to_str().unwrap(),
-            topology("linux-bridge.toml").to_str().unwrap(),
-            topology("ovs-userspace.toml").to_str().unwrap(),
+            // The security-group labs: every row of the plain ones, and
+            // connections per second, the router's rows, a TCP connection
+            // across the kill.
+            topology("two-node-router-sg.toml").to_str().unwrap(),
+            topology("linux-router-sg.toml").to_str().unwrap(),
+            topology("ovs-router-sg.toml").to_str().unwrap(),
             "--iperf-secs",
             "2",
             "--pps-secs",
+            "1",
+            "--conn-secs",
             "1",
             "--pings",
             "50",
@@ -408,6 +413,14 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
             r["first_ping_s"].as_f64().is_some(),
             "{label}: reachable after up"
         );
+        assert!(
+            r["conn_rate"]["per_s"].as_f64().unwrap() > 0.0,
+            "{label}: new connections through both groups"
+        );
+        assert!(
+            r["routed"]["tcp"]["gbps"].as_f64().unwrap() > 0.0,
+            "{label}: TCP across the router"
+        );
     }
     let (rvs, lb, ovs) = (&runs[0]["fault"], &runs[1]["fault"], &runs[2]["fault"]);
     let lost = |f: &serde_json::Value| f["sent"].as_u64().unwrap() - f["received"].as_u64().unwrap();
@@ -421,6 +434,16 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     // Killing the Linux bridge's agent touches no datapath; allow a stray
     // late reply on a loaded machine, not an outage.
     assert!(lost(lb) <= 2, "the kernel bridge keeps forwarding: {lb}");
+    // A TCP connection open across the kill: the kernel's never noticed;
+    // rvs's came back (its tracker, emptied by the kill, picks the
+    // connection up again from the VM's next segment, as the kernel's does).
+    assert_eq!(lb["stream"]["survived"], serde_json::Value::Bool(true), "{lb}");
+    assert_eq!(rvs["stream"]["survived"], serde_json::Value::Bool(true), "{rvs}");
+    assert!(
+        md.contains("| fault run: a TCP connection open across the kill |"),
+        "{md}"
+    );
+    assert!(md.contains("| across the router: TCP, Gbit/s ↑ |"), "{md}");
     // OVS: its datapath dies with ovs-vswitchd; a restart alone keeps the
     // bridges' NORMAL rules, not br-tun's; the agent's re-push restores them.
     // (Whether it answers again within this short run depends on how long
