@@ -124,6 +124,18 @@ fn rule_matches(r: &Rule) -> Vec<String> {
 /// br-int's rules for `ports` (the whole bridge: table 0 ends in NORMAL for
 /// traffic of no firewalled port).
 pub fn firewall_flows(ports: &[Port]) -> String {
+    firewall_flows_with(ports, None)
+}
+
+/// [`firewall_flows`], and with `egress_direct = Some(uplink)` neutron's
+/// `explicitly_egress_direct`: accepted unicast egress to a MAC that is not
+/// one of `ports` goes straight out of `uplink` (`patch-tun`) tagged with
+/// the port's VLAN instead of through NORMAL. NORMAL never learns the remote
+/// MACs (their traffic enters the ports through the ingress tables, not
+/// NORMAL), so without it every packet to another node is flooded to the
+/// network's local ports as unknown unicast. `ports` must then hold every
+/// VM port of the bridge.
+pub fn firewall_flows_with(ports: &[Port], egress_direct: Option<&str>) -> String {
     let mut s = String::new();
     let mut w = |line: String| {
         s.push_str(&line);
@@ -208,6 +220,26 @@ pub fn firewall_flows(ports: &[Port]) -> String {
             mac(&dst.mac),
             dst.id
         ));
+    }
+    if let Some(uplink) = egress_direct {
+        let mut zones: Vec<(u16, u16)> = ports.iter().filter_map(|p| p.vlan.map(|v| (p.zone, v))).collect();
+        zones.sort_unstable();
+        zones.dedup();
+        // Local ports first (ARP replies and other non-IP unicast; IP to
+        // them went through table 73 into their ingress rules).
+        for p in ports {
+            w(format!(
+                "table=94,priority=12,reg6={:#x},dl_dst={},actions=output:{}",
+                p.zone,
+                mac(&p.mac),
+                p.name
+            ));
+        }
+        for (zone, vlan) in zones {
+            w(format!(
+                "table=94,priority=10,reg6={zone:#x},dl_dst=00:00:00:00:00:00/01:00:00:00:00:00,actions=mod_vlan_vid:{vlan},output:{uplink}"
+            ));
+        }
     }
     w("table=0,priority=0,actions=NORMAL".into());
     w("table=93,priority=0,actions=drop".into());

@@ -11,7 +11,7 @@ mod common;
 use common::pmd::FlowsPmd;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket};
 use rvs_control::router::{router_flows, Attachment, Host, RouterPort};
-use rvs_control::security_group::{allow_egress, firewall_flows, Direction, Port, Proto, Rule};
+use rvs_control::security_group::{allow_egress, firewall_flows_with, Direction, Port, Proto, Rule};
 use rvs_dataplane::DropReason;
 use std::net::Ipv4Addr;
 
@@ -19,11 +19,14 @@ const VM1: [u8; 6] = [2, 0, 0xc6, 0x13, 1, 11];
 const VM2: [u8; 6] = [2, 0, 0xc6, 0x13, 2, 12];
 const VM3: [u8; 6] = [2, 0, 0xc6, 0x13, 1, 13];
 const VM4: [u8; 6] = [2, 0, 0xc6, 0x13, 2, 14];
+const VM5: [u8; 6] = [2, 0, 0xc6, 0x13, 1, 15];
 const GW_A: [u8; 6] = [2, 0, 0xc6, 0x13, 1, 1];
 const GW_B: [u8; 6] = [2, 0, 0xc6, 0x13, 2, 1];
 const IP1: [u8; 4] = [198, 19, 1, 11];
 const IP2: [u8; 4] = [198, 19, 2, 12];
+const IP3: [u8; 4] = [198, 19, 1, 13];
 const IP4: [u8; 4] = [198, 19, 2, 14];
+const IP5: [u8; 4] = [198, 19, 1, 15];
 
 fn flows() -> String {
     let rules = || {
@@ -46,7 +49,14 @@ fn flows() -> String {
         vlan: Some(vlan),
         rules: rules(),
     };
-    let sg = firewall_flows(&[port("vm1", 1, VM1, IP1, 1), port("vm2", 2, VM2, IP2, 2)]);
+    let sg = firewall_flows_with(
+        &[
+            port("vm1", 1, VM1, IP1, 1),
+            port("vm2", 2, VM2, IP2, 2),
+            port("vm5", 3, VM5, IP5, 1),
+        ],
+        Some("patch-tun"),
+    );
     let rport = |vlan, gw: [u8; 4], mac| RouterPort {
         vlan,
         gateway: gw.into(),
@@ -69,13 +79,14 @@ fn flows() -> String {
     let hosts = [
         host(IP1, VM1, 1, local("vm1", 1)),
         host(IP2, VM2, 2, local("vm2", 2)),
-        host([198, 19, 1, 13], VM3, 1, remote()),
+        host(IP3, VM3, 1, remote()),
+        host(IP5, VM5, 1, local("vm5", 3)),
         host(IP4, VM4, 2, remote()),
     ];
     let router = router_flows(
         &[rport(1, [198, 19, 1, 1], GW_A), rport(2, [198, 19, 2, 1], GW_B)],
         &hosts,
-        &[("vm1".into(), 1), ("vm2".into(), 2)],
+        &[("vm1".into(), 1), ("vm2".into(), 2), ("vm5".into(), 1)],
         true,
     );
     format!("{sg}{router}")
@@ -84,7 +95,12 @@ fn flows() -> String {
 fn node() -> FlowsPmd {
     FlowsPmd::tagged(
         &flows(),
-        &[("vm1", Some(1)), ("vm2", Some(2)), ("patch-tun", None)],
+        &[
+            ("vm1", Some(1)),
+            ("vm2", Some(2)),
+            ("vm5", Some(1)),
+            ("patch-tun", None),
+        ],
     )
 }
 
@@ -282,4 +298,42 @@ fn the_ttl_drops_by_one_and_expired_packets_stop_at_the_router() {
     assert!(n
         .send("vm1", &udp((VM1, GW_A), (IP1, [198, 19, 9, 9]), 64))
         .is_empty());
+}
+
+/// Neutron's `explicitly_egress_direct`: NORMAL never sees the remote VMs'
+/// frames (they enter through the ingress tables), so unicast to them would
+/// be flooded as unknown; it goes straight to patch-tun instead, and
+/// unicast to a local port straight to that port.
+#[test]
+fn egress_unicast_goes_where_its_mac_is_never_flooded() {
+    let mut n = node();
+    for _ in 0..3 {
+        let syn = tcp((VM1, VM3), (IP1, IP3), (40000, 22), "S", None);
+        let out = n.send("vm1", &syn);
+        assert_eq!(
+            out.keys().collect::<Vec<_>>(),
+            ["patch-tun"],
+            "not flooded to vm5"
+        );
+        assert_eq!(vlan_of(&out["patch-tun"][0]), Some(1));
+        // Same network, this node: through vm5's ingress rules, to vm5 only.
+        let syn = tcp((VM1, VM5), (IP1, IP5), (40000, 22), "S", None);
+        assert_eq!(n.send("vm1", &syn).keys().collect::<Vec<_>>(), ["vm5"]);
+    }
+    // An ARP reply to a local neighbour: to it, not up the tunnel.
+    let b = PacketBuilder::ethernet2(VM1, VM5).arp(
+        etherparse::ArpPacket::new(
+            etherparse::ArpHardwareId::ETHERNET,
+            etherparse::EtherType::IPV4,
+            etherparse::ArpOperation::REPLY,
+            &VM1,
+            &IP1,
+            &VM5,
+            &IP5,
+        )
+        .unwrap(),
+    );
+    let mut reply = Vec::new();
+    b.write(&mut reply).unwrap();
+    assert_eq!(n.send("vm1", &reply).keys().collect::<Vec<_>>(), ["vm5"]);
 }

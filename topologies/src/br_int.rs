@@ -7,7 +7,7 @@
 use crate::lab::{mac_of, Lab};
 use anyhow::{Context, Result};
 use rvs_control::router::{router_flows, Attachment, Host, RouterPort};
-use rvs_control::security_group::{allow_egress, firewall_flows, Direction, Port, Proto, Rule};
+use rvs_control::security_group::{allow_egress, firewall_flows_with, Direction, Port, Proto, Rule};
 use rvs_control::switch::parse_mac;
 use std::path::PathBuf;
 
@@ -61,7 +61,7 @@ fn firewall(lab: &Lab, node: &str) -> Result<String> {
             rules: lab_group(),
         });
     }
-    Ok(firewall_flows(&ports))
+    Ok(firewall_flows_with(&ports, Some(PATCH_TUN)))
 }
 
 fn router(lab: &Lab, node: &str) -> Result<String> {
