@@ -3,12 +3,13 @@
 //!   EMC insertion on every megaflow hit (as before) vs. with probability
 //!   1/100 (OVS's `emc-insert-inv-prob`, now the default);
 //! - `mac_flood`: an established p1 -> p2 flow while p3 sends from a new source
-//!   MAC every K batches, with tag invalidation (now) vs. a flush of every
-//!   cached flow per new MAC (what each learned MAC did before). One element
-//!   is one established packet.
+//!   MAC every K batches: with tag invalidation and p3's upcall budget (now,
+//!   `budget`), tag invalidation without a budget (`tags`), a flush of every
+//!   cached flow per new MAC (what each learned MAC did before,
+//!   `flush_all`), no flood (`none`). One element is one established packet.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rvs_benches::{l2_pmd, parallel_flows, ForwardToPort1};
+use rvs_benches::{l2_pmd_with, parallel_flows, ForwardToPort1};
 use rvs_control::upcall::lock;
 use rvs_dataplane::packet::BATCH_SIZE;
 use rvs_dataplane::pmd::{Pmd, PmdConfig};
@@ -43,9 +44,18 @@ fn mac_flood(c: &mut Criterion) {
     let mut g = c.benchmark_group("mac_flood");
     for every in [1u64, 16, 64] {
         g.throughput(Throughput::Elements(every * BATCH_SIZE as u64));
-        for mode in ["none", "tags", "flush_all"] {
-            let (mut pmd, sw, p3) = l2_pmd();
+        for mode in ["none", "budget", "tags", "flush_all"] {
+            let budget = if mode == "budget" {
+                PmdConfig::default().upcall_budget_pct
+            } else {
+                0
+            };
+            let (mut pmd, sw, p3) = l2_pmd_with(PmdConfig {
+                upcall_budget_pct: budget,
+                ..PmdConfig::default()
+            });
             let mut n: u32 = 0;
+            let mut credited = std::time::Instant::now();
             g.bench_function(format!("new_mac_every_{every}_batches/{mode}"), |b| {
                 b.iter(|| {
                     if mode != "none" {
@@ -56,10 +66,11 @@ fn mac_flood(c: &mut Criterion) {
                         if mode == "flush_all" {
                             lock(&sw).bump();
                         }
-                        if n.is_multiple_of(1024) {
+                        if credited.elapsed() >= std::time::Duration::from_secs(1) {
                             // What the daemon's once-a-second credit does (on
                             // its own thread; counted here): forget the
                             // attributions of flows the cache no longer holds.
+                            credited = std::time::Instant::now();
                             let since = lock(&sw).next_tag();
                             let live: HashSet<u64> = pmd.megaflow().iter().map(|f| f.tag()).collect();
                             lock(&sw).forget_flows(&live, since);

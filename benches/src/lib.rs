@@ -219,6 +219,11 @@ pub fn parallel_flows(n: usize) -> Vec<Vec<u8>> {
 /// of new source MACs). The PMD runs the real slow path (`SwitchUpcall`) and
 /// watches the switch's invalidations.
 pub fn l2_pmd() -> (Pmd<SwitchUpcall>, SharedSwitch, MemoryPortHandle) {
+    l2_pmd_with(PmdConfig::default())
+}
+
+/// [`l2_pmd`] with its PMD configured by `config`.
+pub fn l2_pmd_with(config: PmdConfig) -> (Pmd<SwitchUpcall>, SharedSwitch, MemoryPortHandle) {
     let mut sw = Switch::new();
     sw.add_bridge("br").expect("bridge");
     for p in ["p1", "p2", "p3"] {
@@ -236,7 +241,7 @@ pub fn l2_pmd() -> (Pmd<SwitchUpcall>, SharedSwitch, MemoryPortHandle) {
     let (p1, p2, p3) = (dp(&sw, "p1"), dp(&sw, "p2"), dp(&sw, "p3"));
     let inv = sw.invalidations();
     let sw: SharedSwitch = Arc::new(Mutex::new(sw));
-    let mut pmd = Pmd::new(SwitchUpcall::new(sw.clone()), PmdConfig::default());
+    let mut pmd = Pmd::new(SwitchUpcall::new(sw.clone()), config);
     pmd.watch(inv);
     let ab = testing::udp4(MAC_A, MAC_B, [198, 18, 0, 10], [198, 18, 0, 11], 1, 2, 18);
     let ba = testing::udp4(MAC_B, MAC_A, [198, 18, 0, 11], [198, 18, 0, 10], 2, 1, 18);

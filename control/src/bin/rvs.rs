@@ -90,6 +90,12 @@ enum Cmd {
         /// other_config:max-idle; 0 = never).
         #[arg(long, default_value_t = rvs_dataplane::pmd::DEFAULT_MAX_IDLE_MS)]
         max_idle: u64,
+        /// Share of a PMD thread's time (%) the upcalls of one input port may
+        /// take; a port past it (a flood of new flows or MACs) has its misses
+        /// dropped as upcall_limit, so cached flows keep their rate
+        /// (0 or 100 = no limit).
+        #[arg(long, default_value_t = rvs_dataplane::pmd::DEFAULT_UPCALL_BUDGET_PCT)]
+        upcall_budget: u32,
         /// Which datapath runs the flows: ebpf (rvs's TC programs run the
         /// flows in the kernel; misses come up to one PMD thread; established
         /// flows keep forwarding if the daemon dies; needs root) or afxdp
@@ -404,6 +410,7 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
             detach,
             emc_insert_inv_prob,
             max_idle,
+            upcall_budget,
             datapath,
             ..
         } => {
@@ -427,6 +434,7 @@ fn run(cli: Cli, run_dir: PathBuf) -> Result<()> {
                 pmd: PmdConfig {
                     emc_insert_inv_prob,
                     max_idle_ms: max_idle,
+                    upcall_budget_pct: upcall_budget,
                     ..PmdConfig::default()
                 },
                 datapath,

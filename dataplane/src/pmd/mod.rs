@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How often (in polls) the megaflow subtables are re-ranked and stale flows purged.
+/// How often (in polls) the megaflow subtables are re-ranked.
 const MAINTENANCE_POLLS: u64 = 4096;
 /// Idle megaflows are looked for at most this often (ms), also on a PMD
 /// that polls rarely.
@@ -35,6 +35,13 @@ pub const DEFAULT_MAX_IDLE_MS: u64 = 10_000;
 /// with probability 1/100, so that a burst of many parallel flows does not
 /// churn the EMC (each flow that stays gets there soon enough).
 pub const DEFAULT_EMC_INSERT_INV_PROB: u32 = 100;
+
+/// Default share of a PMD's time one input port's upcalls may take (%).
+pub const DEFAULT_UPCALL_BUDGET_PCT: u32 = 10;
+
+/// Upcall time a port may bank while it has no misses (ns): a burst of new
+/// flows (a cold cache after a restart) runs at full speed for this long.
+pub const UPCALL_BURST_NS: i64 = 20_000_000;
 
 /// Sizes of a PMD's caches and batches.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +56,10 @@ pub struct PmdConfig {
     pub emc_insert_inv_prob: u32,
     /// Remove megaflows idle this long (ms; 0: never).
     pub max_idle_ms: u64,
+    /// Share of the PMD's time (%) the upcalls of one input port may take,
+    /// over a window of [`UPCALL_BURST_NS`]; its misses beyond that are
+    /// dropped as `upcall_limit` (0 or 100: no limit).
+    pub upcall_budget_pct: u32,
 }
 
 impl Default for PmdConfig {
@@ -59,6 +70,67 @@ impl Default for PmdConfig {
             batch_size: BATCH_SIZE,
             emc_insert_inv_prob: DEFAULT_EMC_INSERT_INV_PROB,
             max_idle_ms: DEFAULT_MAX_IDLE_MS,
+            upcall_budget_pct: DEFAULT_UPCALL_BUDGET_PCT,
+        }
+    }
+}
+
+/// Each input port's upcall time left (ns), refilled with a share of the
+/// time that passes: a port flooding new flows spends its own share and
+/// cannot take the PMD from the flows already cached, nor from other ports'
+/// new flows (OVS gives each port its own upcall socket for the same fairness).
+struct UpcallBudget {
+    /// Per mille of elapsed time credited (0: no limit).
+    per_mille: i64,
+    /// Credit per input port number.
+    credit: Vec<i64>,
+    last_ns: u64,
+}
+
+impl UpcallBudget {
+    fn new(pct: u32) -> Self {
+        UpcallBudget {
+            per_mille: if pct == 0 || pct >= 100 {
+                0
+            } else {
+                pct as i64 * 10
+            },
+            credit: Vec::new(),
+            last_ns: 0,
+        }
+    }
+
+    /// Credit every port its share of the time since the last refill.
+    fn refill(&mut self, now_ns: u64) {
+        if self.per_mille == 0 {
+            return;
+        }
+        let gained = (now_ns.saturating_sub(self.last_ns) as i64).saturating_mul(self.per_mille) / 1000;
+        self.last_ns = now_ns;
+        for c in &mut self.credit {
+            *c = (*c + gained).min(UPCALL_BURST_NS);
+        }
+    }
+
+    /// May a miss from `port` go up?
+    #[inline]
+    fn allows(&mut self, port: PortNo) -> bool {
+        if self.per_mille == 0 {
+            return true;
+        }
+        let i = port as usize;
+        if i >= self.credit.len() {
+            // A port seen for the first time starts with a full burst.
+            self.credit.resize(i + 1, UPCALL_BURST_NS);
+        }
+        self.credit[i] > 0
+    }
+
+    /// Charge `port` for an upcall that took `ns`.
+    #[inline]
+    fn charge(&mut self, port: PortNo, ns: u64) {
+        if let Some(c) = self.credit.get_mut(port as usize) {
+            *c -= ns as i64;
         }
     }
 }
@@ -163,6 +235,8 @@ pub struct Pmd<U: Upcall> {
     /// The connection tracker `ct()` uses (shared with the datapath's
     /// other threads, see [`Pmd::share_conntrack`]).
     conntrack: SharedConntrack,
+    /// Each input port's share of upcall time.
+    budget: UpcallBudget,
 }
 
 /// Apply the slow path's changes, if a slow path is watched.
@@ -212,6 +286,7 @@ impl<U: Upcall> Pmd<U> {
             rng: 0x9e37_79b9_7f4a_7c15,
             watch: None,
             conntrack: Default::default(),
+            budget: UpcallBudget::new(config.upcall_budget_pct),
         }
     }
 
@@ -414,17 +489,24 @@ impl<U: Upcall> Pmd<U> {
     /// Poll every port once: receive a batch from each, process it, send.
     /// Returns the number of packets received.
     pub fn poll_once(&mut self) -> usize {
-        self.now_ms = self.clock.elapsed().as_millis() as u64;
+        let now = self.clock.elapsed();
+        self.now_ms = now.as_millis() as u64;
+        self.budget.refill(now.as_nanos() as u64);
         self.polls += 1;
         sync(&mut self.watch, &mut self.megaflow, &mut self.stats);
         if self.polls.is_multiple_of(MAINTENANCE_POLLS) {
             self.megaflow.rank_subtables();
+        }
+        // What scans the whole cache runs by the clock, not by polls: a busy
+        // PMD polls a million times a second, and a cache a flood filled
+        // with thousands of flows made each scan cost its packets.
+        if self.now_ms >= self.last_expiry_ms + EXPIRY_INTERVAL_MS {
+            self.last_expiry_ms = self.now_ms;
+            if self.max_idle_ms > 0 {
+                self.stats.flows_expired += self.megaflow.expire(self.now_ms, self.max_idle_ms) as u64;
+            }
             self.megaflow.purge_stale();
             self.megaflow.compact();
-        }
-        if self.max_idle_ms > 0 && self.now_ms >= self.last_expiry_ms + EXPIRY_INTERVAL_MS {
-            self.last_expiry_ms = self.now_ms;
-            self.stats.flows_expired += self.megaflow.expire(self.now_ms, self.max_idle_ms) as u64;
         }
         // Backpressure: while any port still holds unsent frames from earlier
         // batches, retry those first and take no more than fits.
@@ -514,6 +596,7 @@ impl<U: Upcall> Pmd<U> {
             rng,
             emc_insert_inv_prob,
             conntrack,
+            budget,
             ..
         } = self;
         let inv_prob = *emc_insert_inv_prob;
@@ -528,6 +611,9 @@ impl<U: Upcall> Pmd<U> {
             let hash = key.hash();
             let gen = megaflow.generation();
             let len = pkt.len() as u64;
+            // A miss is charged to its port from the upcall to the end of
+            // its actions (translation, install, and what it sends).
+            let mut miss: Option<(PortNo, Instant)> = None;
             // The fresh flow of an upcall lives here while its actions run.
             let installed: Arc<DpFlow>;
             let uncached: Vec<Action>;
@@ -543,7 +629,14 @@ impl<U: Upcall> Pmd<U> {
                 }
                 &f.actions
             } else {
+                let from = pkt.meta.in_port;
+                if !budget.allows(from) {
+                    stats.drops.inc(crate::DropReason::UpcallLimit);
+                    continue;
+                }
                 stats.upcalls += 1;
+                let started = Instant::now();
+                miss = Some((from, started));
                 let reply = upcall.upcall(&key, pkt);
                 // The upcall (or another thread meanwhile) may have changed
                 // slow-path state: drop what was cached under the old state
@@ -562,6 +655,7 @@ impl<U: Upcall> Pmd<U> {
                     Err(e) => {
                         tracing::debug!(%e, "upcall failed");
                         stats.drops.inc(crate::DropReason::UpcallFailed);
+                        budget.charge(from, started.elapsed().as_nanos() as u64);
                         continue;
                     }
                     Ok(mut reply) if reply.cacheable => {
@@ -599,6 +693,9 @@ impl<U: Upcall> Pmd<U> {
                 // Only its headers came up: translated (and its flow
                 // installed), but there is no whole packet to send.
                 stats.drops.inc(crate::DropReason::HeadOnly);
+                if let Some((from, started)) = miss {
+                    budget.charge(from, started.elapsed().as_nanos() as u64);
+                }
                 continue;
             }
             let mut sink = PmdSink {
@@ -610,6 +707,9 @@ impl<U: Upcall> Pmd<U> {
                 now_ms: now,
             };
             execute(actions, pkt, &key, hash, optmap, &mut sink);
+            if let Some((from, started)) = miss {
+                budget.charge(from, started.elapsed().as_nanos() as u64);
+            }
         }
     }
 }

@@ -302,3 +302,94 @@ fn two_pmds_share_ports_one_polls_each() {
     );
     assert_eq!(a.port_info().iter().filter(|p| p.polled).count(), 1);
 }
+
+/// A slow path that takes a millisecond per miss (a flood's translations).
+#[derive(Clone, Default)]
+struct SlowL2 {
+    calls: Arc<Mutex<Vec<PortNo>>>,
+}
+
+impl Upcall for SlowL2 {
+    fn upcall(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Result<UpcallReply, UpcallError> {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        self.calls.lock().unwrap().push(pkt.meta.in_port);
+        let mut mask = FlowMask::default();
+        mask.set_exact(Field::EthDst);
+        let _ = key;
+        Ok(UpcallReply::new(vec![Action::Output(2)], mask))
+    }
+}
+
+#[test]
+fn a_port_flooding_misses_spends_its_own_upcall_budget_only() {
+    let up = SlowL2::default();
+    let mut pmd = Pmd::new(
+        up.clone(),
+        PmdConfig {
+            upcall_budget_pct: 10,
+            ..PmdConfig::default()
+        },
+    );
+    let mut hs = Vec::new();
+    for i in 0..3 {
+        let (p, h) = MemoryPort::new(&format!("p{i}"));
+        pmd.add_port(i, Box::new(p));
+        hs.push(h);
+    }
+    // Port 1's established flow.
+    let est = udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 18);
+    hs[1].inject(&est);
+    pmd.poll_once();
+    // Port 0: 200 new destinations, each a miss taking 1 ms.
+    for i in 0..200u32 {
+        let b = i.to_be_bytes();
+        hs[0].inject(&udp4(MAC_A, [2, 9, b[0], b[1], b[2], b[3]], IP_A, IP_B, 1, 2, 18));
+    }
+    for _ in 0..10 {
+        pmd.poll_once();
+        hs[1].inject(&est);
+    }
+    let limited = pmd.stats().drops.get(DropReason::UpcallLimit);
+    let from0 = up.calls.lock().unwrap().iter().filter(|p| **p == 0).count();
+    // A 20 ms burst plus a tenth of the time spent: far fewer than 200.
+    assert!(from0 < 60 && limited > 100, "{from0} upcalls, {limited} limited");
+    assert_eq!(
+        from0 as u64 + limited,
+        200,
+        "every flood frame translated or counted"
+    );
+    // Port 1 still has its budget: a new flow of its own goes up.
+    hs[1].inject(&udp4(MAC_B, [2, 7, 0, 0, 0, 1], IP_A, IP_B, 1, 2, 18));
+    pmd.poll_once();
+    assert_eq!(up.calls.lock().unwrap().last(), Some(&1));
+    assert!(
+        pmd.stats().emc_hits + pmd.stats().megaflow_hits >= 10,
+        "the established flow stayed cached"
+    );
+    // Time refills the budget: the flood port is served again later.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    pmd.poll_once();
+    hs[0].inject(&udp4(MAC_A, [2, 8, 0, 0, 0, 1], IP_A, IP_B, 1, 2, 18));
+    pmd.poll_once();
+    assert_eq!(up.calls.lock().unwrap().last(), Some(&0));
+    // Without a budget nothing is limited.
+    let mut free = Pmd::new(
+        SlowL2::default(),
+        PmdConfig {
+            upcall_budget_pct: 0,
+            ..PmdConfig::default()
+        },
+    );
+    let (p, h) = MemoryPort::new("p0");
+    free.add_port(0, Box::new(p));
+    free.add_port(2, Box::new(MemoryPort::sink("p2")));
+    for i in 0..40u32 {
+        let b = i.to_be_bytes();
+        h.inject(&udp4(MAC_A, [2, 9, b[0], b[1], b[2], b[3]], IP_A, IP_B, 1, 2, 18));
+    }
+    for _ in 0..5 {
+        free.poll_once();
+    }
+    assert_eq!(free.stats().drops.get(DropReason::UpcallLimit), 0);
+    assert_eq!(free.stats().upcalls, 40);
+}
