@@ -182,7 +182,14 @@ fn switch_pids(lab: &Lab) -> Vec<u32> {
 /// The column header of a lab.
 fn label(lab: &Lab) -> String {
     let t = &lab.topo;
-    let offloads = if t.vm_offloads { ", offloads on" } else { "" };
+    // What sets the lab apart, in its column header.
+    let mut offloads = if t.vm_offloads { ", offloads on" } else { "" }.to_string();
+    if t.security_groups {
+        offloads.push_str(", security groups");
+    }
+    if t.router.is_some() {
+        offloads.push_str(", router");
+    }
     match t.switch {
         SwitchKind::Rvs => match t.datapath() {
             crate::topology::DatapathType::Afxdp => format!("rvs (Geneve, AF_XDP{offloads})"),
@@ -197,7 +204,10 @@ fn label(lab: &Lab) -> String {
                 .ok()
                 .and_then(|v| v.lines().next()?.split_whitespace().last().map(String::from))
                 .unwrap_or_default();
-            format!("OVS {version} userspace (Geneve, {})", t.ovs_port_type().name())
+            format!(
+                "OVS {version} userspace (Geneve, {}{offloads})",
+                t.ovs_port_type().name()
+            )
         }
     }
 }

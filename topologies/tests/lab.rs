@@ -395,7 +395,7 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     assert_eq!(leftovers(&prefix), Vec::<String>::new(), "{text}");
     let md = std::fs::read_to_string(out_dir.path().join("report.md")).unwrap();
     assert!(
-        md.starts_with("| measure | rvs (Geneve, AF_XDP) | Linux bridge ("),
+        md.starts_with("| measure | rvs (Geneve, AF_XDP, security groups, router) | Linux bridge ("),
         "{md}"
     );
     assert!(text.contains(&md), "the table is printed too");
@@ -455,14 +455,16 @@ fn root_a_short_compare_writes_the_report_and_rvs_recovers_from_kill_9() {
     assert_eq!(ovs["config_intact"], serde_json::Value::Bool(true), "{ovs}");
     assert_eq!(rvs["rules_kept"][0], rvs["rules_kept"][1], "{rvs}");
     assert!(
-        md.contains("### rvs (Geneve, AF_XDP) compared with each lab"),
+        md.contains("### rvs (Geneve, AF_XDP, security groups, router) compared with each lab"),
         "{md}"
     );
     assert!(md.contains("**How to choose**"), "{md}");
     for f in ["throughput.svg", "pps.svg", "latency.svg", "outage.svg"] {
         let svg = std::fs::read_to_string(out_dir.path().join(f)).unwrap();
         assert!(
-            svg.starts_with("<svg") && svg.contains("rvs (Geneve, AF_XDP)") && svg.contains("OVS "),
+            svg.starts_with("<svg")
+                && svg.contains("rvs (Geneve, AF_XDP, security groups")
+                && svg.contains("OVS "),
             "{f}"
         );
     }
