@@ -170,6 +170,13 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
+/// Run a bash `script` in VM `vm`: did it exit 0, and `yes` or `no` to say so.
+fn script_check(lab: &Lab, vm: &Vm, script: &str, yes: &str, no: &str) -> Result<(bool, String)> {
+    let ok = lab.probe(&vm.name, &["bash", "-c", script]);
+    lab.sh.check()?;
+    Ok((ok, if ok { yes } else { no }.to_string()))
+}
+
 /// A port the group does not open: its SYN is dropped, so the connect times
 /// out (without the group, b's kernel answers with a RST at once).
 fn closed_port(lab: &Lab, a: &Vm, b: &Vm) -> Result<(bool, String)> {
@@ -177,16 +184,13 @@ fn closed_port(lab: &Lab, a: &Vm, b: &Vm) -> Result<(bool, String)> {
         "timeout 2 bash -c 'exec 3<>/dev/tcp/{}/81'; test $? -eq 124",
         b.ip
     );
-    let ok = lab.probe(&a.name, &["bash", "-c", &script]);
-    lab.sh.check()?;
-    Ok((
-        ok,
-        if ok {
-            "the connect timed out (no RST came back)".into()
-        } else {
-            "answered or refused".into()
-        },
-    ))
+    script_check(
+        lab,
+        a,
+        &script,
+        "the connect timed out (no RST came back)",
+        "answered or refused",
+    )
 }
 
 /// The TTL of the replies `ping` printed (`ttl=63`), if any.
@@ -245,16 +249,17 @@ fn routed(lab: &Lab, a: &Vm, b: &Vm, add: &mut impl FnMut(String, bool, String))
         "timeout 2 bash -c 'exec 3<>/dev/tcp/{}/22' 2>/dev/null; test $? -eq 1",
         b.ip
     );
-    let ok = lab.probe(&a.name, &["bash", "-c", &script]);
-    lab.sh.check()?;
+    let (ok, seen) = script_check(
+        lab,
+        a,
+        &script,
+        "refused at once by the far end's kernel",
+        "timed out or connected",
+    )?;
     add(
         format!("{hop}: TCP port 22, open in the group: the SYN passes, the RST comes back"),
         ok,
-        if ok {
-            "refused at once by the far end's kernel".into()
-        } else {
-            "timed out or connected".into()
-        },
+        seen,
     );
     if t.security_groups {
         // UDP to the open discard port, where nothing listens: b's kernel
@@ -266,16 +271,11 @@ fn routed(lab: &Lab, a: &Vm, b: &Vm, add: &mut impl FnMut(String, bool, String))
             b.ip,
             crate::br_int::SG_UDP_IN
         );
-        let ok = lab.probe(&a.name, &["bash", "-c", &script]);
-        lab.sh.check()?;
+        let (ok, seen) = script_check(lab, a, &script, "port unreachable reported", "no error came back")?;
         add(
             format!("{hop}: UDP to a port nothing listens on: the ICMP error comes back (related)"),
             ok,
-            if ok {
-                "port unreachable reported".into()
-            } else {
-                "no error came back".into()
-            },
+            seen,
         );
         let (ok, seen) = closed_port(lab, a, b)?;
         add(

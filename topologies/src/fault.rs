@@ -7,6 +7,7 @@
 //! and a restart alone count which rules a restart keeps by itself.
 
 use crate::lab::{now_ms, Lab};
+use crate::shell::KillOnDrop;
 use crate::topology::SwitchKind;
 use crate::{ovs_node, rvs_node};
 use anyhow::{Context, Result};
@@ -247,12 +248,12 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
     let ns = lab.ns(from);
     // The TCP stream runs 4 s longer than the pings, so a connection that
     // comes back late is seen coming back; `timeout` ends a stuck client.
-    let mut srv = crate::probe::iperf_server(lab, to)?;
+    let _srv = crate::probe::iperf_server(lab, to)?;
     let (stream_secs, limit) = (
         format!("{}", secs.ceil() as u64 + 4),
         format!("{}", secs.ceil() as u64 + 15),
     );
-    let mut stream = lab.sh.spawn(&[
+    let mut stream = KillOnDrop(lab.sh.spawn(&[
         "ip",
         "netns",
         "exec",
@@ -269,19 +270,19 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
         "-i",
         "0.1",
         "-J",
-    ])?;
+    ])?);
     let stream_start = now_ms() as f64;
-    let mut stream_out = stream.stdout.take().context("iperf3's output")?;
+    let mut stream_out = stream.0.stdout.take().context("iperf3's output")?;
     let stream_reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stream_out.read_to_string(&mut s);
         s
     });
-    let mut ping = lab.sh.spawn(&[
+    let mut ping = KillOnDrop(lab.sh.spawn(&[
         "ip", "netns", "exec", &ns, "ping", "-n", "-D", "-O", "-i", &interval, "-W", "1", "-w", &deadline,
         &to_ip,
-    ])?;
-    let mut stdout = ping.stdout.take().context("ping's output")?;
+    ])?);
+    let mut stdout = ping.0.stdout.take().context("ping's output")?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
@@ -293,12 +294,10 @@ pub fn run(lab: &mut Lab, from: &str, to: &str, secs: f64) -> Result<FaultResult
     lab.restart_switch(&node)?;
     lab.resync_switch(&node)?;
     let restarted_ms = now_ms() as f64;
-    let _ = ping.wait();
+    let _ = ping.0.wait();
     let out = reader.join().unwrap_or_default();
-    let _ = stream.wait();
+    let _ = stream.0.wait();
     let stream_json = stream_reader.join().unwrap_or_default();
-    let _ = srv.kill();
-    let _ = srv.wait();
     let stream = stream_across(&stream_json, (kill_ms - stream_start) / 1000.0);
     let after = config_of(lab, &node)?;
     let pings = parse_timeline(&out);

@@ -3,6 +3,7 @@
 //! packets counted at the receiver's interface.
 
 use crate::lab::{vm_mac, Lab};
+use crate::shell::KillOnDrop;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -100,7 +101,7 @@ pub struct IperfResult {
 /// iperf3 TCP for `secs` from VM `client` to VM `server`.
 pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfResult> {
     let sip = lab.vm(server)?.ip.to_string();
-    let mut srv = iperf_server(lab, server)?;
+    let srv = iperf_server(lab, server)?;
     let t = secs.to_string();
     let argv = ["iperf3", "-c", sip.as_str(), "-t", t.as_str(), "-J"];
     let mut last = None;
@@ -115,8 +116,7 @@ pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfRe
         lab.sh.check()?;
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = srv.kill();
-    let _ = srv.wait();
+    drop(srv);
     let out = last.context("iperf3 did not run")??;
     parse_iperf(&out)
 }
@@ -124,24 +124,19 @@ pub fn iperf(lab: &Lab, client: &str, server: &str, secs: u32) -> Result<IperfRe
 /// A one-off iperf3 server in VM `server` (it exits after one test),
 /// returned once it listens (a loaded machine can take a while to start it;
 /// connecting early is "Connection refused").
-pub fn iperf_server(lab: &Lab, server: &str) -> Result<std::process::Child> {
-    let mut srv = lab
-        .sh
-        .spawn(&["ip", "netns", "exec", &lab.ns(server), "iperf3", "-s", "-1"])?;
+pub fn iperf_server(lab: &Lab, server: &str) -> Result<KillOnDrop> {
+    let srv = KillOnDrop(
+        lab.sh
+            .spawn(&["ip", "netns", "exec", &lab.ns(server), "iperf3", "-s", "-1"])?,
+    );
     let listening = ["ss", "-Hltn", "sport = :5201"];
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !lab
         .exec(server, &listening)
         .is_ok_and(|out| !out.trim().is_empty())
     {
-        if let Err(e) = lab.sh.check() {
-            let _ = srv.kill();
-            let _ = srv.wait();
-            return Err(e);
-        }
+        lab.sh.check()?;
         if std::time::Instant::now() > deadline {
-            let _ = srv.kill();
-            let _ = srv.wait();
             bail!("iperf3 server in {server} did not listen within 10 s");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -157,7 +152,7 @@ pub fn conn_rate(lab: &Lab, client: &str, server: &str, secs: f64) -> Result<Con
     let me = std::env::current_exe()?.display().to_string();
     let to = format!("{}:22", lab.vm(server)?.ip);
     let serve_secs = format!("{}", secs + 5.0);
-    let mut srv = lab.sh.spawn(&[
+    let mut srv = KillOnDrop(lab.sh.spawn(&[
         "ip",
         "netns",
         "exec",
@@ -169,15 +164,14 @@ pub fn conn_rate(lab: &Lab, client: &str, server: &str, secs: f64) -> Result<Con
         "22",
         "--seconds",
         &serve_secs,
-    ])?;
+    ])?);
     let mut line = String::new();
     let listening = srv
+        .0
         .stdout
         .take()
         .map(|o| std::io::BufReader::new(o).read_line(&mut line));
     if !matches!(listening, Some(Ok(_))) || line.trim() != "listening" {
-        let _ = srv.kill();
-        let _ = srv.wait();
         bail!("the connection-rate server in {server} did not start: {line:?}");
     }
     // Room for many short connections: the whole ephemeral range.
@@ -201,8 +195,7 @@ pub fn conn_rate(lab: &Lab, client: &str, server: &str, secs: f64) -> Result<Con
             &threads,
         ],
     );
-    let _ = srv.kill();
-    let _ = srv.wait();
+    drop(srv);
     let c = crate::conn_rate::parse(&out?).context("conn-rate connect printed no count")?;
     Ok(ConnRate {
         per_s: c.done as f64 / secs,

@@ -176,6 +176,19 @@ pub fn in_ns<'a>(ns: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// A child process that is killed and reaped when this goes out of scope
+/// (on an early return too): a probe's helper never outlives its step.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,9 @@ impl Default for PmdConfig {
     }
 }
 
+/// Input ports with a budget of their own.
+const BUDGET_SLOTS: usize = 1024;
+
 /// Each input port's upcall time left (ns), refilled with a share of the
 /// time that passes: a port flooding new flows spends its own share and
 /// cannot take the PMD from the flows already cached, nor from other ports'
@@ -112,13 +115,20 @@ impl UpcallBudget {
         }
     }
 
+    /// The slot of `port`: ports numbered past the table share its last
+    /// one (datapath port numbers are small; this bounds the table).
+    #[inline]
+    fn slot(port: PortNo) -> usize {
+        (port as usize).min(BUDGET_SLOTS - 1)
+    }
+
     /// May a miss from `port` go up?
     #[inline]
     fn allows(&mut self, port: PortNo) -> bool {
         if self.per_mille == 0 {
             return true;
         }
-        let i = port as usize;
+        let i = Self::slot(port);
         if i >= self.credit.len() {
             // A port seen for the first time starts with a full burst.
             self.credit.resize(i + 1, UPCALL_BURST_NS);
@@ -129,7 +139,7 @@ impl UpcallBudget {
     /// Charge `port` for an upcall that took `ns`.
     #[inline]
     fn charge(&mut self, port: PortNo, ns: u64) {
-        if let Some(c) = self.credit.get_mut(port as usize) {
+        if let Some(c) = self.credit.get_mut(Self::slot(port)) {
             *c -= ns as i64;
         }
     }

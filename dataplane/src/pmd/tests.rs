@@ -35,23 +35,27 @@ impl Upcall for StaticL2 {
 
 fn setup() -> (Pmd<StaticL2>, StaticL2, Vec<MemoryPortHandle>) {
     let up = StaticL2::default();
-    let mut pmd = Pmd::new(
-        up.clone(),
-        PmdConfig {
-            emc_entries: 64,
-            max_flows: 64,
-            batch_size: 8,
-            emc_insert_inv_prob: 1,
-            ..PmdConfig::default()
-        },
-    );
+    let config = PmdConfig {
+        emc_entries: 64,
+        max_flows: 64,
+        batch_size: 8,
+        emc_insert_inv_prob: 1,
+        ..PmdConfig::default()
+    };
+    let (pmd, hs) = three_ports(up.clone(), config);
+    (pmd, up, hs)
+}
+
+/// A PMD over `up` with memory ports p0, p1, p2 as ports 0, 1, 2.
+fn three_ports<U: Upcall>(up: U, config: PmdConfig) -> (Pmd<U>, Vec<MemoryPortHandle>) {
+    let mut pmd = Pmd::new(up, config);
     let mut hs = Vec::new();
     for i in 0..3 {
         let (p, h) = MemoryPort::new(&format!("p{i}"));
         pmd.add_port(i, Box::new(p));
         hs.push(h);
     }
-    (pmd, up, hs)
+    (pmd, hs)
 }
 
 #[test]
@@ -323,19 +327,11 @@ impl Upcall for SlowL2 {
 #[test]
 fn a_port_flooding_misses_spends_its_own_upcall_budget_only() {
     let up = SlowL2::default();
-    let mut pmd = Pmd::new(
-        up.clone(),
-        PmdConfig {
-            upcall_budget_pct: 10,
-            ..PmdConfig::default()
-        },
-    );
-    let mut hs = Vec::new();
-    for i in 0..3 {
-        let (p, h) = MemoryPort::new(&format!("p{i}"));
-        pmd.add_port(i, Box::new(p));
-        hs.push(h);
-    }
+    let config = PmdConfig {
+        upcall_budget_pct: 10,
+        ..PmdConfig::default()
+    };
+    let (mut pmd, hs) = three_ports(up.clone(), config);
     // Port 1's established flow.
     let est = udp4(MAC_A, MAC_B, IP_A, IP_B, 1, 2, 18);
     hs[1].inject(&est);
