@@ -138,10 +138,36 @@ fn a_full_table_refuses_new_connections_and_counts_them() {
             ..Default::default()
         });
     assert!(s.passes(true, &tcp(true, 40000, 80, 100, 0, 0x02, 0)));
+    assert!(s.passes(false, &tcp(false, 80, 40000, 7000, 101, 0x12, 0)));
+    // The table holds one answered connection: nothing may make room.
     assert!(!s.passes(true, &tcp(true, 40001, 80, 100, 0, 0x02, 0)), "refused");
     assert_eq!(s.net.pmd.stats().drops.get(DropReason::CtRefused), 1);
     // The established one is untouched.
-    assert!(s.passes(false, &tcp(false, 80, 40000, 7000, 101, 0x12, 0)));
+    assert!(s.passes(true, &tcp(true, 40000, 80, 101, 7001, 0x10, 0)));
+}
+
+#[test]
+fn a_full_table_makes_room_by_dropping_an_unanswered_connection() {
+    let mut s = sg();
+    s.net
+        .pmd
+        .conntrack()
+        .lock()
+        .unwrap()
+        .set_config(rvs_dataplane::conntrack::CtConfig {
+            max_conns: 1,
+            ..Default::default()
+        });
+    // A SYN nobody answered fills the table; the next connection takes its
+    // place (the kernel's early drop), as a SYN flood's would.
+    assert!(s.passes(true, &tcp(true, 40000, 80, 100, 0, 0x02, 0)));
+    assert!(s.passes(true, &tcp(true, 40001, 80, 100, 0, 0x02, 0)));
+    assert_eq!(s.net.pmd.stats().drops.get(DropReason::CtRefused), 0);
+    assert_eq!(s.net.pmd.conntrack().lock().unwrap().counters().evicted, 1);
+    assert!(
+        s.passes(false, &tcp(false, 80, 40001, 7000, 101, 0x12, 0)),
+        "the new one is tracked"
+    );
 }
 
 #[test]

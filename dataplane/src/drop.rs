@@ -58,7 +58,7 @@ drop_reasons! {
     Oversize => "oversize", "Frame larger than the port's receive buffer: dropped whole, never truncated.";
     HeadOnly => "upcall_head_only", "A packet too big for the slow path (a GSO super-frame, a jumbo frame) missed the kernel's flows: its headers were translated and its flow installed, the packet itself dropped (the next one takes the kernel flow).";
     UpcallLost => "upcall_lost", "The kernel datapath could not hand a miss to userspace (no daemon listening, or its event ring full): dropped in the kernel.";
-    CtRefused => "ct_refused", "A ct(commit) found the connection table (or the packet's zone) full: the new connection was refused and its packet dropped, as the kernel does when its conntrack table is full. Established connections are not affected.";
+    CtRefused => "ct_refused", "A ct(commit) found the packet's zone at its limit, or the connection table full of answered connections (an unanswered one is dropped to make room first, as the kernel's early drop): the new connection was refused and its packet dropped. Established connections are not affected.";
     UpcallLimit => "upcall_limit", "A miss from a port that had used up its share of its PMD's time for upcalls (a flood of new flows or MACs): dropped without a translation, so the PMD keeps forwarding the flows it has cached (OVS's kernel datapath counts these as lost).";
 }
 

@@ -122,6 +122,7 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
             "expired": c.expired,
             "reopened": c.reopened,
             "invalid": c.invalid,
+            "evicted": c.evicted,
             "refused_full": c.refused_full,
             "refused_zone_limit": c.refused_zone_limit,
         })
@@ -139,8 +140,8 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "Counters: inserted={} expired={} reopened={} invalid={} refused_full={} refused_zone_limit={}",
-        c.inserted, c.expired, c.reopened, c.invalid, c.refused_full, c.refused_zone_limit
+        "Counters: inserted={} expired={} reopened={} invalid={} evicted={} refused_full={} refused_zone_limit={}",
+        c.inserted, c.expired, c.reopened, c.invalid, c.evicted, c.refused_full, c.refused_zone_limit
     );
     s
 }

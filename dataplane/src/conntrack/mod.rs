@@ -160,6 +160,9 @@ pub struct CtCounters {
     pub reopened: u64,
     /// Packets marked invalid.
     pub invalid: u64,
+    /// Unanswered connections removed to make room in a full table (the
+    /// kernel's early drop).
+    pub evicted: u64,
     /// Commits refused: table full.
     pub refused_full: u64,
     /// Commits refused: zone limit.
@@ -400,7 +403,7 @@ impl Conntrack {
     fn insert(&mut self, pkt: &CtPacket, act: &CtAction, now_ms: u64) -> Result<&Conn, CtRefused> {
         if self.conns.len() >= self.cfg.max_conns {
             self.sweep(now_ms, SWEEP_ON_FULL);
-            if self.conns.len() >= self.cfg.max_conns {
+            if self.conns.len() >= self.cfg.max_conns && !self.early_drop() {
                 self.counters.refused_full += 1;
                 return Err(CtRefused::Full(self.cfg.max_conns));
             }
@@ -461,6 +464,25 @@ impl Conntrack {
                 self.per_zone.remove(&c.zone);
             }
         }
+    }
+
+    /// Make room in a full table as the kernel's `early_drop` does: remove
+    /// a connection that has never been answered (a half-open one: what a
+    /// SYN flood fills a table with), looked for among the next
+    /// [`SWEEP_ON_FULL`] slots. Answered connections are never removed to
+    /// make room. False when none was found.
+    fn early_drop(&mut self) -> bool {
+        let cap = self.conns.capacity();
+        for _ in 0..SWEEP_ON_FULL.min(cap) {
+            let i = self.sweep_at % cap;
+            self.sweep_at = (i + 1) % cap;
+            if self.conns.get(i).is_some_and(|c| !c.replied) {
+                self.remove(i);
+                self.counters.evicted += 1;
+                return true;
+            }
+        }
+        false
     }
 
     /// Remove expired connections among the next `budget` slots (a clock

@@ -322,25 +322,43 @@ fn udp_from(port: u16) -> CtPacket {
     }
 }
 
+fn udp_reply(port: u16) -> CtPacket {
+    CtPacket {
+        tuple: Tuple::v4(IP_B, IP_A, packet::PROTO_UDP, 53, port),
+        l4: L4::Other,
+    }
+}
+
 #[test]
-fn a_full_table_refuses_new_connections_and_keeps_established_ones() {
+fn a_full_table_drops_an_unanswered_connection_then_refuses_and_keeps_established_ones() {
     let mut ct = Conntrack::new(CtConfig {
         max_conns: 2,
         ..CtConfig::default()
     });
     handshake(&mut ct);
     run(&mut ct, &udp_from(1), &COMMIT, 3);
-    assert_eq!(ct.execute(Ok(&udp_from(2)), &COMMIT, 4), Err(CtRefused::Full(2)));
+    // Full: the unanswered UDP connection makes room (the kernel's early
+    // drop), the answered TCP one stays.
+    assert_eq!(run(&mut ct, &udp_from(2), &COMMIT, 4), TRK | NEW);
+    assert_eq!(ct.counters().evicted, 1);
+    assert_eq!(
+        run(&mut ct, &udp_from(1), &LOOKUP, 4),
+        TRK | NEW,
+        "port 1's connection is gone"
+    );
+    // Once every connection has been answered, a commit is refused.
+    assert_eq!(run(&mut ct, &udp_reply(2), &LOOKUP, 4), TRK | EST | RPL);
+    assert_eq!(ct.execute(Ok(&udp_from(3)), &COMMIT, 4), Err(CtRefused::Full(2)));
     assert_eq!(ct.counters().refused_full, 1);
     // Established traffic is untouched; a lookup (no commit) is not refused.
     assert_eq!(
         run(&mut ct, &seg(false, 1001, 5001, ACK, 65535, 10), &LOOKUP, 5),
         TRK | EST
     );
-    assert_eq!(run(&mut ct, &udp_from(2), &LOOKUP, 5), TRK | NEW);
+    assert_eq!(run(&mut ct, &udp_from(3), &LOOKUP, 5), TRK | NEW);
     // Once the UDP connection expired, a commit reclaims its place.
-    let later = 3 + Timeout::OtherFirst.default_ms();
-    assert_eq!(run(&mut ct, &udp_from(2), &COMMIT, later), TRK | NEW);
+    let later = 4 + Timeout::OtherBidir.default_ms();
+    assert_eq!(run(&mut ct, &udp_from(3), &COMMIT, later), TRK | NEW);
     assert_eq!(ct.len(), 2);
 }
 
