@@ -93,6 +93,8 @@ pub struct LabSeries {
     pub label: String,
     /// What it runs.
     pub kind: LabKind,
+    /// Its VMs are behind security groups (its flows go through `ct()`).
+    pub security_groups: bool,
     /// How the VMs' veths were set.
     pub vm_settings: String,
     /// One entry per round, in run order.
@@ -333,6 +335,7 @@ pub fn run(args: &CompareArgs, opts: &LabOptions, sh: &Shell) -> Result<()> {
         .map(|t| LabSeries {
             topology: t.name.clone(),
             kind: LabKind::of(t),
+            security_groups: t.security_groups,
             ..Default::default()
         })
         .collect();

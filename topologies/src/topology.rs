@@ -670,6 +670,7 @@ mod tests {
             "linux-bridge-offloads.toml",
             "two-node-geneve-sg.toml",
             "two-node-router-sg.toml",
+            "two-node-router-sg-ebpf.toml",
             "ovs-router-sg.toml",
             "linux-router-sg.toml",
         ] {
