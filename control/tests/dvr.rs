@@ -147,6 +147,31 @@ fn ttl_of(frame: &[u8]) -> u8 {
     }
 }
 
+/// An ARP request (`request`) or reply between `macs` (sender, target; the
+/// frame goes to the target, broadcast for a request) about `ips`.
+fn arp(request: bool, macs: ([u8; 6], [u8; 6]), ips: ([u8; 4], [u8; 4])) -> Vec<u8> {
+    let (op, tha) = if request {
+        (etherparse::ArpOperation::REQUEST, [0; 6])
+    } else {
+        (etherparse::ArpOperation::REPLY, macs.1)
+    };
+    let b = PacketBuilder::ethernet2(macs.0, macs.1).arp(
+        etherparse::ArpPacket::new(
+            etherparse::ArpHardwareId::ETHERNET,
+            etherparse::EtherType::IPV4,
+            op,
+            &macs.0,
+            &ips.0,
+            &tha,
+            &ips.1,
+        )
+        .unwrap(),
+    );
+    let mut v = Vec::new();
+    b.write(&mut v).unwrap();
+    v
+}
+
 fn vlan_of(frame: &[u8]) -> Option<u16> {
     (frame[12..14] == [0x81, 0x00]).then(|| u16::from_be_bytes([frame[14], frame[15]]) & 0xfff)
 }
@@ -154,23 +179,7 @@ fn vlan_of(frame: &[u8]) -> Option<u16> {
 #[test]
 fn the_gateway_answers_arp_on_each_network_and_only_there() {
     let mut n = node();
-    let arp = |mac: [u8; 6], spa: [u8; 4], tpa: [u8; 4]| {
-        let b = PacketBuilder::ethernet2(mac, [0xff; 6]).arp(
-            etherparse::ArpPacket::new(
-                etherparse::ArpHardwareId::ETHERNET,
-                etherparse::EtherType::IPV4,
-                etherparse::ArpOperation::REQUEST,
-                &mac,
-                &spa,
-                &[0; 6],
-                &tpa,
-            )
-            .unwrap(),
-        );
-        let mut v = Vec::new();
-        b.write(&mut v).unwrap();
-        v
-    };
+    let arp = |mac: [u8; 6], spa: [u8; 4], tpa: [u8; 4]| arp(true, (mac, [0xff; 6]), (spa, tpa));
     let out = n.send("vm1", &arp(VM1, IP1, [198, 19, 1, 1]));
     assert_eq!(out.keys().collect::<Vec<_>>(), ["vm1"], "answered, not flooded");
     let reply = &out["vm1"][0];
@@ -321,19 +330,6 @@ fn egress_unicast_goes_where_its_mac_is_never_flooded() {
         assert_eq!(n.send("vm1", &syn).keys().collect::<Vec<_>>(), ["vm5"]);
     }
     // An ARP reply to a local neighbour: to it, not up the tunnel.
-    let b = PacketBuilder::ethernet2(VM1, VM5).arp(
-        etherparse::ArpPacket::new(
-            etherparse::ArpHardwareId::ETHERNET,
-            etherparse::EtherType::IPV4,
-            etherparse::ArpOperation::REPLY,
-            &VM1,
-            &IP1,
-            &VM5,
-            &IP5,
-        )
-        .unwrap(),
-    );
-    let mut reply = Vec::new();
-    b.write(&mut reply).unwrap();
+    let reply = arp(false, (VM1, VM5), (IP1, IP5));
     assert_eq!(n.send("vm1", &reply).keys().collect::<Vec<_>>(), ["vm5"]);
 }

@@ -125,9 +125,9 @@ fn the_group_allows_egress_and_its_replies_ssh_and_ping_in_and_drops_the_rest() 
     assert_eq!(ct.len(), 3, "SSH, HTTP out, ping: {:?}", ct.dump(0));
 }
 
-#[test]
-fn a_full_table_refuses_new_connections_and_counts_them() {
-    let mut s = sg();
+/// [`sg`] whose connection table holds one connection.
+fn sg_with_room_for_one() -> Sg {
+    let s = sg();
     s.net
         .pmd
         .conntrack()
@@ -137,6 +137,12 @@ fn a_full_table_refuses_new_connections_and_counts_them() {
             max_conns: 1,
             ..Default::default()
         });
+    s
+}
+
+#[test]
+fn a_full_table_refuses_new_connections_and_counts_them() {
+    let mut s = sg_with_room_for_one();
     assert!(s.passes(true, &tcp(true, 40000, 80, 100, 0, 0x02, 0)));
     assert!(s.passes(false, &tcp(false, 80, 40000, 7000, 101, 0x12, 0)));
     // The table holds one answered connection: nothing may make room.
@@ -148,16 +154,7 @@ fn a_full_table_refuses_new_connections_and_counts_them() {
 
 #[test]
 fn a_full_table_makes_room_by_dropping_an_unanswered_connection() {
-    let mut s = sg();
-    s.net
-        .pmd
-        .conntrack()
-        .lock()
-        .unwrap()
-        .set_config(rvs_dataplane::conntrack::CtConfig {
-            max_conns: 1,
-            ..Default::default()
-        });
+    let mut s = sg_with_room_for_one();
     // A SYN nobody answered fills the table; the next connection takes its
     // place (the kernel's early drop), as a SYN flood's would.
     assert!(s.passes(true, &tcp(true, 40000, 80, 100, 0, 0x02, 0)));
