@@ -274,8 +274,11 @@ impl KernelBench {
         let (key, _) = FlowKey::extract(&f, &meta).expect("frame");
         let mut p = PacketBuf::from_slice(&f);
         p.meta = meta;
+        let before = self.slow_table.lock().map_or(0, |t| t.len());
         let r = self.slow.upcall(&key, &p).expect("translation");
-        assert!(!r.cacheable, "installed in the kernel, not cached by the PMD");
+        let after = self.slow_table.lock().map_or(0, |t| t.len());
+        assert!(after > before, "installed in the kernel");
+        assert!(r.cacheable, "and cached by the slow path's PMD");
     }
 }
 

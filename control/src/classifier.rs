@@ -5,13 +5,16 @@
 //! it probed: exactly the bits the decision depended on, which is what makes a
 //! megaflow built from it correct.
 //!
-//! A subtable whose mask holds translation-only bits (neighbour discovery,
-//! which the datapath key has no room for) is probed in two stages, as OVS's
-//! staged lookup does: when no rule of it agrees with the packet on the
-//! other bits, only those were consulted, so the many packets that are not
-//! NS/NA stay cacheable.
+//! Subtables are probed in stages, as OVS's staged lookup does: the
+//! metadata (in_port, recirc_id, tunnel, `ct_*`, registers, `metadata`),
+//! then everything up to L3, then L4, then the translation-only neighbour
+//! discovery fields. When no rule of a subtable agrees with the packet on a
+//! stage, only the bits up to that stage were consulted: a packet whose
+//! `ct_state` no `+new` rule wants does not make its megaflow match the TCP
+//! ports those rules name (one megaflow per connection otherwise), and the
+//! many packets that are not NS/NA stay cacheable.
 
-use crate::ofp::{Match, XKey, XMask, XWORDS};
+use crate::ofp::{Match, XKey, XMask, ACTSET_WORD, METADATA_WORD, REG_WORD, XWORDS};
 use hashbrown::{HashMap, HashTable};
 use rvs_dataplane::flow::hash_words;
 
@@ -30,19 +33,39 @@ struct Subtable {
     buckets: HashTable<Bucket>,
     max_priority: u16,
     n_rules: usize,
-    /// For masks with translation-only bits: the mask without them, and how
-    /// many buckets have each value under it.
-    stage: Option<(XMask, HashMap<XKey, usize>)>,
+    /// The stages short of the whole mask, in order: each one's mask, and
+    /// how many buckets have each value under it.
+    stages: Vec<(XMask, HashMap<XKey, usize>)>,
 }
 
-/// The first-stage mask of a subtable: `mask` without the neighbour
-/// discovery words; `None` when it has none.
-fn stage_mask(mask: &XMask) -> Option<XMask> {
-    mask.has_nd().then(|| {
-        let mut m = *mask;
-        m.set_nd(&Default::default());
-        m
-    })
+/// Which bits each stage adds: metadata, then L2 and L3 (all but L4 and the
+/// neighbour discovery words), then all but neighbour discovery.
+fn stage_bits() -> [XMask; 3] {
+    use rvs_dataplane::flow::Field;
+    let mut meta = XMask::default();
+    for w in (0..8).chain(REG_WORD..METADATA_WORD + 1).chain([ACTSET_WORD]) {
+        meta.w[w] = u64::MAX;
+    }
+    meta.or_bits(Field::PktMark.place(), u64::MAX);
+    let mut no_nd = XMask::exact();
+    no_nd.set_nd(&Default::default());
+    let mut to_l3 = no_nd;
+    to_l3.w[Field::TpSrc.place().0] = 0;
+    [meta, to_l3, no_nd]
+}
+
+/// The stage masks of a subtable of `mask`: its bits in each stage, leaving
+/// out stages that add nothing (and the whole mask, probed last anyway).
+fn stage_masks(mask: &XMask) -> Vec<(XMask, HashMap<XKey, usize>)> {
+    let mut out: Vec<(XMask, HashMap<XKey, usize>)> = Vec::new();
+    for bits in stage_bits() {
+        let m = mask.masked(&bits);
+        let same_as_last = out.last().map_or(m.is_zero(), |(l, _)| *l == m);
+        if !same_as_last && m != *mask {
+            out.push((m, HashMap::new()));
+        }
+    }
+    out
 }
 
 impl Subtable {
@@ -169,7 +192,7 @@ impl<T> Classifier<T> {
                     buckets: HashTable::new(),
                     max_priority: 0,
                     n_rules: 0,
-                    stage: stage_mask(&m.mask).map(|sm| (sm, HashMap::new())),
+                    stages: stage_masks(&m.mask),
                 });
                 self.subtables.len() - 1
             }
@@ -190,7 +213,7 @@ impl<T> Classifier<T> {
                     },
                     |b| hash(&b.value),
                 );
-                if let Some((sm, values)) = &mut st.stage {
+                for (sm, values) in &mut st.stages {
                     *values.entry(m.value.masked(sm)).or_default() += 1;
                 }
             }
@@ -212,7 +235,7 @@ impl<T> Classifier<T> {
             e.get_mut().rules.retain(|(_, x)| *x != s);
             if e.get().rules.is_empty() {
                 e.remove();
-                if let Some((sm, values)) = &mut st.stage {
+                for (sm, values) in &mut st.stages {
                     let v = m.value.masked(sm);
                     if let Some(n) = values.get_mut(&v) {
                         *n -= 1;
@@ -248,11 +271,13 @@ impl<T> Classifier<T> {
                 // Sorted by max priority: nothing further can win.
                 break;
             }
-            if let Some((sm, values)) = &st.stage {
-                if !values.contains_key(&key.masked(sm)) {
-                    consulted.union(sm);
-                    continue;
-                }
+            let miss = st
+                .stages
+                .iter()
+                .find(|(sm, values)| !values.contains_key(&key.masked(sm)));
+            if let Some((sm, _)) = miss {
+                consulted.union(sm);
+                continue;
             }
             consulted.union(&st.mask);
             let v = key.masked(&st.mask);
@@ -342,6 +367,47 @@ mod tests {
         // Removing the rule removes its stage value too.
         c.remove(&nd_rule, 100);
         assert!(!c.lookup(&ns).consulted.has_nd());
+    }
+
+    /// A packet no rule of a subtable wants on its metadata (`ct_state`)
+    /// consults that subtable's metadata bits only, not the ports its rules
+    /// name: established connections share one megaflow.
+    #[test]
+    fn a_metadata_mismatch_consults_metadata_bits_only() {
+        let mut c = Classifier::new();
+        let (trk, new, est) = (0x20u128, 0x01u128, 0x02u128);
+        c.insert(
+            m(&[
+                (OfField::CtState, trk | new, trk | new),
+                (OfField::DlType, 0x0800, 0xffff),
+                (OfField::NwProto, 6, 0xff),
+                (OfField::TpDst, 22, 0xffff),
+            ]),
+            100,
+            "ssh in",
+        );
+        c.insert(m(&[(OfField::CtState, trk | est, trk | est)]), 50, "established");
+        let reply = key(&[
+            (OfField::CtState, trk | est),
+            (OfField::DlType, 0x0800),
+            (OfField::NwProto, 6),
+            (OfField::TpDst, 40000),
+        ]);
+        let l = c.lookup(&reply);
+        assert_eq!(l.hit.map(|h| *h.2), Some("established"));
+        let mut tp = XMask::default();
+        OfField::TpDst.set(&mut tp, 0xffff);
+        assert!(l.consulted.masked(&tp).is_zero(), "ports not consulted");
+        // A new SSH connection does consult them, and hits its rule.
+        let syn = key(&[
+            (OfField::CtState, trk | new),
+            (OfField::DlType, 0x0800),
+            (OfField::NwProto, 6),
+            (OfField::TpDst, 22),
+        ]);
+        let l = c.lookup(&syn);
+        assert_eq!(l.hit.map(|h| *h.2), Some("ssh in"));
+        assert!(!l.consulted.masked(&tp).is_zero());
     }
 
     #[test]

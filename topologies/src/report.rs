@@ -350,7 +350,7 @@ fn fault_words(s: &LabSeries) -> String {
     let lost = s.stat(lost);
     let what = match s.kind {
         LabKind::LinuxBridge => "the agent died; the bridge, the overlay and their forwarding are kernel state, so nothing stopped",
-        LabKind::RvsEbpf if s.security_groups => "the daemon died; flows through ct() run in its userspace thread (rvs has no tracker in the kernel yet), so the VMs' traffic, all of it behind security groups, stopped until the restarted daemon took it again",
+        LabKind::RvsEbpf if s.security_groups => "the daemon died; established TCP and UDP connections kept passing the security groups in the kernel (its tracker had handed them over), while the pings, ICMP through ct(), which only the daemon's tracker answers, stopped until the restarted daemon took them again",
         LabKind::RvsEbpf => "the daemon died; the flows it had put in the kernel kept forwarding, and only new flows waited for the restarted daemon",
         LabKind::RvsAfxdp => "the daemon died and its AF_XDP datapath with it; forwarding came back when the restarted daemon had reloaded its saved configuration and re-opened its ports",
         LabKind::Ovs => "ovs-vswitchd died and its userspace datapath with it; forwarding came back when it had restarted (bridges and ports come back from ovsdb-server) and the agent had re-added its OpenFlow rules",
@@ -704,7 +704,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fault_answer_says_what_a_stateful_kernel_lab_loses() {
+    fn the_fault_answer_says_what_a_stateful_kernel_lab_keeps_and_loses() {
         let plain = series("e", LabKind::RvsEbpf, vec![run(1.0, 1.0, 0.0)]);
         let stateful = LabSeries {
             security_groups: true,
@@ -712,7 +712,13 @@ mod tests {
         };
         assert!(fault_words(&plain).contains("kept forwarding"));
         let w = fault_words(&stateful);
-        assert!(w.contains("ct()") && !w.contains("kept forwarding"), "{w}");
-        assert!(w.contains("a TCP connection open across it: stuck"), "{w}");
+        assert!(
+            w.contains("ICMP through ct()") && !w.contains("kept forwarding"),
+            "{w}"
+        );
+        assert!(
+            w.contains("established TCP and UDP connections kept passing"),
+            "{w}"
+        );
     }
 }

@@ -112,6 +112,16 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } events SEC(".maps");
 
+/* Connections the kernel answers ct() for (rvs_dp.h: struct rvs_ct); only
+ * userspace's tracker writes them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RVS_MAX_CTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rvs_ct_key);
+	__type(value, struct rvs_ct);
+} cts SEC(".maps");
+
 /* Per-CPU scratch: header bytes, keys, the lookup key (too big for the stack). */
 struct scratch {
 	__u8 hb[RVS_HB];
@@ -127,6 +137,21 @@ struct scratch {
 	 * hint: any flow that matches with the current generation is a right
 	 * answer, so a wrong or stale entry costs a scan, never a wrong hit. */
 	__u8 mc[MC_SIZE];
+	/* The next pass of a recirculating packet: its key words 0..7
+	 * (in_port, recirc_id, tunnel, ct_*) and recirculations so far. Set
+	 * right before the tail call into rvs_recirc, which reads it first
+	 * (nothing else runs on this CPU in between). */
+	__u64 pass[8];
+	__u32 depth;
+	__u32 pad2;
+	/* The connection lookup of the flow being run (RVS_FF_CT): its ct_*
+	 * bits as key words 3 and 7 hold them. */
+	struct rvs_ct_key ctk;
+	__u64 ct_w3;
+	__u64 ct_w7;
+	/* An event being sent (a program that tail-calls has 256 bytes of
+	 * stack for all its frames together). */
+	struct rvs_event ev;
 };
 
 struct {
@@ -489,32 +514,45 @@ static __always_inline void credit(struct rvs_flow *f, __u64 bytes)
 	}
 }
 
-/* Send the packet (its first `cap` bytes) to userspace as event `type`. */
+/* Send the packet (its first `cap` bytes) to userspace as event `type`
+ * (RVS_EV_PASS: with the pass state in `s`). */
 static __always_inline int event(struct __sk_buff *skb, __u32 type, __u32 in_port, __u32 port,
-				 __u32 encap, __u32 cap)
+				 __u32 encap, __u32 cap, const struct scratch *s)
 {
-	struct rvs_event ev = {};
+	__u32 w, zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct rvs_event *e;
 
-	ev.type = type;
-	ev.in_port = in_port;
-	ev.ifindex = skb->ifindex;
-	ev.len = skb->len;
-	ev.mark = skb->mark;
-	ev.vlan_present = skb->vlan_present;
-	ev.vlan_tci = skb->vlan_tci;
-	ev.vlan_proto = skb->vlan_proto;
-	ev.port = port;
-	ev.encap = encap;
+	if (!sc)
+		return -1;
+	e = &sc->ev;
+	__builtin_memset(e, 0, sizeof(*e));
+	if (s) {
+#pragma clang loop unroll(full)
+		for (w = 0; w < 8; w++)
+			e->meta[w] = s->pass[w];
+		e->depth = s->depth;
+	}
+	e->type = type;
+	e->in_port = in_port;
+	e->ifindex = skb->ifindex;
+	e->len = skb->len;
+	e->mark = skb->mark;
+	e->vlan_present = skb->vlan_present;
+	e->vlan_tci = skb->vlan_tci;
+	e->vlan_proto = skb->vlan_proto;
+	e->port = port;
+	e->encap = encap;
 	if (cap > skb->len)
 		cap = skb->len;
 	cap &= 0xffff;
-	ev.cap = cap;
-	return bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU | ((__u64)cap << 32), &ev,
-				     sizeof(ev));
+	e->cap = cap;
+	return bpf_perf_event_output(skb, &events, BPF_F_CURRENT_CPU | ((__u64)cap << 32), e,
+				     sizeof(*e));
 }
 
-/* A miss (or a frame the kernel leaves to userspace): to userspace, dropped here. */
-static __always_inline int upcall(struct __sk_buff *skb, __u32 type, __u32 in_port)
+static __always_inline int upcall_with(struct __sk_buff *skb, __u32 type, __u32 in_port,
+				       __u32 counter, const struct scratch *s)
 {
 	__u32 cap = skb->len;
 
@@ -522,12 +560,27 @@ static __always_inline int upcall(struct __sk_buff *skb, __u32 type, __u32 in_po
 		cap = RVS_UPCALL_HEAD;
 		count(RVS_C_UPCALL_BIG, 1);
 	}
-	count(type == RVS_EV_MISS ? RVS_C_MISS : type == RVS_EV_INNER_MISS ? RVS_C_INNER_MISS
-									    : RVS_C_UNPARSED,
-	      1);
-	if (event(skb, type, in_port, 0, 0, cap) < 0)
+	count(counter, 1);
+	if (event(skb, type, in_port, 0, 0, cap, s) < 0)
 		count(RVS_C_UPCALL_LOST, 1);
 	return TC_ACT_SHOT;
+}
+
+/* A miss (or a frame the kernel leaves to userspace): to userspace, dropped here. */
+static __always_inline int upcall(struct __sk_buff *skb, __u32 type, __u32 in_port)
+{
+	return upcall_with(skb, type, in_port,
+			   type == RVS_EV_MISS ? RVS_C_MISS
+			   : type == RVS_EV_INNER_MISS ? RVS_C_INNER_MISS
+						   : RVS_C_UNPARSED,
+			   NULL);
+}
+
+/* A recirculated packet userspace must take on from here: it goes up with
+ * its pass state (s->pass), to be looked up again there. */
+static __always_inline int upcall_pass(struct __sk_buff *skb, struct scratch *s, __u32 counter)
+{
+	return upcall_with(skb, RVS_EV_PASS, (__u32)s->pass[W_PORT], counter, s);
 }
 
 /* Offset of L3 after the Ethernet header and VLAN tags in the packet data;
@@ -752,7 +805,7 @@ static __always_inline int output(struct __sk_buff *skb, struct rvs_config *cfg,
 		return last ? TC_ACT_SHOT : TC_ACT_OK;
 	}
 	if (cfg->flags & RVS_CFG_TEST) {
-		event(skb, RVS_EV_OUTPUT, in_port, port, encap1, skb->len);
+		event(skb, RVS_EV_OUTPUT, in_port, port, encap1, skb->len, NULL);
 		return last ? TC_ACT_SHOT : TC_ACT_OK;
 	}
 	flags = (o->flags & RVS_PF_INGRESS) ? BPF_F_INGRESS : 0;
@@ -769,12 +822,84 @@ static __always_inline int output(struct __sk_buff *skb, struct rvs_config *cfg,
 	return TC_ACT_OK;
 }
 
-/* Run a flow's actions. Returns the TC verdict. */
+#define CT_TRK 0x20
+#define TCP_FIN_SYN_RST_ACK 0x17
+#define TCP_ACK 0x10
+/* Key word 3 below the ct_state and ct_zone bits (the tunnel's). */
+#define W3_TUN_BITS 0xffffffffffULL
+
+/*
+ * The connection of the packet with key `k` in `zone`, if the kernel may
+ * answer for it: its ct_* bits go to s->ct_w3 / s->ct_w7. 0: userspace's
+ * tracker must see this packet (no entry, an entry unused past its
+ * timeout, a TCP segment with SYN, FIN or RST or without ACK, a fragment,
+ * anything but TCP and UDP).
+ */
+static __noinline int ct_lookup(struct scratch *s, struct rvs_flow_key *k, __u32 zone)
+{
+	__u64 l3 = k->w[W_L3], l4 = k->w[W_L4], ty = k->w[W_ETH_DST] >> 48, now;
+	__u32 proto = (l3 >> 32) & 0xff;
+	struct rvs_ct *e;
+
+	if ((l3 >> 56) & FRAG_ANY)
+		return 0;
+	if (proto == 6) {
+		if (((l4 >> 32) & TCP_FIN_SYN_RST_ACK) != TCP_ACK)
+			return 0;
+	} else if (proto != 17) {
+		return 0;
+	}
+	s->ctk.zone = zone;
+	s->ctk.proto = proto;
+	s->ctk.ports = l4 & 0xffffffff;
+	if (ty == 0x0800) {
+		s->ctk.v6 = 0;
+		s->ctk.a[0] = k->w[W_NW];
+		s->ctk.a[1] = 0;
+		s->ctk.a[2] = 0;
+		s->ctk.a[3] = 0;
+	} else if (ty == 0x86dd) {
+		s->ctk.v6 = 1;
+		s->ctk.a[0] = k->w[W_IP6_SRC];
+		s->ctk.a[1] = k->w[W_IP6_SRC + 1];
+		s->ctk.a[2] = k->w[W_IP6_DST];
+		s->ctk.a[3] = k->w[W_IP6_DST + 1];
+	} else {
+		return 0;
+	}
+	e = bpf_map_lookup_elem(&cts, &s->ctk);
+	if (!e)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - e->used_ns >= e->timeout_ns)
+		return 0;
+	e->used_ns = now;
+	s->ct_w3 = ((__u64)(CT_TRK | e->state) << 40) | ((__u64)zone << 48);
+	s->ct_w7 = e->mark | ((__u64)e->label << 32);
+	return 1;
+}
+
+/* May the kernel run flow `f` on the packet with key `k`? Only if its ct()
+ * (if any) has a connection the kernel answers for: decided before any
+ * action runs, so a packet that must go up goes up untouched. */
+static __always_inline int ct_ready(struct scratch *s, struct rvs_flow *f, struct rvs_flow_key *k)
+{
+	if (!(f->flags & RVS_FF_CT))
+		return 1;
+	return ct_lookup(s, k, f->ct_zone);
+}
+
+/* execute()'s verdict for "recirculate": s->pass holds the next pass. */
+#define RVS_RECIRC 0x100
+
+/* Run a flow's actions. Returns the TC verdict, or RVS_RECIRC. The caller
+ * set s->pass to the key's words 0..7. */
 static __noinline int execute(struct __sk_buff *skb, struct rvs_flow *f, struct rvs_config *cfg,
 			      __u32 in_port, struct rvs_flow_key *k)
 {
-	__u32 n = f->n_actions, i;
+	__u32 n = f->n_actions, i, zero = 0;
 	int verdict = TC_ACT_SHOT;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
 
 	if (n == 0) {
 		/* (userspace encodes "no actions" as an explicit drop) */
@@ -847,6 +972,40 @@ static __noinline int execute(struct __sk_buff *skb, struct rvs_flow *f, struct 
 			if (d)
 				*d += 1;
 			return TC_ACT_SHOT;
+		}
+		case RVS_A_CT:
+			if (!s) {
+				r = -1;
+				break;
+			}
+			s->pass[3] = (s->pass[3] & W3_TUN_BITS) | s->ct_w3;
+			s->pass[7] = s->ct_w7;
+			break;
+		case RVS_A_CT_CLEAR:
+			if (!s) {
+				r = -1;
+				break;
+			}
+			s->pass[3] &= W3_TUN_BITS;
+			s->pass[7] = 0;
+			break;
+		case RVS_A_RECIRC: {
+			if (!s) {
+				r = -1;
+				break;
+			}
+			if (s->depth >= RVS_MAX_DEPTH) {
+				__u32 reason = a->u16a & (RVS_N_DROPS - 1);
+				__u64 *d = bpf_map_lookup_elem(&drops, &reason);
+
+				if (d)
+					*d += 1;
+				return TC_ACT_SHOT;
+			}
+			s->pass[W_PORT] = (s->pass[W_PORT] & 0xffffffff) | ((__u64)a->u32a << 32);
+			s->depth++;
+			count(RVS_C_RECIRC, 1);
+			return RVS_RECIRC;
 		}
 		default:
 			count(RVS_C_ACTION_FAILED, 1);
@@ -935,6 +1094,38 @@ static __always_inline __u32 geneve_inner(struct __sk_buff *skb, struct scratch 
 	return g + 8 + optlen;
 }
 
+int rvs_recirc(struct __sk_buff *skb);
+
+/* Where a recirculation continues: rvs_recirc (filled by libbpf at load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__array(values, int(void *));
+} recirc_progs SEC(".maps") = {
+	.values = { [0] = (void *)&rvs_recirc },
+};
+
+/* Run flow `f`, found for key `k` (its ct() ready), on the packet; a
+ * recirculation continues in rvs_recirc, by a tail call (a loop here would
+ * have the verifier walk the actions once per pass). s->depth is set. */
+static __always_inline int run(struct __sk_buff *skb, struct scratch *s, struct rvs_config *cfg,
+			       struct rvs_flow *f, struct rvs_flow_key *k, __u32 in_port)
+{
+	__u32 w;
+	int v;
+
+#pragma clang loop unroll(full)
+	for (w = 0; w < 8; w++)
+		s->pass[w] = k->w[w];
+	v = execute(skb, f, cfg, in_port, k);
+	if (v != RVS_RECIRC)
+		return v;
+	bpf_tail_call(skb, &recirc_progs, 0);
+	count(RVS_C_ACTION_FAILED, 1);
+	return TC_ACT_SHOT;
+}
+
 /* The switch: a packet that arrived on datapath port `in_port`. */
 static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 {
@@ -954,9 +1145,12 @@ static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 	if (!f)
 		return upcall(skb, RVS_EV_MISS, in_port);
 	if (f->n_actions != 1 || f->act[0].type != RVS_A_TUNNEL_POP) {
+		if (!ct_ready(s, f, &s->key))
+			return upcall_with(skb, RVS_EV_MISS, in_port, RVS_C_CT_UPCALL, NULL);
 		credit(f, len);
 		count(RVS_C_HIT, 1);
-		return execute(skb, f, cfg, in_port, &s->key);
+		s->depth = 0;
+		return run(skb, s, cfg, f, &s->key, in_port);
 	}
 
 	/* Tunnel pop: the inner frame's flow must be known too. */
@@ -985,6 +1179,8 @@ static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 	fi = lookup(s, &s->ikey, cfg);
 	if (!fi || (fi->n_actions == 1 && fi->act[0].type == RVS_A_TUNNEL_POP))
 		return upcall(skb, RVS_EV_INNER_MISS, in_port);
+	if (!ct_ready(s, fi, &s->ikey))
+		return upcall_with(skb, RVS_EV_INNER_MISS, in_port, RVS_C_CT_UPCALL, NULL);
 	/* the inner Ethernet header (adjust_room keeps the outer one) */
 #pragma clang loop unroll(full)
 	for (w = 0; w < 14; w++)
@@ -1002,7 +1198,42 @@ static __always_inline int datapath(struct __sk_buff *skb, __u32 in_port)
 	credit(f, len);
 	credit(fi, skb->len);
 	count(RVS_C_HIT, 1);
-	return execute(skb, fi, cfg, vport, &s->ikey);
+	/* (userspace counts the pop as a recirculation) */
+	s->depth = 1;
+	return run(skb, s, cfg, fi, &s->ikey, vport);
+}
+
+/*
+ * A recirculation (after ct(table=...)): the packet as the last pass left
+ * it, looked up again with that pass's in_port, recirc_id, tunnel and ct_*
+ * (s->pass). Anything the kernel cannot take on goes up with that state.
+ */
+SEC("tc")
+int rvs_recirc(struct __sk_buff *skb)
+{
+	__u32 zero = 0, w, in_port;
+	struct rvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct rvs_flow *f;
+	__u64 len = skb->len;
+
+	if (!cfg || !s)
+		return TC_ACT_SHOT;
+	in_port = (__u32)s->pass[W_PORT];
+	if (load_headers(skb, s) < 0 || extract(skb, s, 0, skb->len, 0) != X_OK)
+		return upcall_pass(skb, s, RVS_C_UNPARSED);
+#pragma clang loop unroll(full)
+	for (w = 0; w < 8; w++)
+		s->key.w[w] = s->pass[w];
+	s->key.w[W_META] |= skb->mark;
+	f = lookup(s, &s->key, cfg);
+	/* (a pop of a recirculated packet is userspace's) */
+	if (!f || (f->n_actions == 1 && f->act[0].type == RVS_A_TUNNEL_POP))
+		return upcall_pass(skb, s, RVS_C_MISS);
+	if (!ct_ready(s, f, &s->key))
+		return upcall_pass(skb, s, RVS_C_CT_UPCALL);
+	credit(f, len);
+	return run(skb, s, cfg, f, &s->key, in_port);
 }
 
 /* Also at the egress of internal taps (what the host sends enters the

@@ -17,11 +17,16 @@
 #define RVS_MAX_FLOWS 65536
 #define RVS_MAX_PORTS 1024
 #define RVS_MAX_ENCAPS 4096
+/* Connections (two entries each, one per direction) the kernel answers for. */
+#define RVS_MAX_CTS 262144
+/* Recirculations of one packet, a tunnel pop included (userspace's
+ * MAX_RECIRC_DEPTH). */
+#define RVS_MAX_DEPTH 6
 #define RVS_ENCAP_MAX 128
 #define RVS_OPT_SLOTS 8
 /* The version of this ABI: bump it with any change to a map's layout or
  * meaning (abi.rs: ABI). */
-#define RVS_ABI 2
+#define RVS_ABI 3
 #define RVS_N_COUNTERS 16
 /* Header bytes copied for parsing (a power of two). */
 #define RVS_HB 512
@@ -51,7 +56,15 @@ enum {
 	RVS_A_TUNNEL_OUTPUT = 10, /* u32a: underlay datapath port, u16a: encap id */
 	RVS_A_TUNNEL_POP = 11, /* u32a: the port the inner frame enters on */
 	RVS_A_DROP = 12,       /* u16a: rvs's drop reason (slot of the drops map) */
+	RVS_A_CT = 13,         /* u16a: zone; the flow's ct lookup (done before any action
+				  runs, RVS_FF_CT) gives the packet its ct_* fields */
+	RVS_A_CT_CLEAR = 14,
+	RVS_A_RECIRC = 15,     /* u32a: recirculation id; u16a: the drop reason past
+				  RVS_MAX_DEPTH. Always the last action. */
 };
+
+/* Flow flags. */
+#define RVS_FF_CT 1 /* has an RVS_A_CT in zone ct_zone: look the connection up first */
 
 /* Action flags (beyond the per-type field bits above, in `flags2`). */
 #define RVS_AF_LAST 1 /* the last output: redirect rather than clone */
@@ -71,6 +84,9 @@ enum {
 	RVS_C_ENCAP_FAILED = 9, /* ... that could not be: dropped */
 	RVS_C_DECAP = 10,
 	RVS_C_INNER_MISS = 11, /* tunnel pop known, inner flow not: outer upcalled */
+	RVS_C_CT_UPCALL = 12,  /* a flow with ct(): the connection is not one the kernel
+				  answers for (new, closing, not TCP/UDP): upcalled */
+	RVS_C_RECIRC = 13,     /* recirculations run in the kernel */
 };
 
 /* Slots of the drops map (rvs's DropReason values). */
@@ -112,7 +128,9 @@ struct rvs_flow {
 	__u64 gen;
 	__u32 id;        /* index into flow_stats */
 	__u16 n_actions;
-	__u16 flags;
+	__u16 flags;     /* RVS_FF_* */
+	__u16 ct_zone;
+	__u16 pad[3];
 	/* The mask again: a hit is checked against it, so a mask slot reused
 	 * while a packet was looking it up can never match it to a flow of
 	 * another mask. */
@@ -162,6 +180,34 @@ struct rvs_config {
 	__u32 pad;
 };
 
+/*
+ * A connection the kernel answers for: one entry per direction, keyed by
+ * the zone and that direction's addresses and ports as the flow key holds
+ * them. Only userspace's tracker writes them, with its own answer for that
+ * direction (`state`: +est, +est+rpl, or +new for the first direction of a
+ * UDP flow not answered yet, whose reply direction then has no entry), for
+ * any TCP segment without SYN, FIN or RST (those go up, and the tracker
+ * takes the connection back) or UDP datagram. An entry unused for
+ * timeout_ns is a miss: the tracker decides.
+ */
+struct rvs_ct_key {
+	__u16 zone;
+	__u8 proto;
+	__u8 v6;
+	__u32 ports;  /* tp_src | tp_dst << 16 */
+	__u64 a[4];   /* IPv4: the key's nw word; IPv6: src hi, lo, dst hi, lo */
+};
+
+struct rvs_ct {
+	__u8 state;   /* ct_state bits but +trk */
+	__u8 pad[3];
+	__u32 mark;
+	__u32 label;  /* ct_label bits 0..31 (what the flow key holds) */
+	__u32 pad2;
+	__u64 used_ns;
+	__u64 timeout_ns;
+};
+
 /* An event: an upcall (miss) or, in test mode, an output. The packet's
  * first `cap` bytes follow. */
 enum {
@@ -170,6 +216,9 @@ enum {
 	RVS_EV_INNER_MISS = 3,
 	RVS_EV_OUTPUT = 4,
 	RVS_EV_FAILED = 5,
+	/* A recirculated packet's miss: `meta` holds its key words 0..7
+	 * (in_port, recirc_id, tunnel, ct_*) and `depth` its recirculations. */
+	RVS_EV_PASS = 6,
 };
 
 struct rvs_event {
@@ -186,18 +235,22 @@ struct rvs_event {
 	__u16 pad2;
 	__u32 port;       /* output: datapath port */
 	__u32 encap;      /* output: encap id + 1 (0: none) */
+	__u32 depth;      /* RVS_EV_PASS */
 	__u32 pad3;
+	__u64 meta[8];    /* RVS_EV_PASS */
 };
 
 _Static_assert(sizeof(struct rvs_flow_key) == 144, "rvs_flow_key");
 _Static_assert(sizeof(struct rvs_lookup_key) == 152, "rvs_lookup_key");
 _Static_assert(sizeof(struct rvs_action) == 56, "rvs_action");
-_Static_assert(sizeof(struct rvs_flow) == 1056, "rvs_flow");
+_Static_assert(sizeof(struct rvs_flow) == 1064, "rvs_flow");
+_Static_assert(sizeof(struct rvs_ct_key) == 40, "rvs_ct_key");
+_Static_assert(sizeof(struct rvs_ct) == 32, "rvs_ct");
 _Static_assert(sizeof(struct rvs_flow_stats) == 24, "rvs_flow_stats");
 _Static_assert(sizeof(struct rvs_port) == 16, "rvs_port");
 _Static_assert(sizeof(struct rvs_out) == 8, "rvs_out");
 _Static_assert(sizeof(struct rvs_encap) == 136, "rvs_encap");
 _Static_assert(sizeof(struct rvs_config) == 56, "rvs_config");
-_Static_assert(sizeof(struct rvs_event) == 44, "rvs_event");
+_Static_assert(sizeof(struct rvs_event) == 112, "rvs_event");
 
 #endif

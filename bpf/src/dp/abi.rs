@@ -17,13 +17,17 @@ pub const MAX_FLOWS: usize = 65536;
 pub const MAX_PORTS: usize = 1024;
 /// Encapsulation templates.
 pub const MAX_ENCAPS: usize = 4096;
+/// Connection entries the kernel holds (two per connection).
+pub const MAX_CTS: usize = 262_144;
+/// Recirculations of one packet, a tunnel pop included.
+pub const MAX_DEPTH: u8 = 6;
 /// Bytes of one encapsulation template.
 pub const ENCAP_MAX: usize = 128;
 /// Geneve option map slots.
 pub const OPT_SLOTS: usize = 8;
 /// `RVS_ABI`: the version of the maps' layout and meaning; a restarted daemon
 /// adopts only maps of its own.
-pub const ABI: u32 = 2;
+pub const ABI: u32 = 3;
 /// Kernel counters.
 pub const N_COUNTERS: usize = 16;
 /// Largest packet an upcall carries whole.
@@ -60,6 +64,13 @@ pub mod action {
     pub const TUNNEL_POP: u8 = 11;
     /// Drop, counted under a reason.
     pub const DROP: u8 = 12;
+    /// `ct()` in zone `u16a`: the packet takes the flow's connection lookup.
+    pub const CT: u8 = 13;
+    /// `ct_clear`.
+    pub const CT_CLEAR: u8 = 14;
+    /// Recirculate with id `u32a` (the last action); past [`super::MAX_DEPTH`]
+    /// dropped under reason `u16a`.
+    pub const RECIRC: u8 = 15;
     /// `flags2`: the last output (the packet itself, not a clone).
     pub const LAST: u8 = 1;
 }
@@ -96,11 +107,16 @@ pub enum Counter {
     Decap = 10,
     /// Tunnel pop known, inner flow not: the outer packet was upcalled.
     InnerMiss = 11,
+    /// A flow with `ct()` whose connection the kernel does not answer for
+    /// (new, closing, not TCP or UDP): upcalled.
+    CtUpcall = 12,
+    /// Recirculations run in the kernel.
+    Recirc = 13,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 14] = [
         Counter::Hit,
         Counter::Miss,
         Counter::Unparsed,
@@ -113,6 +129,8 @@ impl Counter {
         Counter::EncapFailed,
         Counter::Decap,
         Counter::InnerMiss,
+        Counter::CtUpcall,
+        Counter::Recirc,
     ];
 
     /// Name, as metrics and `pmd-stats` show it.
@@ -130,6 +148,8 @@ impl Counter {
             Counter::EncapFailed => "encap_failed",
             Counter::Decap => "decap",
             Counter::InnerMiss => "inner_miss",
+            Counter::CtUpcall => "ct_upcall",
+            Counter::Recirc => "recirc",
         }
     }
 }
@@ -155,6 +175,15 @@ pub mod event {
     pub const INNER_MISS: u32 = 3;
     /// Test mode: an output.
     pub const OUTPUT: u32 = 4;
+    /// A recirculated packet's miss, with its pass state.
+    pub const PASS: u32 = 6;
+}
+
+/// Flow flags.
+pub mod flow_flags {
+    /// The flow has a `ct()` (zone `ct_zone`): the connection is looked up
+    /// before any action runs.
+    pub const CT: u16 = 1;
 }
 
 /// `struct rvs_lookup_key`.
@@ -199,8 +228,12 @@ pub struct Flow {
     pub id: u32,
     /// Actions in use.
     pub n_actions: u16,
-    /// Zero.
+    /// [`flow_flags`].
     pub flags: u16,
+    /// The zone of its `ct()`.
+    pub ct_zone: u16,
+    /// Zero.
+    pub pad: [u16; 3],
     /// The mask (checked on every hit).
     pub mask: [u64; KEY_WORDS],
     /// Actions.
@@ -335,16 +368,59 @@ pub struct Event {
     pub port: u32,
     /// Output events: encap id + 1 (0: none).
     pub encap: u32,
+    /// [`event::PASS`]: recirculations so far.
+    pub depth: u32,
     /// Zero.
     pub pad3: u32,
+    /// [`event::PASS`]: key words 0..7 (in_port, recirc_id, tunnel, ct_*).
+    pub meta: [u64; 8],
+}
+
+/// `struct rvs_ct_key`: one direction of a connection, as key words hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct CtKey {
+    /// Zone.
+    pub zone: u16,
+    /// IP protocol (TCP or UDP).
+    pub proto: u8,
+    /// 1: IPv6.
+    pub v6: u8,
+    /// tp_src | tp_dst << 16.
+    pub ports: u32,
+    /// IPv4: the key's nw word (nw_src | nw_dst << 32); IPv6: src hi, lo,
+    /// dst hi, lo.
+    pub a: [u64; 4],
+}
+
+/// `struct rvs_ct`: what the kernel answers for that direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct CtEntry {
+    /// The `ct_state` bits (but `+trk`) of this direction's packets.
+    pub state: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+    /// `ct_mark`.
+    pub mark: u32,
+    /// `ct_label` bits 0..31.
+    pub label: u32,
+    /// Zero.
+    pub pad2: u32,
+    /// Last use (CLOCK_MONOTONIC ns): the kernel refreshes it on each hit.
+    pub used_ns: u64,
+    /// Unused this long, the entry is a miss.
+    pub timeout_ns: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<LookupKey>() == 152);
 const _: () = assert!(std::mem::size_of::<Action>() == 56);
-const _: () = assert!(std::mem::size_of::<Flow>() == 1056);
+const _: () = assert!(std::mem::size_of::<Flow>() == 1064);
+const _: () = assert!(std::mem::size_of::<CtKey>() == 40);
+const _: () = assert!(std::mem::size_of::<CtEntry>() == 32);
 const _: () = assert!(std::mem::size_of::<FlowStats>() == 24);
 const _: () = assert!(std::mem::size_of::<PortEntry>() == 16);
 const _: () = assert!(std::mem::size_of::<OutEntry>() == 8);
 const _: () = assert!(std::mem::size_of::<Encap>() == 136);
 const _: () = assert!(std::mem::size_of::<Config>() == 56);
-const _: () = assert!(std::mem::size_of::<Event>() == 44);
+const _: () = assert!(std::mem::size_of::<Event>() == 112);

@@ -17,7 +17,9 @@ pub use pin::{ensure_bpffs, unmount_bpffs, BPFFS_MAGIC};
 pub use tc::{detach, Hook};
 
 use crate::error::BpfError;
-use abi::{Config, Encap, Flow, FlowStats, LookupKey, OutEntry, PortEntry, KEY_WORDS, N_COUNTERS};
+use abi::{
+    Config, CtEntry, CtKey, Encap, Flow, FlowStats, LookupKey, OutEntry, PortEntry, KEY_WORDS, N_COUNTERS,
+};
 use bytemuck::{bytes_of, pod_read_unaligned, Pod, Zeroable};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Object, ObjectBuilder, ProgramInput};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -27,8 +29,15 @@ use std::path::{Path, PathBuf};
 const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_dp.bpf.o"));
 
 /// Names of the maps (pinned under these names).
-const MAPS: [&str; 12] = [
+///
+/// `recirc_progs` (the program a recirculation continues in) must be pinned
+/// too: the kernel empties a program array when the last process holding
+/// it closes it, and recirculation would stop with the daemon. A reused one
+/// gets this object's program at load.
+const MAPS: [&str; 14] = [
     "flows",
+    "cts",
+    "recirc_progs",
     "drops",
     "masks",
     "flow_stats",
@@ -324,6 +333,42 @@ impl TcDatapath {
     /// A flow.
     pub fn flow(&self, key: &LookupKey) -> Result<Option<Flow>, BpfError> {
         self.get("flows", bytes_of(key))
+    }
+
+    /// Add or replace a connection entry.
+    pub fn set_ct(&self, key: &CtKey, e: &CtEntry) -> Result<(), BpfError> {
+        self.put("cts", bytes_of(key), e)
+    }
+
+    /// Remove a connection entry; false when there was none.
+    pub fn delete_ct(&self, key: &CtKey) -> Result<bool, BpfError> {
+        match self.map("cts").delete(bytes_of(key)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(BpfError::Map {
+                map: "cts",
+                source: e,
+            }),
+        }
+    }
+
+    /// A connection entry.
+    pub fn ct(&self, key: &CtKey) -> Result<Option<CtEntry>, BpfError> {
+        self.get("cts", bytes_of(key))
+    }
+
+    /// Every connection entry (an earlier daemon's, after adoption).
+    pub fn cts(&self) -> Vec<(CtKey, CtEntry)> {
+        let m = self.map("cts");
+        m.keys()
+            .filter_map(|k| {
+                let v = m.lookup(&k, MapFlags::ANY).ok().flatten()?;
+                Some((
+                    pod_read_unaligned(&k[..std::mem::size_of::<CtKey>()]),
+                    pod_read_unaligned(&v[..std::mem::size_of::<CtEntry>()]),
+                ))
+            })
+            .collect()
     }
 
     /// The keys of every flow (an earlier daemon's too, after adoption).

@@ -101,6 +101,7 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
     let c = t.counters();
     let max = t.config().max_conns;
     drop(t);
+    let offloaded = entries.iter().filter(|e| e.offloaded).count();
     let mut by_proto: BTreeMap<&str, (usize, BTreeMap<&str, usize>)> = BTreeMap::new();
     let mut by_zone: BTreeMap<u16, usize> = BTreeMap::new();
     for e in &entries {
@@ -116,6 +117,7 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
         return json!({
             "total": entries.len(),
             "max": max,
+            "offloaded": offloaded,
             "by_protocol": by_proto.iter().map(|(k, v)| (k.to_string(), json!({"total": v.0, "states": v.1}))).collect::<serde_json::Map<_, _>>(),
             "by_zone": by_zone.iter().map(|(z, n)| (z.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "inserted": c.inserted,
@@ -137,6 +139,9 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
     }
     for (z, n) in &by_zone {
         let _ = writeln!(s, "    zone {z}: {n}");
+    }
+    if offloaded > 0 {
+        let _ = writeln!(s, "    answered in the kernel (established): {offloaded}");
     }
     let _ = writeln!(
         s,

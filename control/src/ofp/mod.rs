@@ -22,4 +22,4 @@ pub use parse::{
     PortNames, TlvMapping,
 };
 pub use rule::{Rule, DEFAULT_PRIORITY};
-pub use xkey::{XKey, XMask, METADATA_WORD, REG_WORD, XWORDS};
+pub use xkey::{XKey, XMask, ACTSET_WORD, METADATA_WORD, REG_WORD, XWORDS};

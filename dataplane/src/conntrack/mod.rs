@@ -10,10 +10,12 @@
 //! finds the table or zone full). Time is a millisecond clock the caller
 //! passes, so tests drive it.
 
+mod offload;
 mod packet;
 mod tcp;
 mod timeouts;
 
+pub use offload::{CtOffload, OffloadedConn};
 pub use packet::{CtPacket, TcpSegment, Tuple, Untrackable, L4};
 pub use tcp::{TcpConn, TcpState, Update};
 pub use timeouts::{Timeout, Timeouts};
@@ -189,6 +191,9 @@ struct Conn {
     expires_ms: u64,
     mark: u32,
     label: u128,
+    /// The datapath answers for it ([`CtOffload`]): `Some(replied)` as it
+    /// was handed over.
+    offloaded: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,6 +211,7 @@ pub struct Conntrack {
     per_zone: HashMap<u16, u32>,
     counters: CtCounters,
     sweep_at: usize,
+    offload: Option<Box<dyn CtOffload>>,
 }
 
 /// How many slots a full table's commit sweeps for expired connections
@@ -228,6 +234,119 @@ impl Conntrack {
             per_zone: HashMap::new(),
             counters: CtCounters::default(),
             sweep_at: 0,
+            offload: None,
+        }
+    }
+
+    /// Hand established connections to `o` (a datapath that answers for
+    /// them itself); `None`: answer for all of them here.
+    pub fn set_offload(&mut self, o: Option<Box<dyn CtOffload>>) {
+        self.offload = o;
+    }
+
+    /// Connections the datapath answers for.
+    pub fn offloaded(&self) -> usize {
+        self.conns.iter().filter(|(_, c)| c.offloaded.is_some()).count()
+    }
+
+    /// Take over a connection an earlier process handed to the datapath
+    /// (found there at start), as it was handed over, its TCP windows
+    /// unchecked. Nothing happens if the tuple is known already.
+    pub fn adopt(&mut self, c: &OffloadedConn, now_ms: u64) {
+        let fwd = Key {
+            zone: c.zone,
+            t: c.orig,
+        };
+        let rev = Key {
+            zone: c.zone,
+            t: c.orig.reverse(),
+        };
+        if self.index.contains_key(&fwd) || self.index.contains_key(&rev) {
+            return;
+        }
+        let (proto, timeout) = match (c.orig.proto, c.replied) {
+            (packet::PROTO_TCP, _) => (
+                Proto::Tcp(TcpConn::established_liberal()),
+                Timeout::TcpEstablished,
+            ),
+            (_, true) => (Proto::Other, Timeout::OtherBidir),
+            (_, false) => (Proto::Other, Timeout::OtherMultiple),
+        };
+        let slot = self.conns.insert(Conn {
+            zone: c.zone,
+            orig: c.orig,
+            proto,
+            replied: c.replied,
+            timeout,
+            expires_ms: now_ms.saturating_add(self.cfg.timeouts.ms(timeout)),
+            mark: c.mark,
+            label: c.label as u128,
+            offloaded: Some(c.replied),
+        });
+        self.index.insert(fwd, (slot, false));
+        self.index.entry(rev).or_insert((slot, true));
+        *self.per_zone.entry(c.zone).or_insert(0) += 1;
+    }
+
+    /// Is the connection in `slot` still alive at `now_ms`? One the datapath
+    /// answers for lives on while the datapath sees its packets.
+    fn alive(&mut self, slot: usize, now_ms: u64) -> bool {
+        let c = &self.conns[slot];
+        if c.expires_ms > now_ms {
+            return true;
+        }
+        if c.offloaded.is_none() {
+            return false;
+        }
+        let (zone, orig, t) = (c.zone, c.orig, self.cfg.timeouts.ms(c.timeout));
+        let used = self
+            .offload
+            .as_mut()
+            .and_then(|o| o.last_used_ms(zone, &orig, now_ms));
+        match used {
+            Some(u) if u.saturating_add(t) > now_ms => {
+                self.conns[slot].expires_ms = u.saturating_add(t);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Hand the connection in `slot` to the datapath if it is one the
+    /// datapath may answer for (again, if it was answered since); take it
+    /// back if `seg_flags` (a TCP segment's) can change its state.
+    fn follow_offload(&mut self, slot: usize, seg_flags: Option<u16>) {
+        let Some(o) = self.offload.as_mut() else { return };
+        let c = &mut self.conns[slot];
+        let state_change = seg_flags.is_some_and(|f| f & tcp::FIN_SYN_RST != 0);
+        if c.offloaded.is_some() && state_change {
+            o.withdraw(c.zone, &c.orig);
+            c.offloaded = None;
+            return;
+        }
+        let eligible = !state_change
+            && match &c.proto {
+                Proto::Tcp(t) => c.replied && t.established(),
+                Proto::Other => c.orig.proto == packet::PROTO_UDP,
+            };
+        if !eligible || c.offloaded == Some(c.replied) {
+            return;
+        }
+        let oc = OffloadedConn {
+            zone: c.zone,
+            orig: c.orig,
+            mark: c.mark,
+            label: c.label as u32,
+            replied: c.replied,
+            timeout_ms: self.cfg.timeouts.ms(c.timeout),
+        };
+        if o.offload(&oc) {
+            c.offloaded = Some(c.replied);
+            if let Proto::Tcp(t) = &mut c.proto {
+                t.liberal = true;
+            }
+        } else {
+            c.offloaded = None;
         }
     }
 
@@ -303,11 +422,24 @@ impl Conntrack {
                     if reply {
                         r.state |= state::RPL;
                     }
+                    let (mark, label) = (c.mark, c.label);
                     if act.commit {
                         apply(&mut c.mark, &mut c.label, act);
                     }
                     r.mark = c.mark;
                     r.label = c.label;
+                    if c.offloaded.is_some() && (c.mark, c.label) != (mark, label) {
+                        // The datapath's copy would answer with the old ones.
+                        if let Some(o) = self.offload.as_mut() {
+                            o.withdraw(c.zone, &c.orig);
+                        }
+                        c.offloaded = None;
+                    }
+                    let flags = match &pkt.l4 {
+                        L4::Tcp(seg) => Some(seg.flags),
+                        _ => None,
+                    };
+                    self.follow_offload(slot, flags);
                     return Ok(r);
                 }
                 Some(Update::Invalid) => return Ok(self.invalid(r)),
@@ -343,9 +475,11 @@ impl Conntrack {
         }
         r.state |= state::NEW;
         if act.commit {
-            let c = self.insert(pkt, act, now_ms)?;
+            let slot = self.insert(pkt, act, now_ms)?;
+            let c = &self.conns[slot];
             r.mark = c.mark;
             r.label = c.label;
+            self.follow_offload(slot, None);
         }
         Ok(r)
     }
@@ -359,7 +493,7 @@ impl Conntrack {
     /// Apply a packet to the connection in `slot`; `None` if it had expired
     /// (then it is removed).
     fn update(&mut self, slot: usize, pkt: &CtPacket, reply: bool, now_ms: u64) -> Option<Update> {
-        if self.conns[slot].expires_ms <= now_ms {
+        if !self.alive(slot, now_ms) {
             self.remove(slot);
             self.counters.expired += 1;
             return None;
@@ -400,7 +534,7 @@ impl Conntrack {
         Some(u)
     }
 
-    fn insert(&mut self, pkt: &CtPacket, act: &CtAction, now_ms: u64) -> Result<&Conn, CtRefused> {
+    fn insert(&mut self, pkt: &CtPacket, act: &CtAction, now_ms: u64) -> Result<usize, CtRefused> {
         if self.conns.len() >= self.cfg.max_conns {
             self.sweep(now_ms, SWEEP_ON_FULL);
             if self.conns.len() >= self.cfg.max_conns && !self.early_drop() {
@@ -430,6 +564,7 @@ impl Conntrack {
             expires_ms: now_ms.saturating_add(self.cfg.timeouts.ms(timeout)),
             mark: 0,
             label: 0,
+            offloaded: None,
         };
         apply(&mut c.mark, &mut c.label, act);
         let slot = self.conns.insert(c);
@@ -447,11 +582,16 @@ impl Conntrack {
         self.index.entry(rev).or_insert((slot, true));
         *self.per_zone.entry(act.zone).or_insert(0) += 1;
         self.counters.inserted += 1;
-        Ok(&self.conns[slot])
+        Ok(slot)
     }
 
     fn remove(&mut self, slot: usize) {
         let c = self.conns.remove(slot);
+        if c.offloaded.is_some() {
+            if let Some(o) = self.offload.as_mut() {
+                o.withdraw(c.zone, &c.orig);
+            }
+        }
         for t in [c.orig, c.orig.reverse()] {
             let k = Key { zone: c.zone, t };
             if self.index.get(&k).is_some_and(|(s, _)| *s == slot) {
@@ -494,7 +634,7 @@ impl Conntrack {
         for _ in 0..budget.min(cap) {
             let i = self.sweep_at % cap;
             self.sweep_at = (i + 1) % cap;
-            if self.conns.get(i).is_some_and(|c| c.expires_ms <= now_ms) {
+            if self.conns.contains(i) && !self.alive(i, now_ms) {
                 self.remove(i);
                 n += 1;
             }
@@ -521,7 +661,8 @@ impl Conntrack {
     pub fn dump(&self, now_ms: u64) -> Vec<ConnEntry> {
         self.conns
             .iter()
-            .filter(|(_, c)| c.expires_ms > now_ms)
+            // (one the datapath answers for may have been used there since)
+            .filter(|(_, c)| c.expires_ms > now_ms || c.offloaded.is_some())
             .map(|(_, c)| ConnEntry {
                 zone: c.zone,
                 orig: c.orig,
@@ -532,7 +673,8 @@ impl Conntrack {
                 replied: c.replied,
                 mark: c.mark,
                 label: c.label,
-                expires_in_ms: c.expires_ms - now_ms,
+                expires_in_ms: c.expires_ms.saturating_sub(now_ms),
+                offloaded: c.offloaded.is_some(),
             })
             .collect()
     }
@@ -562,8 +704,11 @@ pub struct ConnEntry {
     pub mark: u32,
     /// `ct_label`.
     pub label: u128,
-    /// Until it expires without traffic.
+    /// Until it expires without traffic (seen here: the datapath may have
+    /// seen some since, if it answers for the connection).
     pub expires_in_ms: u64,
+    /// The datapath answers for it.
+    pub offloaded: bool,
 }
 
 fn fmt_addr(a: &[u8; 16], v6: bool) -> String {

@@ -12,6 +12,8 @@ const RST: u16 = 0x04;
 const PSH: u16 = 0x08;
 const ACK: u16 = 0x10;
 const URG: u16 = 0x20;
+/// Flags that change a connection's state.
+pub(crate) const FIN_SYN_RST: u16 = FIN | SYN | RST;
 
 const MAX_WSCALE: u8 = 14;
 /// "Window scale option seen" in [`Peer::wscale`].
@@ -74,6 +76,10 @@ pub struct Peer {
 pub struct TcpConn {
     /// The peers.
     pub peer: [Peer; 2],
+    /// Windows are not checked: segments went past the tracker (its
+    /// datapath answered for the connection), so the edges it knows are
+    /// stale (the kernel's IP_CT_TCP_FLAG_BE_LIBERAL).
+    pub liberal: bool,
 }
 
 /// What a segment did to a connection.
@@ -188,6 +194,27 @@ impl TcpConn {
         c
     }
 
+    /// Both ends established.
+    pub fn established(&self) -> bool {
+        self.peer.iter().all(|p| p.state == TcpState::Established)
+    }
+
+    /// An established connection whose edges are unknown (taken over from
+    /// a datapath that answered for it).
+    pub fn established_liberal() -> TcpConn {
+        let p = Peer {
+            seqlo: 0,
+            seqhi: 0,
+            max_win: 0xffff,
+            wscale: WSCALE_UNKNOWN,
+            state: TcpState::Established,
+        };
+        TcpConn {
+            peer: [p, p],
+            liberal: true,
+        }
+    }
+
     /// The timeout of a connection just created.
     pub fn first_timeout() -> Timeout {
         Timeout::TcpFirstPacket
@@ -199,6 +226,7 @@ impl TcpConn {
         if invalid_flags(flags) {
             return Update::Invalid;
         }
+        let liberal = self.liberal;
         let (a, b) = self.peer.split_at_mut(1);
         let (src, dst) = if reply {
             (&mut b[0], &mut a[0])
@@ -271,14 +299,15 @@ impl TcpConn {
         };
         let dst_win = ((dst.max_win as u64) << dws) as u32;
         let src_scaled_win = ((win as u64) << sws).min(u32::MAX as u64) as u32;
-        let in_window = seq_geq(src.seqhi, end)
-            && seq_geq(seq, src.seqlo.wrapping_sub(dst_win))
-            && ackskew >= -MAX_ACK_WINDOW
-            && ackskew <= MAX_ACK_WINDOW << sws
-            && (flags & RST == 0
-                || orig_seq == src.seqlo
-                || orig_seq == src.seqlo.wrapping_add(1)
-                || orig_seq.wrapping_add(1) == src.seqlo);
+        let in_window = liberal
+            || seq_geq(src.seqhi, end)
+                && seq_geq(seq, src.seqlo.wrapping_sub(dst_win))
+                && ackskew >= -MAX_ACK_WINDOW
+                && ackskew <= MAX_ACK_WINDOW << sws
+                && (flags & RST == 0
+                    || orig_seq == src.seqlo
+                    || orig_seq == src.seqlo.wrapping_add(1)
+                    || orig_seq.wrapping_add(1) == src.seqlo);
         let accepted = Accepted {
             win,
             end,

@@ -666,3 +666,94 @@ fn ipv6_tcp_is_tracked_through_the_datapath_entry_point() {
     assert_eq!(k.get(crate::flow::Field::CtZone), 9);
     assert!(ct.dump(1)[0].orig.v6);
 }
+
+/// What a datapath was told, and when it last "saw" a connection.
+#[derive(Clone, Default)]
+struct FakeDatapath {
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    used_ms: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+impl CtOffload for FakeDatapath {
+    fn offload(&mut self, c: &OffloadedConn) -> bool {
+        let what = format!("offload {} replied={}", c.orig.proto, c.replied);
+        self.log.lock().unwrap().push(what);
+        true
+    }
+    fn withdraw(&mut self, _zone: u16, orig: &Tuple) {
+        self.log.lock().unwrap().push(format!("withdraw {}", orig.proto));
+    }
+    fn last_used_ms(&mut self, _zone: u16, _orig: &Tuple, _now_ms: u64) -> Option<u64> {
+        *self.used_ms.lock().unwrap()
+    }
+}
+
+fn offloading() -> (Conntrack, FakeDatapath) {
+    let mut ct = Conntrack::default();
+    let dp = FakeDatapath::default();
+    ct.set_offload(Some(Box::new(dp.clone())));
+    (ct, dp)
+}
+
+fn taken(dp: &FakeDatapath) -> Vec<String> {
+    std::mem::take(&mut *dp.log.lock().unwrap())
+}
+
+/// A TCP connection is handed over when both ends are established, taken
+/// back at its FIN; its windows are not checked after (segments went past).
+#[test]
+fn tcp_is_handed_over_established_and_taken_back_at_fin() {
+    let (mut ct, dp) = offloading();
+    run(&mut ct, &seg(false, 1000, 0, SYN, 65535, 0), &COMMIT, 0);
+    run(&mut ct, &seg(true, 5000, 1001, SYN | ACK, 65535, 0), &LOOKUP, 1);
+    assert!(taken(&dp).is_empty(), "not established yet");
+    run(&mut ct, &seg(false, 1001, 5001, ACK, 65535, 0), &LOOKUP, 2);
+    assert_eq!(taken(&dp), ["offload 6 replied=true"]);
+    assert_eq!(ct.offloaded(), 1);
+    // A megabyte went by in the datapath: the FIN is far past the window
+    // the tracker last saw, and still in the connection.
+    let fin = seg(false, 1001 + 1_000_000, 5001, FIN | ACK, 65535, 0);
+    assert_eq!(run(&mut ct, &fin, &LOOKUP, 3), TRK | EST);
+    assert_eq!(taken(&dp), ["withdraw 6"]);
+    assert_eq!(ct.offloaded(), 0);
+}
+
+/// UDP is handed over at its commit (one way, `+new`), again once
+/// answered; a mark change or a removal takes it back.
+#[test]
+fn udp_is_handed_over_at_commit_and_again_once_answered() {
+    let (mut ct, dp) = offloading();
+    run(&mut ct, &udp(false), &COMMIT, 0);
+    assert_eq!(taken(&dp), ["offload 17 replied=false"]);
+    run(&mut ct, &udp(false), &LOOKUP, 1);
+    assert!(taken(&dp).is_empty(), "nothing changed");
+    run(&mut ct, &udp(true), &LOOKUP, 2);
+    assert_eq!(taken(&dp), ["offload 17 replied=true"]);
+    let mark = CtAction {
+        mark: Some((1, 1)),
+        ..COMMIT
+    };
+    run(&mut ct, &udp(false), &mark, 3);
+    // (taken back, then handed over again with the new mark)
+    assert_eq!(taken(&dp), ["withdraw 17", "offload 17 replied=true"]);
+    ct.flush(None);
+    assert_eq!(taken(&dp), ["withdraw 17"]);
+}
+
+/// A handed-over connection lives while the datapath uses it: the sweep
+/// asks before it expires one, and a silent one goes (and is withdrawn).
+#[test]
+fn a_handed_over_connection_lives_while_the_datapath_uses_it() {
+    let (mut ct, dp) = offloading();
+    run(&mut ct, &udp(false), &COMMIT, 0);
+    run(&mut ct, &udp(true), &LOOKUP, 1);
+    taken(&dp);
+    let bidir = ct.config().timeouts.ms(Timeout::OtherBidir);
+    let later = 1 + bidir + 10;
+    *dp.used_ms.lock().unwrap() = Some(later - 5);
+    assert_eq!(ct.sweep(later, 1024), 0, "used 5 ms ago in the datapath");
+    assert_eq!(ct.len(), 1);
+    *dp.used_ms.lock().unwrap() = None;
+    assert_eq!(ct.sweep(later + bidir, 1024), 1);
+    assert_eq!(taken(&dp), ["withdraw 17"]);
+}

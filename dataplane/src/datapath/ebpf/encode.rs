@@ -1,7 +1,8 @@
 //! rvs's datapath actions as the eBPF datapath's action entries. A flow is
 //! offloaded only when every action has a kernel form; the others (learning,
-//! the VTEP's ARP and ping, ND rewrites, recirculation other than a tunnel
-//! pop) stay with userspace, whose caches then handle those packets.
+//! the VTEP's ARP and ping, ND rewrites, `ct()` that sets a mark or label,
+//! a recirculation that is not the last action) stay with userspace, whose
+//! caches then handle those packets.
 
 use crate::action::Action;
 use crate::tunnel::TunnelHeader;
@@ -71,7 +72,11 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
         return Err(NotOffloaded::TooManyActions);
     }
     let mut out = Vec::with_capacity(actions.len());
-    for act in actions {
+    // The kernel looks a flow's connection up before any action runs, by
+    // the packet's key: one ct() per flow, after no address or port rewrite.
+    let mut tuple_rewritten = false;
+    let mut has_ct = false;
+    for (i, act) in actions.iter().enumerate() {
         let mut a = abi::Action::default();
         match act {
             Action::Output(p) => {
@@ -100,6 +105,7 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
                 a.data[..6].copy_from_slice(m);
             }
             Action::SetIpv4(s) => {
+                tuple_rewritten |= s.src.is_some() || s.dst.is_some();
                 a.ty = abi::action::SET_IPV4;
                 for (i, v) in [s.src, s.dst].iter().enumerate() {
                     if let Some(ip) = v {
@@ -117,6 +123,7 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
                 }
             }
             Action::SetTransport(t) => {
+                tuple_rewritten = true;
                 a.ty = abi::action::SET_L4;
                 for (i, v) in [t.src, t.dst].iter().enumerate() {
                     if let Some(p) = v {
@@ -126,6 +133,7 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
                 }
             }
             Action::SetIpv6(s) => {
+                tuple_rewritten |= s.src.is_some() || s.dst.is_some();
                 a.ty = abi::action::SET_IPV6;
                 for (i, v) in [s.src, s.dst].iter().enumerate() {
                     if let Some(ip) = v {
@@ -176,8 +184,29 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
             Action::SetNd(_) => return Err(NotOffloaded::Action("set(nd)")),
             Action::TunnelPush(_) => return Err(NotOffloaded::Action("tnl_push")),
             Action::TunnelPop(_) => return Err(NotOffloaded::Action("tnl_pop among other actions")),
-            Action::Recirculate(_) => return Err(NotOffloaded::Action("recirc")),
-            Action::Ct(_) | Action::CtClear => return Err(NotOffloaded::Action("ct")),
+            Action::Recirculate(id) => {
+                if i + 1 != actions.len() {
+                    return Err(NotOffloaded::Action("recirc before other actions"));
+                }
+                a.ty = abi::action::RECIRC;
+                a.u32a = *id;
+                a.u16a = DropReason::RecircDepth as u16;
+            }
+            Action::Ct(c) => {
+                if c.mark.is_some() || c.label.is_some() {
+                    return Err(NotOffloaded::Action("ct(exec(...))"));
+                }
+                if has_ct {
+                    return Err(NotOffloaded::Action("two ct() in a flow"));
+                }
+                if tuple_rewritten {
+                    return Err(NotOffloaded::Action("ct() after an address or port rewrite"));
+                }
+                has_ct = true;
+                a.ty = abi::action::CT;
+                a.u16a = c.zone;
+            }
+            Action::CtClear => a.ty = abi::action::CT_CLEAR,
             Action::Userspace => return Err(NotOffloaded::Action("userspace")),
         }
         out.push(a);
@@ -189,6 +218,24 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
         }
     }
     Ok(out)
+}
+
+/// The kernel flow of encoded actions `acts` (its flags say whether the
+/// connection is looked up first, and in which zone).
+pub fn kernel_flow(gen: u64, id: u32, mask: &[u64; abi::KEY_WORDS], acts: &[abi::Action]) -> abi::Flow {
+    let mut flow = abi::Flow {
+        gen,
+        id,
+        n_actions: acts.len() as u16,
+        mask: *mask,
+        ..abi::Flow::default()
+    };
+    flow.act[..acts.len()].copy_from_slice(acts);
+    if let Some(ct) = acts.iter().find(|a| a.ty == abi::action::CT) {
+        flow.flags |= abi::flow_flags::CT;
+        flow.ct_zone = ct.u16a;
+    }
+    flow
 }
 
 #[cfg(test)]
@@ -257,15 +304,49 @@ mod tests {
             encode(&[Action::Output(5000)], &mut slots),
             Err(NotOffloaded::PortRange)
         );
-        // The kernel has no tracker of ours: a flow through ct() stays in
-        // userspace, so no kernel flow can skip a connection-state check.
-        let ct = Action::Ct(Box::default());
-        for a in [ct, Action::CtClear, Action::Recirculate(1)] {
-            assert!(matches!(
-                encode(&[a, Action::Output(2)], &mut slots),
-                Err(NotOffloaded::Action(_))
-            ));
+        // ct(): the kernel looks the connection up first, so one per flow,
+        // before any address or port rewrite, no exec; recirc ends a flow.
+        let ct = |zone| {
+            Action::Ct(Box::new(crate::conntrack::CtAction {
+                zone,
+                ..Default::default()
+            }))
+        };
+        let e = encode(&[Action::CtClear, ct(513), Action::Recirculate(9)], &mut slots).unwrap();
+        assert_eq!(
+            e.iter().map(|a| (a.ty, a.u16a, a.u32a)).collect::<Vec<_>>(),
+            [
+                (abi::action::CT_CLEAR, 0, 0),
+                (abi::action::CT, 513, 0),
+                (abi::action::RECIRC, DropReason::RecircDepth as u16, 9)
+            ]
+        );
+        let exec = Action::Ct(Box::new(crate::conntrack::CtAction {
+            commit: true,
+            mark: Some((1, 1)),
+            ..Default::default()
+        }));
+        let port_rewrite = Action::SetTransport(SetTransport {
+            src: Some(1),
+            dst: None,
+        });
+        for bad in [
+            vec![exec],
+            vec![ct(1), ct(2)],
+            vec![port_rewrite, ct(1)],
+            vec![Action::Recirculate(1), Action::Output(2)],
+        ] {
+            assert!(
+                matches!(encode(&bad, &mut slots), Err(NotOffloaded::Action(_))),
+                "{bad:?}"
+            );
         }
+        // (a TTL rewrite keeps the tuple: a router's hop before the next zone)
+        let ttl = Action::SetIpv4(SetIpv4 {
+            ttl: Some(63),
+            ..Default::default()
+        });
+        assert!(encode(&[ttl, ct(2), Action::Recirculate(3)], &mut slots).is_ok());
         assert_eq!(
             encode(&[Action::TunnelPop(0)], &mut slots).unwrap()[0].ty,
             abi::action::TUNNEL_POP

@@ -15,6 +15,7 @@
 //! the kernel (misses are dropped and counted); the next daemon loads its
 //! programs over the same maps and replaces the filters in place.
 
+pub mod conntrack;
 pub mod encode;
 pub mod table;
 pub mod upcall;
@@ -63,7 +64,7 @@ struct Attached {
 
 /// The eBPF datapath.
 pub struct EbpfDatapath {
-    /// The tracker of the flows that stay in userspace (those with `ct()`).
+    /// The tracker (established connections handed to the kernel).
     conntrack: crate::conntrack::SharedConntrack,
     dp: Arc<TcDatapath>,
     table: Arc<Mutex<KernelTable>>,
@@ -129,8 +130,29 @@ impl EbpfDatapath {
             path: PathBuf::from("(slow-path thread)"),
             source: e,
         })?;
-        // Flows with ct() stay in userspace: this thread runs them.
+        // The tracker: this thread runs what the kernel sends up (new and
+        // closing connections, ICMP); it hands established ones to the
+        // kernel and takes over those an earlier daemon handed there.
         let conntrack = crate::conntrack::SharedConntrack::default();
+        {
+            let mut ct = crate::conntrack::lock(&conntrack);
+            let now = crate::pmd::clock_ms();
+            let left = if dp.adopted() {
+                conntrack::leftover(&dp)
+            } else {
+                Vec::new()
+            };
+            for (c, age_ms) in &left {
+                ct.adopt(c, now.saturating_sub(*age_ms));
+            }
+            if !left.is_empty() {
+                tracing::info!(
+                    connections = left.len(),
+                    "took over the kernel's established connections"
+                );
+            }
+            ct.set_offload(Some(Box::new(conntrack::KernelCt::new(dp.clone()))));
+        }
         pmd.send(PmdCommand::ShareConntrack(conntrack.clone()));
         pmd.send(PmdCommand::AddPort(
             UPCALL_PORT,

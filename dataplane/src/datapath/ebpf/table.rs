@@ -506,21 +506,6 @@ impl KernelTable {
         // The kernel cannot encapsulate a frame it decapsulated (the skb
         // stays marked as tunnelled: the helper refuses): transit between
         // tunnels stays with userspace.
-        // Only fresh packets reach the kernel's tables, and they are
-        // untracked: a flow of a recirculated packet (after `ct()`) or of a
-        // tracked one stays in userspace. (A flow that only requires the
-        // `ct_*` fields to be zero is right for kernel packets.)
-        {
-            use crate::flow::Field::{CtLabel, CtMark, CtState, CtZone, RecircId};
-            if [RecircId, CtState, CtZone, CtMark, CtLabel]
-                .iter()
-                .any(|f| key.get(*f) != 0)
-            {
-                return Err(InstallError::NotOffloaded(NotOffloaded::Action(
-                    "connection tracking",
-                )));
-            }
-        }
         let decapsulated = key.get(crate::flow::Field::TunDst) != 0;
         if decapsulated
             && actions
@@ -572,14 +557,7 @@ impl KernelTable {
             }
         }
         self.dp.clear_flow_stats(id)?;
-        let mut flow = abi::Flow {
-            gen: self.config.gen,
-            id,
-            n_actions: acts.len() as u16,
-            mask: mask.w,
-            ..abi::Flow::default()
-        };
-        flow.act[..acts.len()].copy_from_slice(&acts);
+        let flow = super::encode::kernel_flow(self.config.gen, id, &mask.w, &acts);
         if self.config.mask_used & (1 << slot) == 0 {
             self.dp.set_mask(slot as u32, &mask.w)?;
             self.config.mask_used |= 1 << slot;

@@ -3,7 +3,7 @@
 //! leaves the frame to userspace), and a flow's actions run by the kernel
 //! send the bytes, to the ports, that userspace's executor sends.
 
-use super::encode::{encode, EncapSlots};
+use super::encode::{encode, kernel_flow, EncapSlots};
 use crate::action::{execute, Action, ActionSink, SetArp, SetIpv4, SetIpv6, SetTransport};
 use crate::flow::{Field, FlowKey, FlowMask};
 use crate::packet::{PacketBuf, PacketMeta};
@@ -24,12 +24,14 @@ fn root_or_skip() -> bool {
 const IN_PORT: u32 = 1;
 
 struct Harness {
-    dp: TcDatapath,
+    dp: std::sync::Arc<TcDatapath>,
     events: EventReader,
     encaps: Vec<Encap>,
     gen: u64,
     /// Packets the kernel sent up (misses, frames it leaves to userspace).
     upcalls: usize,
+    /// The last one's event.
+    last_upcall: Option<abi::Event>,
 }
 
 impl EncapSlots for Vec<Encap> {
@@ -52,7 +54,7 @@ struct Outcome {
 
 impl Harness {
     fn new() -> Harness {
-        let dp = TcDatapath::load(None, &[]).expect("load the datapath");
+        let dp = std::sync::Arc::new(TcDatapath::load(None, &[]).expect("load the datapath"));
         let events = dp.events(16).expect("perf buffer");
         for p in 0..8 {
             dp.set_out(p, &OutEntry { ifindex: 1, flags: 0 }).unwrap();
@@ -71,6 +73,7 @@ impl Harness {
             encaps: Vec::new(),
             gen: 1,
             upcalls: 0,
+            last_upcall: None,
         }
     }
 
@@ -93,13 +96,7 @@ impl Harness {
         for (i, e) in self.encaps.iter().enumerate() {
             self.dp.set_encap(i as u32, e).unwrap();
         }
-        let mut flow = abi::Flow {
-            gen: self.gen,
-            n_actions: acts.len() as u16,
-            mask: mask.w,
-            ..abi::Flow::default()
-        };
-        flow.act[..acts.len()].copy_from_slice(&acts);
+        let flow = kernel_flow(self.gen, 0, &mask.w, &acts);
         self.dp.set_mask(slot, &mask.w).unwrap();
         let lk = LookupKey {
             mask: slot,
@@ -145,6 +142,7 @@ impl Harness {
         while let Some(e) = self.events.pop() {
             if e.ev.ty != abi::event::OUTPUT {
                 self.upcalls += 1;
+                self.last_upcall = Some(e.ev);
                 continue;
             }
             let mut f = e.data.clone();
@@ -689,4 +687,219 @@ fn root_kernel_lookup_hits_only_current_matching_flows() {
             Ok(())
         })
         .unwrap();
+}
+
+/// A TCP segment of the connection 198.18.0.1:40000 -> 198.18.0.2:22, from
+/// the client (`from_a`) or the server.
+fn segment(from_a: bool, syn: bool, ack: Option<u32>, fin: bool, seq: u32, payload: usize) -> Vec<u8> {
+    use etherparse::PacketBuilder;
+    let (ms, md, s, d, sp, dp) = if from_a {
+        (MAC_A, MAC_B, IP_A, IP_B, 40000, 22)
+    } else {
+        (MAC_B, MAC_A, IP_B, IP_A, 22, 40000)
+    };
+    let mut b = PacketBuilder::ethernet2(ms, md)
+        .ipv4(s, d, 64)
+        .tcp(sp, dp, seq, 64000);
+    if syn {
+        b = b.syn();
+    }
+    if let Some(a) = ack {
+        b = b.ack(a);
+    }
+    if fin {
+        b = b.fin();
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, &vec![7u8; payload]).unwrap();
+    out
+}
+
+/// The userspace tracker's answer for `frame` (zone 5, commit).
+fn track(ct: &mut crate::conntrack::Conntrack, frame: &[u8]) -> u8 {
+    let (k, layers) = FlowKey::extract(frame, &PacketMeta::default()).unwrap();
+    let p = crate::conntrack::CtPacket::parse(frame, &k, layers).unwrap();
+    let act = crate::conntrack::CtAction {
+        zone: 5,
+        commit: true,
+        ..Default::default()
+    };
+    ct.execute(Ok(&p), &act, crate::pmd::clock_ms()).unwrap().state
+}
+
+/// Security-group shaped flows: pass 0 `ct(zone=5),recirc(7)`; pass 1
+/// `+trk+est` -> port 2, `+trk+est+rpl` -> port 3 (and with `rpl_flow`
+/// false, no flow for replies: their second pass misses).
+fn ct_flows(h: &mut Harness, rpl_flow: bool) {
+    use crate::conntrack::{state, CtAction};
+    let mut m0 = FlowMask::default();
+    m0.set_exact(Field::InPort);
+    m0.set_exact(Field::RecircId);
+    let mut k0 = FlowKey::default();
+    k0.set(Field::InPort, IN_PORT as u64);
+    let ct = Action::Ct(Box::new(CtAction {
+        zone: 5,
+        commit: true,
+        ..Default::default()
+    }));
+    h.gen += 1;
+    h.put_flow(0, &k0, &m0, &[ct, Action::Recirculate(7)]);
+    let mut m1 = m0;
+    m1.set_exact(Field::CtState);
+    let mut k1 = k0;
+    k1.set(Field::RecircId, 7);
+    k1.set(Field::CtState, (state::TRK | state::EST) as u64);
+    h.put_flow(1, &k1, &m1, &[Action::Output(2)]);
+    if rpl_flow {
+        k1.set(Field::CtState, (state::TRK | state::EST | state::RPL) as u64);
+        h.put_flow(1, &k1, &m1, &[Action::Output(3)]);
+    }
+    h.set_config(0b11, &GeneveOptMap::default());
+}
+
+/// ct() in the kernel answers exactly where the tracker handed the
+/// connection over (established TCP, answered UDP), with the tracker's
+/// answer; everything else (the handshake, a FIN, a withdrawn or flushed
+/// connection, an entry unused past its timeout) goes up untouched.
+#[test]
+fn root_kernel_ct_answers_as_the_tracker_for_established_connections_only() {
+    use crate::conntrack::{state, Conntrack};
+    if !root_or_skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    ct_flows(&mut h, true);
+    let mut ct = Conntrack::default();
+    ct.set_offload(Some(Box::new(super::conntrack::KernelCt::new(h.dp.clone()))));
+    // The same packets through a tracker with no kernel: the reference.
+    let mut reference = Conntrack::default();
+    let up = |h: &mut Harness, f: &[u8]| {
+        let n = h.upcalls;
+        let o = h.kernel(f);
+        assert!(o.out.is_empty() && h.upcalls == n + 1, "went up: {o:?}");
+    };
+    let handshake = [
+        segment(true, true, None, false, 100, 0),
+        segment(false, true, Some(101), false, 500, 0),
+        segment(true, false, Some(501), false, 101, 0),
+    ];
+    for f in &handshake {
+        up(&mut h, f);
+        let s = track(&mut ct, f);
+        assert_eq!(s, track(&mut reference, f));
+    }
+    assert_eq!(ct.offloaded(), 1, "established: handed over");
+    let a_data = segment(true, false, Some(501), false, 101, 100);
+    let b_data = segment(false, false, Some(201), false, 501, 50);
+    // The kernel's answers, and the reference's for the same packets.
+    assert_eq!(h.kernel(&a_data).out, vec![(2, a_data.clone())]);
+    assert_eq!(track(&mut reference, &a_data), state::TRK | state::EST);
+    assert_eq!(h.kernel(&b_data).out, vec![(3, b_data.clone())]);
+    assert_eq!(
+        track(&mut reference, &b_data),
+        state::TRK | state::EST | state::RPL
+    );
+    // A FIN can change the state: up; the tracker takes the connection back.
+    let fin = segment(true, false, Some(551), true, 201, 0);
+    up(&mut h, &fin);
+    assert_eq!(track(&mut ct, &fin), track(&mut reference, &fin));
+    assert_eq!(ct.offloaded(), 0);
+    up(&mut h, &b_data);
+
+    // UDP: its first direction handed over as +new once committed (this
+    // lab's pass 1 has no flow for +new: the second pass goes up, with the
+    // kernel's answer), both once answered; a flush takes it back at once.
+    let req = udp4(MAC_A, MAC_B, IP_A, IP_B, 5000, 53, 20);
+    let rsp = udp4(MAC_B, MAC_A, IP_B, IP_A, 53, 5000, 20);
+    up(&mut h, &req);
+    assert_eq!(track(&mut ct, &req), track(&mut reference, &req));
+    up(&mut h, &req);
+    let ev = h.last_upcall.expect("an upcall");
+    let meta = super::upcall::pass_meta(&ev.meta, ev.depth, ev.mark);
+    assert_eq!(
+        (ev.ty, meta.ct.state),
+        (abi::event::PASS, state::TRK | state::NEW)
+    );
+    assert_eq!(track(&mut reference, &req), state::TRK | state::NEW);
+    up(&mut h, &rsp);
+    track(&mut ct, &rsp);
+    assert_eq!(h.kernel(&req).out, vec![(2, req.clone())]);
+    assert_eq!(h.kernel(&rsp).out, vec![(3, rsp.clone())]);
+    // An entry unused past its timeout is the tracker's question again.
+    let key = super::conntrack::ct_key(5, &crate::conntrack::Tuple::v4(IP_A, IP_B, 17, 5000, 53));
+    let mut e = h.dp.ct(&key).unwrap().expect("the kernel's entry");
+    e.used_ns = 1;
+    e.timeout_ns = 1_000_000;
+    h.dp.set_ct(&key, &e).unwrap();
+    up(&mut h, &req);
+    assert_eq!(
+        h.kernel(&rsp).out,
+        vec![(3, rsp.clone())],
+        "the other direction's entry is fresh"
+    );
+    ct.flush(None);
+    up(&mut h, &rsp);
+    assert!(h.dp.cts().is_empty(), "a flush leaves no kernel entry");
+    let c = h.dp.counters().unwrap();
+    assert!(c[abi::Counter::CtUpcall as usize] >= 6);
+}
+
+/// A recirculated packet whose next pass the kernel has no flow for goes up
+/// with that pass's state (in_port, recirc_id, ct_*) and depth, which
+/// userspace reads back as the metadata it continues with.
+#[test]
+fn root_kernel_pass_miss_goes_up_with_its_state() {
+    use crate::conntrack::{state, Conntrack};
+    if !root_or_skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    ct_flows(&mut h, false);
+    let mut ct = Conntrack::default();
+    ct.set_offload(Some(Box::new(super::conntrack::KernelCt::new(h.dp.clone()))));
+    let req = udp4(MAC_A, MAC_B, IP_A, IP_B, 5000, 53, 20);
+    let rsp = udp4(MAC_B, MAC_A, IP_B, IP_A, 53, 5000, 20);
+    track(&mut ct, &req);
+    track(&mut ct, &rsp);
+    let n = h.upcalls;
+    assert!(h.kernel(&rsp).out.is_empty());
+    assert_eq!(h.upcalls, n + 1);
+    let ev = h.last_upcall.expect("an upcall");
+    assert_eq!(ev.ty, abi::event::PASS);
+    let meta = super::upcall::pass_meta(&ev.meta, ev.depth, ev.mark);
+    assert_eq!((meta.in_port, meta.recirc_id, meta.recirc_depth), (IN_PORT, 7, 1));
+    assert_eq!(
+        (meta.ct.state, meta.ct.zone),
+        (state::TRK | state::EST | state::RPL, 5)
+    );
+    assert!(!meta.tunnel.is_set());
+}
+
+/// Recirculation in the kernel stops where userspace's does: the seventh
+/// recirculation of a packet is dropped as `recirc_depth`.
+#[test]
+fn root_kernel_recirculation_depth_is_userspaces() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut h = Harness::new();
+    let mut m = FlowMask::default();
+    m.set_exact(Field::InPort);
+    m.set_exact(Field::RecircId);
+    h.gen += 1;
+    for r in 0..10u32 {
+        let mut k = FlowKey::default();
+        k.set(Field::InPort, IN_PORT as u64);
+        k.set(Field::RecircId, r as u64);
+        h.put_flow(0, &k, &m, &[Action::Recirculate(r + 1)]);
+    }
+    h.set_config(1, &GeneveOptMap::default());
+    let o = h.kernel(&udp4_min());
+    assert!(o.dropped && o.out.is_empty());
+    let d = h.dp.drops().unwrap();
+    assert_eq!(d[DropReason::RecircDepth as usize], 1);
+    assert_eq!(
+        h.dp.counters().unwrap()[abi::Counter::Recirc as usize],
+        crate::action::MAX_RECIRC_DEPTH as u64
+    );
 }

@@ -8,7 +8,7 @@
 use super::table::{Install, InstallError, KernelTable};
 use crate::action::l3_offset;
 use crate::flow::{Field, FlowKey};
-use crate::packet::{Batch, PacketBuf, PacketMeta, BUF_SIZE, HEADROOM};
+use crate::packet::{Batch, CtMeta, PacketBuf, PacketMeta, TunnelMeta, BUF_SIZE, HEADROOM, TUN_MD_SLOTS};
 use crate::pmd::{Upcall, UpcallError, UpcallReply};
 use crate::port::{Port, PortNo, PortStats};
 use rvs_bpf::dp::abi::event;
@@ -32,6 +32,41 @@ impl UpcallPort {
             reader,
             stats: PortStats::default(),
         }
+    }
+}
+
+/// The metadata of a packet the kernel recirculated, from its pass state:
+/// the key's words 0..7 (in_port, recirc_id, tunnel, ct_*), as
+/// `FlowKey::extract` fills them from a [`PacketMeta`].
+pub fn pass_meta(words: &[u64; 8], depth: u32, mark: u32) -> PacketMeta {
+    let mut k = FlowKey::default();
+    k.w[..8].copy_from_slice(words);
+    let mut md = [0u32; TUN_MD_SLOTS];
+    for (i, m) in md.iter_mut().enumerate() {
+        *m = k.get(Field::TunMd(i as u8)) as u32;
+    }
+    PacketMeta {
+        in_port: k.get(Field::InPort) as u32,
+        recirc_id: k.get(Field::RecircId) as u32,
+        tunnel: TunnelMeta {
+            tun_id: k.get(Field::TunId),
+            src: k.get(Field::TunSrc) as u32,
+            dst: k.get(Field::TunDst) as u32,
+            flags: k.get(Field::TunFlags) as u16,
+            tos: k.get(Field::TunTos) as u8,
+            ttl: k.get(Field::TunTtl) as u8,
+            md_present: k.get(Field::TunMdPresent) as u8,
+            md,
+        },
+        recirc_depth: depth.min(u8::MAX as u32) as u8,
+        mark,
+        ct: CtMeta {
+            state: k.get(Field::CtState) as u8,
+            zone: k.get(Field::CtZone) as u16,
+            mark: k.get(Field::CtMark) as u32,
+            label: k.get(Field::CtLabel) as u32,
+        },
+        head_only: false,
     }
 }
 
@@ -70,15 +105,19 @@ impl Port for UpcallPort {
         let mut n = 0;
         while !batch.is_full() {
             let Some(e) = self.reader.pop() else { break };
-            if !matches!(e.ev.ty, event::MISS | event::UNPARSED | event::INNER_MISS) {
-                continue;
-            }
             let head_only = e.ev.cap < e.ev.len;
-            let meta = PacketMeta {
-                in_port: e.ev.in_port,
-                mark: e.ev.mark,
-                head_only,
-                ..PacketMeta::default()
+            let meta = match e.ev.ty {
+                event::MISS | event::UNPARSED | event::INNER_MISS => PacketMeta {
+                    in_port: e.ev.in_port,
+                    mark: e.ev.mark,
+                    head_only,
+                    ..PacketMeta::default()
+                },
+                event::PASS => PacketMeta {
+                    head_only,
+                    ..pass_meta(&e.ev.meta, e.ev.depth, e.ev.mark)
+                },
+                _ => continue,
             };
             let mut tag = [0u8; 4];
             let tagged = e.ev.vlan_present != 0 && e.data.len() >= 12;
@@ -148,8 +187,9 @@ impl Port for UpcallPort {
 }
 
 /// The slow path of the eBPF datapath: `inner` translates; each cacheable
-/// translation the kernel can run is installed there (and not cached in the
-/// PMD: the kernel is its cache); the others are left to the PMD's caches.
+/// translation the kernel can run is installed there, and every cacheable
+/// one is cached in the PMD as well (packets of a flow through `ct()` keep
+/// coming up while their connections are new or closing).
 pub struct OffloadUpcall<U: Upcall> {
     inner: U,
     table: Arc<Mutex<KernelTable>>,
@@ -187,7 +227,12 @@ impl<U: Upcall> Upcall for OffloadUpcall<U> {
             at,
         };
         match t.install(&ins) {
-            Ok(()) | Err(InstallError::Stale) => r.cacheable = false,
+            // It stays cached here too: what comes up again (packets of
+            // connections the kernel does not answer for yet, a packet that
+            // raced the install) is served without translating again; idle
+            // here, it expires.
+            Ok(()) => {}
+            Err(InstallError::Stale) => r.cacheable = false,
             Err(InstallError::Bpf(e)) => tracing::warn!(%e, "installing a kernel flow"),
             Err(e) => tracing::debug!(%e, "flow stays in userspace"),
         }
@@ -203,6 +248,47 @@ impl<U: Upcall> Upcall for OffloadUpcall<U> {
 mod tests {
     use super::*;
     use crate::testing::{tcp4, udp4, with_vlan, IP_A, IP_B, MAC_A, MAC_B};
+
+    #[test]
+    fn a_pass_state_gives_back_the_metadata_that_made_it() {
+        let f = udp4(MAC_A, MAC_B, IP_A, IP_B, 7, 8, 100);
+        let mut meta = PacketMeta {
+            in_port: 3,
+            recirc_id: 77,
+            recirc_depth: 2,
+            mark: 9,
+            ..PacketMeta::default()
+        };
+        meta.tunnel.tun_id = 5001;
+        meta.tunnel.src = 0xc612_0002;
+        meta.tunnel.dst = 0xc612_0001;
+        meta.tunnel.flags = 5;
+        meta.tunnel.tos = 4;
+        meta.tunnel.ttl = 63;
+        meta.tunnel.md_present = 0b10_0001;
+        meta.tunnel.md = [1, 0, 0, 0, 0, 0xdead_beef];
+        meta.ct = CtMeta {
+            state: 0x2a,
+            zone: 513,
+            mark: 0x8000_0001,
+            label: 0xffff_0000,
+        };
+        for m in [
+            meta,
+            PacketMeta {
+                tunnel: TunnelMeta::default(),
+                ..meta
+            },
+            PacketMeta {
+                ct: CtMeta::default(),
+                ..meta
+            },
+        ] {
+            let (k, _) = FlowKey::extract(&f, &m).unwrap();
+            let words: [u64; 8] = k.w[..8].try_into().unwrap();
+            assert_eq!(pass_meta(&words, 2, 9), m);
+        }
+    }
 
     #[test]
     fn header_only_copies_parse_to_the_packets_key() {
