@@ -15,8 +15,9 @@ build: deps
 ## shown, check it, then a short comparison of rvs (eBPF and AF_XDP datapaths)
 ## with Open vSwitch (userspace datapath) and the Linux bridge (VM offloads on
 ## and off): table and answers on stdout, report and charts in target/lab/;
-## then the same with security groups and a router between the tenants (rvs,
-## Linux router namespace + iptables, OVS), in target/lab/security-groups/.
+## then the same with security groups and a router between the tenants (rvs
+## eBPF and AF_XDP, Linux router namespace + iptables, OVS), in
+## target/lab/security-groups/.
 ## Everything is removed at the end.
 demo: deps
 	@test "$$(id -u)" = 0 || { echo "make demo needs root (network namespaces, BPF)"; exit 1; }
@@ -27,7 +28,8 @@ demo: deps
 		topologies/ovs-userspace-pmd.toml topologies/linux-bridge-offloads.toml topologies/two-node-geneve.toml \
 		topologies/linux-bridge.toml
 	./target/release/rvs-lab compare --iperf-secs 5 --pps-secs 3 --pings 200 --out target/lab/security-groups \
-		topologies/two-node-router-sg.toml topologies/linux-router-sg.toml topologies/ovs-router-sg.toml
+		topologies/two-node-router-sg-ebpf.toml topologies/linux-router-sg.toml topologies/two-node-router-sg.toml \
+		topologies/ovs-router-sg.toml
 
 ## test: formatting, lints, and the whole test suite. Root-only tests (their
 ## names start with root_: namespaces, XDP, TC) run as root; as a normal user

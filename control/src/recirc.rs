@@ -49,12 +49,35 @@ impl Frozen {
     }
 }
 
+impl Frozen {
+    /// Its preferred id: a hash of the state that is the same in every
+    /// process (FNV-1a), never 0. A restarted daemon so gives the states it
+    /// meets the ids the kernel's adopted flows carry, whatever order it
+    /// meets them in, and those flows survive revalidation (a counter would
+    /// number them by arrival, and flows whose ids moved would be deleted
+    /// and their packets sent up while the daemon starts).
+    fn preferred_id(&self) -> u32 {
+        let mut h: u32 = 0x811c_9dc5;
+        let mut eat = |b: &[u8]| {
+            for x in b {
+                h = (h ^ *x as u32).wrapping_mul(0x0100_0193);
+            }
+        };
+        eat(self.bridge.as_bytes());
+        eat(&[0, self.table]);
+        eat(&self.in_port.to_le_bytes());
+        for w in &self.meta {
+            eat(&w.to_le_bytes());
+        }
+        h.max(1)
+    }
+}
+
 /// The ids in use.
 #[derive(Debug, Default)]
 pub struct RecircTable {
     ids: HashMap<Frozen, u32>,
     states: HashMap<u32, Frozen>,
-    last: u32,
 }
 
 impl RecircTable {
@@ -69,10 +92,13 @@ impl RecircTable {
             self.ids.clear();
             self.states.clear();
         }
-        // Never 0 (a fresh packet's id); ids are not reused soon after a
-        // restart, so a stale one finds nothing rather than a wrong state.
-        self.last = self.last.wrapping_add(1).max(1);
-        let id = self.last;
+        // The preferred id, or the next free one after it (never 0, a fresh
+        // packet's id). An id names one state while it is remembered; after
+        // a start-over every cached flow goes, so none names an old one.
+        let mut id = state.preferred_id();
+        while self.states.contains_key(&id) {
+            id = id.wrapping_add(1).max(1);
+        }
         self.ids.insert(state.clone(), id);
         self.states.insert(id, state);
         (id, restarted)
@@ -114,6 +140,24 @@ mod tests {
         assert_eq!(back.w[REG_WORD], 0x1234);
         assert_eq!(t.thaw(a).unwrap().table, 72);
         assert!(t.thaw(999).is_none());
+    }
+
+    /// Ids do not depend on the order states are met in (a restarted
+    /// daemon numbers them as the one before it did).
+    #[test]
+    fn ids_do_not_depend_on_the_order_states_come_in() {
+        let states: Vec<Frozen> = (0..50u64)
+            .map(|i| {
+                let mut k = XKey::default();
+                k.w[REG_WORD] = i;
+                Frozen::of("br-int", (i % 3) as u8 + 71, i as u32, &k)
+            })
+            .collect();
+        let (mut a, mut b) = (RecircTable::default(), RecircTable::default());
+        let fwd: Vec<u32> = states.iter().map(|s| a.freeze(s.clone()).0).collect();
+        let mut rev: Vec<u32> = states.iter().rev().map(|s| b.freeze(s.clone()).0).collect();
+        rev.reverse();
+        assert_eq!(fwd, rev);
     }
 
     #[test]

@@ -295,6 +295,63 @@ fn root_ebpf_forwarding_survives_kill_9_of_the_daemon() {
     assert!(r["tcp"]["gbps"].as_f64().unwrap() > 0.0);
 }
 
+/// Security groups on the eBPF datapath: the same checks as the other
+/// router/SG labs, and across a `kill -9` of n1's daemon an established
+/// TCP connection keeps passing the groups in the kernel (the tracker
+/// handed it over), while the pings, ICMP through `ct()`, which only the
+/// daemon's tracker answers, stop until the restart: the connection's
+/// longest stall is shorter than the pings' outage in the same run.
+#[test]
+fn root_ebpf_security_groups_keep_established_connections_across_kill_9() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    up_test_down(
+        "two-node-router-sg-ebpf.toml",
+        "two-node-router-sg-ebpf",
+        &format!("tg{}", std::process::id() % 1000),
+        1,
+        ROUTED_SG,
+    );
+    let state = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let prefix = format!("tf{}", std::process::id() % 1000);
+    let text = ok(&lab(
+        state.path(),
+        &prefix,
+        &[
+            "compare",
+            topology("two-node-router-sg-ebpf.toml").to_str().unwrap(),
+            "--iperf-secs",
+            "1",
+            "--pps-secs",
+            "1",
+            "--conn-secs",
+            "1",
+            "--pings",
+            "20",
+            "--fault-secs",
+            "3",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(leftovers(&prefix), Vec::<String>::new(), "{text}");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("report.json")).unwrap()).unwrap();
+    let f = &rep["results"][0]["runs"][0]["fault"];
+    let stream = &f["stream"];
+    assert_eq!(stream["survived"], serde_json::Value::Bool(true), "{f}");
+    let (stall, outage) = (
+        stream["stall_ms"].as_f64().unwrap(),
+        f["outage_ms"].as_f64().unwrap(),
+    );
+    assert!(outage > 0.0, "the pings (ICMP, userspace's) stopped: {f}");
+    assert!(stall < outage, "TCP went on in the kernel: {f}");
+    assert_eq!(f["config_intact"], serde_json::Value::Bool(true), "{f}");
+}
+
 #[test]
 fn root_the_linux_bridge_lab_works_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

@@ -194,6 +194,8 @@ struct Conn {
     /// The datapath answers for it ([`CtOffload`]): `Some(replied)` as it
     /// was handed over.
     offloaded: Option<bool>,
+    /// When it was last handed over.
+    handed_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -282,6 +284,7 @@ impl Conntrack {
             mark: c.mark,
             label: c.label as u128,
             offloaded: Some(c.replied),
+            handed_ms: now_ms,
         });
         self.index.insert(fwd, (slot, false));
         self.index.entry(rev).or_insert((slot, true));
@@ -313,9 +316,12 @@ impl Conntrack {
     }
 
     /// Hand the connection in `slot` to the datapath if it is one the
-    /// datapath may answer for (again, if it was answered since); take it
-    /// back if `seg_flags` (a TCP segment's) can change its state.
-    fn follow_offload(&mut self, slot: usize, seg_flags: Option<u16>) {
+    /// datapath may answer for (again, if it was answered since, or if it
+    /// was handed over half a timeout ago and a packet still came here: the
+    /// datapath's entry for that direction went stale while the other kept
+    /// the connection alive); take it back if `seg_flags` (a TCP segment's)
+    /// can change its state.
+    fn follow_offload(&mut self, slot: usize, seg_flags: Option<u16>, now_ms: u64) {
         let Some(o) = self.offload.as_mut() else { return };
         let c = &mut self.conns[slot];
         let state_change = seg_flags.is_some_and(|f| f & tcp::FIN_SYN_RST != 0);
@@ -329,7 +335,9 @@ impl Conntrack {
                 Proto::Tcp(t) => c.replied && t.established(),
                 Proto::Other => c.orig.proto == packet::PROTO_UDP,
             };
-        if !eligible || c.offloaded == Some(c.replied) {
+        let timeout_ms = self.cfg.timeouts.ms(c.timeout);
+        let fresh = now_ms < c.handed_ms.saturating_add(timeout_ms / 2);
+        if !eligible || (c.offloaded == Some(c.replied) && fresh) {
             return;
         }
         let oc = OffloadedConn {
@@ -338,10 +346,11 @@ impl Conntrack {
             mark: c.mark,
             label: c.label as u32,
             replied: c.replied,
-            timeout_ms: self.cfg.timeouts.ms(c.timeout),
+            timeout_ms,
         };
         if o.offload(&oc) {
             c.offloaded = Some(c.replied);
+            c.handed_ms = now_ms;
             if let Proto::Tcp(t) = &mut c.proto {
                 t.liberal = true;
             }
@@ -439,7 +448,7 @@ impl Conntrack {
                         L4::Tcp(seg) => Some(seg.flags),
                         _ => None,
                     };
-                    self.follow_offload(slot, flags);
+                    self.follow_offload(slot, flags, now_ms);
                     return Ok(r);
                 }
                 Some(Update::Invalid) => return Ok(self.invalid(r)),
@@ -479,7 +488,7 @@ impl Conntrack {
             let c = &self.conns[slot];
             r.mark = c.mark;
             r.label = c.label;
-            self.follow_offload(slot, None);
+            self.follow_offload(slot, None, now_ms);
         }
         Ok(r)
     }
@@ -565,6 +574,7 @@ impl Conntrack {
             mark: 0,
             label: 0,
             offloaded: None,
+            handed_ms: 0,
         };
         apply(&mut c.mark, &mut c.label, act);
         let slot = self.conns.insert(c);

@@ -757,3 +757,19 @@ fn a_handed_over_connection_lives_while_the_datapath_uses_it() {
     assert_eq!(ct.sweep(later + bidir, 1024), 1);
     assert_eq!(taken(&dp), ["withdraw 17"]);
 }
+
+/// A packet of a handed-over connection that still reaches the tracker
+/// half a timeout later (the datapath's entry for its direction went stale
+/// while the other direction kept the connection alive) hands it over again.
+#[test]
+fn a_stale_direction_is_handed_over_again() {
+    let (mut ct, dp) = offloading();
+    run(&mut ct, &udp(false), &COMMIT, 0);
+    run(&mut ct, &udp(true), &LOOKUP, 1);
+    taken(&dp);
+    run(&mut ct, &udp(true), &LOOKUP, 2);
+    assert!(taken(&dp).is_empty(), "just handed over");
+    let half = ct.config().timeouts.ms(Timeout::OtherBidir) / 2;
+    run(&mut ct, &udp(true), &LOOKUP, 2 + half);
+    assert_eq!(taken(&dp), ["offload 17 replied=true"]);
+}

@@ -692,6 +692,18 @@ fn root_kernel_lookup_hits_only_current_matching_flows() {
 /// A TCP segment of the connection 198.18.0.1:40000 -> 198.18.0.2:22, from
 /// the client (`from_a`) or the server.
 fn segment(from_a: bool, syn: bool, ack: Option<u32>, fin: bool, seq: u32, payload: usize) -> Vec<u8> {
+    segment_rst(from_a, syn, ack, fin, false, seq, payload)
+}
+
+fn segment_rst(
+    from_a: bool,
+    syn: bool,
+    ack: Option<u32>,
+    fin: bool,
+    rst: bool,
+    seq: u32,
+    payload: usize,
+) -> Vec<u8> {
     use etherparse::PacketBuilder;
     let (ms, md, s, d, sp, dp) = if from_a {
         (MAC_A, MAC_B, IP_A, IP_B, 40000, 22)
@@ -709,6 +721,9 @@ fn segment(from_a: bool, syn: bool, ack: Option<u32>, fin: bool, seq: u32, paylo
     }
     if fin {
         b = b.fin();
+    }
+    if rst {
+        b = b.rst();
     }
     let mut out = Vec::new();
     b.write(&mut out, &vec![7u8; payload]).unwrap();
@@ -729,8 +744,9 @@ fn track(ct: &mut crate::conntrack::Conntrack, frame: &[u8]) -> u8 {
 
 /// Security-group shaped flows: pass 0 `ct(zone=5),recirc(7)`; pass 1
 /// `+trk+est` -> port 2, `+trk+est+rpl` -> port 3 (and with `rpl_flow`
-/// false, no flow for replies: their second pass misses).
-fn ct_flows(h: &mut Harness, rpl_flow: bool) {
+/// false, no flow for replies: their second pass misses), with `new_flow`
+/// `+trk+new` -> port 4.
+fn ct_flows(h: &mut Harness, rpl_flow: bool, new_flow: bool) {
     use crate::conntrack::{state, CtAction};
     let mut m0 = FlowMask::default();
     m0.set_exact(Field::InPort);
@@ -754,6 +770,10 @@ fn ct_flows(h: &mut Harness, rpl_flow: bool) {
         k1.set(Field::CtState, (state::TRK | state::EST | state::RPL) as u64);
         h.put_flow(1, &k1, &m1, &[Action::Output(3)]);
     }
+    if new_flow {
+        k1.set(Field::CtState, (state::TRK | state::NEW) as u64);
+        h.put_flow(1, &k1, &m1, &[Action::Output(4)]);
+    }
     h.set_config(0b11, &GeneveOptMap::default());
 }
 
@@ -768,7 +788,7 @@ fn root_kernel_ct_answers_as_the_tracker_for_established_connections_only() {
         return;
     }
     let mut h = Harness::new();
-    ct_flows(&mut h, true);
+    ct_flows(&mut h, true, false);
     let mut ct = Conntrack::default();
     ct.set_offload(Some(Box::new(super::conntrack::KernelCt::new(h.dp.clone()))));
     // The same packets through a tracker with no kernel: the reference.
@@ -854,7 +874,7 @@ fn root_kernel_pass_miss_goes_up_with_its_state() {
         return;
     }
     let mut h = Harness::new();
-    ct_flows(&mut h, false);
+    ct_flows(&mut h, false, false);
     let mut ct = Conntrack::default();
     ct.set_offload(Some(Box::new(super::conntrack::KernelCt::new(h.dp.clone()))));
     let req = udp4(MAC_A, MAC_B, IP_A, IP_B, 5000, 53, 20);
@@ -902,4 +922,138 @@ fn root_kernel_recirculation_depth_is_userspaces() {
         h.dp.counters().unwrap()[abi::Counter::Recirc as usize],
         crate::action::MAX_RECIRC_DEPTH as u64
     );
+}
+
+/// What a packet of random exchanges does.
+#[derive(Clone, Debug)]
+enum CtOp {
+    /// A TCP segment of the one conversation (its handshake first): data
+    /// of `len` bytes (acknowledging all it has received), or a FIN, or a RST.
+    Tcp { from_a: bool, kind: u8, len: usize },
+    /// A datagram of UDP flow `flow`, either way.
+    Udp { flow: u16, reply: bool },
+    /// Both trackers flushed.
+    Flush,
+}
+
+fn ct_op() -> impl Strategy<Value = CtOp> {
+    prop_oneof![
+        4 => (any::<bool>(), 0u8..12, 0usize..600).prop_map(|(from_a, kind, len)| CtOp::Tcp { from_a, kind, len }),
+        3 => (0u16..2, any::<bool>()).prop_map(|(flow, reply)| CtOp::Udp { flow, reply }),
+        1 => Just(CtOp::Flush),
+    ]
+}
+
+/// The port a `ct_state` leads to in [`ct_flows`] (0: none, dropped).
+fn port_of(st: u8) -> u32 {
+    use crate::conntrack::state::*;
+    match st {
+        s if s == TRK | EST => 2,
+        s if s == TRK | EST | RPL => 3,
+        s if s == TRK | NEW => 4,
+        _ => 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// "Cached result == fresh translation" for the kernel's `ct()`: random
+    /// exchanges (a well-behaved TCP conversation that may close or reset,
+    /// two UDP flows, flushes) through the kernel, whose packets that go up
+    /// are tracked in userspace, take every packet where a tracker that
+    /// sees every packet sends it.
+    #[test]
+    fn root_kernel_ct_fates_equal_a_tracker_that_sees_every_packet(
+        ops in proptest::collection::vec(ct_op(), 1..60)
+    ) {
+        use crate::conntrack::Conntrack;
+        if !root_or_skip() {
+            return Ok(());
+        }
+        let mut h = Harness::new();
+        ct_flows(&mut h, true, true);
+        let mut ct = Conntrack::default();
+        ct.set_offload(Some(Box::new(super::conntrack::KernelCt::new(h.dp.clone()))));
+        let mut reference = Conntrack::default();
+        let mut t = (ct, reference);
+        fn check(
+            h: &mut Harness,
+            (ct, reference): &mut (Conntrack, Conntrack),
+            f: &[u8],
+        ) -> Result<(), TestCaseError> {
+            let want = port_of(track(reference, f));
+            let n = h.upcalls;
+            let o = h.kernel(f);
+            let got = if h.upcalls > n {
+                prop_assert!(o.out.is_empty());
+                port_of(track(ct, f))
+            } else {
+                prop_assert_eq!(o.out.len(), 1);
+                o.out[0].0
+            };
+            prop_assert_eq!(got, want, "{:?}", f);
+            Ok(())
+        }
+        // The conversation: next sequence numbers, FINs sent, over.
+        let (mut sa, mut sb) = (100u32, 500u32);
+        let (mut opened, mut fin_a, mut fin_b, mut over) = (false, false, false, false);
+        for op in ops {
+            match op {
+                CtOp::Tcp { from_a, kind, len } => {
+                    if over || (from_a && fin_a) || (!from_a && fin_b) {
+                        continue;
+                    }
+                    if !opened {
+                        check(&mut h, &mut t, &segment(true, true, None, false, sa, 0))?;
+                        check(&mut h, &mut t, &segment(false, true, Some(sa + 1), false, sb, 0))?;
+                        sa += 1;
+                        sb += 1;
+                        check(&mut h, &mut t, &segment(true, false, Some(sb), false, sa, 0))?;
+                        opened = true;
+                    }
+                    let (seq, ack) = if from_a { (sa, sb) } else { (sb, sa) };
+                    match kind {
+                        0 => {
+                            // A reset ends it (in window: at the next sequence).
+                            check(&mut h, &mut t, &segment_rst(from_a, false, Some(ack), false, true, seq, 0))?;
+                            over = true;
+                        }
+                        1 => {
+                            check(&mut h, &mut t, &segment(from_a, false, Some(ack), true, seq, 0))?;
+                            if from_a {
+                                sa += 1;
+                                fin_a = true;
+                            } else {
+                                sb += 1;
+                                fin_b = true;
+                            }
+                        }
+                        _ => {
+                            check(&mut h, &mut t, &segment(from_a, false, Some(ack), false, seq, len))?;
+                            if from_a {
+                                sa += len as u32;
+                            } else {
+                                sb += len as u32;
+                            }
+                        }
+                    }
+                    over |= fin_a && fin_b;
+                }
+                CtOp::Udp { flow, reply } => {
+                    let (sp, dp) = (6000 + flow, 53);
+                    let f = if reply {
+                        udp4(MAC_B, MAC_A, IP_B, IP_A, dp, sp, 20)
+                    } else {
+                        udp4(MAC_A, MAC_B, IP_A, IP_B, sp, dp, 20)
+                    };
+                    check(&mut h, &mut t, &f)?;
+                }
+                CtOp::Flush => {
+                    t.0.flush(None);
+                    t.1.flush(None);
+                    prop_assert!(h.dp.cts().is_empty());
+                }
+            }
+        }
+    }
 }
