@@ -974,7 +974,7 @@ proptest! {
         ct_flows(&mut h, true, true);
         let mut ct = Conntrack::default();
         ct.set_offload(Some(Box::new(super::conntrack::KernelCt::new(h.dp.clone()))));
-        let mut reference = Conntrack::default();
+        let reference = Conntrack::default();
         let mut t = (ct, reference);
         fn check(
             h: &mut Harness,
