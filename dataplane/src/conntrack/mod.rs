@@ -255,15 +255,8 @@ impl Conntrack {
     /// (found there at start), as it was handed over, its TCP windows
     /// unchecked. Nothing happens if the tuple is known already.
     pub fn adopt(&mut self, c: &OffloadedConn, now_ms: u64) {
-        let fwd = Key {
-            zone: c.zone,
-            t: c.orig,
-        };
-        let rev = Key {
-            zone: c.zone,
-            t: c.orig.reverse(),
-        };
-        if self.index.contains_key(&fwd) || self.index.contains_key(&rev) {
+        let known = |t: Tuple| self.index.contains_key(&Key { zone: c.zone, t });
+        if known(c.orig) || known(c.orig.reverse()) {
             return;
         }
         let (proto, timeout) = match (c.orig.proto, c.replied) {
@@ -286,9 +279,22 @@ impl Conntrack {
             offloaded: Some(c.replied),
             handed_ms: now_ms,
         });
-        self.index.insert(fwd, (slot, false));
-        self.index.entry(rev).or_insert((slot, true));
-        *self.per_zone.entry(c.zone).or_insert(0) += 1;
+        self.index_both_ways(slot);
+    }
+
+    /// Index the connection in `slot` by both directions, and count it.
+    fn index_both_ways(&mut self, slot: usize) {
+        let (zone, orig) = (self.conns[slot].zone, self.conns[slot].orig);
+        self.index.insert(Key { zone, t: orig }, (slot, false));
+        // A tuple that is its own reverse (same address and port both ways)
+        // keeps the originating entry.
+        self.index
+            .entry(Key {
+                zone,
+                t: orig.reverse(),
+            })
+            .or_insert((slot, true));
+        *self.per_zone.entry(zone).or_insert(0) += 1;
     }
 
     /// Is the connection in `slot` still alive at `now_ms`? One the datapath
@@ -578,19 +584,7 @@ impl Conntrack {
         };
         apply(&mut c.mark, &mut c.label, act);
         let slot = self.conns.insert(c);
-        let fwd = Key {
-            zone: act.zone,
-            t: pkt.tuple,
-        };
-        let rev = Key {
-            zone: act.zone,
-            t: pkt.tuple.reverse(),
-        };
-        self.index.insert(fwd, (slot, false));
-        // A tuple that is its own reverse (same address and port both ways)
-        // keeps the originating entry.
-        self.index.entry(rev).or_insert((slot, true));
-        *self.per_zone.entry(act.zone).or_insert(0) += 1;
+        self.index_both_ways(slot);
         self.counters.inserted += 1;
         Ok(slot)
     }
