@@ -286,6 +286,15 @@ impl TcDatapath {
             .map(|v| pod_read_unaligned(&v[..std::mem::size_of::<T>()])))
     }
 
+    /// Remove `key` from `map`; false when it was not there.
+    fn delete(&self, map: &'static str, key: &[u8]) -> Result<bool, BpfError> {
+        match self.map(map).delete(key) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(BpfError::Map { map, source }),
+        }
+    }
+
     fn put<T: Pod>(&self, map: &'static str, key: &[u8], v: &T) -> Result<(), BpfError> {
         self.map(map)
             .update(key, bytes_of(v), MapFlags::ANY)
@@ -320,14 +329,7 @@ impl TcDatapath {
 
     /// Remove a flow; false when there was none.
     pub fn delete_flow(&self, key: &LookupKey) -> Result<bool, BpfError> {
-        match self.map("flows").delete(bytes_of(key)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(BpfError::Map {
-                map: "flows",
-                source: e,
-            }),
-        }
+        self.delete("flows", bytes_of(key))
     }
 
     /// A flow.
@@ -342,14 +344,7 @@ impl TcDatapath {
 
     /// Remove a connection entry; false when there was none.
     pub fn delete_ct(&self, key: &CtKey) -> Result<bool, BpfError> {
-        match self.map("cts").delete(bytes_of(key)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(BpfError::Map {
-                map: "cts",
-                source: e,
-            }),
-        }
+        self.delete("cts", bytes_of(key))
     }
 
     /// A connection entry.
