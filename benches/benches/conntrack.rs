@@ -19,6 +19,7 @@ const COMMIT: CtAction = CtAction {
     commit: true,
     mark: None,
     label: None,
+    nat: None,
 };
 const LOOKUP: CtAction = CtAction {
     commit: false,

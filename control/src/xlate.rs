@@ -17,7 +17,7 @@ use crate::ofp::{
 use crate::recirc::Frozen;
 use crate::switch::{Switch, TUNNEL_VPORT};
 use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetNd, SetTransport};
-use rvs_dataplane::conntrack::CtAction;
+use rvs_dataplane::conntrack::{CtAction, NatAction, NatKind, NatRange};
 use rvs_dataplane::flow::{Field, FlowKey, FlowMask, NdFields, ARP_SHA, ARP_THA, VLAN_CFI};
 use rvs_dataplane::tunnel::{GeneveEncap, TunnelHeader, GENEVE_PORT};
 use rvs_dataplane::DropReason;
@@ -740,6 +740,7 @@ impl Xlate<'_> {
             commit: spec.commit,
             mark,
             label,
+            nat: spec.nat,
         };
         self.note(|| format!("ct: {}", Action::Ct(Box::new(act))));
         self.actions.push(Action::Ct(Box::new(act)));
@@ -766,6 +767,13 @@ impl Xlate<'_> {
         let mut key = self.base;
         key.set(Field::RecircId, id as u64);
         key.set(Field::InPort, self.dp_in_port);
+        if let (true, Some(NatAction::Range(r))) = (spec.commit, spec.nat) {
+            if let Some(what) = predict_nat(&mut key, &r) {
+                self.note(|| {
+                    format!("-> A new connection is translated: {what} (trace shows the next pass so).")
+                });
+            }
+        }
         self.recircs.push(Recirc {
             key,
             zone,
@@ -1218,6 +1226,33 @@ impl Xlate<'_> {
             self.note(|| format!("learned: {t}"));
         }
     }
+}
+
+/// What `ct(commit,nat(...))` does to a new connection when the range leaves
+/// no choice (one address, at most one port): `key` (the next pass's, for
+/// `trace`) gets it, and the translation comes back for the trace's words. A range with a
+/// choice depends on the table's other connections: the key stays.
+fn predict_nat(key: &mut FlowKey, r: &NatRange) -> Option<String> {
+    if r.min != r.max || r.ports.is_some_and(|(lo, hi)| lo != hi) {
+        return None;
+    }
+    let (v4, v6, port) = match r.kind {
+        NatKind::Src => (Field::NwSrc, (Field::Ipv6SrcHi, Field::Ipv6SrcLo), Field::TpSrc),
+        NatKind::Dst => (Field::NwDst, (Field::Ipv6DstHi, Field::Ipv6DstLo), Field::TpDst),
+    };
+    match (r.min, key.get(Field::EthType)) {
+        (std::net::IpAddr::V4(a), 0x0800) => key.set(v4, u32::from(a) as u64),
+        (std::net::IpAddr::V6(a), 0x86dd) => {
+            let b = u128::from(a);
+            key.set(v6.0, (b >> 64) as u64);
+            key.set(v6.1, b as u64);
+        }
+        _ => return None,
+    }
+    if let (Some((p, _)), 6 | 17) = (r.ports, key.get(Field::NwProto)) {
+        key.set(port, p as u64);
+    }
+    Some(NatAction::Range(*r).to_string())
 }
 
 #[cfg(test)]

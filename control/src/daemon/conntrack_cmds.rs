@@ -127,6 +127,7 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
             "evicted": c.evicted,
             "refused_full": c.refused_full,
             "refused_zone_limit": c.refused_zone_limit,
+            "refused_nat": c.refused_nat,
         })
         .to_string();
     }
@@ -145,8 +146,8 @@ fn stats(ct: &SharedConntrack, json: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "Counters: inserted={} expired={} reopened={} invalid={} evicted={} refused_full={} refused_zone_limit={}",
-        c.inserted, c.expired, c.reopened, c.invalid, c.evicted, c.refused_full, c.refused_zone_limit
+        "Counters: inserted={} expired={} reopened={} invalid={} evicted={} refused_full={} refused_zone_limit={} refused_nat={}",
+        c.inserted, c.expired, c.reopened, c.invalid, c.evicted, c.refused_full, c.refused_zone_limit, c.refused_nat
     );
     s
 }

@@ -1,6 +1,7 @@
 //! OpenFlow-like actions, in the ovs-ofctl subset rvs supports.
 
 use super::field::OfField;
+use rvs_dataplane::conntrack::NatAction;
 use std::net::Ipv4Addr;
 
 /// A bit range of a field, as in `NXM_OF_VLAN_TCI[0..11]` (`field[]` is the
@@ -243,4 +244,6 @@ pub struct CtSpec {
     pub table: Option<u8>,
     /// `exec(...)`: `set_field`/`load` of `ct_mark` and `ct_label` (only).
     pub exec: Vec<OfAction>,
+    /// `nat` or `nat(src=...|dst=...)`.
+    pub nat: Option<NatAction>,
 }

@@ -164,7 +164,7 @@ impl fmt::Display for OfAction {
             OfAction::WriteActions(set) => write!(f, "write_actions({})", fmt_actions(set)),
             OfAction::ClearActions => f.write_str("clear_actions"),
             OfAction::CtClear => f.write_str("ct_clear"),
-            // OVS's order: commit, table, zone, exec.
+            // OVS's order: commit, table, zone, nat, exec.
             OfAction::Ct(c) => {
                 let mut parts: Vec<String> = Vec::new();
                 if c.commit {
@@ -177,6 +177,10 @@ impl fmt::Display for OfAction {
                     super::action::CtZone::Imm(0) => {}
                     super::action::CtZone::Imm(z) => parts.push(format!("zone={z}")),
                     super::action::CtZone::Field(s) => parts.push(format!("zone={s}")),
+                }
+                // OVS writes nat outside exec(), before it.
+                if let Some(n) = c.nat {
+                    parts.push(n.to_string());
                 }
                 if !c.exec.is_empty() {
                     parts.push(format!("exec({})", fmt_actions(&c.exec)));

@@ -11,6 +11,7 @@ use super::action_set;
 use super::field::{parse_int, parse_mac, OfField, CT_STATE_FLAGS};
 use super::matches::Match;
 use super::rule::Rule;
+use rvs_dataplane::conntrack::{NatAction, NatParseError};
 use rvs_dataplane::flow::{FRAG_ANY, FRAG_LATER, VLAN_CFI};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -206,7 +207,7 @@ fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
                 written.push((dst.field, "move"));
             }
             OfAction::WriteActions(inner) => stack.extend(inner),
-            OfAction::Ct(spec) => check_ct(rule, spec.commit, at("ct"))?,
+            OfAction::Ct(spec) => check_ct(rule, spec, at("ct"))?,
             _ => {}
         }
     }
@@ -239,9 +240,11 @@ fn check_actions(rule: &Rule, text: &str) -> PResult<()> {
     Ok(())
 }
 
-/// OVS's `ofpact_check_ct`: conntrack needs an IP packet (the match says
-/// `ip` or `ipv6`), and an invalid one cannot be committed.
-fn check_ct(rule: &Rule, commit: bool, column: usize) -> PResult<()> {
+/// OVS's `ofpact_check_ct` and `_nat`: conntrack needs an IP packet (the
+/// match says `ip` or `ipv6`), an invalid one cannot be committed, and a NAT
+/// range is of the match's address family.
+fn check_ct(rule: &Rule, spec: &CtSpec, column: usize) -> PResult<()> {
+    let commit = spec.commit;
     let (ty, ty_mask) = rule.matches.get(OfField::DlType);
     if ty_mask != 0xffff || (ty != 0x0800 && ty != 0x86dd) {
         return err(
@@ -258,6 +261,22 @@ fn check_ct(rule: &Rule, commit: bool, column: usize) -> PResult<()> {
             "ct",
             "ct(commit) of a packet matched as +inv: an invalid packet cannot be committed, as OVS says (OFPBAC_MATCH_INCONSISTENT)",
         );
+    }
+    if let Some(NatAction::Range(r)) = &spec.nat {
+        if r.min.is_ipv6() != (ty == 0x86dd) {
+            let (range, flow) = if r.min.is_ipv6() {
+                ("IPv6", "ip")
+            } else {
+                ("IPv4", "ipv6")
+            };
+            return err(
+                column,
+                "ct",
+                format!(
+                    "ct(nat): an {range} range in an {flow} flow, as OVS refuses (OFPBAC_MATCH_INCONSISTENT)"
+                ),
+            );
+        }
     }
     Ok(())
 }
@@ -792,6 +811,7 @@ pub fn keyword_action(name: &str) -> Option<OfAction> {
             zone: CtZone::Imm(0),
             table: None,
             exec: Vec::new(),
+            nat: None,
         }),
         _ => return None,
     })
@@ -1170,14 +1190,15 @@ fn port_action(p: u32) -> OfAction {
 }
 
 /// The arguments of `ct(...)`: `commit`, `zone=N|FIELD[a..b]`, `table=T`,
-/// `exec(set_field:V->ct_mark,...)`. NAT, ALGs and `force` are refused by
-/// name (not yet implemented), never ignored.
+/// `exec(set_field:V->ct_mark,...)`, `nat[(src=...|dst=...)]`. ALGs and
+/// `force` are refused by name (not implemented), never ignored.
 fn parse_ct(base: usize, text: &str, ports: &dyn PortNames) -> PResult<CtSpec> {
     let mut spec = CtSpec {
         commit: false,
         zone: CtZone::Imm(0),
         table: None,
         exec: Vec::new(),
+        nat: None,
     };
     for (col, tok) in split_top(text, base, false)? {
         let (k, v) = match tok.split_once(['=', '(']) {
@@ -1227,12 +1248,16 @@ fn parse_ct(base: usize, text: &str, ports: &dyn PortNames) -> PResult<CtSpec> {
                     }
                 }
             }
-            ("nat", _) => {
-                return err(
-                    col,
-                    tok,
-                    "ct(nat) is not supported yet (rvs tracks connections, it does not translate them)",
-                )
+            ("nat", None) => spec.nat = Some(NatAction::Existing),
+            ("nat", Some(body)) if tok.trim_start()[3..].trim_start().starts_with('(') => {
+                let inner = body
+                    .strip_suffix(')')
+                    .map_or_else(|| err(col, tok, "unbalanced parentheses"), Ok)?;
+                spec.nat = Some(
+                    inner
+                        .parse()
+                        .or_else(|e: NatParseError| err(col, tok, e.to_string()))?,
+                );
             }
             ("alg", _) => {
                 return err(

@@ -29,6 +29,11 @@ fn sum_words(mut sum: u32, data: &[u8]) -> u32 {
     sum
 }
 
+/// The Internet checksum of `data`, `sum` (a pseudo-header's) added.
+pub(crate) fn internet_checksum(sum: u32, data: &[u8]) -> u16 {
+    fold(sum_words(sum, data))
+}
+
 fn fold(mut sum: u32) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);

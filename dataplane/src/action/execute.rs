@@ -280,6 +280,7 @@ mod tests {
             commit: true,
             mark: Some((5, u32::MAX)),
             label: None,
+            nat: None,
         };
         let s = run(
             &[Action::Ct(Box::new(commit)), Action::Recirculate(3)],

@@ -1,7 +1,7 @@
 //! Datapath actions and their executor.
 
 mod arp;
-mod checksum;
+pub(crate) mod checksum;
 mod execute;
 mod ipv6;
 mod l2;
@@ -152,6 +152,9 @@ impl fmt::Display for Action {
                 }
                 if let Some((v, m)) = c.label {
                     parts.push(format!("label={v:#x}/{m:#x}"));
+                }
+                if let Some(n) = c.nat {
+                    parts.push(n.to_string());
                 }
                 write!(f, "{})", parts.join(","))
             }

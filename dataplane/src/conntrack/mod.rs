@@ -10,11 +10,13 @@
 //! finds the table or zone full). Time is a millisecond clock the caller
 //! passes, so tests drive it.
 
+mod nat;
 mod offload;
 mod packet;
 mod tcp;
 mod timeouts;
 
+pub use nat::{NatAction, NatKind, NatParseError, NatRange, Rewrite};
 pub use offload::{CtOffload, OffloadedConn};
 pub use packet::{CtPacket, TcpSegment, Tuple, Untrackable, L4};
 pub use tcp::{TcpConn, TcpState, Update};
@@ -44,13 +46,23 @@ pub fn lock(ct: &SharedConntrack) -> MutexGuard<'_, Conntrack> {
 /// actions may have rewritten it), track it, and set its `ct_*` metadata.
 /// A refused commit is a drop.
 pub fn track(ct: &mut Conntrack, pkt: &mut PacketBuf, act: &CtAction, now_ms: u64) -> Result<(), DropReason> {
-    let parsed = match FlowKey::extract(pkt.data(), &pkt.meta) {
-        Ok((k, layers)) => CtPacket::parse(pkt.data(), &k, layers),
-        Err(_) => Err(Untrackable::L4),
+    let (parsed, layers) = match FlowKey::extract(pkt.data(), &pkt.meta) {
+        Ok((k, layers)) => (CtPacket::parse(pkt.data(), &k, layers), layers),
+        Err(_) => (Err(Untrackable::L4), Default::default()),
+    };
+    // A packet this zone translated already (an earlier pass) is looked up
+    // as translated and not translated again.
+    let prior_nat = if pkt.meta.ct.zone == act.zone {
+        pkt.meta.ct.state & (state::SNAT | state::DNAT)
+    } else {
+        0
     };
     let r = ct
-        .execute(parsed.as_ref().map_err(|e| *e), act, now_ms)
+        .execute_after(parsed.as_ref().map_err(|e| *e), act, prior_nat, now_ms)
         .map_err(|_| DropReason::CtRefused)?;
+    if let Some(rw) = &r.rewrite {
+        nat::rewrite(pkt.data_mut(), layers, rw).map_err(|_| DropReason::MalformedL4)?;
+    }
     pkt.meta.ct = CtMeta {
         state: r.state,
         zone: r.zone,
@@ -74,9 +86,10 @@ pub mod state {
     pub const INV: u8 = 0x10;
     /// Tracked (went through `ct()`).
     pub const TRK: u8 = 0x20;
-    /// Source NATed (not implemented yet).
+    /// Its source address (or port) was translated, or its destination
+    /// translated back (a reply of a destination-translated connection).
     pub const SNAT: u8 = 0x40;
-    /// Destination NATed (not implemented yet).
+    /// Its destination was translated, or translated back.
     pub const DNAT: u8 = 0x80;
 }
 
@@ -119,6 +132,8 @@ pub struct CtAction {
     pub mark: Option<(u32, u32)>,
     /// `exec(set_field:V/M->ct_label)`.
     pub label: Option<(u128, u128)>,
+    /// `nat` or `nat(src=...|dst=...)`.
+    pub nat: Option<NatAction>,
 }
 
 /// What a `ct()` action gives the packet.
@@ -132,6 +147,8 @@ pub struct CtResult {
     pub mark: u32,
     /// `ct_label`.
     pub label: u128,
+    /// What `ct(nat)` makes of the packet (the caller rewrites it).
+    pub rewrite: Option<Rewrite>,
 }
 
 /// A commit that could not create its connection (the packet is dropped and
@@ -149,6 +166,10 @@ pub enum CtRefused {
         /// Its limit.
         limit: u32,
     },
+    /// Every translation the NAT range offers (among the first
+    /// [`nat::MAX_TRIES`]) is taken.
+    #[error("no free address and port in the NAT range")]
+    NatExhausted,
 }
 
 /// Counters since start (`ct-stats`).
@@ -169,6 +190,8 @@ pub struct CtCounters {
     pub refused_full: u64,
     /// Commits refused: zone limit.
     pub refused_zone_limit: u64,
+    /// Commits refused: no free translation in the NAT range.
+    pub refused_nat: u64,
 }
 
 /// What a connection is, beyond TCP.
@@ -184,6 +207,11 @@ struct Conn {
     zone: u16,
     /// The originating direction.
     orig: Tuple,
+    /// The reply direction as it arrives: `orig` reversed, or, when the
+    /// connection is translated, the translated originating tuple reversed.
+    reply: Tuple,
+    /// How the originating direction is translated (`ct(nat)`).
+    nat: Option<NatKind>,
     proto: Proto,
     /// A packet in the reply direction has been seen.
     replied: bool,
@@ -270,6 +298,8 @@ impl Conntrack {
         let slot = self.conns.insert(Conn {
             zone: c.zone,
             orig: c.orig,
+            reply: c.orig.reverse(),
+            nat: None,
             proto,
             replied: c.replied,
             timeout,
@@ -284,16 +314,15 @@ impl Conntrack {
 
     /// Index the connection in `slot` by both directions, and count it.
     fn index_both_ways(&mut self, slot: usize) {
-        let (zone, orig) = (self.conns[slot].zone, self.conns[slot].orig);
+        let (zone, orig, reply) = (
+            self.conns[slot].zone,
+            self.conns[slot].orig,
+            self.conns[slot].reply,
+        );
         self.index.insert(Key { zone, t: orig }, (slot, false));
         // A tuple that is its own reverse (same address and port both ways)
         // keeps the originating entry.
-        self.index
-            .entry(Key {
-                zone,
-                t: orig.reverse(),
-            })
-            .or_insert((slot, true));
+        self.index.entry(Key { zone, t: reply }).or_insert((slot, true));
         *self.per_zone.entry(zone).or_insert(0) += 1;
     }
 
@@ -336,7 +365,10 @@ impl Conntrack {
             c.offloaded = None;
             return;
         }
+        // The datapath does not translate: a translated connection's
+        // packets all come here.
         let eligible = !state_change
+            && c.nat.is_none()
             && match &c.proto {
                 Proto::Tcp(t) => c.replied && t.established(),
                 Proto::Other => c.orig.proto == packet::PROTO_UDP,
@@ -417,6 +449,20 @@ impl Conntrack {
         act: &CtAction,
         now_ms: u64,
     ) -> Result<CtResult, CtRefused> {
+        self.execute_after(packet, act, 0, now_ms)
+    }
+
+    /// [`Conntrack::execute`] for a packet that this zone's `ct(nat)` has
+    /// translated already in an earlier pass (`prior_nat`: the `+snat`/
+    /// `+dnat` bits it got): it is looked up as translated, keeps its bits
+    /// and is not translated again (OVS's userspace tracker does the same).
+    pub fn execute_after(
+        &mut self,
+        packet: Result<&CtPacket, Untrackable>,
+        act: &CtAction,
+        prior_nat: u8,
+        now_ms: u64,
+    ) -> Result<CtResult, CtRefused> {
         let mut r = CtResult {
             state: state::TRK,
             zone: act.zone,
@@ -429,13 +475,27 @@ impl Conntrack {
             zone: act.zone,
             t: pkt.tuple,
         };
-        if let Some(&(slot, reply)) = self.index.get(&key) {
+        let translated = |t: Tuple| Key { zone: act.zone, t };
+        let found = match prior_nat {
+            0 => self.index.get(&key).copied(),
+            // Translated: its reverse is the other direction as it arrives.
+            _ => (self.index.get(&translated(pkt.tuple.reverse())))
+                .map(|&(slot, reply)| (slot, !reply))
+                .or_else(|| self.index.get(&key).copied()),
+        };
+        if let Some((slot, reply)) = found {
             match self.update(slot, pkt, reply, now_ms) {
                 Some(Update::Valid(_) | Update::Loose) => {
                     let c = &mut self.conns[slot];
                     r.state |= if c.replied { state::EST } else { state::NEW };
                     if reply {
                         r.state |= state::RPL;
+                    }
+                    r.state |= prior_nat;
+                    if let (Some(kind), Some(_), 0) = (c.nat, act.nat, prior_nat) {
+                        let (rw, bit) = nat::plan(&c.orig, &c.reply.reverse(), kind, reply, false);
+                        r.rewrite = Some(rw);
+                        r.state |= bit;
                     }
                     let (mark, label) = (c.mark, c.label);
                     if act.commit {
@@ -463,17 +523,22 @@ impl Conntrack {
             }
         }
         if let L4::IcmpError(quoted) = pkt.l4 {
-            let qk = Key {
-                zone: act.zone,
-                t: quoted,
-            };
-            return match self.index.get(&qk).copied() {
-                Some((slot, quoted_reply)) if self.conns[slot].expires_ms > now_ms => {
+            // The error travels against the quoted packet: the quoted
+            // tuple reversed is the error's direction as it arrives (the
+            // quoted tuple itself, once the error has been translated).
+            let found = (self.index.get(&translated(quoted.reverse())).copied())
+                .or_else(|| self.index.get(&translated(quoted)).map(|&(slot, q)| (slot, !q)));
+            return match found {
+                Some((slot, reply)) if self.conns[slot].expires_ms > now_ms => {
                     let c = &self.conns[slot];
-                    // The error travels against the quoted packet.
-                    r.state |= state::REL | if quoted_reply { 0 } else { state::RPL };
+                    r.state |= state::REL | if reply { state::RPL } else { 0 } | prior_nat;
                     r.mark = c.mark;
                     r.label = c.label;
+                    if let (Some(kind), Some(_), 0) = (c.nat, act.nat, prior_nat) {
+                        let (rw, bit) = nat::plan(&c.orig, &c.reply.reverse(), kind, reply, true);
+                        r.rewrite = Some(rw);
+                        r.state |= bit;
+                    }
                     Ok(r)
                 }
                 _ => Ok(self.invalid(r)),
@@ -494,6 +559,11 @@ impl Conntrack {
             let c = &self.conns[slot];
             r.mark = c.mark;
             r.label = c.label;
+            if let Some(kind) = c.nat {
+                let (rw, bit) = nat::plan(&c.orig, &c.reply.reverse(), kind, false, false);
+                r.rewrite = Some(rw);
+                r.state |= bit;
+            }
             self.follow_offload(slot, None, now_ms);
         }
         Ok(r)
@@ -565,6 +635,16 @@ impl Conntrack {
                 limit,
             });
         }
+        let (reply, nat) = match act.nat {
+            Some(NatAction::Range(range)) => {
+                let x = self.translation(act.zone, &pkt.tuple, &range).ok_or_else(|| {
+                    self.counters.refused_nat += 1;
+                    CtRefused::NatExhausted
+                })?;
+                (x.reverse(), (x != pkt.tuple).then_some(range.kind))
+            }
+            _ => (pkt.tuple.reverse(), None),
+        };
         let (proto, timeout) = match &pkt.l4 {
             L4::Tcp(seg) => (Proto::Tcp(TcpConn::new(seg)), TcpConn::first_timeout()),
             L4::IcmpQuery { .. } => (Proto::Other, Timeout::IcmpFirst),
@@ -573,6 +653,8 @@ impl Conntrack {
         let mut c = Conn {
             zone: act.zone,
             orig: pkt.tuple,
+            reply,
+            nat,
             proto,
             replied: false,
             timeout,
@@ -589,6 +671,20 @@ impl Conntrack {
         Ok(slot)
     }
 
+    /// The translated originating tuple a new connection from `orig` gets
+    /// under `range`: the first of [`nat::choices`] whose reply direction no
+    /// connection of the zone uses.
+    fn translation(&self, zone: u16, orig: &Tuple, range: &NatRange) -> Option<Tuple> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (zone, orig.src, orig.dst, orig.sport, orig.dport, orig.proto).hash(&mut h);
+        let free = |t: &Tuple| {
+            !self.index.contains_key(&Key { zone, t: t.reverse() })
+                && (t == orig || !self.index.contains_key(&Key { zone, t: *t }))
+        };
+        nat::choices(orig, range, h.finish()).find(free)
+    }
+
     fn remove(&mut self, slot: usize) {
         let c = self.conns.remove(slot);
         if c.offloaded.is_some() {
@@ -596,7 +692,7 @@ impl Conntrack {
                 o.withdraw(c.zone, &c.orig);
             }
         }
-        for t in [c.orig, c.orig.reverse()] {
+        for t in [c.orig, c.reply] {
             let k = Key { zone: c.zone, t };
             if self.index.get(&k).is_some_and(|(s, _)| *s == slot) {
                 self.index.remove(&k);
@@ -670,6 +766,7 @@ impl Conntrack {
             .map(|(_, c)| ConnEntry {
                 zone: c.zone,
                 orig: c.orig,
+                reply: c.reply,
                 tcp_state: match c.proto {
                     Proto::Tcp(t) => Some((t.peer[0].state, t.peer[1].state)),
                     Proto::Other => None,
@@ -700,6 +797,8 @@ pub struct ConnEntry {
     pub zone: u16,
     /// The originating direction.
     pub orig: Tuple,
+    /// The reply direction as it arrives (translated, under NAT).
+    pub reply: Tuple,
     /// TCP: the originator's and the responder's state.
     pub tcp_state: Option<(TcpState, TcpState)>,
     /// A reply has been seen.
@@ -748,7 +847,7 @@ impl fmt::Display for ConnEntry {
         write!(f, "{name},orig=(")?;
         fmt_dir(f, &self.orig)?;
         write!(f, "),reply=(")?;
-        fmt_dir(f, &self.orig.reverse())?;
+        fmt_dir(f, &self.reply)?;
         write!(f, ")")?;
         if self.zone != 0 {
             write!(f, ",zone={}", self.zone)?;
@@ -770,5 +869,7 @@ impl fmt::Display for ConnEntry {
     }
 }
 
+#[cfg(test)]
+mod nat_tests;
 #[cfg(test)]
 mod tests;

@@ -48,12 +48,14 @@ const COMMIT: CtAction = CtAction {
     commit: true,
     mark: None,
     label: None,
+    nat: None,
 };
 const LOOKUP: CtAction = CtAction {
     zone: 0,
     commit: false,
     mark: None,
     label: None,
+    nat: None,
 };
 
 fn run(ct: &mut Conntrack, p: &CtPacket, a: &CtAction, now: u64) -> u8 {
@@ -309,7 +311,8 @@ fn zones_are_isolated() {
             state: TRK | EST | RPL,
             zone: 1,
             mark: 0,
-            label: 0
+            label: 0,
+            rewrite: None,
         }
     );
     assert_eq!((ct.zone_len(1), ct.zone_len(2)), (1, 0));

@@ -344,6 +344,25 @@ fn actions_are_checked_against_their_rule_as_ovs_does() {
         .contains("invalid packet cannot be committed"));
     p("ipv6,actions=ct(table=1)");
     p("ip,ct_state=-inv+trk,actions=ct(commit),ct_clear");
+    // NAT, written back as ovs-ofctl writes it (nat before exec).
+    for text in [
+        "ct(commit,table=5,zone=3,nat(src=198.18.2.111),exec(set_field:0x1->ct_mark))",
+        "ct(table=1,zone=3,nat)",
+        "ct(commit,nat(dst=[fd00::1]-[fd00::3]:80-90,random))",
+    ] {
+        let ty = if text.contains('[') { "ipv6" } else { "ip" };
+        let r = p(&format!("{ty},actions={text}"));
+        assert_eq!(crate::ofp::fmt_actions(&r.actions), text);
+    }
+    assert!(e("ipv6,actions=ct(commit,nat(src=198.18.2.111))")
+        .message
+        .contains("an IPv4 range in an ipv6 flow"));
+    assert!(e("ip,actions=ct(commit,nat(src=198.18.2.111,dst=198.18.2.1))")
+        .message
+        .contains("one of src or dst"));
+    assert!(e("ip,actions=ct(commit,nat(src=198.18.2.9-198.18.2.1))")
+        .message
+        .contains("bad range"));
     // NXM's in_port is 16 bits, OXM's 32; each prints back as itself.
     p("actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]");
     assert!(e("actions=move:OXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]")

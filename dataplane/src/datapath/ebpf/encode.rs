@@ -196,6 +196,11 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
                 if c.mark.is_some() || c.label.is_some() {
                     return Err(NotOffloaded::Action("ct(exec(...))"));
                 }
+                // The kernel program does not translate: such flows (and
+                // the connections they translate) stay in userspace.
+                if c.nat.is_some() {
+                    return Err(NotOffloaded::Action("ct(nat)"));
+                }
                 if has_ct {
                     return Err(NotOffloaded::Action("two ct() in a flow"));
                 }
