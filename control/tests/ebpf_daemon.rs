@@ -224,3 +224,96 @@ fn root_ebpf_daemon_forwards_in_the_kernel_and_survives_kill9() {
     assert!(!lab.filters(&sa).contains("rvs_ingress"), "{}", lab.filters(&sa));
     assert!(!lab.filters(&sb).contains("rvs_ingress"));
 }
+
+/// A floating IP (`ct(nat)`) on the eBPF datapath: h2 (198.18.62.2) is
+/// reached at 198.18.62.111. The kernel program does not translate, so these
+/// flows stay in the daemon (every packet goes up); what counts is that the
+/// translation happens on that path too: h1's pings to the floating address
+/// are answered from it, the tracker holds the translated connection, and
+/// no kernel flow carries a `ct(nat)`.
+#[test]
+fn root_ebpf_daemon_translates_a_floating_ip_in_userspace() {
+    if !root_or_skip("ebpf_daemon_translates_a_floating_ip_in_userspace") {
+        return;
+    }
+    let mut net = Netns::new("rvn");
+    let TwoHosts {
+        h1, h2, sa, sb, b, ..
+    } = net.two_hosts(Some("198.18.62"));
+    let mut lab = Lab {
+        net,
+        dir: tempfile::tempdir().unwrap(),
+        daemon: None,
+    };
+    lab.start_daemon();
+    lab.rvs(&["add-br", "br0"]);
+    lab.rvs(&["add-port", "br0", &sa, "type=system"]);
+    lab.rvs(&["add-port", "br0", &sb, "type=system"]);
+    let h2_mac = String::from_utf8(
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &h2,
+            "cat",
+            &format!("/sys/class/net/{b}/address"),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let h2_mac = h2_mac.trim();
+    // The floating address answers ARP with a MAC of its own; inbound to it
+    // is translated to h2 (zone 7), h2's replies back; the rest is NORMAL.
+    let fip_mac = "02:00:00:00:00:6f";
+    let flows = [
+        format!(
+            "priority=100,arp,arp_op=1,arp_tpa=198.18.62.111,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],\
+             mod_dl_src:{fip_mac},load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],\
+             load:0x02000000006f->NXM_NX_ARP_SHA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
+             load:0xc6123e6f->NXM_OF_ARP_SPA[],in_port"
+        ),
+        "priority=100,ip,nw_dst=198.18.62.111,actions=ct(commit,zone=7,table=1,nat(dst=198.18.62.2))".into(),
+        "priority=100,ip,nw_src=198.18.62.2,nw_dst=198.18.62.1,actions=ct(zone=7,table=1,nat)".into(),
+        // Direct traffic to h2 is tracked in the same zone, so its replies
+        // are +est+rpl there (an echo reply nobody asked for is +inv).
+        "priority=90,ip,nw_dst=198.18.62.2,actions=ct(commit,zone=7,table=1,nat)".into(),
+        "priority=0,actions=NORMAL".into(),
+        format!("table=1,priority=10,ct_state=+trk-rpl,ip,nw_dst=198.18.62.2,actions=mod_dl_dst:{h2_mac},NORMAL"),
+        format!("table=1,priority=10,ct_state=+trk+rpl,ip,nw_src=198.18.62.111,actions=mod_dl_src:{fip_mac},NORMAL"),
+        "table=1,priority=5,ct_state=+trk-inv,ip,actions=NORMAL".into(),
+        "table=1,priority=0,actions=drop".into(),
+    ];
+    for f in &flows {
+        lab.rvs(&["add-flow", "br0", f]);
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", &h1, "ping", "-c", "5", "-i", "0.2", "-W", "1"])
+        .arg("198.18.62.111")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the floating address answers: {text}");
+    assert!(
+        text.contains("from 198.18.62.111"),
+        "replies come from the floating address: {text}"
+    );
+    let ct = lab.rvs(&["dump-conntrack", "zone=7"]);
+    assert!(
+        ct.contains("orig=(src=198.18.62.1,dst=198.18.62.111")
+            && ct.contains("reply=(src=198.18.62.2,dst=198.18.62.1"),
+        "the tracker holds the translated connection: {ct}"
+    );
+    // h2 is still reached by its own address, untranslated.
+    let (ok, text) = lab.ping("2", "0.2");
+    assert!(
+        ok,
+        "h2 by its own address: {text}\n{}\n{}",
+        lab.rvs(&["dump-conntrack", "zone=7"]),
+        lab.rvs(&["dump-flows", "br0"])
+    );
+    // The daemon's cache holds the translating flows; the kernel's does not.
+    let dump = lab.rvs(&["dpctl", "dump-flows"]);
+    let (user, kernel) = dump.split_once("kernel:").expect("a kernel section");
+    assert!(user.contains("nat(dst=198.18.62.2)"), "{dump}");
+    assert!(!kernel.contains("nat"), "no kernel flow translates: {dump}");
+}
