@@ -100,6 +100,10 @@ pub struct RuleEntry {
     pub n_packets: u64,
     /// Bytes credited to it.
     pub n_bytes: u64,
+    /// Installed by an OpenFlow controller: it lives while the switch runs
+    /// and is not saved (OVS keeps no flows across a restart; rvs keeps the
+    /// ones its own CLI added).
+    pub from_controller: bool,
 }
 
 /// A bridge: ports, 255 rule tables, a MAC table.
@@ -117,6 +121,44 @@ pub struct Bridge {
     /// next port, not even after a restart: a rule left naming it cannot reach
     /// a port it was never meant for.
     pub next_ofport: u32,
+    /// OpenFlow controller targets (`set-controller`).
+    pub controllers: Vec<crate::openflow::Target>,
+    /// What the bridge does while it has controllers but none is connected.
+    pub fail_mode: FailMode,
+    /// Fail-open in force (standalone, controllers, none connected): table 0
+    /// acts as NORMAL. Run-time state, not configuration.
+    pub fail_open: bool,
+}
+
+/// `set-fail-mode`, with OVS's meaning: what a bridge with controllers does
+/// while none of them is connected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailMode {
+    /// Forward as a learning switch (NORMAL) until a controller connects;
+    /// the flow tables are kept but not used.
+    #[default]
+    Standalone,
+    /// Keep using the flow tables as they are; nothing new is learned.
+    Secure,
+}
+
+impl FailMode {
+    /// Its name in `set-fail-mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailMode::Standalone => "standalone",
+            FailMode::Secure => "secure",
+        }
+    }
+
+    /// Parse a `set-fail-mode` argument.
+    pub fn from_name(s: &str) -> Option<FailMode> {
+        match s {
+            "standalone" => Some(FailMode::Standalone),
+            "secure" => Some(FailMode::Secure),
+            _ => None,
+        }
+    }
 }
 
 impl Bridge {
@@ -128,6 +170,9 @@ impl Bridge {
             tables: BTreeMap::new(),
             macs: MacTable::default(),
             next_ofport: 1,
+            controllers: Vec::new(),
+            fail_mode: FailMode::default(),
+            fail_open: false,
         }
     }
 
@@ -167,6 +212,12 @@ impl Bridge {
 
     /// Add or replace a rule (same table, match and priority).
     pub fn add_rule(&mut self, rule: Rule, now_ms: u64) {
+        self.add_rule_from(rule, now_ms, false)
+    }
+
+    /// Add or replace a rule; `from_controller`: an OpenFlow controller's
+    /// (kept while the switch runs, not saved).
+    pub fn add_rule_from(&mut self, rule: Rule, now_ms: u64, from_controller: bool) {
         let t = self.tables.entry(rule.table).or_default();
         t.insert(
             rule.matches,
@@ -177,6 +228,7 @@ impl Bridge {
                 used_ms: now_ms,
                 n_packets: 0,
                 n_bytes: 0,
+                from_controller,
             },
         );
     }

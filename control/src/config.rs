@@ -74,6 +74,12 @@ pub struct BridgeConfig {
     /// files written before they existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tnl_neigh: BTreeMap<String, String>,
+    /// OpenFlow controller targets (`set-controller`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+    /// `set-fail-mode` (absent: standalone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_mode: Option<String>,
 }
 
 /// The whole desired state.
@@ -225,7 +231,8 @@ impl Config {
     }
 
     /// The desired state of a running switch. Rules with a timeout (learned,
-    /// or temporary by design) are runtime state and are not included.
+    /// or temporary by design) and rules from an OpenFlow controller are
+    /// runtime state and are not included.
     pub fn from_switch(sw: &Switch) -> Config {
         let bridges = sw
             .bridges
@@ -252,7 +259,7 @@ impl Config {
                 flows: b
                     .rules()
                     .into_iter()
-                    .filter(|e| e.rule.hard_timeout == 0 && e.rule.idle_timeout == 0)
+                    .filter(|e| e.rule.hard_timeout == 0 && e.rule.idle_timeout == 0 && !e.from_controller)
                     .map(|e| e.rule.to_string())
                     .collect(),
                 mac_aging_s: Some(b.macs.aging_ms / 1000),
@@ -266,6 +273,9 @@ impl Config {
                     .flatten()
                     .map(|(ip, m)| (ip.to_string(), crate::switch::format_mac(m)))
                     .collect(),
+                controllers: b.controllers.iter().map(|t| t.to_string()).collect(),
+                fail_mode: (b.fail_mode != crate::bridge::FailMode::default())
+                    .then(|| b.fail_mode.name().into()),
             })
             .collect();
         let tlv_maps = sw
@@ -312,6 +322,12 @@ impl Config {
             }
             if let Some(n) = b.next_ofport {
                 br.next_ofport = n;
+            }
+            sw.set_controllers(&b.name, &b.controllers)
+                .map_err(apply_err(format!("bridge {} controllers", b.name)))?;
+            if let Some(m) = &b.fail_mode {
+                sw.set_fail_mode(&b.name, m)
+                    .map_err(apply_err(format!("bridge {} fail mode", b.name)))?;
             }
         }
         for b in &self.bridges {

@@ -82,6 +82,15 @@ pub enum SwitchError {
     /// Bad TLV mapping.
     #[error("tlv map: {0}")]
     Tlv(#[from] OptMapError),
+    /// A controller target that does not parse.
+    #[error("{0}")]
+    Target(#[from] crate::openflow::target::TargetError),
+    /// Not a fail mode.
+    #[error("fail mode {0:?}: standalone or secure")]
+    FailMode(String),
+    /// A flow modification that was refused.
+    #[error("flow_mod: {0}")]
+    FlowMod(#[from] crate::flow_mod::FlowModError),
 }
 
 impl From<FlowsParseError> for SwitchError {
@@ -156,7 +165,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// The MAC of network device `name` in this namespace, from sysfs.
-fn device_mac(name: &str) -> Option<[u8; 6]> {
+pub fn device_mac(name: &str) -> Option<[u8; 6]> {
     parse_mac(&std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?)
 }
 
@@ -566,6 +575,68 @@ impl Switch {
             .collect();
         self.invalidate_tables(bridge, touched);
         Ok(n)
+    }
+
+    /// Set (replace) the controller targets of `bridge` (`set-controller`;
+    /// none: `del-controller`).
+    pub fn set_controllers(&mut self, bridge: &str, targets: &[String]) -> Result<(), SwitchError> {
+        let parsed = targets
+            .iter()
+            .map(|t| t.parse())
+            .collect::<Result<Vec<crate::openflow::Target>, _>>()?;
+        let br = self
+            .bridges
+            .get_mut(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        br.controllers = parsed;
+        br.controllers.dedup();
+        self.bump();
+        Ok(())
+    }
+
+    /// `set-fail-mode BRIDGE standalone|secure`.
+    pub fn set_fail_mode(&mut self, bridge: &str, mode: &str) -> Result<(), SwitchError> {
+        let m = crate::bridge::FailMode::from_name(mode).ok_or_else(|| SwitchError::FailMode(mode.into()))?;
+        let br = self
+            .bridges
+            .get_mut(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        br.fail_mode = m;
+        self.bump();
+        Ok(())
+    }
+
+    /// Enter or leave fail-open on `bridge`; the cached flows that went
+    /// through its table 0 go when that changes.
+    pub fn set_fail_open(&mut self, bridge: &str, on: bool) {
+        if let Some(br) = self.bridges.get_mut(bridge) {
+            if br.fail_open != on {
+                br.fail_open = on;
+                tracing::info!(
+                    "bridge {bridge}: {} fail-open",
+                    if on { "entering" } else { "leaving" }
+                );
+                self.invalidate_tables(bridge, [0]);
+            }
+        }
+    }
+
+    /// Apply an OpenFlow flow modification to `bridge` (all or nothing);
+    /// the cached flows of the tables it changed go.
+    pub fn flow_mod(
+        &mut self,
+        bridge: &str,
+        fm: &crate::flow_mod::FlowMod,
+        from_controller: bool,
+    ) -> Result<crate::flow_mod::Outcome, SwitchError> {
+        let now = self.now_ms();
+        let br = self
+            .bridges
+            .get_mut(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let out = br.flow_mod(fm, now, from_controller)?;
+        self.invalidate_tables(bridge, out.tables.iter().copied());
+        Ok(out)
     }
 
     /// The rules of these tables of `bridge` changed: the cached flows that

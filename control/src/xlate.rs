@@ -508,6 +508,12 @@ impl Xlate<'_> {
             let Some(br) = self.sw.bridges.get_mut(bridge) else {
                 return;
             };
+            if table == 0 && br.fail_open {
+                // OVS's fail-open rule: above every rule of table 0.
+                self.note(|| " 0. fail-open (no controller connected): NORMAL".into());
+                self.normal(bridge);
+                return;
+            }
             let Some(cls) = br.tables.get(&table) else {
                 self.note(|| format!("{table:>2}. no rules: drop"));
                 return;

@@ -58,13 +58,7 @@ impl Daemon {
         use std::io::{Read, Write};
         let pid = self.child.as_ref().expect("daemon").id();
         let addr = addr.to_string();
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-            // setns moves only this thread; the daemon's namespace is the host's
-            // when not root (joining it again is harmless, and refused only
-            // without CAP_SYS_ADMIN: then we are already there).
-            // SAFETY: setns on a namespace fd we hold open; no memory is passed.
-            let _ = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        common::in_netns_of(pid, move || {
             let mut s = std::net::TcpStream::connect(&addr).unwrap();
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 .unwrap();
@@ -72,8 +66,6 @@ impl Daemon {
             s.read_to_string(&mut resp).unwrap();
             resp
         })
-        .join()
-        .unwrap()
     }
 
     /// Run `rvs --run-dir DIR ARGS`: (exit code, stdout, stderr).

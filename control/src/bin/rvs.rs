@@ -31,7 +31,8 @@ add-port BR PORT [type=system|afxdp|afpacket|internal|patch|geneve|memory] [tag=
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
 dpctl dump-flows | dpctl show | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP\n  \
-tnl-route-add IP/LEN BR [GW] | tnl-route-del IP/LEN | tnl-route-show | pmd-stats [--clear] | port-stats | cache-flush\n\n\
+tnl-route-add IP/LEN BR [GW] | tnl-route-del IP/LEN | tnl-route-show | pmd-stats [--clear] | port-stats | cache-flush\n  \
+set-controller BR TARGET... | del-controller BR | get-controller BR | set-fail-mode BR standalone|secure | get-fail-mode BR\n\n\
 Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 tag=1\n  rvs dump-flows br-int"
 )]
 struct Cli {
@@ -252,6 +253,12 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("del-flows", "del-flows BRIDGE [table=N,MATCH]", "Delete the rules a match covers (all without one)."),
     ("dump-flows", "dump-flows BRIDGE [--table N] [--names|--no-names] [--sort[=FIELD]|--rsort[=FIELD]]...", "Rules with n_packets, n_bytes, duration, like ovs-ofctl dump-flows; --names prints ports by name (in_port=vm1, output:patch-tun), the default on a terminal; --sort/--rsort order across tables by priority (the default) or a match field (rules without it last), ascending/descending, several keys in turn."),
     ("add-tlv-map", "add-tlv-map BRIDGE '{class=0x0102,type=0x80,len=4}->tun_metadata0'", "Map a Geneve option to tun_metadataN."),
+    ("set-controller", "set-controller BRIDGE TARGET...", "Connect the bridge to OpenFlow 1.3 controllers, as ovs-vsctl set-controller (replaces the list; saved): tcp:IP[:PORT] dials a controller and reconnects with backoff; ptcp:[PORT][:IP] listens (127.0.0.1 unless IP is given; port 6653 by default) for controllers and ovs-ofctl. Rules a controller adds share the tables with the CLI's and dump-flows shows both; they are not saved (gone after a restart, as in OVS). Example: rvs set-controller br-int ptcp:6653, then ovs-ofctl -O OpenFlow13 dump-flows tcp:127.0.0.1:6653"),
+    ("del-controller", "del-controller BRIDGE", "Remove every controller target of the bridge (their connections close; the rules stay)."),
+    ("get-controller", "get-controller BRIDGE", "The bridge's controller targets."),
+    ("set-fail-mode", "set-fail-mode BRIDGE standalone|secure", "What a bridge with tcp: controllers does while none is connected, as in OVS: standalone (the default) forwards as a learning switch (NORMAL) until one connects; secure keeps using the flow tables. Saved."),
+    ("del-fail-mode", "del-fail-mode BRIDGE", "Back to the default fail mode (standalone)."),
+    ("get-fail-mode", "get-fail-mode BRIDGE", "The bridge's fail mode."),
     ("trace", "trace BRIDGE FLOW [--generate] [--ct-next FLAGS]...", "Walk a packet through the tables, like ovs-appctl ofproto/trace: from any port (also a patch or Geneve port), nothing learned unless --generate (then NORMAL learns and learn() installs, as ofproto/trace -generate); each ct(table=N) is followed into its next pass with the ct_state of the next --ct-next (e.g. trk,est; default trk,new); --format json for a JSON object. Example: rvs trace br-int 'in_port=vm1,dl_dst=ff:ff:ff:ff:ff:ff,arp'"),
     ("dpctl-dump-flows", "dpctl-dump-flows", "Cached datapath flows (megaflows) per PMD, with packets and age."),
     ("dpctl", "dpctl dump-flows | dpctl show", "dump-flows: the cached datapath flows (megaflows) per PMD thread, and the kernel's with the ebpf datapath, with packets and age. show: the datapath, its lookups (hit, missed, lost), flows and ports, as ovs-dpctl show."),

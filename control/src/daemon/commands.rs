@@ -26,6 +26,8 @@ pub struct State {
     pub dp: Datapath,
     /// Configuration file.
     pub db: PathBuf,
+    /// OpenFlow controller connections.
+    pub of: super::openflow::Controllers,
 }
 
 type CmdResult = Result<String, String>;
@@ -159,6 +161,35 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             })
+        }),
+        "set-controller" => need(
+            a,
+            2,
+            "set-controller BRIDGE TARGET... (tcp:IP[:PORT], ptcp:[PORT][:IP])",
+        )
+        .and_then(|a| {
+            change(st, |sw| {
+                sw.set_controllers(&a[0], &a[1..]).map_err(|e| e.to_string())
+            })
+        }),
+        "del-controller" => need(a, 1, "del-controller BRIDGE")
+            .and_then(|a| change(st, |sw| sw.set_controllers(&a[0], &[]).map_err(|e| e.to_string()))),
+        "get-controller" => need(a, 1, "get-controller BRIDGE").and_then(|a| {
+            let sw = lock(&st.sw);
+            let br = sw.bridge(&a[0]).map_err(|e| e.to_string())?;
+            Ok(br.controllers.iter().map(|t| format!("{t}\n")).collect())
+        }),
+        "set-fail-mode" => need(a, 2, "set-fail-mode BRIDGE standalone|secure")
+            .and_then(|a| change(st, |sw| sw.set_fail_mode(&a[0], &a[1]).map_err(|e| e.to_string()))),
+        "del-fail-mode" => need(a, 1, "del-fail-mode BRIDGE").and_then(|a| {
+            change(st, |sw| {
+                sw.set_fail_mode(&a[0], "standalone").map_err(|e| e.to_string())
+            })
+        }),
+        "get-fail-mode" => need(a, 1, "get-fail-mode BRIDGE").and_then(|a| {
+            let sw = lock(&st.sw);
+            let br = sw.bridge(&a[0]).map_err(|e| e.to_string())?;
+            Ok(format!("{}\n", br.fail_mode.name()))
         }),
         "add-tlv-map" => need(
             a,
@@ -319,6 +350,21 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
             Some(r) => r,
             None => Err(format!("unknown command {other:?}")),
         },
+    };
+    // Controller targets and fail modes: connections follow the bridges.
+    let r = match r {
+        Ok(mut out)
+            if matches!(
+                req.cmd.as_str(),
+                "set-controller" | "del-controller" | "set-fail-mode" | "del-fail-mode" | "del-br"
+            ) =>
+        {
+            for w in st.of.reconcile(&st.sw) {
+                let _ = writeln!(out, "warning: {w}");
+            }
+            Ok(out)
+        }
+        r => r,
     };
     // Whatever the command changed (rules, MACs a trace learned, ports)
     // takes effect before the reply: no cached flow it made stale forwards

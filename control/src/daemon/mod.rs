@@ -5,6 +5,7 @@ pub mod commands;
 pub mod conntrack_cmds;
 pub mod datapath;
 pub mod metrics;
+pub mod openflow;
 pub mod port_args;
 pub mod proto;
 pub mod server;

@@ -152,11 +152,21 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         tracing::warn!("{w}");
     }
     dp.revalidate(&sw);
-    let state = Arc::new(Mutex::new(State {
-        sw: sw.clone(),
-        dp,
-        db: opts.db.clone(),
-    }));
+    let state = Arc::new_cyclic(|weak| {
+        Mutex::new(State {
+            sw: sw.clone(),
+            dp,
+            db: opts.db.clone(),
+            of: super::openflow::Controllers::new(weak.clone()),
+        })
+    });
+    {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        for w in st.of.reconcile(&st.sw) {
+            tracing::warn!("{w}");
+        }
+    }
     if let Some(addr) = opts.metrics {
         let (st, sw2) = (state.clone(), sw.clone());
         let bound = super::metrics::serve(addr, move || {
@@ -195,10 +205,16 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
             for w in warnings {
                 tracing::debug!("{w}");
             }
+            // Listeners whose address was busy are tried again.
+            let st = &mut *st;
+            for w in st.of.reconcile(&st.sw) {
+                tracing::debug!("{w}");
+            }
             last_tick = Instant::now();
         }
     }
     let _ = std::fs::remove_file(&sock);
+    state.lock().unwrap_or_else(|e| e.into_inner()).of.stop_all();
     let st = Arc::try_unwrap(state)
         .ok()
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));

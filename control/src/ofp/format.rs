@@ -2,7 +2,7 @@
 //! to the same rule (a property test checks it).
 
 use super::action::{LearnSpec, LearnSpecItem, OfAction, SubField};
-use super::field::{fmt_mac, OfField};
+use super::field::{fmt_mac, OfField, ValueKind};
 use super::matches::Match;
 use super::rule::{Rule, DEFAULT_PRIORITY};
 use rvs_dataplane::flow::{FRAG_ANY, FRAG_LATER, VLAN_CFI};
@@ -365,7 +365,18 @@ impl Match {
             };
             let mut s = format!("{name}={}", field.fmt_value(v));
             if m != field.max() {
-                let _ = write!(s, "/{}", field.fmt_value(m));
+                // A prefix mask of an address is written as its length, as
+                // OVS does (nw_dst=198.18.0.0/16).
+                let len = m.count_ones();
+                let prefix = m == field.max() & !(field.max() >> len);
+                match field.kind() {
+                    ValueKind::Ipv4 | ValueKind::Ipv6 if prefix => {
+                        let _ = write!(s, "/{len}");
+                    }
+                    _ => {
+                        let _ = write!(s, "/{}", field.fmt_value(m));
+                    }
+                }
             }
             parts.push(s);
         }

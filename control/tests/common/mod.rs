@@ -97,3 +97,20 @@ pub fn kernel_hits(show: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("dpctl show: {show}"))
 }
+
+/// Run `f` on a thread in the network namespace of process `pid` (the
+/// daemon's own one when the tests run as root: see `rvs_daemon_command`);
+/// sockets it makes stay in that namespace wherever they are used later.
+pub fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        // setns moves only this thread; the daemon's namespace is the host's
+        // when not root (joining it again is harmless, and refused only
+        // without CAP_SYS_ADMIN: then we are already there).
+        // SAFETY: setns on a namespace fd we hold open; no memory is passed.
+        let _ = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        f()
+    })
+    .join()
+    .unwrap()
+}

@@ -16,7 +16,7 @@ mod packet;
 mod tcp;
 mod timeouts;
 
-pub use nat::{NatAction, NatKind, NatParseError, NatRange, Rewrite};
+pub use nat::{flags as nat_flags, NatAction, NatKind, NatParseError, NatRange, Rewrite};
 pub use offload::{CtOffload, OffloadedConn};
 pub use packet::{CtPacket, TcpSegment, Tuple, Untrackable, L4};
 pub use tcp::{TcpConn, TcpState, Update};

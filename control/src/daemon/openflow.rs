@@ -1,0 +1,548 @@
+//! The daemon's OpenFlow side: for every controller target of a bridge, a
+//! listener (`ptcp:`) or a dialer (`tcp:`, reconnecting with backoff), and
+//! one thread per connection running a [`Session`] against the bridge.
+//! Fail-open (standalone bridges whose `tcp:` controllers are all down) is
+//! decided here too.
+
+use super::commands::State;
+use crate::bridge::FailMode;
+use crate::config::Config;
+use crate::flow_mod::{covers, outputs_to, FlowMod, FlowModError};
+use crate::openflow::message::{encodable, Features, Role};
+use crate::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
+use crate::openflow::wire::OFPG_ANY;
+use crate::openflow::{OfSwitch, OfpError, Roles, Session, Target};
+use crate::switch::{device_mac, SwitchError};
+use crate::upcall::{lock, SharedSwitch};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Tables a bridge offers (0..253, as OVS).
+const N_TABLES: u8 = 254;
+/// How often blocked threads look at their stop flag.
+const POLL: Duration = Duration::from_millis(100);
+/// Quiet time before an ECHO_REQUEST probe, and again before giving up
+/// (OVS's default inactivity probe is 5 s).
+const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Longest wait between attempts to reach a `tcp:` controller (OVS's
+/// max_backoff default).
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// A peer that takes no output this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the connections of one bridge share.
+#[derive(Default)]
+struct BridgeConns {
+    roles: Mutex<Roles>,
+    /// `tcp:` controllers connected now.
+    active_up: AtomicUsize,
+}
+
+/// Every thread of one target.
+struct Running {
+    stop: Arc<AtomicBool>,
+    /// A listener's address: connecting to it wakes its blocked `accept`.
+    wake: Option<SocketAddr>,
+}
+
+impl Running {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(mut a) = self.wake {
+            if a.ip().is_unspecified() {
+                a.set_ip(match a {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&a, POLL);
+        }
+    }
+}
+
+/// The controller connections of every bridge, kept in step with the
+/// bridges' targets by [`Controllers::reconcile`].
+pub struct Controllers {
+    state: Weak<Mutex<State>>,
+    running: BTreeMap<(String, Target), Running>,
+    bridges: BTreeMap<String, Arc<BridgeConns>>,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl Controllers {
+    /// No connections yet; threads reach the daemon's state through `state`.
+    pub fn new(state: Weak<Mutex<State>>) -> Controllers {
+        Controllers {
+            state,
+            running: BTreeMap::new(),
+            bridges: BTreeMap::new(),
+            next_conn: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// Start what the bridges' targets ask for and stop the rest; decide
+    /// fail-open. Returns warnings (a `ptcp:` address that cannot be bound
+    /// is tried again at the next call).
+    pub fn reconcile(&mut self, sw: &SharedSwitch) -> Vec<String> {
+        let wanted: BTreeSet<(String, Target)> = lock(sw)
+            .bridges
+            .values()
+            .flat_map(|b| b.controllers.iter().map(|t| (b.name.clone(), *t)))
+            .collect();
+        self.running.retain(|k, r| {
+            let keep = wanted.contains(k);
+            if !keep {
+                r.stop();
+                tracing::info!("bridge {}: controller {} removed", k.0, k.1);
+            }
+            keep
+        });
+        self.bridges.retain(|b, _| wanted.iter().any(|(wb, _)| wb == b));
+        let mut warnings = Vec::new();
+        for (bridge, target) in wanted {
+            if self.running.contains_key(&(bridge.clone(), target)) {
+                continue;
+            }
+            let conns = self.bridges.entry(bridge.clone()).or_default().clone();
+            let ctx = ConnCtx {
+                state: self.state.clone(),
+                bridge: bridge.clone(),
+                conns,
+                next_conn: self.next_conn.clone(),
+                stop: Arc::new(AtomicBool::new(false)),
+            };
+            let stop = ctx.stop.clone();
+            let mut wake = None;
+            match target {
+                Target::Ptcp(addr) => match TcpListener::bind(addr) {
+                    Ok(l) => {
+                        wake = l.local_addr().ok();
+                        tracing::info!(
+                            "bridge {bridge}: listening for OpenFlow on {}",
+                            wake.unwrap_or(addr)
+                        );
+                        std::thread::spawn(move || listen(l, ctx));
+                    }
+                    Err(e) => {
+                        warnings.push(format!("bridge {bridge}: {target}: {e}"));
+                        continue;
+                    }
+                },
+                Target::Tcp(addr) => {
+                    std::thread::spawn(move || dial(addr, ctx));
+                }
+            }
+            self.running.insert((bridge, target), Running { stop, wake });
+        }
+        self.fail_open(sw);
+        warnings
+    }
+
+    /// Fail-open, as OVS's standalone mode: a bridge with `tcp:`
+    /// controllers, none of them connected, forwards as NORMAL. Listening
+    /// targets do not count (OVS's passive connections do not either).
+    fn fail_open(&self, sw: &SharedSwitch) {
+        let mut sw = lock(sw);
+        let decisions: Vec<(String, bool)> = sw
+            .bridges
+            .values()
+            .map(|b| {
+                let dials = b.controllers.iter().any(|t| matches!(t, Target::Tcp(_)));
+                let up = self
+                    .bridges
+                    .get(&b.name)
+                    .is_some_and(|c| c.active_up.load(Ordering::Relaxed) > 0);
+                (
+                    b.name.clone(),
+                    b.fail_mode == FailMode::Standalone && dials && !up,
+                )
+            })
+            .collect();
+        for (b, on) in decisions {
+            sw.set_fail_open(&b, on);
+        }
+    }
+
+    /// Stop every thread (the daemon is leaving).
+    pub fn stop_all(&mut self) {
+        for r in self.running.values() {
+            r.stop();
+        }
+        self.running.clear();
+    }
+}
+
+/// What a connection thread needs.
+#[derive(Clone)]
+struct ConnCtx {
+    state: Weak<Mutex<State>>,
+    bridge: String,
+    conns: Arc<BridgeConns>,
+    next_conn: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ConnCtx {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.state.strong_count() == 0
+    }
+
+    /// Re-decide fail-open after a `tcp:` controller came or went.
+    fn fail_open_changed(&self) {
+        if let Some(st) = self.state.upgrade() {
+            let st = st.lock().unwrap_or_else(|e| e.into_inner());
+            st.of.fail_open(&st.sw);
+            st.dp.settle();
+        }
+    }
+}
+
+/// Accept connections until stopped (a stop wakes `accept` by connecting).
+fn listen(l: TcpListener, ctx: ConnCtx) {
+    loop {
+        let r = l.accept();
+        if ctx.stopped() {
+            return;
+        }
+        match r {
+            Ok((s, peer)) => {
+                tracing::info!("bridge {}: OpenFlow connection from {peer}", ctx.bridge);
+                let c = ctx.clone();
+                std::thread::spawn(move || serve(s, &c));
+            }
+            Err(e) => {
+                tracing::warn!("bridge {}: accept: {e}", ctx.bridge);
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+/// Keep a connection to a controller: connect, serve, back off, again.
+fn dial(addr: SocketAddr, ctx: ConnCtx) {
+    let mut backoff = Duration::from_secs(1);
+    while !ctx.stopped() {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => {
+                tracing::info!("bridge {}: connected to controller {addr}", ctx.bridge);
+                backoff = Duration::from_secs(1);
+                ctx.conns.active_up.fetch_add(1, Ordering::Relaxed);
+                ctx.fail_open_changed();
+                serve(s, &ctx);
+                ctx.conns.active_up.fetch_sub(1, Ordering::Relaxed);
+                ctx.fail_open_changed();
+                tracing::info!("bridge {}: controller {addr} disconnected", ctx.bridge);
+            }
+            Err(e) => tracing::debug!("bridge {}: controller {addr}: {e}", ctx.bridge),
+        }
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !ctx.stopped() {
+            std::thread::sleep(POLL);
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Run one connection until it closes, fails, goes quiet or is stopped.
+fn serve(mut s: TcpStream, ctx: &ConnCtx) {
+    let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    lock_roles(&ctx.conns).connect(conn);
+    let _ = s.set_nodelay(true);
+    if s.set_read_timeout(Some(POLL)).is_err() || s.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+        return;
+    }
+    let mut session = Session::new(conn);
+    let mut view = BridgeView {
+        ctx: ctx.clone(),
+        conn,
+        dirty: false,
+        save: false,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_rx = Instant::now();
+    let mut probed = false;
+    loop {
+        let out = session.take_output();
+        if !out.is_empty() && s.write_all(&out).is_err() {
+            break;
+        }
+        if session.closing() || ctx.stopped() {
+            break;
+        }
+        if session.backlog() {
+            // Requests held back while the output was full.
+            session.receive(&[], &mut view);
+            view.settle();
+            continue;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                last_rx = Instant::now();
+                probed = false;
+                session.receive(&buf[..n], &mut view);
+                // Before any reply (a BARRIER's above all) goes out, the
+                // changes are in force.
+                view.settle();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                let quiet = last_rx.elapsed();
+                if quiet >= PROBE_AFTER * 2 {
+                    tracing::info!(
+                        "bridge {}: OpenFlow peer silent for {quiet:?}: closing",
+                        ctx.bridge
+                    );
+                    break;
+                }
+                if quiet >= PROBE_AFTER && !probed {
+                    session.probe();
+                    probed = true;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    view.settle();
+    let _ = s.shutdown(Shutdown::Both);
+    lock_roles(&ctx.conns).disconnect(conn);
+}
+
+fn lock_roles(c: &BridgeConns) -> std::sync::MutexGuard<'_, Roles> {
+    c.roles.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One bridge as a connection sees it.
+struct BridgeView {
+    ctx: ConnCtx,
+    conn: u64,
+    /// Rules changed since the last settle.
+    dirty: bool,
+    /// A rule the configuration keeps changed: save it.
+    save: bool,
+}
+
+impl BridgeView {
+    fn with<R>(&self, default: R, f: impl FnOnce(&State) -> R) -> R {
+        match self.ctx.state.upgrade() {
+            Some(st) => f(&st.lock().unwrap_or_else(|e| e.into_inner())),
+            None => default,
+        }
+    }
+
+    /// Make the rule changes take effect (and save, when the CLI's rules
+    /// changed).
+    fn settle(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        let save = std::mem::take(&mut self.save);
+        self.with((), |st| {
+            st.dp.settle();
+            if save {
+                let config = Config::from_switch(&lock(&st.sw));
+                if let Err(e) = config.save(&st.db) {
+                    tracing::error!(
+                        "bridge {}: flow change applied but not saved: {e}",
+                        self.ctx.bridge
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// A datapath id from the LOCAL port's MAC, as OVS derives it (or from the
+/// bridge's name when the device has none).
+fn datapath_id(bridge: &str) -> u64 {
+    match device_mac(bridge) {
+        Some(m) => m.iter().fold(0u64, |a, b| a << 8 | *b as u64),
+        None => {
+            // FNV-1a: stable across runs and builds.
+            let h = bridge.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+            h & 0xffff_ffff_ffff
+        }
+    }
+}
+
+impl OfSwitch for BridgeView {
+    fn features(&self) -> Features {
+        Features {
+            datapath_id: datapath_id(&self.ctx.bridge),
+            n_buffers: 0,
+            n_tables: N_TABLES,
+            // FLOW_STATS | TABLE_STATS | PORT_STATS.
+            capabilities: 0x7,
+        }
+    }
+
+    fn desc(&self) -> Desc {
+        Desc {
+            mfr: "rvs".into(),
+            hw: "rvs userspace/eBPF switch".into(),
+            sw: env!("CARGO_PKG_VERSION").into(),
+            serial: "None".into(),
+            dp: format!("bridge {}", self.ctx.bridge),
+        }
+    }
+
+    fn ports(&self) -> Vec<PortDesc> {
+        self.with(Vec::new(), |st| {
+            let attached = st.dp.attached();
+            let sw = lock(&st.sw);
+            let Ok(br) = sw.bridge(&self.ctx.bridge) else {
+                return Vec::new();
+            };
+            br.ports
+                .values()
+                .map(|p| PortDesc {
+                    port_no: p.ofport,
+                    hw_addr: device_mac(&p.name).unwrap_or_default(),
+                    name: p.name.clone(),
+                    config: 0,
+                    // OFPPS_LINK_DOWN for a device port without its device.
+                    state: u32::from(p.dp_port.is_some_and(|d| !attached.contains(&d))),
+                    curr_speed: 10_000_000,
+                })
+                .collect()
+        })
+    }
+
+    fn port_stats(&self, port: Option<u32>) -> Result<Vec<PortStats>, OfpError> {
+        Ok(self.with(Vec::new(), |st| {
+            let by_dp: BTreeMap<u32, rvs_dataplane::port::PortStats> = st
+                .dp
+                .snapshots()
+                .iter()
+                .flat_map(|s| s.port_stats())
+                .map(|(no, _, p)| (no, p))
+                .collect();
+            let sw = lock(&st.sw);
+            let Ok(br) = sw.bridge(&self.ctx.bridge) else {
+                return Vec::new();
+            };
+            // An unknown port gets an empty reply, as from OVS.
+            br.ports
+                .values()
+                .filter(|p| port.is_none_or(|n| n == p.ofport))
+                .map(|p| {
+                    let c = p.dp_port.and_then(|d| by_dp.get(&d)).copied().unwrap_or_default();
+                    PortStats {
+                        port_no: p.ofport,
+                        counters: [
+                            c.rx_packets,
+                            c.tx_packets,
+                            c.rx_bytes,
+                            c.tx_bytes,
+                            c.rx_dropped,
+                            c.tx_dropped,
+                            c.rx_errors,
+                            c.tx_errors,
+                        ],
+                        duration_ms: sw.now_ms(),
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    fn flow_mod(&mut self, fm: &FlowMod) -> Result<(), OfpError> {
+        let r = self.with(Err(OfpError::FLOW_MOD_UNKNOWN), |st| {
+            lock(&st.sw)
+                .flow_mod(&self.ctx.bridge, fm, true)
+                .map_err(|e| match e {
+                    SwitchError::FlowMod(FlowModError::Overlap) => OfpError::FLOW_MOD_OVERLAP,
+                    SwitchError::FlowMod(FlowModError::BadTable) => OfpError::FLOW_MOD_BAD_TABLE_ID,
+                    _ => OfpError::FLOW_MOD_UNKNOWN,
+                })
+        })?;
+        self.dirty = true;
+        self.save |= r.persistent;
+        Ok(())
+    }
+
+    fn flows(&self, f: &FlowFilter) -> Vec<FlowStats> {
+        if f.out_group != OFPG_ANY {
+            // rvs has no groups: no rule outputs to one.
+            return Vec::new();
+        }
+        self.with(Vec::new(), |st| {
+            st.dp.credit(&st.sw);
+            let sw = lock(&st.sw);
+            let Ok(br) = sw.bridge(&self.ctx.bridge) else {
+                return Vec::new();
+            };
+            let now = sw.now_ms();
+            br.rules()
+                .into_iter()
+                .filter(|e| {
+                    let r = &e.rule;
+                    f.table.is_none_or(|t| t == r.table)
+                        && covers(&r.matches, &f.matches)
+                        && (r.cookie ^ f.cookie) & f.cookie_mask == 0
+                        && f.out_port.is_none_or(|p| outputs_to(&r.actions, p))
+                })
+                .filter(|e| {
+                    let ok = encodable(&e.rule);
+                    if !ok {
+                        tracing::warn!(
+                            "bridge {}: rule {} has no OpenFlow 1.3 form: left out of the dump",
+                            self.ctx.bridge,
+                            e.rule
+                        );
+                    }
+                    ok
+                })
+                .map(|e| FlowStats {
+                    table: e.rule.table,
+                    duration_ms: now.saturating_sub(e.added_ms),
+                    priority: e.rule.priority,
+                    idle_timeout: e.rule.idle_timeout,
+                    hard_timeout: e.rule.hard_timeout,
+                    flags: 0,
+                    cookie: e.rule.cookie,
+                    packets: e.n_packets,
+                    bytes: e.n_bytes,
+                    matches: e.rule.matches,
+                    actions: e.rule.actions.clone(),
+                })
+                .collect()
+        })
+    }
+
+    fn tables(&self) -> Vec<TableStats> {
+        self.with(Vec::new(), |st| {
+            let sw = lock(&st.sw);
+            let Ok(br) = sw.bridge(&self.ctx.bridge) else {
+                return Vec::new();
+            };
+            (0..N_TABLES)
+                .map(|t| TableStats {
+                    table: t,
+                    active: br.tables.get(&t).map_or(0, |c| c.len() as u32),
+                    lookups: 0,
+                    matched: 0,
+                })
+                .collect()
+        })
+    }
+
+    fn role(&self, conn: u64) -> u32 {
+        lock_roles(&self.ctx.conns).role(conn)
+    }
+
+    fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError> {
+        debug_assert_eq!(conn, self.conn);
+        lock_roles(&self.ctx.conns).request(conn, req)
+    }
+}

@@ -1,0 +1,518 @@
+//! [`Message`]: the OpenFlow 1.3 messages rvs speaks, each decoded from and
+//! encoded to its wire form (one message = one buffer of `length` bytes).
+
+use super::actions::Ctx;
+use super::error::OfpError;
+use super::instructions::{decode_instructions, encode_instructions};
+use super::multipart::{MpReply, MpRequest};
+use super::oxm::{decode_match, encode_match};
+use super::wire::{
+    finish, msg_type as t, port_from13, port_to13, start, Header, Put, Reader, HEADER_LEN, NO_BUFFER, OFP13,
+    OFPG_ANY, OFPP13_ANY, OFPTT_ALL,
+};
+use crate::flow_mod::{Command, FlowMod};
+use crate::ofp::Rule;
+
+/// OFPFF_SEND_FLOW_REM.
+pub const FF_SEND_FLOW_REM: u16 = 1;
+/// OFPFF_CHECK_OVERLAP.
+pub const FF_CHECK_OVERLAP: u16 = 2;
+/// OFPFF_RESET_COUNTS.
+pub const FF_RESET_COUNTS: u16 = 4;
+/// OFPFF_NO_PKT_COUNTS | OFPFF_NO_BYT_COUNTS (accepted; rvs counts anyway).
+pub const FF_NO_COUNTS: u16 = 8 | 16;
+
+/// A FLOW_MOD as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowModMsg {
+    /// What it does to the tables.
+    pub fm: FlowMod,
+    /// A buffered packet to run through the new rule (rvs buffers none).
+    pub buffer_id: u32,
+    /// Delete filter on group outputs (rvs has no groups: any value but
+    /// ANY selects nothing).
+    pub out_group: u32,
+    /// OFPFF_* flags as sent.
+    pub flags: u16,
+}
+
+/// The switch's features (FEATURES_REPLY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features {
+    /// Datapath id.
+    pub datapath_id: u64,
+    /// Packets the switch can buffer.
+    pub n_buffers: u32,
+    /// Tables.
+    pub n_tables: u8,
+    /// OFPC_* bits.
+    pub capabilities: u32,
+}
+
+/// SET_CONFIG / GET_CONFIG_REPLY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchConfig {
+    /// OFPC_FRAG_* handling.
+    pub flags: u16,
+    /// Bytes of a table-miss packet sent to the controller.
+    pub miss_send_len: u16,
+}
+
+/// ROLE_REQUEST / ROLE_REPLY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// OFPCR_ROLE_* (0 no change, 1 equal, 2 master, 3 slave).
+    pub role: u32,
+    /// Master election generation.
+    pub generation_id: u64,
+}
+
+/// SET_ASYNC / GET_ASYNC_REPLY: which asynchronous messages a connection
+/// gets, [master/equal, slave].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AsyncConfig {
+    /// PACKET_IN reasons.
+    pub packet_in: [u32; 2],
+    /// PORT_STATUS reasons.
+    pub port_status: [u32; 2],
+    /// FLOW_REMOVED reasons.
+    pub flow_removed: [u32; 2],
+}
+
+/// One OpenFlow message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// HELLO; `bitmap`: the versions offered (bit N = version N), when the
+    /// sender includes a version bitmap.
+    Hello {
+        /// Versions offered.
+        bitmap: Option<u32>,
+    },
+    /// ERROR with the start of the offending message.
+    Error {
+        /// Type and code.
+        err: OfpError,
+        /// At least 64 bytes of the request (or all of it).
+        data: Vec<u8>,
+    },
+    /// ECHO_REQUEST.
+    EchoRequest(Vec<u8>),
+    /// ECHO_REPLY.
+    EchoReply(Vec<u8>),
+    /// FEATURES_REQUEST.
+    FeaturesRequest,
+    /// FEATURES_REPLY.
+    FeaturesReply(Features),
+    /// GET_CONFIG_REQUEST.
+    GetConfigRequest,
+    /// GET_CONFIG_REPLY.
+    GetConfigReply(SwitchConfig),
+    /// SET_CONFIG.
+    SetConfig(SwitchConfig),
+    /// FLOW_MOD.
+    FlowMod(FlowModMsg),
+    /// BARRIER_REQUEST.
+    BarrierRequest,
+    /// BARRIER_REPLY.
+    BarrierReply,
+    /// MULTIPART_REQUEST.
+    MultipartRequest {
+        /// OFPMPF_REQ_MORE.
+        flags: u16,
+        /// The request.
+        body: MpRequest,
+    },
+    /// MULTIPART_REPLY (one part; OFPMPF_REPLY_MORE when more follow).
+    MultipartReply {
+        /// OFPMPF_REPLY_MORE.
+        flags: u16,
+        /// The part.
+        body: MpReply,
+    },
+    /// ROLE_REQUEST.
+    RoleRequest(Role),
+    /// ROLE_REPLY.
+    RoleReply(Role),
+    /// GET_ASYNC_REQUEST.
+    GetAsyncRequest,
+    /// GET_ASYNC_REPLY.
+    GetAsyncReply(AsyncConfig),
+    /// SET_ASYNC.
+    SetAsync(AsyncConfig),
+}
+
+/// Decode one message; `buf` is exactly its `length` bytes. The header is
+/// returned with the error, so the ERROR reply can carry its xid.
+pub fn decode(buf: &[u8]) -> Result<(Header, Message), (Header, OfpError)> {
+    let h = Header::peek(buf).ok_or((
+        Header {
+            version: OFP13,
+            msg_type: 0,
+            length: 0,
+            xid: 0,
+        },
+        OfpError::BAD_REQUEST_LEN,
+    ))?;
+    decode_body(&h, buf.get(HEADER_LEN..).unwrap_or_default())
+        .map(|m| (h, m))
+        .map_err(|e| (h, e))
+}
+
+fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
+    let mut r = Reader::new(body, OfpError::BAD_REQUEST_LEN);
+    if h.msg_type == t::HELLO {
+        return decode_hello(h, &mut r);
+    }
+    if h.version != OFP13 {
+        return Err(OfpError::BAD_REQUEST_VERSION);
+    }
+    let fixed = |r: &Reader<'_>, n: usize| {
+        if r.len() == n {
+            Ok(())
+        } else {
+            Err(OfpError::BAD_REQUEST_LEN)
+        }
+    };
+    let m = match h.msg_type {
+        t::ERROR => {
+            let typ = r.u16()?;
+            let code = r.u16()?;
+            Message::Error {
+                err: OfpError { typ, code },
+                data: r.rest().to_vec(),
+            }
+        }
+        t::ECHO_REQUEST => Message::EchoRequest(r.rest().to_vec()),
+        t::ECHO_REPLY => Message::EchoReply(r.rest().to_vec()),
+        t::FEATURES_REQUEST => {
+            fixed(&r, 0)?;
+            Message::FeaturesRequest
+        }
+        t::FEATURES_REPLY => {
+            fixed(&r, 24)?;
+            let datapath_id = r.u64()?;
+            let n_buffers = r.u32()?;
+            let n_tables = r.u8()?;
+            r.skip(3)?;
+            let capabilities = r.u32()?;
+            Message::FeaturesReply(Features {
+                datapath_id,
+                n_buffers,
+                n_tables,
+                capabilities,
+            })
+        }
+        t::GET_CONFIG_REQUEST => {
+            fixed(&r, 0)?;
+            Message::GetConfigRequest
+        }
+        t::GET_CONFIG_REPLY | t::SET_CONFIG => {
+            fixed(&r, 4)?;
+            let c = SwitchConfig {
+                flags: r.u16()?,
+                miss_send_len: r.u16()?,
+            };
+            if h.msg_type == t::SET_CONFIG {
+                Message::SetConfig(c)
+            } else {
+                Message::GetConfigReply(c)
+            }
+        }
+        t::FLOW_MOD => Message::FlowMod(decode_flow_mod(&mut r)?),
+        t::BARRIER_REQUEST => {
+            fixed(&r, 0)?;
+            Message::BarrierRequest
+        }
+        t::BARRIER_REPLY => {
+            fixed(&r, 0)?;
+            Message::BarrierReply
+        }
+        t::MULTIPART_REQUEST | t::MULTIPART_REPLY => {
+            let typ = r.u16()?;
+            let flags = r.u16()?;
+            r.skip(4)?;
+            if h.msg_type == t::MULTIPART_REQUEST {
+                Message::MultipartRequest {
+                    flags,
+                    body: MpRequest::decode(typ, &mut r)?,
+                }
+            } else {
+                Message::MultipartReply {
+                    flags,
+                    body: MpReply::decode(typ, &mut r)?,
+                }
+            }
+        }
+        t::ROLE_REQUEST | t::ROLE_REPLY => {
+            fixed(&r, 16)?;
+            let role = r.u32()?;
+            r.skip(4)?;
+            let role = Role {
+                role,
+                generation_id: r.u64()?,
+            };
+            if h.msg_type == t::ROLE_REQUEST {
+                Message::RoleRequest(role)
+            } else {
+                Message::RoleReply(role)
+            }
+        }
+        t::GET_ASYNC_REQUEST => {
+            fixed(&r, 0)?;
+            Message::GetAsyncRequest
+        }
+        t::GET_ASYNC_REPLY | t::SET_ASYNC => {
+            fixed(&r, 24)?;
+            let mut a = AsyncConfig::default();
+            for pair in [&mut a.packet_in, &mut a.port_status, &mut a.flow_removed] {
+                pair[0] = r.u32()?;
+                pair[1] = r.u32()?;
+            }
+            if h.msg_type == t::SET_ASYNC {
+                Message::SetAsync(a)
+            } else {
+                Message::GetAsyncReply(a)
+            }
+        }
+        t::EXPERIMENTER => return Err(OfpError::BAD_REQUEST_EXPERIMENTER),
+        _ => return Err(OfpError::BAD_REQUEST_TYPE),
+    };
+    Ok(m)
+}
+
+fn decode_hello(h: &Header, r: &mut Reader<'_>) -> Result<Message, OfpError> {
+    let mut bitmap = None;
+    // Elements; a malformed tail is ignored, as the spec asks of unknown ones.
+    while r.len() >= 4 {
+        let typ = r.u16()?;
+        let len = r.u16()? as usize;
+        if len < 4 {
+            break;
+        }
+        let Ok(mut body) = r.sub(len - 4) else { break };
+        r.skip((8 - len % 8) % 8).ok();
+        if typ == 1 {
+            let mut bits = 0u32;
+            // Bitmap word 0 covers versions 0..31: all rvs cares about.
+            if let Ok(w) = body.u32() {
+                bits = w;
+            }
+            bitmap = Some(bits);
+        }
+    }
+    let _ = h;
+    Ok(Message::Hello { bitmap })
+}
+
+fn decode_flow_mod(r: &mut Reader<'_>) -> Result<FlowModMsg, OfpError> {
+    let cookie = r.u64()?;
+    let cookie_mask = r.u64()?;
+    let table = r.u8()?;
+    let command = match r.u8()? {
+        0 => Command::Add,
+        1 => Command::Modify,
+        2 => Command::ModifyStrict,
+        3 => Command::Delete,
+        4 => Command::DeleteStrict,
+        _ => return Err(OfpError::FLOW_MOD_BAD_COMMAND),
+    };
+    let idle_timeout = r.u16()?;
+    let hard_timeout = r.u16()?;
+    let priority = r.u16()?;
+    let buffer_id = r.u32()?;
+    let out_port = r.u32()?;
+    let out_group = r.u32()?;
+    let flags = r.u16()?;
+    r.skip(2)?;
+    if flags & !(FF_SEND_FLOW_REM | FF_CHECK_OVERLAP | FF_RESET_COUNTS | FF_NO_COUNTS) != 0 {
+        return Err(OfpError::FLOW_MOD_BAD_FLAGS);
+    }
+    let all_tables = table == OFPTT_ALL;
+    // Tables 0..253, as OVS (254 is reserved).
+    if (all_tables && command == Command::Add) || table == 254 {
+        return Err(OfpError::FLOW_MOD_BAD_TABLE_ID);
+    }
+    let matches = decode_match(r)?;
+    let actions = decode_instructions(r, table)?;
+    Ok(FlowModMsg {
+        fm: FlowMod {
+            command,
+            rule: Rule {
+                table: if all_tables { 0 } else { table },
+                priority,
+                cookie,
+                idle_timeout,
+                hard_timeout,
+                matches,
+                actions,
+            },
+            cookie_mask,
+            all_tables,
+            out_port: (out_port != OFPP13_ANY).then(|| port_from13(out_port)),
+            check_overlap: flags & FF_CHECK_OVERLAP != 0,
+            reset_counts: flags & FF_RESET_COUNTS != 0,
+        },
+        buffer_id,
+        out_group,
+        flags,
+    })
+}
+
+impl Message {
+    /// The wire type of this message.
+    pub fn msg_type(&self) -> u8 {
+        match self {
+            Message::Hello { .. } => t::HELLO,
+            Message::Error { .. } => t::ERROR,
+            Message::EchoRequest(_) => t::ECHO_REQUEST,
+            Message::EchoReply(_) => t::ECHO_REPLY,
+            Message::FeaturesRequest => t::FEATURES_REQUEST,
+            Message::FeaturesReply(_) => t::FEATURES_REPLY,
+            Message::GetConfigRequest => t::GET_CONFIG_REQUEST,
+            Message::GetConfigReply(_) => t::GET_CONFIG_REPLY,
+            Message::SetConfig(_) => t::SET_CONFIG,
+            Message::FlowMod(_) => t::FLOW_MOD,
+            Message::BarrierRequest => t::BARRIER_REQUEST,
+            Message::BarrierReply => t::BARRIER_REPLY,
+            Message::MultipartRequest { .. } => t::MULTIPART_REQUEST,
+            Message::MultipartReply { .. } => t::MULTIPART_REPLY,
+            Message::RoleRequest(_) => t::ROLE_REQUEST,
+            Message::RoleReply(_) => t::ROLE_REPLY,
+            Message::GetAsyncRequest => t::GET_ASYNC_REQUEST,
+            Message::GetAsyncReply(_) => t::GET_ASYNC_REPLY,
+            Message::SetAsync(_) => t::SET_ASYNC,
+        }
+    }
+
+    /// Append the message with transaction id `xid` to `buf`. Fails (with
+    /// nothing appended) when a rule in it has no OpenFlow 1.3 form.
+    pub fn encode(&self, xid: u32, buf: &mut Vec<u8>) -> Result<(), OfpError> {
+        let at = start(buf, self.msg_type(), xid);
+        let r = self.encode_body(buf);
+        if r.is_err() {
+            buf.truncate(at);
+            return r;
+        }
+        finish(buf, at);
+        Ok(())
+    }
+
+    fn encode_body(&self, b: &mut Vec<u8>) -> Result<(), OfpError> {
+        match self {
+            Message::Hello { bitmap } => {
+                if let Some(bits) = bitmap {
+                    b.put_u16(1);
+                    b.put_u16(8);
+                    b.put_u32(*bits);
+                }
+            }
+            Message::Error { err, data } => {
+                b.put_u16(err.typ);
+                b.put_u16(err.code);
+                b.extend_from_slice(data);
+            }
+            Message::EchoRequest(d) | Message::EchoReply(d) => b.extend_from_slice(d),
+            Message::FeaturesRequest
+            | Message::GetConfigRequest
+            | Message::BarrierRequest
+            | Message::BarrierReply
+            | Message::GetAsyncRequest => {}
+            Message::FeaturesReply(f) => {
+                b.put_u64(f.datapath_id);
+                b.put_u32(f.n_buffers);
+                b.put_u8(f.n_tables);
+                b.put_zeros(3);
+                b.put_u32(f.capabilities);
+                b.put_u32(0);
+            }
+            Message::GetConfigReply(c) | Message::SetConfig(c) => {
+                b.put_u16(c.flags);
+                b.put_u16(c.miss_send_len);
+            }
+            Message::FlowMod(m) => encode_flow_mod(b, m)?,
+            Message::MultipartRequest { flags, body } => {
+                b.put_u16(body.mp_type());
+                b.put_u16(*flags);
+                b.put_zeros(4);
+                body.encode(b)?;
+            }
+            Message::MultipartReply { flags, body } => {
+                b.put_u16(body.mp_type());
+                b.put_u16(*flags);
+                b.put_zeros(4);
+                body.encode(b)?;
+            }
+            Message::RoleRequest(r) | Message::RoleReply(r) => {
+                b.put_u32(r.role);
+                b.put_zeros(4);
+                b.put_u64(r.generation_id);
+            }
+            Message::GetAsyncReply(a) | Message::SetAsync(a) => {
+                for pair in [a.packet_in, a.port_status, a.flow_removed] {
+                    b.put_u32(pair[0]);
+                    b.put_u32(pair[1]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_flow_mod(b: &mut Vec<u8>, m: &FlowModMsg) -> Result<(), OfpError> {
+    let fm = &m.fm;
+    let r = &fm.rule;
+    b.put_u64(r.cookie);
+    b.put_u64(fm.cookie_mask);
+    b.put_u8(if fm.all_tables { OFPTT_ALL } else { r.table });
+    b.put_u8(match fm.command {
+        Command::Add => 0,
+        Command::Modify => 1,
+        Command::ModifyStrict => 2,
+        Command::Delete => 3,
+        Command::DeleteStrict => 4,
+    });
+    b.put_u16(r.idle_timeout);
+    b.put_u16(r.hard_timeout);
+    b.put_u16(r.priority);
+    b.put_u32(m.buffer_id);
+    b.put_u32(fm.out_port.map_or(OFPP13_ANY, port_to13));
+    b.put_u32(m.out_group);
+    b.put_u16(m.flags);
+    b.put_zeros(2);
+    encode_match(b, &r.matches)?;
+    encode_instructions(b, &r.actions, &Ctx::of(&r.matches))
+}
+
+/// A FLOW_MOD adding `rule` (what a controller sends for `add-flow`).
+pub fn add_flow(rule: Rule) -> Message {
+    Message::FlowMod(FlowModMsg {
+        fm: FlowMod {
+            command: Command::Add,
+            rule,
+            cookie_mask: 0,
+            all_tables: false,
+            out_port: None,
+            check_overlap: false,
+            reset_counts: false,
+        },
+        buffer_id: NO_BUFFER,
+        out_group: OFPG_ANY,
+        flags: 0,
+    })
+}
+
+/// The ERROR for a refused message: its type/code and the message's first
+/// 64 bytes, as the spec asks.
+pub fn error_for(err: OfpError, request: &[u8]) -> Message {
+    Message::Error {
+        err,
+        data: request[..request.len().min(64)].to_vec(),
+    }
+}
+
+/// Whether a rule has an OpenFlow 1.3 form.
+pub fn encodable(rule: &Rule) -> bool {
+    let mut b = Vec::new();
+    encode_match(&mut b, &rule.matches).is_ok()
+        && encode_instructions(&mut b, &rule.actions, &Ctx::of(&rule.matches)).is_ok()
+}

@@ -1,0 +1,330 @@
+//! [`Session`]: one OpenFlow connection without its socket. Bytes in,
+//! bytes out (as quinn-proto does it): framing, version negotiation, and
+//! the answer to every request, against an [`OfSwitch`].
+
+use super::error::OfpError;
+use super::message::{decode, error_for, AsyncConfig, Features, Message, Role, SwitchConfig};
+use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
+use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13, OFPG_ANY};
+use crate::flow_mod::{Command, FlowMod};
+
+/// OFPCR_ROLE_NOCHANGE.
+pub const ROLE_NOCHANGE: u32 = 0;
+/// OFPCR_ROLE_EQUAL.
+pub const ROLE_EQUAL: u32 = 1;
+/// OFPCR_ROLE_MASTER.
+pub const ROLE_MASTER: u32 = 2;
+/// OFPCR_ROLE_SLAVE.
+pub const ROLE_SLAVE: u32 = 3;
+
+/// What a session needs of the switch behind it (one bridge).
+pub trait OfSwitch {
+    /// FEATURES_REPLY's content.
+    fn features(&self) -> Features;
+    /// DESC's strings.
+    fn desc(&self) -> Desc;
+    /// The bridge's ports.
+    fn ports(&self) -> Vec<PortDesc>;
+    /// Port counters (`None`: all ports); an unknown port is an error.
+    fn port_stats(&self, port: Option<u32>) -> Result<Vec<PortStats>, OfpError>;
+    /// Apply a flow modification (all or nothing).
+    fn flow_mod(&mut self, fm: &FlowMod) -> Result<(), OfpError>;
+    /// The rules a filter selects, with counters.
+    fn flows(&self, filter: &FlowFilter) -> Vec<FlowStats>;
+    /// Per-table counters.
+    fn tables(&self) -> Vec<TableStats>;
+    /// This connection's role.
+    fn role(&self, conn: u64) -> u32;
+    /// A ROLE_REQUEST of connection `conn`.
+    fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError>;
+}
+
+/// Version bitmap rvs offers: OpenFlow 1.3 only.
+const OUR_VERSIONS: u32 = 1 << OFP13;
+/// Output held before input processing pauses.
+pub const OUT_HIGH_WATER: usize = 1 << 20;
+/// Largest body of one multipart reply part.
+const PART_LIMIT: usize = 65535 - 16;
+
+/// One connection's protocol state.
+pub struct Session {
+    conn: u64,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    hello_seen: bool,
+    closing: bool,
+    config: SwitchConfig,
+    async_cfg: AsyncConfig,
+}
+
+impl Session {
+    /// A new session for connection `conn`: our HELLO is already queued.
+    pub fn new(conn: u64) -> Session {
+        let mut out = Vec::new();
+        Message::Hello {
+            bitmap: Some(OUR_VERSIONS),
+        }
+        .encode(0, &mut out)
+        .expect("HELLO always encodes");
+        Session {
+            conn,
+            inbuf: Vec::new(),
+            out,
+            hello_seen: false,
+            closing: false,
+            config: SwitchConfig {
+                flags: 0,
+                miss_send_len: 128,
+            },
+            async_cfg: AsyncConfig {
+                // OpenFlow 1.3's defaults: no-match and action packet-ins,
+                // all port status, flow-removed except by delete for slaves.
+                packet_in: [0b11, 0],
+                port_status: [0b111, 0b111],
+                flow_removed: [0b1111, 0],
+            },
+        }
+    }
+
+    /// True when whole messages wait for the output to be taken (call
+    /// [`Session::receive`] with no new bytes after sending it).
+    pub fn backlog(&self) -> bool {
+        !self.closing
+            && Header::peek(&self.inbuf)
+                .is_some_and(|h| self.inbuf.len() >= (h.length as usize).max(HEADER_LEN))
+    }
+
+    /// Bytes to send (taken).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Queue an ECHO_REQUEST (the inactivity probe: a peer that answers
+    /// nothing for a while is gone).
+    pub fn probe(&mut self) {
+        self.send(0, &Message::EchoRequest(Vec::new()));
+    }
+
+    /// True once the session wants the connection closed (after its last
+    /// ERROR is sent).
+    pub fn closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Feed received bytes; answers go to the output. Never panics on any
+    /// input. Once the output holds [`OUT_HIGH_WATER`] bytes the rest of
+    /// the input waits (see [`Session::backlog`]): a flood of small requests
+    /// with big replies cannot grow the output without bound.
+    pub fn receive(&mut self, data: &[u8], sw: &mut dyn OfSwitch) {
+        self.inbuf.extend_from_slice(data);
+        let mut used = 0;
+        while !self.closing && self.out.len() < OUT_HIGH_WATER {
+            let rest = &self.inbuf[used..];
+            let Some(h) = Header::peek(rest) else { break };
+            let len = h.length as usize;
+            if len < HEADER_LEN {
+                // No way to find the next message: say why and close.
+                let head = rest[..rest.len().min(64)].to_vec();
+                self.send_error(h.xid, OfpError::BAD_REQUEST_LEN, &head);
+                self.closing = true;
+                break;
+            }
+            if rest.len() < len {
+                break;
+            }
+            let msg = rest[..len].to_vec();
+            used += len;
+            self.handle(&msg, sw);
+        }
+        self.inbuf.drain(..used);
+    }
+
+    fn send(&mut self, xid: u32, m: &Message) {
+        if let Err(e) = m.encode(xid, &mut self.out) {
+            // A reply rvs cannot express: tell the peer rather than go silent.
+            tracing::warn!("openflow: cannot encode a {} reply: {e}", m.msg_type());
+            self.send_error(xid, e, &[]);
+        }
+    }
+
+    fn send_error(&mut self, xid: u32, err: OfpError, request: &[u8]) {
+        let m = error_for(err, request);
+        let _ = m.encode(xid, &mut self.out);
+    }
+
+    fn handle(&mut self, bytes: &[u8], sw: &mut dyn OfSwitch) {
+        let (h, m) = match decode(bytes) {
+            Ok(x) => x,
+            Err((h, e)) => {
+                if !self.hello_seen && h.msg_type == t::HELLO {
+                    self.closing = true;
+                }
+                self.send_error(h.xid, e, bytes);
+                return;
+            }
+        };
+        if !self.hello_seen {
+            let ok = match &m {
+                Message::Hello { bitmap: Some(b) } => b & OUR_VERSIONS != 0,
+                Message::Hello { bitmap: None } => h.version >= OFP13,
+                _ => false,
+            };
+            if !ok {
+                self.send_error(h.xid, OfpError::HELLO_INCOMPATIBLE, bytes);
+                self.closing = true;
+            }
+            self.hello_seen = true;
+            return;
+        }
+        let slave = sw.role(self.conn) == ROLE_SLAVE;
+        match m {
+            Message::Hello { .. } | Message::EchoReply(_) | Message::Error { .. } => {}
+            Message::EchoRequest(d) => self.send(h.xid, &Message::EchoReply(d)),
+            Message::FeaturesRequest => self.send(h.xid, &Message::FeaturesReply(sw.features())),
+            Message::GetConfigRequest => self.send(h.xid, &Message::GetConfigReply(self.config)),
+            Message::SetConfig(c) => {
+                if c.flags & !3 != 0 {
+                    self.send_error(h.xid, OfpError::SWITCH_CONFIG_BAD_FLAGS, bytes);
+                } else {
+                    self.config = c;
+                }
+            }
+            Message::FlowMod(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
+            Message::FlowMod(fm) => {
+                let deletes = matches!(fm.fm.command, Command::Delete | Command::DeleteStrict);
+                // rvs has no groups: a delete filtered by group selects nothing.
+                if !(deletes && fm.out_group != OFPG_ANY) {
+                    if let Err(e) = sw.flow_mod(&fm.fm) {
+                        self.send_error(h.xid, e, bytes);
+                        return;
+                    }
+                }
+                if fm.buffer_id != NO_BUFFER {
+                    // Nothing is buffered (n_buffers is 0); the rule stands.
+                    self.send_error(h.xid, OfpError::BUFFER_UNKNOWN, bytes);
+                }
+            }
+            Message::BarrierRequest => self.send(h.xid, &Message::BarrierReply),
+            Message::MultipartRequest { flags, body } => {
+                if flags & 1 != 0 {
+                    // REQ_MORE: only TABLE_FEATURES sets take several parts,
+                    // and rvs's features are fixed.
+                    self.send_error(h.xid, OfpError::BAD_MULTIPART, bytes);
+                    return;
+                }
+                match self.multipart(&body, sw) {
+                    Ok(reply) => {
+                        let parts = reply.split(PART_LIMIT);
+                        let n = parts.len();
+                        for (i, p) in parts.into_iter().enumerate() {
+                            let flags = if i + 1 < n { 1 } else { 0 };
+                            self.send(h.xid, &Message::MultipartReply { flags, body: p });
+                        }
+                    }
+                    Err(e) => self.send_error(h.xid, e, bytes),
+                }
+            }
+            Message::RoleRequest(r) => match sw.role_request(self.conn, r) {
+                Ok(reply) => self.send(h.xid, &Message::RoleReply(reply)),
+                Err(e) => self.send_error(h.xid, e, bytes),
+            },
+            Message::GetAsyncRequest => self.send(h.xid, &Message::GetAsyncReply(self.async_cfg)),
+            Message::SetAsync(a) => self.async_cfg = a,
+            // Messages only a switch sends.
+            Message::FeaturesReply(_)
+            | Message::GetConfigReply(_)
+            | Message::BarrierReply
+            | Message::MultipartReply { .. }
+            | Message::RoleReply(_)
+            | Message::GetAsyncReply(_) => self.send_error(h.xid, OfpError::BAD_REQUEST_TYPE, bytes),
+        }
+    }
+
+    fn multipart(&self, req: &MpRequest, sw: &dyn OfSwitch) -> Result<MpReply, OfpError> {
+        Ok(match req {
+            MpRequest::Desc => MpReply::Desc(sw.desc()),
+            MpRequest::Flow(f) => MpReply::Flow(sw.flows(f)),
+            MpRequest::Aggregate(f) => {
+                let flows = sw.flows(f);
+                MpReply::Aggregate {
+                    packets: flows.iter().map(|f| f.packets).sum(),
+                    bytes: flows.iter().map(|f| f.bytes).sum(),
+                    flows: flows.len() as u32,
+                }
+            }
+            MpRequest::Table => MpReply::Table(sw.tables()),
+            MpRequest::PortStats(p) => MpReply::PortStats(sw.port_stats(*p)?),
+            MpRequest::PortDesc => MpReply::PortDesc(sw.ports()),
+            MpRequest::TableFeatures => MpReply::TableFeatures(
+                (0..=253u8)
+                    .map(|table| super::multipart::TableFeature {
+                        table,
+                        name: String::new(),
+                        metadata_match: u64::MAX,
+                        metadata_write: u64::MAX,
+                        max_entries: 1_000_000,
+                    })
+                    .collect(),
+            ),
+            MpRequest::Empty(typ @ (8 | 11)) => MpReply::NoFeatures(*typ),
+            MpRequest::Empty(typ) => MpReply::Empty(*typ),
+        })
+    }
+}
+
+/// Controller roles of one bridge's connections, with OpenFlow's master
+/// election: one master at a time, generation ids that only move forward.
+#[derive(Debug, Default)]
+pub struct Roles {
+    roles: std::collections::BTreeMap<u64, u32>,
+    generation: Option<u64>,
+}
+
+impl Roles {
+    /// A new connection starts EQUAL.
+    pub fn connect(&mut self, conn: u64) {
+        self.roles.insert(conn, ROLE_EQUAL);
+    }
+
+    /// A connection went away.
+    pub fn disconnect(&mut self, conn: u64) {
+        self.roles.remove(&conn);
+    }
+
+    /// The role of `conn`.
+    pub fn role(&self, conn: u64) -> u32 {
+        self.roles.get(&conn).copied().unwrap_or(ROLE_EQUAL)
+    }
+
+    /// Handle a ROLE_REQUEST.
+    pub fn request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError> {
+        match req.role {
+            ROLE_NOCHANGE => {}
+            ROLE_EQUAL => {
+                self.roles.insert(conn, ROLE_EQUAL);
+            }
+            ROLE_MASTER | ROLE_SLAVE => {
+                if let Some(g) = self.generation {
+                    // Serial-number comparison, as the spec asks.
+                    if (req.generation_id.wrapping_sub(g) as i64) < 0 {
+                        return Err(OfpError::ROLE_STALE);
+                    }
+                }
+                self.generation = Some(req.generation_id);
+                if req.role == ROLE_MASTER {
+                    for (c, r) in self.roles.iter_mut() {
+                        if *c != conn && *r == ROLE_MASTER {
+                            *r = ROLE_SLAVE;
+                        }
+                    }
+                }
+                self.roles.insert(conn, req.role);
+            }
+            _ => return Err(OfpError::ROLE_BAD_ROLE),
+        }
+        Ok(Role {
+            role: self.role(conn),
+            generation_id: self.generation.unwrap_or(0),
+        })
+    }
+}
