@@ -2,6 +2,7 @@
 //! a benchmark never measures a setup that silently does something else).
 
 pub mod ebpf;
+pub mod openflow;
 
 use rvs_control::bridge::PortType;
 use rvs_control::classifier::Classifier;

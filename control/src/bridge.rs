@@ -104,6 +104,8 @@ pub struct RuleEntry {
     /// and is not saved (OVS keeps no flows across a restart; rvs keeps the
     /// ones its own CLI added).
     pub from_controller: bool,
+    /// Its controller asked for FLOW_REMOVED when it goes.
+    pub send_flow_rem: bool,
 }
 
 /// A bridge: ports, 255 rule tables, a MAC table.
@@ -229,28 +231,23 @@ impl Bridge {
                 n_packets: 0,
                 n_bytes: 0,
                 from_controller,
+                send_flow_rem: false,
             },
         );
     }
 
     /// Delete rules, as `ovs-ofctl del-flows`: in `table` (or all), those whose
-    /// match is at least as specific as `filter`. Returns how many.
-    pub fn del_rules(&mut self, table: Option<u8>, filter: &Match) -> usize {
-        let mut n = 0;
+    /// match is at least as specific as `filter`. Returns them.
+    pub fn del_rules(&mut self, table: Option<u8>, filter: &Match) -> Vec<RuleEntry> {
+        let mut gone = Vec::new();
         for (t, cls) in self.tables.iter_mut() {
             if table.is_some_and(|x| x != *t) {
                 continue;
             }
-            n += cls
-                .retain(|m, _, _| {
-                    let covers = m.mask.masked(&filter.mask) == filter.mask
-                        && m.value.masked(&filter.mask) == filter.value;
-                    !covers
-                })
-                .len();
+            gone.extend(cls.retain(|m, _, _| !crate::flow_mod::covers(m, filter)));
         }
         self.tables.retain(|_, c| !c.is_empty());
-        n
+        gone
     }
 
     /// Every rule, by table then priority (highest first).

@@ -41,6 +41,8 @@ pub struct FlowMod {
     pub check_overlap: bool,
     /// Modify: clear the packet and byte counters.
     pub reset_counts: bool,
+    /// Add: tell the controllers when the rule goes (FLOW_REMOVED).
+    pub send_flow_rem: bool,
 }
 
 /// Why a flow modification was refused.
@@ -53,6 +55,30 @@ pub enum FlowModError {
     /// Table 0xff is only for modify/delete.
     #[error("add needs a table (0..254)")]
     BadTable,
+}
+
+/// Why a rule went, as OpenFlow's FLOW_REMOVED says (OFPRR_* values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovalReason {
+    /// Idle timeout.
+    Idle = 0,
+    /// Hard timeout.
+    Hard = 1,
+    /// A FLOW_MOD delete.
+    Delete = 2,
+}
+
+/// A rule that went and whose controller asked to hear of it.
+#[derive(Clone, Debug)]
+pub struct Removed {
+    /// Its bridge.
+    pub bridge: String,
+    /// The rule with its counters.
+    pub entry: RuleEntry,
+    /// Why.
+    pub reason: RemovalReason,
+    /// When it went (switch clock, ms).
+    pub at_ms: u64,
 }
 
 /// What a flow modification did: the tables it changed and the rules it
@@ -152,6 +178,13 @@ impl Bridge {
                     .and_then(|c| c.get(&r.matches, r.priority));
                 out.persistent = !from_controller || replaced.is_some_and(|e| !e.from_controller);
                 self.add_rule_from(r.clone(), now_ms, from_controller);
+                if let Some(e) = self
+                    .tables
+                    .get_mut(&r.table)
+                    .and_then(|c| c.get_mut(&r.matches, r.priority))
+                {
+                    e.send_flow_rem = fm.send_flow_rem;
+                }
                 out.tables.push(r.table);
             }
             Command::Modify | Command::ModifyStrict => {
@@ -219,6 +252,7 @@ mod tests {
             all_tables: false,
             out_port: None,
             check_overlap: false,
+            send_flow_rem: false,
             reset_counts: false,
         }
     }
@@ -284,5 +318,54 @@ mod tests {
         add.rule.priority = 11;
         assert!(b.flow_mod(&add, 0, true).is_ok());
         assert_eq!(b.n_rules(), 2);
+    }
+}
+
+#[cfg(test)]
+mod removal_tests {
+    use super::*;
+    use crate::ofp::parse_flow;
+    use crate::switch::Switch;
+
+    #[test]
+    fn a_rule_that_asked_is_reported_when_deleted_or_expired() {
+        let mut sw = Switch::new();
+        sw.add_bridge("br0").unwrap();
+        let fm = |command, text: &str, send_flow_rem| FlowMod {
+            command,
+            rule: parse_flow(text, &()).unwrap(),
+            cookie_mask: 0,
+            all_tables: false,
+            out_port: None,
+            check_overlap: false,
+            reset_counts: false,
+            send_flow_rem,
+        };
+        sw.flow_mod(
+            "br0",
+            &fm(Command::Add, "priority=5,udp,actions=drop", true),
+            true,
+        )
+        .unwrap();
+        sw.flow_mod(
+            "br0",
+            &fm(Command::Add, "priority=5,tcp,actions=drop", false),
+            true,
+        )
+        .unwrap();
+        sw.flow_mod(
+            "br0",
+            &fm(Command::Add, "priority=5,icmp,hard_timeout=1,actions=drop", true),
+            true,
+        )
+        .unwrap();
+        sw.flow_mod("br0", &fm(Command::Delete, "ip,actions=drop", false), true)
+            .unwrap();
+        let gone = sw.take_removed();
+        assert_eq!(gone.len(), 2, "{gone:?}");
+        assert!(gone
+            .iter()
+            .all(|r| r.reason == RemovalReason::Delete && r.bridge == "br0"));
+        assert!(sw.take_removed().is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! tunnel routes, the Geneve option map, and the change counters
 //! ([`Invalidations`]) that tell PMD threads which cached flows went stale.
 
-use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType};
+use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType, RuleEntry};
 use crate::ofp::{parse_flows, FlowsParseError, Match, PortNames, Rule, OFPP_LOCAL};
 use crate::xlate::RuleRef;
 use rvs_dataplane::cache::{Invalidations, Seen};
@@ -49,6 +49,9 @@ pub struct FlowOrigin {
     /// (bridge, VLAN, MAC, port) that NORMAL learned or refreshed.
     pub macs: Vec<(String, u16, u64, u32)>,
 }
+
+/// FLOW_REMOVED notices kept for the controllers (the oldest go first).
+pub const MAX_REMOVED: usize = 4096;
 
 /// A configuration change that was refused (nothing was changed).
 #[derive(Error, Debug, Clone, PartialEq, Eq)]
@@ -122,6 +125,8 @@ pub struct Switch {
     /// (PMD, tag) -> (packets, bytes) already credited.
     credited: HashMap<(usize, u64), (u64, u64)>,
     next_tag: u64,
+    /// Rules gone that asked for FLOW_REMOVED, for the controllers.
+    removed: std::collections::VecDeque<crate::flow_mod::Removed>,
     inv: Arc<Invalidations>,
     clock: Instant,
     next_dp: PortNo,
@@ -141,6 +146,7 @@ impl Default for Switch {
             xcache: HashMap::new(),
             credited: HashMap::new(),
             next_tag: 1,
+            removed: std::collections::VecDeque::new(),
             inv: Arc::new(Invalidations::new()),
             clock: Instant::now(),
             next_dp: TUNNEL_VPORT + 1,
@@ -567,13 +573,20 @@ impl Switch {
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
         let before: BTreeMap<u8, usize> = br.tables.iter().map(|(t, c)| (*t, c.len())).collect();
-        let n = br.del_rules(table, filter);
+        let gone = br.del_rules(table, filter);
+        let n = gone.len();
         let touched: Vec<u8> = before
             .into_iter()
             .filter(|(t, len)| br.tables.get(t).map_or(0, |c| c.len()) != *len)
             .map(|(t, _)| t)
             .collect();
         self.invalidate_tables(bridge, touched);
+        // As `ovs-ofctl del-flows` (a FLOW_MOD delete) would: the
+        // controllers hear of the rules that asked.
+        let now = self.now_ms();
+        for e in gone.into_iter().filter(|e| e.send_flow_rem) {
+            self.note_removed(bridge, e, crate::flow_mod::RemovalReason::Delete, now);
+        }
         Ok(n)
     }
 
@@ -636,7 +649,35 @@ impl Switch {
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
         let out = br.flow_mod(fm, now, from_controller)?;
         self.invalidate_tables(bridge, out.tables.iter().copied());
+        for e in out.removed.iter().filter(|e| e.send_flow_rem) {
+            self.note_removed(bridge, e.clone(), crate::flow_mod::RemovalReason::Delete, now);
+        }
         Ok(out)
+    }
+
+    /// Queue a FLOW_REMOVED; the oldest go past [`MAX_REMOVED`] (nobody is
+    /// reading them).
+    fn note_removed(
+        &mut self,
+        bridge: &str,
+        entry: RuleEntry,
+        reason: crate::flow_mod::RemovalReason,
+        at_ms: u64,
+    ) {
+        if self.removed.len() >= MAX_REMOVED {
+            self.removed.pop_front();
+        }
+        self.removed.push_back(crate::flow_mod::Removed {
+            bridge: bridge.into(),
+            entry,
+            reason,
+            at_ms,
+        });
+    }
+
+    /// The rules gone since the last call that asked for FLOW_REMOVED.
+    pub fn take_removed(&mut self) -> Vec<crate::flow_mod::Removed> {
+        self.removed.drain(..).collect()
     }
 
     /// The rules of these tables of `bridge` changed: the cached flows that
@@ -796,26 +837,37 @@ impl Switch {
     pub fn expire(&mut self) -> usize {
         let now = self.now_ms();
         let mut n = 0;
+        let mut notes = Vec::new();
         for br in self.bridges.values_mut() {
             for (t, cls) in br.tables.iter_mut() {
-                let gone = cls
-                    .retain(|_, _, e| {
-                        let r = &e.rule;
-                        let hard = r.hard_timeout != 0 && now >= e.added_ms + r.hard_timeout as u64 * 1000;
-                        let idle = r.idle_timeout != 0 && now >= e.used_ms + r.idle_timeout as u64 * 1000;
-                        !(hard || idle)
-                    })
-                    .len();
-                if gone > 0 {
+                let hard = |e: &RuleEntry| {
+                    e.rule.hard_timeout != 0 && now >= e.added_ms + e.rule.hard_timeout as u64 * 1000
+                };
+                let idle = |e: &RuleEntry| {
+                    e.rule.idle_timeout != 0 && now >= e.used_ms + e.rule.idle_timeout as u64 * 1000
+                };
+                let gone = cls.retain(|_, _, e| !(hard(e) || idle(e)));
+                if !gone.is_empty() {
                     self.inv.invalidate(crate::xlate::table_tag(&br.name, *t));
                 }
-                n += gone;
+                n += gone.len();
+                for e in gone.into_iter().filter(|e| e.send_flow_rem) {
+                    let why = if hard(&e) {
+                        crate::flow_mod::RemovalReason::Hard
+                    } else {
+                        crate::flow_mod::RemovalReason::Idle
+                    };
+                    notes.push((br.name.clone(), e, why));
+                }
             }
             br.tables.retain(|_, c| !c.is_empty());
             br.macs.expire(now);
             for (v, m) in br.macs.take_forgotten() {
                 self.inv.invalidate(crate::xlate::mac_tag(&br.name, v, m));
             }
+        }
+        for (b, e, why) in notes {
+            self.note_removed(&b, e, why, now);
         }
         n
     }

@@ -4,6 +4,7 @@
 //! No root needed (the daemon listens on loopback; as root it runs in a
 //! namespace of its own and the clients join it).
 
+use rvs_control::flow_mod::RemovalReason;
 use rvs_control::ofp::{parse_flow, Rule};
 use rvs_control::openflow::message::{decode, Message};
 use rvs_control::openflow::wire::msg_type;
@@ -450,6 +451,64 @@ fn a_bridge_dials_its_controller_and_fails_open_while_it_is_away() {
     expect(&mut c, msg_type::BARRIER_REPLY);
     let dump = d.rvs(&["dump-flows", "br0"]);
     assert!(dump.contains("priority=9,dl_type=0x88cc actions=drop"), "{dump}");
+    // Rules that ask for it are reported when they go: by hard timeout,
+    // and by a delete.
+    let mut b = Vec::new();
+    for (i, text) in [
+        "priority=7,udp,tp_dst=9,hard_timeout=1,actions=drop",
+        "priority=7,udp,tp_dst=10,actions=drop",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let Message::FlowMod(mut fm) =
+            rvs_control::openflow::message::add_flow(parse_flow(text, &()).unwrap())
+        else {
+            unreachable!()
+        };
+        fm.flags = 1;
+        fm.fm.send_flow_rem = true;
+        Message::FlowMod(fm).encode(10 + i as u32, &mut b).unwrap();
+    }
+    c.write_all(&b).unwrap();
+    let removed = |c: &mut TcpStream| match decode(&expect(c, msg_type::FLOW_REMOVED)) {
+        Ok((_, Message::FlowRemoved(f))) => f,
+        other => panic!("{other:?}"),
+    };
+    let f = removed(&mut c);
+    assert_eq!((f.reason, f.hard_timeout), (RemovalReason::Hard, 1));
+    // The CLI's del-flows is a delete too (as ovs-ofctl's would be).
+    d.rvs(&["del-flows", "br0", "udp,tp_dst=10"]);
+    assert_eq!(removed(&mut c).reason, RemovalReason::Delete);
+    let mut b = Vec::new();
+    let Message::FlowMod(mut del) = rvs_control::openflow::message::add_flow(
+        parse_flow("priority=7,udp,tp_dst=10,actions=drop", &()).unwrap(),
+    ) else {
+        unreachable!()
+    };
+    del.fm.command = rvs_control::flow_mod::Command::DeleteStrict;
+    // Add it again, and delete it over OpenFlow.
+    let mut again = del.clone();
+    again.fm.command = rvs_control::flow_mod::Command::Add;
+    again.flags = 1;
+    again.fm.send_flow_rem = true;
+    Message::FlowMod(again).encode(20, &mut b).unwrap();
+    Message::FlowMod(del).encode(21, &mut b).unwrap();
+    c.write_all(&b).unwrap();
+    let f = removed(&mut c);
+    assert_eq!((f.reason, f.priority), (RemovalReason::Delete, 7));
+    // Ports that come and go are announced (PORT_STATUS ADD, DELETE).
+    d.rvs(&["add-port", "br0", "p9", "type=memory"]);
+    let ps = expect(&mut c, msg_type::PORT_STATUS);
+    match decode(&ps) {
+        Ok((_, Message::PortStatus { reason: 0, desc })) => assert_eq!(desc.name, "p9"),
+        other => panic!("{other:?}"),
+    }
+    d.rvs(&["del-port", "p9"]);
+    match decode(&expect(&mut c, msg_type::PORT_STATUS)) {
+        Ok((_, Message::PortStatus { reason: 1, desc })) => assert_eq!(desc.name, "p9"),
+        other => panic!("{other:?}"),
+    }
     // The controller goes away: fail-open again, the rules stay.
     drop(c);
     eventually("fail-open to start again", || trace_says_fail_open(dir));

@@ -7,12 +7,12 @@
 use super::commands::State;
 use crate::bridge::FailMode;
 use crate::config::Config;
-use crate::flow_mod::{covers, outputs_to, FlowMod, FlowModError};
-use crate::openflow::message::{encodable, Features, Role};
+use crate::flow_mod::FlowMod;
+use crate::openflow::bridge_ops::{self, N_TABLES};
+use crate::openflow::message::{Features, FlowRemoved, Role, PPR_ADD, PPR_DELETE, PPR_MODIFY};
 use crate::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
-use crate::openflow::wire::OFPG_ANY;
 use crate::openflow::{OfSwitch, OfpError, Roles, Session, Target};
-use crate::switch::{device_mac, SwitchError};
+use crate::switch::{device_mac, MAX_REMOVED};
 use crate::upcall::{lock, SharedSwitch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read, Write};
@@ -21,8 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-/// Tables a bridge offers (0..253, as OVS).
-const N_TABLES: u8 = 254;
 /// How often blocked threads look at their stop flag.
 const POLL: Duration = Duration::from_millis(100);
 /// Quiet time before an ECHO_REQUEST probe, and again before giving up
@@ -40,6 +38,8 @@ struct BridgeConns {
     roles: Mutex<Roles>,
     /// `tcp:` controllers connected now.
     active_up: AtomicUsize,
+    /// FLOW_REMOVED notices waiting for each connection.
+    removed: Mutex<BTreeMap<u64, Vec<FlowRemoved>>>,
 }
 
 /// Every thread of one target.
@@ -167,6 +167,23 @@ impl Controllers {
         }
     }
 
+    /// Hand the rules that went (and asked for FLOW_REMOVED) to the
+    /// connections of their bridges.
+    pub fn dispatch_removed(&self, sw: &SharedSwitch) {
+        let gone = lock(sw).take_removed();
+        for r in gone {
+            let Some(conns) = self.bridges.get(&r.bridge) else {
+                continue;
+            };
+            let fr = bridge_ops::flow_removed(&r);
+            for q in lock_removed(conns).values_mut() {
+                if q.len() < MAX_REMOVED {
+                    q.push(fr.clone());
+                }
+            }
+        }
+    }
+
     /// Stop every thread (the daemon is leaving).
     pub fn stop_all(&mut self) {
         for r in self.running.values() {
@@ -251,6 +268,7 @@ fn dial(addr: SocketAddr, ctx: ConnCtx) {
 fn serve(mut s: TcpStream, ctx: &ConnCtx) {
     let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
     lock_roles(&ctx.conns).connect(conn);
+    lock_removed(&ctx.conns).insert(conn, Vec::new());
     let _ = s.set_nodelay(true);
     if s.set_read_timeout(Some(POLL)).is_err() || s.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
         return;
@@ -265,7 +283,24 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_rx = Instant::now();
     let mut probed = false;
+    let mut ports = view.port_map();
+    let mut ports_checked = Instant::now();
     loop {
+        if ports_checked.elapsed() >= POLL {
+            ports_checked = Instant::now();
+            let now = view.port_map();
+            for (reason, desc) in port_changes(&ports, &now) {
+                session.port_status(reason, desc, &view);
+            }
+            ports = now;
+        }
+        let gone = lock_removed(&ctx.conns)
+            .get_mut(&conn)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for fr in gone {
+            session.flow_removed(fr, &view);
+        }
         let out = session.take_output();
         if !out.is_empty() && s.write_all(&out).is_err() {
             break;
@@ -314,6 +349,11 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx) {
     view.settle();
     let _ = s.shutdown(Shutdown::Both);
     lock_roles(&ctx.conns).disconnect(conn);
+    lock_removed(&ctx.conns).remove(&conn);
+}
+
+fn lock_removed(c: &BridgeConns) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<FlowRemoved>>> {
+    c.removed.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lock_roles(c: &BridgeConns) -> std::sync::MutexGuard<'_, Roles> {
@@ -357,6 +397,26 @@ impl BridgeView {
                 }
             }
         });
+    }
+}
+
+/// PORT_STATUS messages that take a controller from `old` ports to `new`.
+fn port_changes(old: &BTreeMap<u32, PortDesc>, new: &BTreeMap<u32, PortDesc>) -> Vec<(u8, PortDesc)> {
+    let gone = old
+        .iter()
+        .filter(|(n, _)| !new.contains_key(n))
+        .map(|(_, p)| (PPR_DELETE, p.clone()));
+    let came_or_changed = new.iter().filter_map(|(n, p)| match old.get(n) {
+        None => Some((PPR_ADD, p.clone())),
+        Some(o) if o != p => Some((PPR_MODIFY, p.clone())),
+        Some(_) => None,
+    });
+    gone.chain(came_or_changed).collect()
+}
+
+impl BridgeView {
+    fn port_map(&self) -> BTreeMap<u32, PortDesc> {
+        self.ports().into_iter().map(|p| (p.port_no, p)).collect()
     }
 }
 
@@ -458,13 +518,7 @@ impl OfSwitch for BridgeView {
 
     fn flow_mod(&mut self, fm: &FlowMod) -> Result<(), OfpError> {
         let r = self.with(Err(OfpError::FLOW_MOD_UNKNOWN), |st| {
-            lock(&st.sw)
-                .flow_mod(&self.ctx.bridge, fm, true)
-                .map_err(|e| match e {
-                    SwitchError::FlowMod(FlowModError::Overlap) => OfpError::FLOW_MOD_OVERLAP,
-                    SwitchError::FlowMod(FlowModError::BadTable) => OfpError::FLOW_MOD_BAD_TABLE_ID,
-                    _ => OfpError::FLOW_MOD_UNKNOWN,
-                })
+            bridge_ops::flow_mod(&mut lock(&st.sw), &self.ctx.bridge, fm)
         })?;
         self.dirty = true;
         self.save |= r.persistent;
@@ -472,68 +526,15 @@ impl OfSwitch for BridgeView {
     }
 
     fn flows(&self, f: &FlowFilter) -> Vec<FlowStats> {
-        if f.out_group != OFPG_ANY {
-            // rvs has no groups: no rule outputs to one.
-            return Vec::new();
-        }
         self.with(Vec::new(), |st| {
             st.dp.credit(&st.sw);
-            let sw = lock(&st.sw);
-            let Ok(br) = sw.bridge(&self.ctx.bridge) else {
-                return Vec::new();
-            };
-            let now = sw.now_ms();
-            br.rules()
-                .into_iter()
-                .filter(|e| {
-                    let r = &e.rule;
-                    f.table.is_none_or(|t| t == r.table)
-                        && covers(&r.matches, &f.matches)
-                        && (r.cookie ^ f.cookie) & f.cookie_mask == 0
-                        && f.out_port.is_none_or(|p| outputs_to(&r.actions, p))
-                })
-                .filter(|e| {
-                    let ok = encodable(&e.rule);
-                    if !ok {
-                        tracing::warn!(
-                            "bridge {}: rule {} has no OpenFlow 1.3 form: left out of the dump",
-                            self.ctx.bridge,
-                            e.rule
-                        );
-                    }
-                    ok
-                })
-                .map(|e| FlowStats {
-                    table: e.rule.table,
-                    duration_ms: now.saturating_sub(e.added_ms),
-                    priority: e.rule.priority,
-                    idle_timeout: e.rule.idle_timeout,
-                    hard_timeout: e.rule.hard_timeout,
-                    flags: 0,
-                    cookie: e.rule.cookie,
-                    packets: e.n_packets,
-                    bytes: e.n_bytes,
-                    matches: e.rule.matches,
-                    actions: e.rule.actions.clone(),
-                })
-                .collect()
+            bridge_ops::flows(&lock(&st.sw), &self.ctx.bridge, f)
         })
     }
 
     fn tables(&self) -> Vec<TableStats> {
         self.with(Vec::new(), |st| {
-            let sw = lock(&st.sw);
-            let Ok(br) = sw.bridge(&self.ctx.bridge) else {
-                return Vec::new();
-            };
-            (0..N_TABLES)
-                .map(|t| TableStats {
-                    table: t,
-                    active: br.tables.get(&t).map_or(0, |c| c.len() as u32),
-                    lookups: 0,
-                    matched: 0,
-                })
-                .collect()
+            bridge_ops::tables(&lock(&st.sw), &self.ctx.bridge)
         })
     }
 

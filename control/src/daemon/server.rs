@@ -197,6 +197,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
         }
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.dp.resolve(&sw);
+        st.of.dispatch_removed(&sw);
         if last_tick.elapsed() >= Duration::from_secs(1) {
             st.dp.credit(&sw);
             lock(&sw).expire();

@@ -4,13 +4,13 @@
 use super::actions::Ctx;
 use super::error::OfpError;
 use super::instructions::{decode_instructions, encode_instructions};
-use super::multipart::{MpReply, MpRequest};
+use super::multipart::{get_port, put_port, MpReply, MpRequest, PortDesc};
 use super::oxm::{decode_match, encode_match};
 use super::wire::{
     finish, msg_type as t, port_from13, port_to13, start, Header, Put, Reader, HEADER_LEN, NO_BUFFER, OFP13,
     OFPG_ANY, OFPP13_ANY, OFPTT_ALL,
 };
-use crate::flow_mod::{Command, FlowMod};
+use crate::flow_mod::{Command, FlowMod, RemovalReason};
 use crate::ofp::Rule;
 
 /// OFPFF_SEND_FLOW_REM.
@@ -139,7 +139,48 @@ pub enum Message {
     GetAsyncReply(AsyncConfig),
     /// SET_ASYNC.
     SetAsync(AsyncConfig),
+    /// FLOW_REMOVED: a rule that asked for it went.
+    FlowRemoved(FlowRemoved),
+    /// PORT_STATUS: a port was added, deleted or changed.
+    PortStatus {
+        /// OFPPR_ADD (0), OFPPR_DELETE (1), OFPPR_MODIFY (2).
+        reason: u8,
+        /// The port (as it was, for a delete).
+        desc: PortDesc,
+    },
 }
+
+/// A FLOW_REMOVED's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRemoved {
+    /// Why.
+    pub reason: RemovalReason,
+    /// Table.
+    pub table: u8,
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// How long it lived (ms).
+    pub duration_ms: u64,
+    /// Idle timeout (s).
+    pub idle_timeout: u16,
+    /// Hard timeout (s).
+    pub hard_timeout: u16,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Match.
+    pub matches: crate::ofp::Match,
+}
+
+/// OFPPR_ADD.
+pub const PPR_ADD: u8 = 0;
+/// OFPPR_DELETE.
+pub const PPR_DELETE: u8 = 1;
+/// OFPPR_MODIFY.
+pub const PPR_MODIFY: u8 = 2;
 
 /// Decode one message; `buf` is exactly its `length` bytes. The header is
 /// returned with the error, so the ERROR reply can carry its xid.
@@ -274,6 +315,45 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
                 Message::GetAsyncReply(a)
             }
         }
+        t::FLOW_REMOVED => {
+            let cookie = r.u64()?;
+            let priority = r.u16()?;
+            let reason = match r.u8()? {
+                0 => RemovalReason::Idle,
+                1 => RemovalReason::Hard,
+                2 => RemovalReason::Delete,
+                _ => return Err(OfpError::BAD_REQUEST_LEN),
+            };
+            let table = r.u8()?;
+            let (secs, nsecs) = (r.u32()?, r.u32()?);
+            let idle_timeout = r.u16()?;
+            let hard_timeout = r.u16()?;
+            let packets = r.u64()?;
+            let bytes = r.u64()?;
+            let matches = decode_match(&mut r)?;
+            fixed(&r, 0)?;
+            Message::FlowRemoved(FlowRemoved {
+                reason,
+                table,
+                priority,
+                cookie,
+                duration_ms: secs as u64 * 1000 + nsecs as u64 / 1_000_000,
+                idle_timeout,
+                hard_timeout,
+                packets,
+                bytes,
+                matches,
+            })
+        }
+        t::PORT_STATUS => {
+            fixed(&r, 72)?;
+            let reason = r.u8()?;
+            r.skip(7)?;
+            Message::PortStatus {
+                reason,
+                desc: get_port(&mut r)?,
+            }
+        }
         t::EXPERIMENTER => return Err(OfpError::BAD_REQUEST_EXPERIMENTER),
         _ => return Err(OfpError::BAD_REQUEST_TYPE),
     };
@@ -350,6 +430,7 @@ fn decode_flow_mod(r: &mut Reader<'_>) -> Result<FlowModMsg, OfpError> {
             all_tables,
             out_port: (out_port != OFPP13_ANY).then(|| port_from13(out_port)),
             check_overlap: flags & FF_CHECK_OVERLAP != 0,
+            send_flow_rem: flags & FF_SEND_FLOW_REM != 0,
             reset_counts: flags & FF_RESET_COUNTS != 0,
         },
         buffer_id,
@@ -381,6 +462,8 @@ impl Message {
             Message::GetAsyncRequest => t::GET_ASYNC_REQUEST,
             Message::GetAsyncReply(_) => t::GET_ASYNC_REPLY,
             Message::SetAsync(_) => t::SET_ASYNC,
+            Message::PortStatus { .. } => t::PORT_STATUS,
+            Message::FlowRemoved(_) => t::FLOW_REMOVED,
         }
     }
 
@@ -453,6 +536,24 @@ impl Message {
                     b.put_u32(pair[1]);
                 }
             }
+            Message::FlowRemoved(f) => {
+                b.put_u64(f.cookie);
+                b.put_u16(f.priority);
+                b.put_u8(f.reason as u8);
+                b.put_u8(f.table);
+                b.put_u32((f.duration_ms / 1000) as u32);
+                b.put_u32((f.duration_ms % 1000) as u32 * 1_000_000);
+                b.put_u16(f.idle_timeout);
+                b.put_u16(f.hard_timeout);
+                b.put_u64(f.packets);
+                b.put_u64(f.bytes);
+                encode_match(b, &f.matches)?;
+            }
+            Message::PortStatus { reason, desc } => {
+                b.put_u8(*reason);
+                b.put_zeros(7);
+                put_port(b, desc);
+            }
         }
         Ok(())
     }
@@ -493,6 +594,7 @@ pub fn add_flow(rule: Rule) -> Message {
             all_tables: false,
             out_port: None,
             check_overlap: false,
+            send_flow_rem: false,
             reset_counts: false,
         },
         buffer_id: NO_BUFFER,

@@ -7,6 +7,7 @@
 //! with OVS's extensions, and the wire forms here are small and fixed.
 
 pub mod actions;
+pub mod bridge_ops;
 pub mod error;
 pub mod instructions;
 pub mod message;

@@ -481,7 +481,7 @@ impl MpReply {
             mt::PORT_DESC => {
                 let mut v = Vec::new();
                 while !r.is_empty() {
-                    v.push(decode_port(r)?);
+                    v.push(get_port(r)?);
                 }
                 MpReply::PortDesc(v)
             }
@@ -593,7 +593,8 @@ pub fn put_port(b: &mut Vec<u8>, p: &PortDesc) {
     encode_port(b, p)
 }
 
-fn decode_port(r: &mut Reader<'_>) -> Result<PortDesc, OfpError> {
+/// Read a port description (also the body of PORT_STATUS).
+pub fn get_port(r: &mut Reader<'_>) -> Result<PortDesc, OfpError> {
     let port_no = port_from13(r.u32()?);
     r.skip(4)?;
     let hw_addr = r.array::<6>()?;

@@ -1,11 +1,11 @@
 //! Property tests of the codec: every message decodes to what was encoded,
 //! and no bytes make the decoder or a session panic or grow without bound.
 
-use super::message::{decode, AsyncConfig, Features, FlowModMsg, Message, Role, SwitchConfig};
+use super::message::{decode, AsyncConfig, Features, FlowModMsg, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
 use super::session::{OfSwitch, Session, OUT_HIGH_WATER};
 use super::OfpError;
-use crate::flow_mod::{Command, FlowMod};
+use crate::flow_mod::{Command, FlowMod, RemovalReason};
 use crate::ofp::{parse_flow, OfAction, PortNames, Rule};
 use proptest::prelude::*;
 
@@ -145,6 +145,7 @@ fn any_flow_mod() -> impl Strategy<Value = Message> {
                     all_tables,
                     out_port,
                     check_overlap: flags & 2 != 0,
+                    send_flow_rem: flags & 1 != 0,
                     reset_counts: flags & 4 != 0,
                 },
                 buffer_id,
@@ -273,6 +274,37 @@ fn any_message() -> impl Strategy<Value = Message> {
                 ),
             }
         }),
+        (any_rule(), 0usize..3, any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
+            |(r, why, ms, packets, bytes)| {
+                Message::FlowRemoved(FlowRemoved {
+                    reason: [RemovalReason::Idle, RemovalReason::Hard, RemovalReason::Delete][why],
+                    table: r.table,
+                    priority: r.priority,
+                    cookie: r.cookie,
+                    duration_ms: ms as u64,
+                    idle_timeout: r.idle_timeout,
+                    hard_timeout: r.hard_timeout,
+                    packets,
+                    bytes,
+                    matches: r.matches,
+                })
+            }
+        ),
+        (0u8..3, 1u32..0xff00, any::<[u8; 6]>(), any_name(), 0u32..8).prop_map(
+            |(reason, port_no, hw_addr, name, state)| {
+                Message::PortStatus {
+                    reason,
+                    desc: PortDesc {
+                        port_no,
+                        hw_addr,
+                        name,
+                        config: 0,
+                        state,
+                        curr_speed: 10_000_000,
+                    },
+                }
+            }
+        ),
         (any_name(), any_name()).prop_map(|(a, b)| Message::MultipartReply {
             flags: 0,
             body: MpReply::Desc(Desc {

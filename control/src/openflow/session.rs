@@ -3,7 +3,7 @@
 //! the answer to every request, against an [`OfSwitch`].
 
 use super::error::OfpError;
-use super::message::{decode, error_for, AsyncConfig, Features, Message, Role, SwitchConfig};
+use super::message::{decode, error_for, AsyncConfig, Features, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
 use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13, OFPG_ANY};
 use crate::flow_mod::{Command, FlowMod};
@@ -103,6 +103,26 @@ impl Session {
     /// nothing for a while is gone).
     pub fn probe(&mut self) {
         self.send(0, &Message::EchoRequest(Vec::new()));
+    }
+
+    /// Tell the peer a port came, went or changed (PORT_STATUS), when its
+    /// role's asynchronous configuration asks for that reason.
+    pub fn port_status(&mut self, reason: u8, desc: PortDesc, sw: &dyn OfSwitch) {
+        let slave = usize::from(sw.role(self.conn) == ROLE_SLAVE);
+        if !self.hello_seen || self.async_cfg.port_status[slave] & (1 << reason) == 0 {
+            return;
+        }
+        self.send(0, &Message::PortStatus { reason, desc });
+    }
+
+    /// Tell the peer a rule went (FLOW_REMOVED), when its role's
+    /// asynchronous configuration asks for that reason.
+    pub fn flow_removed(&mut self, fr: FlowRemoved, sw: &dyn OfSwitch) {
+        let slave = usize::from(sw.role(self.conn) == ROLE_SLAVE);
+        if !self.hello_seen || self.async_cfg.flow_removed[slave] & (1 << fr.reason as u32) == 0 {
+            return;
+        }
+        self.send(0, &Message::FlowRemoved(fr));
     }
 
     /// True once the session wants the connection closed (after its last
@@ -236,7 +256,9 @@ impl Session {
             | Message::BarrierReply
             | Message::MultipartReply { .. }
             | Message::RoleReply(_)
-            | Message::GetAsyncReply(_) => self.send_error(h.xid, OfpError::BAD_REQUEST_TYPE, bytes),
+            | Message::GetAsyncReply(_)
+            | Message::FlowRemoved(_)
+            | Message::PortStatus { .. } => self.send_error(h.xid, OfpError::BAD_REQUEST_TYPE, bytes),
         }
     }
 

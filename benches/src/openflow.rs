@@ -1,0 +1,137 @@
+//! Fixtures of the OpenFlow benchmarks: a bridge behind a sans-IO
+//! [`Session`], and pre-encoded FLOW_MOD batches as a controller sends them.
+
+use rvs_control::flow_mod::FlowMod;
+use rvs_control::ofp::{parse_flow, Rule};
+use rvs_control::openflow::bridge_ops;
+use rvs_control::openflow::message::{add_flow, Features, Message, Role};
+use rvs_control::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
+use rvs_control::openflow::{OfSwitch, OfpError, Session};
+use rvs_control::switch::Switch;
+
+/// One bridge (`br0`) of a switch, as a session sees it (the daemon's view
+/// without the datapath: ports and counters are empty).
+pub struct BenchBridge {
+    /// The switch.
+    pub sw: Switch,
+}
+
+impl BenchBridge {
+    /// A switch with an empty `br0`.
+    pub fn new() -> BenchBridge {
+        let mut sw = Switch::new();
+        sw.add_bridge("br0").expect("a new switch has no br0");
+        BenchBridge { sw }
+    }
+
+    /// Rules in `br0`.
+    pub fn n_rules(&self) -> usize {
+        self.sw.bridge("br0").map_or(0, |b| b.n_rules())
+    }
+}
+
+impl Default for BenchBridge {
+    fn default() -> Self {
+        BenchBridge::new()
+    }
+}
+
+impl OfSwitch for BenchBridge {
+    fn features(&self) -> Features {
+        Features {
+            datapath_id: 1,
+            n_buffers: 0,
+            n_tables: bridge_ops::N_TABLES,
+            capabilities: 7,
+        }
+    }
+    fn desc(&self) -> Desc {
+        Desc {
+            mfr: "rvs".into(),
+            hw: "bench".into(),
+            sw: "bench".into(),
+            serial: "None".into(),
+            dp: "br0".into(),
+        }
+    }
+    fn ports(&self) -> Vec<PortDesc> {
+        Vec::new()
+    }
+    fn port_stats(&self, _: Option<u32>) -> Result<Vec<PortStats>, OfpError> {
+        Ok(Vec::new())
+    }
+    fn flow_mod(&mut self, fm: &FlowMod) -> Result<(), OfpError> {
+        bridge_ops::flow_mod(&mut self.sw, "br0", fm).map(|_| ())
+    }
+    fn flows(&self, f: &FlowFilter) -> Vec<FlowStats> {
+        bridge_ops::flows(&self.sw, "br0", f)
+    }
+    fn tables(&self) -> Vec<TableStats> {
+        bridge_ops::tables(&self.sw, "br0")
+    }
+    fn role(&self, _: u64) -> u32 {
+        1
+    }
+    fn role_request(&mut self, _: u64, r: Role) -> Result<Role, OfpError> {
+        Ok(r)
+    }
+}
+
+/// A session past its HELLO exchange.
+pub fn session(sw: &mut BenchBridge) -> Session {
+    let mut s = Session::new(1);
+    let mut hello = Vec::new();
+    Message::Hello { bitmap: Some(1 << 4) }
+        .encode(1, &mut hello)
+        .expect("HELLO encodes");
+    s.receive(&hello, sw);
+    s.take_output();
+    s
+}
+
+/// Rule `i` of a batch: a /32 route in table 0, as a controller programs
+/// host routes (distinct matches, one subtable).
+pub fn route(i: u32) -> Rule {
+    let text = format!(
+        "table=0,priority=100,ip,nw_dst=198.18.{}.{},actions=dec_ttl,output:1",
+        i / 256 % 256,
+        i % 256
+    );
+    parse_flow(&text, &()).expect("a valid rule")
+}
+
+/// `n` FLOW_MOD adds with a BARRIER after every `barrier_every`, encoded.
+pub fn flow_mod_batch(n: u32, barrier_every: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    for i in 0..n {
+        add_flow(route(i)).encode(i, &mut b).expect("FLOW_MOD encodes");
+        if (i + 1) % barrier_every == 0 {
+            Message::BarrierRequest
+                .encode(i, &mut b)
+                .expect("BARRIER encodes");
+        }
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_adds_every_rule_and_answers_every_barrier() {
+        let mut sw = BenchBridge::new();
+        let mut s = session(&mut sw);
+        let batch = flow_mod_batch(2000, 1000);
+        // As a socket delivers it: in 64 KiB reads.
+        for chunk in batch.chunks(65536) {
+            s.receive(chunk, &mut sw);
+        }
+        // 2000 routes and the bridge's own NORMAL rule.
+        assert_eq!(sw.n_rules(), 2001);
+        let out = s.take_output();
+        // Two BARRIER_REPLYs (8 bytes each) and no error.
+        assert_eq!(out.len(), 16, "{out:02x?}");
+        assert!(out.chunks(8).all(|m| m[1] == 21));
+    }
+}

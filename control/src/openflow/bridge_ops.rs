@@ -1,0 +1,100 @@
+//! What an OpenFlow session asks of one bridge's rule tables, over a
+//! [`Switch`]: apply a FLOW_MOD, select rules for FLOW/AGGREGATE, count
+//! per table. The daemon's connections and the benchmarks share these.
+
+use super::message::{encodable, FlowRemoved, FF_SEND_FLOW_REM};
+use super::multipart::{FlowFilter, FlowStats, TableStats};
+use super::wire::OFPG_ANY;
+use super::OfpError;
+use crate::flow_mod::{covers, outputs_to, FlowMod, FlowModError, Outcome, Removed};
+use crate::switch::{Switch, SwitchError};
+
+/// Tables a bridge offers over OpenFlow (0..253, as OVS).
+pub const N_TABLES: u8 = 254;
+
+/// Apply a controller's FLOW_MOD to `bridge` (all or nothing).
+pub fn flow_mod(sw: &mut Switch, bridge: &str, fm: &FlowMod) -> Result<Outcome, OfpError> {
+    sw.flow_mod(bridge, fm, true).map_err(|e| match e {
+        SwitchError::FlowMod(FlowModError::Overlap) => OfpError::FLOW_MOD_OVERLAP,
+        SwitchError::FlowMod(FlowModError::BadTable) => OfpError::FLOW_MOD_BAD_TABLE_ID,
+        _ => OfpError::FLOW_MOD_UNKNOWN,
+    })
+}
+
+/// The rules of `bridge` a FLOW/AGGREGATE filter selects, with counters.
+/// A rule with no OpenFlow 1.3 form is left out (and logged).
+pub fn flows(sw: &Switch, bridge: &str, f: &FlowFilter) -> Vec<FlowStats> {
+    if f.out_group != OFPG_ANY {
+        // rvs has no groups: no rule outputs to one.
+        return Vec::new();
+    }
+    let Ok(br) = sw.bridge(bridge) else {
+        return Vec::new();
+    };
+    let now = sw.now_ms();
+    br.rules()
+        .into_iter()
+        .filter(|e| {
+            let r = &e.rule;
+            f.table.is_none_or(|t| t == r.table)
+                && covers(&r.matches, &f.matches)
+                && (r.cookie ^ f.cookie) & f.cookie_mask == 0
+                && f.out_port.is_none_or(|p| outputs_to(&r.actions, p))
+        })
+        .filter(|e| {
+            let ok = encodable(&e.rule);
+            if !ok {
+                tracing::warn!(
+                    "bridge {bridge}: rule {} has no OpenFlow 1.3 form: left out of the dump",
+                    e.rule
+                );
+            }
+            ok
+        })
+        .map(|e| FlowStats {
+            table: e.rule.table,
+            duration_ms: now.saturating_sub(e.added_ms),
+            priority: e.rule.priority,
+            idle_timeout: e.rule.idle_timeout,
+            hard_timeout: e.rule.hard_timeout,
+            flags: if e.send_flow_rem { FF_SEND_FLOW_REM } else { 0 },
+            cookie: e.rule.cookie,
+            packets: e.n_packets,
+            bytes: e.n_bytes,
+            matches: e.rule.matches,
+            actions: e.rule.actions.clone(),
+        })
+        .collect()
+}
+
+/// Rules per table of `bridge` (lookups are not counted per table).
+pub fn tables(sw: &Switch, bridge: &str) -> Vec<TableStats> {
+    let Ok(br) = sw.bridge(bridge) else {
+        return Vec::new();
+    };
+    (0..N_TABLES)
+        .map(|t| TableStats {
+            table: t,
+            active: br.tables.get(&t).map_or(0, |c| c.len() as u32),
+            lookups: 0,
+            matched: 0,
+        })
+        .collect()
+}
+
+/// The FLOW_REMOVED of a rule that went.
+pub fn flow_removed(r: &Removed) -> FlowRemoved {
+    let e = &r.entry;
+    FlowRemoved {
+        reason: r.reason,
+        table: e.rule.table,
+        priority: e.rule.priority,
+        cookie: e.rule.cookie,
+        duration_ms: r.at_ms.saturating_sub(e.added_ms),
+        idle_timeout: e.rule.idle_timeout,
+        hard_timeout: e.rule.hard_timeout,
+        packets: e.n_packets,
+        bytes: e.n_bytes,
+        matches: e.rule.matches,
+    }
+}
