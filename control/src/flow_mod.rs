@@ -125,6 +125,20 @@ pub fn outputs_to(actions: &[OfAction], port: u32) -> bool {
 }
 
 impl FlowMod {
+    /// `command` with `rule`, no filters and no flags.
+    pub fn new(command: Command, rule: Rule) -> FlowMod {
+        FlowMod {
+            command,
+            rule,
+            cookie_mask: 0,
+            all_tables: false,
+            out_port: None,
+            check_overlap: false,
+            reset_counts: false,
+            send_flow_rem: false,
+        }
+    }
+
     fn strict(&self) -> bool {
         matches!(self.command, Command::ModifyStrict | Command::DeleteStrict)
     }
@@ -245,16 +259,7 @@ mod tests {
     }
 
     fn fm(command: Command, text: &str) -> FlowMod {
-        FlowMod {
-            command,
-            rule: parse_flow(text, &()).unwrap(),
-            cookie_mask: 0,
-            all_tables: false,
-            out_port: None,
-            check_overlap: false,
-            send_flow_rem: false,
-            reset_counts: false,
-        }
+        FlowMod::new(command, parse_flow(text, &()).unwrap())
     }
 
     fn texts(b: &Bridge) -> Vec<String> {
@@ -332,14 +337,8 @@ mod removal_tests {
         let mut sw = Switch::new();
         sw.add_bridge("br0").unwrap();
         let fm = |command, text: &str, send_flow_rem| FlowMod {
-            command,
-            rule: parse_flow(text, &()).unwrap(),
-            cookie_mask: 0,
-            all_tables: false,
-            out_port: None,
-            check_overlap: false,
-            reset_counts: false,
             send_flow_rem,
+            ..FlowMod::new(command, parse_flow(text, &()).unwrap())
         };
         sw.flow_mod(
             "br0",

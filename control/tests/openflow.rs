@@ -16,7 +16,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{in_netns_of, rvs_at, rvs_ok, spawn_daemon};
+use common::{in_netns_of, run, rvs_at, rvs_ok, spawn_daemon};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/neutron-br-tun.flows");
 
@@ -84,19 +84,12 @@ impl Daemon {
         } else {
             Command::new("ovs-ofctl")
         };
-        let out = c
+        run(c
             .args(["-O", "OpenFlow13", "--timeout=10"])
             .args(opts)
             .arg(cmd)
             .arg(self.target())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(args))
     }
 
     fn ofctl(&self, opts: &[&str], cmd: &str, args: &[&str]) -> String {
@@ -388,6 +381,28 @@ fn garbage_gets_an_error_and_other_connections_are_served() {
     let dump = d.ofctl(&[], "dump-flows", &[]);
     assert!(dump.contains("actions=NORMAL"), "{dump}");
     d.rvs(&["show"]);
+    drop(junk);
+
+    // At most 64 connections at once (a thread each): the next is closed at
+    // once; when one goes, a new one is served.
+    // A connection is served when its HELLO is answered.
+    let served = |d: &Daemon| {
+        let mut c = d.connect();
+        let mut b = [0u8; 8];
+        let ok = c.write_all(&hello13()).is_ok() && c.read(&mut b).unwrap_or(0) > 0;
+        ok.then_some(c)
+    };
+    let mut held: Vec<TcpStream> = Vec::new();
+    // The junk connections' threads end as they see them closed.
+    eventually("64 served connections", || {
+        if let Some(c) = served(&d) {
+            held.push(c);
+        }
+        held.len() == 64
+    });
+    assert!(served(&d).is_none(), "the 65th connection is closed");
+    held.pop();
+    eventually("a free connection slot", || served(&d).is_some());
 }
 
 fn trace_says_fail_open(dir: &Path) -> bool {

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+/// Most connections a bridge serves at once.
+const MAX_CONNECTIONS: usize = 64;
 /// How often blocked threads look at their stop flag.
 const POLL: Duration = Duration::from_millis(100);
 /// Quiet time before an ECHO_REQUEST probe, and again before giving up
@@ -227,9 +229,21 @@ fn listen(l: TcpListener, ctx: ConnCtx) {
         }
         match r {
             Ok((s, peer)) => {
+                if lock_roles(&ctx.conns).len() >= MAX_CONNECTIONS {
+                    // A thread per connection: a flood of them must not
+                    // exhaust the daemon.
+                    tracing::warn!(
+                        "bridge {}: refusing OpenFlow connection from {peer}: {MAX_CONNECTIONS} already",
+                        ctx.bridge
+                    );
+                    continue;
+                }
                 tracing::info!("bridge {}: OpenFlow connection from {peer}", ctx.bridge);
+                // Counted before the thread runs, so a burst cannot pass the cap.
+                let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+                lock_roles(&ctx.conns).connect(conn);
                 let c = ctx.clone();
-                std::thread::spawn(move || serve(s, &c));
+                std::thread::spawn(move || serve(s, &c, conn));
             }
             Err(e) => {
                 tracing::warn!("bridge {}: accept: {e}", ctx.bridge);
@@ -249,7 +263,9 @@ fn dial(addr: SocketAddr, ctx: ConnCtx) {
                 backoff = Duration::from_secs(1);
                 ctx.conns.active_up.fetch_add(1, Ordering::Relaxed);
                 ctx.fail_open_changed();
-                serve(s, &ctx);
+                let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+                lock_roles(&ctx.conns).connect(conn);
+                serve(s, &ctx, conn);
                 ctx.conns.active_up.fetch_sub(1, Ordering::Relaxed);
                 ctx.fail_open_changed();
                 tracing::info!("bridge {}: controller {addr} disconnected", ctx.bridge);
@@ -264,15 +280,15 @@ fn dial(addr: SocketAddr, ctx: ConnCtx) {
     }
 }
 
-/// Run one connection until it closes, fails, goes quiet or is stopped.
-fn serve(mut s: TcpStream, ctx: &ConnCtx) {
-    let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-    lock_roles(&ctx.conns).connect(conn);
-    lock_removed(&ctx.conns).insert(conn, Vec::new());
+/// Run connection `conn` (already counted in the bridge's roles) until it
+/// closes, fails, goes quiet or is stopped.
+fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
     let _ = s.set_nodelay(true);
     if s.set_read_timeout(Some(POLL)).is_err() || s.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+        lock_roles(&ctx.conns).disconnect(conn);
         return;
     }
+    lock_removed(&ctx.conns).insert(conn, Vec::new());
     let mut session = Session::new(conn);
     let mut view = BridgeView {
         ctx: ctx.clone(),

@@ -587,16 +587,7 @@ fn encode_flow_mod(b: &mut Vec<u8>, m: &FlowModMsg) -> Result<(), OfpError> {
 /// A FLOW_MOD adding `rule` (what a controller sends for `add-flow`).
 pub fn add_flow(rule: Rule) -> Message {
     Message::FlowMod(FlowModMsg {
-        fm: FlowMod {
-            command: Command::Add,
-            rule,
-            cookie_mask: 0,
-            all_tables: false,
-            out_port: None,
-            check_overlap: false,
-            send_flow_rem: false,
-            reset_counts: false,
-        },
+        fm: FlowMod::new(Command::Add, rule),
         buffer_id: NO_BUFFER,
         out_group: OFPG_ANY,
         flags: 0,

@@ -313,6 +313,16 @@ impl Roles {
         self.roles.remove(&conn);
     }
 
+    /// Connections known.
+    pub fn len(&self) -> usize {
+        self.roles.len()
+    }
+
+    /// True when no connection is known.
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
     /// The role of `conn`.
     pub fn role(&self, conn: u64) -> u32 {
         self.roles.get(&conn).copied().unwrap_or(ROLE_EQUAL)

@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 /// `rvs --run-dir DIR ARGS`: (exit code, stdout, stderr).
 pub fn rvs_at(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+    run(Command::new(env!("CARGO_BIN_EXE_rvs"))
         .arg("--run-dir")
         .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+        .args(args))
+}
+
+/// Run a command to its end: (exit code, stdout, stderr).
+pub fn run(c: &mut Command) -> (i32, String, String) {
+    let out = c.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
