@@ -159,6 +159,19 @@ fn any_name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9-]{0,14}"
 }
 
+fn any_port() -> impl Strategy<Value = PortDesc> {
+    (1u32..0xff00, any::<[u8; 6]>(), any_name(), 0u32..8).prop_map(|(port_no, hw_addr, name, state)| {
+        PortDesc {
+            port_no,
+            hw_addr,
+            name,
+            config: 0,
+            state,
+            curr_speed: 10_000_000,
+        }
+    })
+}
+
 fn any_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (1u32..0x40).prop_map(|b| Message::Hello {
@@ -241,25 +254,10 @@ fn any_message() -> impl Strategy<Value = Message> {
                 }
             }
         ),
-        proptest::collection::vec((1u32..0xff00, any::<[u8; 6]>(), any_name(), 0u32..8), 0..8).prop_map(
-            |v| {
-                Message::MultipartReply {
-                    flags: 1,
-                    body: MpReply::PortDesc(
-                        v.into_iter()
-                            .map(|(port_no, hw_addr, name, state)| PortDesc {
-                                port_no,
-                                hw_addr,
-                                name,
-                                config: 0,
-                                state,
-                                curr_speed: 10_000_000,
-                            })
-                            .collect(),
-                    ),
-                }
-            }
-        ),
+        proptest::collection::vec(any_port(), 0..8).prop_map(|v| Message::MultipartReply {
+            flags: 1,
+            body: MpReply::PortDesc(v),
+        }),
         proptest::collection::vec((1u32..0xff00, any::<[u64; 8]>(), any::<u32>()), 0..8).prop_map(|v| {
             Message::MultipartReply {
                 flags: 0,
@@ -290,21 +288,7 @@ fn any_message() -> impl Strategy<Value = Message> {
                 })
             }
         ),
-        (0u8..3, 1u32..0xff00, any::<[u8; 6]>(), any_name(), 0u32..8).prop_map(
-            |(reason, port_no, hw_addr, name, state)| {
-                Message::PortStatus {
-                    reason,
-                    desc: PortDesc {
-                        port_no,
-                        hw_addr,
-                        name,
-                        config: 0,
-                        state,
-                        curr_speed: 10_000_000,
-                    },
-                }
-            }
-        ),
+        (0u8..3, any_port()).prop_map(|(reason, desc)| Message::PortStatus { reason, desc }),
         (any_name(), any_name()).prop_map(|(a, b)| Message::MultipartReply {
             flags: 0,
             body: MpReply::Desc(Desc {
