@@ -14,6 +14,7 @@ pub mod neutron;
 pub mod normal;
 pub mod ofp;
 pub mod openflow;
+pub mod packet_in;
 pub mod recirc;
 pub mod router;
 pub mod security_group;

@@ -3,7 +3,8 @@
 //! with the id in its key; a miss comes back here and the id says which
 //! bridge and table to continue in, with which OpenFlow in_port and which
 //! pipeline metadata (registers, `metadata`), none of which the datapath key
-//! carries.
+//! carries. The same [`IdTable`] numbers what a `controller` action froze
+//! for its PACKET_IN (`packet_in.rs`).
 
 use crate::ofp::{XKey, METADATA_WORD, REG_WORD};
 use hashbrown::HashMap;
@@ -49,41 +50,63 @@ impl Frozen {
     }
 }
 
-impl Frozen {
-    /// Its preferred id: a hash of the state that is the same in every
-    /// process (FNV-1a), never 0. A restarted daemon so gives the states it
-    /// meets the ids the kernel's adopted flows carry, whatever order it
-    /// meets them in, and those flows survive revalidation (a counter would
-    /// number them by arrival, and flows whose ids moved would be deleted
-    /// and their packets sent up while the daemon starts).
+/// A state an id can name. Its preferred id is a hash of the state that
+/// is the same in every process (FNV-1a), never 0: a restarted daemon so
+/// gives the states it meets the ids the kernel's adopted flows carry,
+/// whatever order it meets them in, and those flows survive revalidation
+/// (a counter would number them by arrival, and flows whose ids moved
+/// would be deleted and their packets sent up while the daemon starts).
+pub trait Freezable: Clone + Eq + std::hash::Hash {
+    /// Feed the state to a hash.
+    fn eat(&self, eat: &mut dyn FnMut(&[u8]));
+
+    /// The id it gets when no other state holds it.
     fn preferred_id(&self) -> u32 {
         let mut h: u32 = 0x811c_9dc5;
-        let mut eat = |b: &[u8]| {
+        self.eat(&mut |b: &[u8]| {
             for x in b {
                 h = (h ^ *x as u32).wrapping_mul(0x0100_0193);
             }
-        };
+        });
+        h.max(1)
+    }
+}
+
+impl Freezable for Frozen {
+    fn eat(&self, eat: &mut dyn FnMut(&[u8])) {
         eat(self.bridge.as_bytes());
         eat(&[0, self.table]);
         eat(&self.in_port.to_le_bytes());
         for w in &self.meta {
             eat(&w.to_le_bytes());
         }
-        h.max(1)
     }
 }
 
-/// The ids in use.
-#[derive(Debug, Default)]
-pub struct RecircTable {
-    ids: HashMap<Frozen, u32>,
-    states: HashMap<u32, Frozen>,
+/// Recirculation ids in use.
+pub type RecircTable = IdTable<Frozen>;
+
+/// Ids (never 0) for the states in use, each state always the same id
+/// while it is remembered.
+#[derive(Debug)]
+pub struct IdTable<S> {
+    ids: HashMap<S, u32>,
+    states: HashMap<u32, S>,
 }
 
-impl RecircTable {
+impl<S> Default for IdTable<S> {
+    fn default() -> Self {
+        IdTable {
+            ids: HashMap::new(),
+            states: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Freezable> IdTable<S> {
     /// The id of `state` (the same state always gets the same id while it
     /// is remembered), and whether the table had to start over first.
-    pub fn freeze(&mut self, state: Frozen) -> (u32, bool) {
+    pub fn freeze(&mut self, state: S) -> (u32, bool) {
         if let Some(id) = self.ids.get(&state) {
             return (*id, false);
         }
@@ -105,7 +128,7 @@ impl RecircTable {
     }
 
     /// Where `id` resumes.
-    pub fn thaw(&self, id: u32) -> Option<&Frozen> {
+    pub fn thaw(&self, id: u32) -> Option<&S> {
         self.states.get(&id)
     }
 

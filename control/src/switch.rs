@@ -120,6 +120,10 @@ pub struct Switch {
     pub static_routes: BTreeMap<(Ipv4Addr, u8), StaticRoute>,
     /// Where translation resumes after `ct(table=...)`.
     pub recirc: crate::recirc::RecircTable,
+    /// What each packet-in cookie of a `controller` action stands for.
+    pub pins: crate::packet_in::PinTable,
+    /// Where packet-ins go (the daemon's OpenFlow side); none: nowhere.
+    pub pin_sink: Option<Arc<dyn crate::packet_in::PacketInSink>>,
     /// Cached flow tag -> the rules its translation went through.
     xcache: HashMap<u64, FlowOrigin>,
     /// (PMD, tag) -> (packets, bytes) already credited.
@@ -143,6 +147,8 @@ impl Default for Switch {
             fixed_neigh: BTreeMap::new(),
             static_routes: BTreeMap::new(),
             recirc: Default::default(),
+            pins: Default::default(),
+            pin_sink: None,
             xcache: HashMap::new(),
             credited: HashMap::new(),
             next_tag: 1,

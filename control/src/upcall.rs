@@ -3,14 +3,16 @@
 
 use crate::bridge::PortType;
 use crate::ofp::{parse_match, OfField};
+use crate::packet_in::PacketIn;
 use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
 use crate::xlate::{trace_with, translate_packet, TraceOptions, Translation};
 use rvs_dataplane::datapath::Revalidated;
 use rvs_dataplane::flow::{nd_fields, Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
-use rvs_dataplane::pmd::{Upcall, UpcallError, UpcallReply};
+use rvs_dataplane::pmd::{Frames, Upcall, UpcallError, UpcallReply};
 use rvs_dataplane::port::PortNo;
 use rvs_dataplane::vtep::Handled;
+use rvs_dataplane::DropReason;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -67,29 +69,52 @@ impl Upcall for SwitchUpcall {
         Ok(reply)
     }
 
-    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Vec<(PortNo, Vec<u8>)> {
+    fn userspace(
+        &mut self,
+        key: &FlowKey,
+        pkt: &PacketBuf,
+        cookie: u32,
+        frames: &mut Frames,
+    ) -> Result<(), DropReason> {
+        if cookie != 0 {
+            return packet_in(&self.sw, cookie, key, pkt.data());
+        }
         let mut sw = lock(&self.sw);
         let port = key.get(Field::InPort) as PortNo;
         let now = sw.now_ms();
         let mut out = Vec::new();
         let handled = match sw.vteps.get_mut(&port) {
             Some(v) => v.handle(pkt.data(), now, &mut out),
-            None => return Vec::new(),
+            None => return Ok(()),
         };
         match handled {
             Handled::Replied { learned } => {
                 if learned {
                     sw.bump();
                 }
-                vec![(port, out)]
+                frames.push((port, out));
             }
             Handled::Learned => {
                 // A next hop appeared or moved: flows waiting for it must be redone.
                 sw.bump();
-                Vec::new()
             }
-            Handled::Consumed | Handled::NotOurs => Vec::new(),
+            Handled::Consumed | Handled::NotOurs => {}
         }
+        Ok(())
+    }
+}
+
+/// Hand the packet a `controller` action sent (its cookie names what the
+/// action froze) to the bridge's controllers; the switch's lock is not held
+/// while they take it.
+fn packet_in(sw: &SharedSwitch, cookie: u32, key: &FlowKey, frame: &[u8]) -> Result<(), DropReason> {
+    let (state, sink) = {
+        let sw = lock(sw);
+        (sw.pins.thaw(cookie).cloned(), sw.pin_sink.clone())
+    };
+    match (state, sink) {
+        (Some(st), Some(sink)) if sink.deliver(PacketIn::new(&st, key, frame)) => Ok(()),
+        _ => Err(DropReason::Controller),
     }
 }
 

@@ -11,9 +11,11 @@
 use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType, TunnelKey};
 use crate::normal::Learned;
 use crate::ofp::{
-    action_set, fmt_actions, CtSpec, CtZone, LearnSpec, LearnSpecItem, Match, OfAction, OfField, Rule,
-    SubField, XKey, XMask, OFPP_IN_PORT, OFPP_LOCAL, OFPP_UNSET,
+    action_set, fmt_actions, ControllerSpec, CtSpec, CtZone, LearnSpec, LearnSpecItem, Match, OfAction,
+    OfField, PinReason, Rule, SubField, XKey, XMask, MAX_LEN_ALL, OFPP_IN_PORT, OFPP_LOCAL, OFPP_TABLE,
+    OFPP_UNSET,
 };
+use crate::packet_in::PinState;
 use crate::recirc::Frozen;
 use crate::switch::{Switch, TUNNEL_VPORT};
 use rvs_dataplane::action::{Action, SetArp, SetIpv4, SetIpv6, SetNd, SetTransport};
@@ -117,6 +119,13 @@ struct Xlate<'s> {
     /// Copies counted under a reason rather than sent (dec_ttl's expiry,
     /// controller): one drop is appended at the end of the actions.
     punt: Option<DropReason>,
+    /// The cookie of the rule whose actions run (all ones: none, as for a
+    /// packet-out's own actions), and whether it is a table-miss rule.
+    rule_cookie: u64,
+    rule_is_miss: bool,
+    /// Where the actions running come from, when not a rule: a packet-out
+    /// or the action set (packet-in reasons say so).
+    action_source: Option<PinReason>,
     /// The in_port of the next table lookup only (resubmit's port).
     lookup_in_port: Option<u32>,
     /// The OpenFlow 1.1+ action set (`write_actions`), run when the
@@ -160,13 +169,13 @@ pub fn translate(sw: &mut Switch, key: &FlowKey) -> Translation {
 /// [`translate`] for a packet whose neighbour discovery fields (not in the
 /// datapath key) are `nd` (see [`rvs_dataplane::flow::nd_fields`]).
 pub fn translate_packet(sw: &mut Switch, key: &FlowKey, nd: &NdFields) -> Translation {
-    translate_with(sw, key, nd, false, true, None)
+    translate_with(sw, key, nd, false, true, Entry::Datapath)
 }
 
 /// Translate and record the walk through bridges and tables as readable lines,
 /// without learning anything (as `ovs-appctl ofproto/trace`).
 pub fn trace(sw: &mut Switch, key: &FlowKey) -> Translation {
-    translate_with(sw, key, &NdFields::default(), true, false, None)
+    translate_with(sw, key, &NdFields::default(), true, false, Entry::Datapath)
 }
 
 /// How a trace runs: `generate` applies the side effects (NORMAL learns,
@@ -185,7 +194,46 @@ pub struct TraceOptions {
 
 /// [`trace`] with options.
 pub fn trace_with(sw: &mut Switch, key: &FlowKey, opts: &TraceOptions) -> Translation {
-    translate_with(sw, key, &opts.nd, true, opts.generate, opts.start.clone())
+    let entry = match &opts.start {
+        Some((bridge, port)) => Entry::Port(bridge, *port),
+        None => Entry::Datapath,
+    };
+    translate_with(sw, key, &opts.nd, true, opts.generate, entry)
+}
+
+/// Translate a controller's PACKET_OUT: `actions` run on the packet whose
+/// datapath key is `key` (its in_port the datapath port it claims to come
+/// from, or [`rvs_dataplane::port::NO_PORT`]), in `bridge`, with OpenFlow
+/// in_port `in_port`. `output:TABLE` runs it through the tables from 0.
+/// Learns as an upcall does; the result is for this packet only.
+pub fn translate_packet_out(
+    sw: &mut Switch,
+    bridge: &str,
+    in_port: u32,
+    key: &FlowKey,
+    actions: &[OfAction],
+) -> Translation {
+    let entry = Entry::PacketOut {
+        bridge,
+        in_port,
+        actions,
+    };
+    translate_with(sw, key, &NdFields::default(), false, true, entry)
+}
+
+/// Where a translation starts.
+enum Entry<'a> {
+    /// At the key's datapath port (an upcall).
+    Datapath,
+    /// At table 0 of a bridge, from an OpenFlow port (a trace from a patch
+    /// port, which has no datapath port).
+    Port(&'a str, u32),
+    /// With a packet-out's actions.
+    PacketOut {
+        bridge: &'a str,
+        in_port: u32,
+        actions: &'a [OfAction],
+    },
 }
 
 fn translate_with(
@@ -194,7 +242,7 @@ fn translate_with(
     nd: &NdFields,
     trace: bool,
     may_learn: bool,
-    start: Option<(String, u32)>,
+    entry: Entry<'_>,
 ) -> Translation {
     let now = sw.now_ms();
     let mut x = Xlate {
@@ -214,6 +262,9 @@ fn translate_with(
         halted: false,
         stop_list: false,
         punt: None,
+        rule_cookie: u64::MAX,
+        rule_is_miss: false,
+        action_source: None,
         lookup_in_port: None,
         action_set: Vec::new(),
         last_table: 0,
@@ -226,17 +277,32 @@ fn translate_with(
         dp_in_port: key.get(Field::InPort),
     };
     OfField::ActsetOutput.set(&mut x.flow, OFPP_UNSET as u128);
-    match start {
-        Some((bridge, ofport)) => {
-            x.note(|| {
-                let mut s = String::from("Flow: ");
-                let _ = key.fmt_masked(None, &mut s);
-                s
-            });
+    match entry {
+        Entry::Port(bridge, ofport) => {
+            x.note_flow(key);
             x.flow.set_bits(Field::InPort.place(), ofport as u64);
-            x.run_bridge(&bridge, 0);
+            x.run_bridge(bridge, 0);
         }
-        None => x.run(key),
+        Entry::PacketOut {
+            bridge,
+            in_port,
+            actions,
+        } => {
+            x.note_flow(key);
+            x.flow.set_bits(Field::InPort.place(), in_port as u64);
+            x.action_source = Some(PinReason::PacketOut);
+            for a in actions {
+                if x.halted || x.stop_list {
+                    break;
+                }
+                match a {
+                    // An instruction, not an action: a packet-out has none.
+                    OfAction::GotoTable(_) => {}
+                    a => x.action(bridge, 0, a),
+                }
+            }
+        }
+        Entry::Datapath => x.run(key),
     }
     if let Some(r) = x.punt {
         x.actions.push(Action::Drop(r));
@@ -342,13 +408,17 @@ impl Xlate<'_> {
         self.halted = true;
     }
 
-    fn run(&mut self, key: &FlowKey) {
-        let dp_in = key.get(Field::InPort) as u32;
+    fn note_flow(&mut self, key: &FlowKey) {
         self.note(|| {
             let mut s = String::from("Flow: ");
             let _ = key.fmt_masked(None, &mut s);
             s
         });
+    }
+
+    fn run(&mut self, key: &FlowKey) {
+        let dp_in = key.get(Field::InPort) as u32;
+        self.note_flow(key);
         let recirc_id = key.get(Field::RecircId) as u32;
         if recirc_id != 0 {
             return self.thaw(recirc_id);
@@ -427,7 +497,7 @@ impl Xlate<'_> {
         };
         if ours {
             self.note(|| format!("for the tunnel endpoint {ip}: to the VTEP (ARP / ping)"));
-            self.actions.push(Action::Userspace);
+            self.actions.push(Action::Userspace(0));
             self.cacheable = false;
         }
         ours
@@ -490,12 +560,14 @@ impl Xlate<'_> {
         self.note(|| format!("--. Executing action set: {}", fmt_actions(&list)));
         self.indent += 1;
         let table = self.last_table;
+        let source = self.action_source.replace(PinReason::ActionSet);
         for a in &list {
             if self.halted || self.stop_list {
                 break;
             }
             self.action(bridge, table, a);
         }
+        self.action_source = source;
         self.stop_list = false;
         self.indent -= 1;
     }
@@ -563,6 +635,8 @@ impl Xlate<'_> {
             });
             self.indent += 1;
             let mut next = None;
+            // OpenFlow's table-miss rule: priority 0, matching everything.
+            let is_miss = rule.priority == 0 && rule.matches == Match::default();
             for a in &rule.actions {
                 if self.halted || self.stop_list {
                     break;
@@ -571,6 +645,8 @@ impl Xlate<'_> {
                     next = Some(*t);
                     break;
                 }
+                // A patch port's peer ran its own rules meanwhile.
+                (self.rule_cookie, self.rule_is_miss) = (rule.cookie, is_miss);
                 self.action(bridge, table, a);
             }
             self.indent -= 1;
@@ -656,13 +732,7 @@ impl Xlate<'_> {
                 let old = self.get(OfField::Metadata) as u64;
                 self.set(OfField::Metadata, ((old & !mask) | (value & mask)) as u128);
             }
-            OfAction::Controller(_) => {
-                self.note(|| {
-                    "controller: no controller connection yet: counted under the controller drop reason"
-                        .into()
-                });
-                self.punt.get_or_insert(DropReason::Controller);
-            }
+            OfAction::Controller(c) => self.controller(bridge, table, c),
             OfAction::ModTpSrc(p) => self.set(OfField::TpSrc, *p as u128),
             OfAction::ModTpDst(p) => self.set(OfField::TpDst, *p as u128),
             // OVS's nw_tos is the DSCP bits; the ECN bits stay.
@@ -787,6 +857,46 @@ impl Xlate<'_> {
             label: label.map_or(0, |l| l.0 as u32),
         });
         self.clear_ct();
+    }
+
+    /// `controller(...)`: the packet as the actions so far made it goes to
+    /// the datapath's `userspace` action, whose cookie names what the
+    /// PACKET_IN will say (OVS's `controller()` userdata); translation
+    /// goes on.
+    fn controller(&mut self, bridge: &str, table: u8, c: &ControllerSpec) {
+        let mut spec = *c;
+        if spec.reason == PinReason::Action {
+            // OVS: an output to the controller from a table-miss rule says
+            // no_match; from a packet-out or the action set, that.
+            spec.reason = match self.action_source {
+                Some(r) => r,
+                None if self.rule_is_miss => PinReason::NoMatch,
+                None => PinReason::Action,
+            };
+        }
+        self.commit();
+        let in_port = self.get(OfField::InPort) as u32;
+        let state = PinState {
+            at: Frozen::of(bridge, table, in_port, &self.flow),
+            cookie: self.rule_cookie,
+            spec,
+        };
+        let (id, restarted) = self.sw.pins.freeze(state);
+        if restarted {
+            // Flows may name cookies that are gone.
+            self.sw.bump();
+        }
+        self.note(|| {
+            format!(
+                "controller: packet-in (reason={}, {} bytes) to the controllers of bridge(\"{bridge}\")",
+                spec.reason.name(),
+                match spec.max_len {
+                    MAX_LEN_ALL => "all".to_string(),
+                    n => format!("at most {n}"),
+                }
+            )
+        });
+        self.actions.push(Action::Userspace(id));
     }
 
     /// `dec_ttl`, as OVS: not IP, nothing happens; TTL above 1 goes down by
@@ -927,6 +1037,9 @@ impl Xlate<'_> {
     }
 
     fn output(&mut self, bridge: &str, p: u32, allow_in_port: bool) {
+        if p == OFPP_TABLE {
+            return self.output_table(bridge);
+        }
         let in_port = self.get(OfField::InPort) as u32;
         if p == in_port && !allow_in_port {
             self.note(|| format!("output:{p} is the input port: skipped (use IN_PORT)"));
@@ -953,6 +1066,22 @@ impl Xlate<'_> {
             // Handled above.
             PortType::Internal | PortType::System { .. } => {}
         }
+    }
+
+    /// `output:TABLE` (a packet-out's): through the bridge's tables from
+    /// table 0, as a packet from its in_port; the rules' own reasons apply.
+    fn output_table(&mut self, bridge: &str) {
+        if self.depth >= MAX_DEPTH {
+            return self.drop_with(DropReason::XlateDepth, "output:TABLE depth exceeded (loop?)");
+        }
+        self.depth += 1;
+        self.note(|| "output:TABLE: through the tables from table 0".into());
+        let source = self.action_source.take();
+        let cookie = (self.rule_cookie, self.rule_is_miss);
+        self.run_bridge(bridge, 0);
+        (self.rule_cookie, self.rule_is_miss) = cookie;
+        self.action_source = source;
+        self.depth -= 1;
     }
 
     fn patch(&mut self, port: &BridgePort, peer: &str) {

@@ -6,6 +6,8 @@
 //! port, byte for byte where it matters, and which drop reason counts it.
 
 use rvs_control::bridge::PortType;
+use rvs_control::ofp::{OfField, PinReason};
+use rvs_control::packet_in::PacketIn;
 use rvs_control::switch::Switch;
 use rvs_control::xlate::translate_packet;
 use rvs_dataplane::action::{execute, ActionSink};
@@ -33,6 +35,8 @@ fn switch(flows: &str) -> Switch {
 struct Sink {
     out: Vec<(u32, Vec<u8>)>,
     drops: Vec<DropReason>,
+    /// (cookie, frame) of each copy for the slow path.
+    userspace: Vec<(u32, Vec<u8>)>,
 }
 
 impl ActionSink for Sink {
@@ -42,7 +46,10 @@ impl ActionSink for Sink {
     fn recirculate(&mut self, _pkt: &mut PacketBuf, _movable: bool) {
         panic!("no recirculation in these cases");
     }
-    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {}
+    fn userspace(&mut self, _key: &FlowKey, pkt: &PacketBuf, cookie: u32) -> Result<(), DropReason> {
+        self.userspace.push((cookie, pkt.data().to_vec()));
+        Ok(())
+    }
     fn drop_packet(&mut self, reason: DropReason) {
         self.drops.push(reason);
     }
@@ -60,6 +67,8 @@ impl ActionSink for Sink {
 struct Outcome {
     out: Vec<(u32, Vec<u8>)>,
     drops: Vec<DropReason>,
+    /// The packet-ins the copies for the slow path make.
+    pins: Vec<PacketIn>,
 }
 
 impl Outcome {
@@ -89,9 +98,15 @@ fn send(sw: &mut Switch, in_port: u32, frame: &[u8]) -> Outcome {
             .find(|of| dp(sw, *of) == d)
             .unwrap_or_else(|| panic!("datapath port {d} is no bridge port: {:?}", t.actions))
     };
+    let pins = sink
+        .userspace
+        .iter()
+        .map(|(cookie, f)| PacketIn::new(sw.pins.thaw(*cookie).expect("a known cookie"), &key, f))
+        .collect();
     Outcome {
         out: sink.out.into_iter().map(|(d, f)| (of_of(d), f)).collect(),
         drops: sink.drops,
+        pins,
     }
 }
 
@@ -368,19 +383,34 @@ fn an_action_set_runs_in_the_openflow_order() {
     );
 }
 
-/// `controller` is accepted and traced; without a controller connection the
-/// copy is counted under the controller drop reason (other outputs go on).
+/// `controller` sends a copy of the packet, as the actions before it left
+/// it, to the controller with the rule's table and cookie, the reason (a
+/// table-miss rule's is no_match) and at most `max_len` bytes; the other
+/// outputs go on (ovs-actions(7), "The controller action").
 #[test]
-fn controller_is_counted_until_a_controller_exists() {
+fn controller_sends_a_packet_in_and_the_packet_goes_on() {
     let mut sw = switch(
-        "in_port=1,actions=controller\nin_port=2,actions=controller(reason=no_match,max_len=128),output:3",
+        "cookie=0x7,in_port=1,actions=mod_dl_dst:02:00:00:00:00:99,controller\n\
+         in_port=2,actions=controller(reason=invalid_ttl,max_len=20),output:3\n\
+         table=0,priority=0,actions=controller:30",
     );
     let o = send(&mut sw, 1, &udp());
-    assert!(o.out.is_empty());
-    assert_eq!(o.drops, [DropReason::Controller]);
+    assert!(o.out.is_empty() && o.drops.is_empty(), "{:?}", o.drops);
+    let p = &o.pins[0];
+    assert_eq!((p.reason, p.table, p.cookie), (PinReason::Action, 0, 7));
+    assert_eq!(p.data[..6], [2, 0, 0, 0, 0, 0x99], "rewritten before the copy");
+    assert_eq!(p.total_len, udp().len());
+    assert!(p.matches.is_exact(OfField::InPort, 1));
     let o = send(&mut sw, 2, &udp());
     assert_eq!(o.ports(), [3]);
-    assert_eq!(o.drops, [DropReason::Controller]);
+    assert_eq!(o.pins[0].reason, PinReason::InvalidTtl);
+    assert_eq!(o.pins[0].data, udp()[..20]);
+    // The table-miss rule: priority 0, no match.
+    let o = send(&mut sw, 4, &udp());
+    assert_eq!(o.pins.len(), 1);
+    assert_eq!(o.pins[0].reason, PinReason::NoMatch);
+    assert_eq!(o.pins[0].data.len(), 30);
+    assert!(o.pins[0].matches.is_exact(OfField::InPort, 4));
 }
 
 #[test]

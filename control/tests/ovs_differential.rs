@@ -13,9 +13,10 @@
 //! leave unmodified one after the other (OVS floods in hash order), one
 //! `set(eth(src,dst))` per header in OVS against one per action in rvs,
 //! `set(tcp(..))`/`set(udp(..))` against rvs's `set(l4(..))`, `drop` against
-//! rvs's `drop(reason)`, and the punt to a controller (OVS's
-//! `userspace(..controller(reason=..))`) that rvs, which has no controller
-//! connection yet, counts as a drop with that reason.
+//! rvs's `drop(reason)`, OVS's `userspace(..controller(reason=..))` against
+//! rvs's `userspace(cookie=..)` for a copy to the controller (both written
+//! as an output to `controller`), and dec_ttl's expiry, which OVS offers
+//! the controller (reason=2) and rvs counts as `drop(ttl_exceeded)`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -297,13 +298,20 @@ fn normalize(acts: Vec<String>, tag: Option<String>) -> Vec<String> {
     let mut out = Vec::new();
     for a in acts {
         // Nothing leaves: OVS prints `drop`, rvs names its reason.
-        if a == "drop" || (a.starts_with("drop(") && a != "drop(ttl_exceeded)" && a != "drop(controller)") {
+        if a == "drop" || (a.starts_with("drop(") && a != "drop(ttl_exceeded)") {
             continue;
         }
+        let to_controller = a.starts_with("userspace(cookie=")
+            || (a.starts_with("userspace(") && a.contains("controller(reason=") && !a.contains("reason=2"));
         if a.starts_with("userspace(") && a.contains("controller(reason=2") {
             out.push("drop(ttl_exceeded)".to_string());
-        } else if a.starts_with("userspace(") && a.contains("controller(reason=1") {
-            out.push("drop(controller)".to_string());
+        } else if to_controller {
+            let changes: Vec<String> = sets.iter().map(|((h, k), v)| format!("{h}.{k}={v}")).collect();
+            out.push(format!(
+                "controller <- [{}] {}",
+                vlan.join(","),
+                changes.join(",")
+            ));
         } else if a == "pop_vlan" {
             if vlan.pop().is_none() {
                 vlan.push("pop of an untagged frame".into());
@@ -781,6 +789,14 @@ fn datapath_actions_are_compared_by_what_leaves_which_port() {
     assert_eq!(
         n(&["userspace(pid=0,controller(reason=2,dont_send=1))"]),
         ["drop(ttl_exceeded)"]
+    );
+    assert_eq!(
+        n(&["set(eth(dst=b))", "userspace(pid=0,controller(reason=1,dont_send=0,recirc_id=1,rule_cookie=0,controller_id=0,max_len=65535))"]),
+        n(&["set(eth(dst=b))", "userspace(cookie=0x2a)"])
+    );
+    assert_ne!(
+        n(&["userspace(cookie=0x2a)", "set(eth(dst=b))"]),
+        n(&["set(eth(dst=b))", "userspace(cookie=0x2a)"])
     );
     assert_eq!(n(&["drop"]), n(&["drop(xlate_depth)"]));
     assert!(n(&["drop"]).is_empty());

@@ -50,7 +50,7 @@ drop_reasons! {
     UpcallFailed => "upcall_failed", "The upcall handler could not translate the packet.";
     RecircDepth => "recirc_depth", "Too many recirculations of one packet.";
     TtlExceeded => "ttl_exceeded", "dec_ttl found a TTL (hop limit) of 0 or 1: the packet went no further in that action list (OVS sends it to the controller as invalid_ttl).";
-    Controller => "controller", "A rule sent the packet to the controller, and rvs has no controller connection yet: counted here instead.";
+    Controller => "controller", "A rule sent a copy of the packet to the controller (PACKET_IN), and no OpenFlow connection of the bridge could take it: none connected, or each one's queue of packet-ins full (the packet itself goes on).";
     XlateDepth => "xlate_depth", "Translation went through too many resubmits or patch ports (a loop).";
     NoTunnelRoute => "no_tunnel_route", "No route or neighbour for a tunnel's remote IP.";
     NoPort => "no_port", "Output to a port that does not exist.";

@@ -212,6 +212,13 @@ impl Datapath {
         lock(sw).forget_flows(&live, since);
     }
 
+    /// Run a controller's packet-out (its actions already translated).
+    pub fn execute(&self, e: crate::openflow::bridge_ops::Execute) {
+        if !e.actions.is_empty() {
+            self.dp.execute(e.in_port, e.frame, e.actions);
+        }
+    }
+
     /// Send a command to every PMD thread.
     pub fn broadcast(&self, cmd: impl Fn() -> PmdCommand) {
         self.dp.broadcast(&cmd);

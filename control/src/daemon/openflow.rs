@@ -11,12 +11,17 @@ use crate::flow_mod::FlowMod;
 use crate::openflow::bridge_ops::{self, N_TABLES};
 use crate::openflow::message::{Features, FlowRemoved, Role, PPR_ADD, PPR_DELETE, PPR_MODIFY};
 use crate::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
+use crate::openflow::packet::PacketOutMsg;
 use crate::openflow::{OfSwitch, OfpError, Roles, Session, Target};
+use crate::packet_in::{PacketIn, PacketInSink};
 use crate::switch::{device_mac, MAX_REMOVED};
 use crate::upcall::{lock, SharedSwitch};
-use std::collections::{BTreeMap, BTreeSet};
+use rvs_dataplane::port::poll_readable;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -34,6 +39,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// A peer that takes no output this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Packet-ins waiting for one connection (at most this many; past it the
+/// copy is counted under the `controller` drop reason).
+const MAX_PINS: usize = 1024;
+/// Packet-ins a connection thread encodes per turn of its loop.
+const PINS_PER_TURN: usize = 64;
+
 /// What the connections of one bridge share.
 #[derive(Default)]
 struct BridgeConns {
@@ -42,6 +53,43 @@ struct BridgeConns {
     active_up: AtomicUsize,
     /// FLOW_REMOVED notices waiting for each connection.
     removed: Mutex<BTreeMap<u64, Vec<FlowRemoved>>>,
+    /// Packet-ins waiting for each connection.
+    pins: Mutex<BTreeMap<u64, Inbox>>,
+}
+
+/// One connection's packet-ins, and how to wake its thread for them.
+struct Inbox {
+    queue: VecDeque<PacketIn>,
+    /// A byte written here makes the connection's poll return.
+    wake: UnixStream,
+}
+
+/// Where the datapath's packet-ins go: the inboxes of the connections of
+/// their bridge.
+#[derive(Default)]
+struct PinHub {
+    bridges: Mutex<BTreeMap<String, Arc<BridgeConns>>>,
+}
+
+impl PacketInSink for PinHub {
+    fn deliver(&self, pin: PacketIn) -> bool {
+        let Some(conns) = lock_map(&self.bridges).get(&pin.bridge).cloned() else {
+            return false;
+        };
+        let mut taken = false;
+        for inbox in lock_pins(&conns).values_mut() {
+            if inbox.queue.len() >= MAX_PINS {
+                continue;
+            }
+            if inbox.queue.is_empty() {
+                // The thread takes the whole queue once awake: one byte will do.
+                let _ = (&inbox.wake).write(&[1]);
+            }
+            inbox.queue.push_back(pin.clone());
+            taken = true;
+        }
+        taken
+    }
 }
 
 /// Every thread of one target.
@@ -71,7 +119,8 @@ impl Running {
 pub struct Controllers {
     state: Weak<Mutex<State>>,
     running: BTreeMap<(String, Target), Running>,
-    bridges: BTreeMap<String, Arc<BridgeConns>>,
+    /// Each bridge's connections.
+    hub: Arc<PinHub>,
     next_conn: Arc<AtomicU64>,
 }
 
@@ -81,9 +130,14 @@ impl Controllers {
         Controllers {
             state,
             running: BTreeMap::new(),
-            bridges: BTreeMap::new(),
+            hub: Arc::default(),
             next_conn: Arc::new(AtomicU64::new(1)),
         }
+    }
+
+    /// Where the switch should send packet-ins.
+    pub fn pin_sink(&self) -> Arc<dyn PacketInSink> {
+        self.hub.clone()
     }
 
     /// Start what the bridges' targets ask for and stop the rest; decide
@@ -103,13 +157,16 @@ impl Controllers {
             }
             keep
         });
-        self.bridges.retain(|b, _| wanted.iter().any(|(wb, _)| wb == b));
+        lock_map(&self.hub.bridges).retain(|b, _| wanted.iter().any(|(wb, _)| wb == b));
         let mut warnings = Vec::new();
         for (bridge, target) in wanted {
             if self.running.contains_key(&(bridge.clone(), target)) {
                 continue;
             }
-            let conns = self.bridges.entry(bridge.clone()).or_default().clone();
+            let conns = lock_map(&self.hub.bridges)
+                .entry(bridge.clone())
+                .or_default()
+                .clone();
             let ctx = ConnCtx {
                 state: self.state.clone(),
                 bridge: bridge.clone(),
@@ -148,14 +205,14 @@ impl Controllers {
     /// controllers, none of them connected, forwards as NORMAL. Listening
     /// targets do not count (OVS's passive connections do not either).
     fn fail_open(&self, sw: &SharedSwitch) {
+        let bridges = lock_map(&self.hub.bridges).clone();
         let mut sw = lock(sw);
         let decisions: Vec<(String, bool)> = sw
             .bridges
             .values()
             .map(|b| {
                 let dials = b.controllers.iter().any(|t| matches!(t, Target::Tcp(_)));
-                let up = self
-                    .bridges
+                let up = bridges
                     .get(&b.name)
                     .is_some_and(|c| c.active_up.load(Ordering::Relaxed) > 0);
                 (
@@ -173,8 +230,9 @@ impl Controllers {
     /// connections of their bridges.
     pub fn dispatch_removed(&self, sw: &SharedSwitch) {
         let gone = lock(sw).take_removed();
+        let bridges = lock_map(&self.hub.bridges).clone();
         for r in gone {
-            let Some(conns) = self.bridges.get(&r.bridge) else {
+            let Some(conns) = bridges.get(&r.bridge) else {
                 continue;
             };
             let fr = bridge_ops::flow_removed(&r);
@@ -288,7 +346,21 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
         lock_roles(&ctx.conns).disconnect(conn);
         return;
     }
+    let Ok((wake_rx, wake_tx)) = UnixStream::pair() else {
+        lock_roles(&ctx.conns).disconnect(conn);
+        return;
+    };
+    let _ = wake_rx.set_nonblocking(true);
+    let _ = wake_tx.set_nonblocking(true);
     lock_removed(&ctx.conns).insert(conn, Vec::new());
+    lock_pins(&ctx.conns).insert(
+        conn,
+        Inbox {
+            queue: VecDeque::new(),
+            wake: wake_tx,
+        },
+    );
+    let fds = [s.as_raw_fd(), wake_rx.as_raw_fd()];
     let mut session = Session::new(conn);
     let mut view = BridgeView {
         ctx: ctx.clone(),
@@ -317,6 +389,7 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
         for fr in gone {
             session.flow_removed(fr, &view);
         }
+        take_packet_ins(&ctx.conns, conn, &mut session, &view, &wake_rx);
         let out = session.take_output();
         if !out.is_empty() && s.write_all(&out).is_err() {
             break;
@@ -330,7 +403,20 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
             view.settle();
             continue;
         }
-        match s.read(&mut buf) {
+        // Until the peer sends, a packet-in arrives, or it is time to look
+        // at ports, probes and the stop flag; not at all while packet-ins
+        // wait (the output was full), but the peer is still read.
+        let more = lock_pins(&ctx.conns)
+            .get(&conn)
+            .is_some_and(|i| !i.queue.is_empty());
+        let wait = if more { 0 } else { POLL.as_millis() as i32 };
+        let ready = poll_readable(&fds, wait).unwrap_or(0);
+        let read = if ready & 1 != 0 {
+            s.read(&mut buf)
+        } else {
+            Err(ErrorKind::WouldBlock.into())
+        };
+        match read {
             Ok(0) => break,
             Ok(n) => {
                 last_rx = Instant::now();
@@ -366,6 +452,44 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
     let _ = s.shutdown(Shutdown::Both);
     lock_roles(&ctx.conns).disconnect(conn);
     lock_removed(&ctx.conns).remove(&conn);
+    lock_pins(&ctx.conns).remove(&conn);
+}
+
+/// Encode the packet-ins waiting for `conn` while its output has room (the
+/// rest wait in the inbox, which bounds them).
+fn take_packet_ins(
+    conns: &BridgeConns,
+    conn: u64,
+    session: &mut Session,
+    view: &BridgeView,
+    wake: &UnixStream,
+) {
+    // Empty the wake-up bytes first: a packet-in queued after this wakes again.
+    let mut sink = [0u8; 64];
+    while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
+    while !session.pending_output() {
+        let batch: Vec<PacketIn> = match lock_pins(conns).get_mut(&conn) {
+            Some(inbox) => {
+                let n = inbox.queue.len().min(PINS_PER_TURN);
+                inbox.queue.drain(..n).collect()
+            }
+            None => return,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        for p in &batch {
+            session.packet_in(p, view);
+        }
+    }
+}
+
+fn lock_pins(c: &BridgeConns) -> std::sync::MutexGuard<'_, BTreeMap<u64, Inbox>> {
+    c.pins.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lock_removed(c: &BridgeConns) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<FlowRemoved>>> {
@@ -561,5 +685,13 @@ impl OfSwitch for BridgeView {
     fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError> {
         debug_assert_eq!(conn, self.conn);
         lock_roles(&self.ctx.conns).request(conn, req)
+    }
+
+    fn packet_out(&mut self, po: &PacketOutMsg) -> Result<(), OfpError> {
+        self.with(Err(OfpError::BAD_REQUEST_PORT), |st| {
+            let e = bridge_ops::packet_out(&mut lock(&st.sw), &self.ctx.bridge, po)?;
+            st.dp.execute(e);
+            Ok(())
+        })
     }
 }

@@ -163,6 +163,7 @@ pub fn run(opts: &DaemonOptions, stop: Arc<AtomicBool>) -> Result<(), DaemonErro
     {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
+        lock(&st.sw).pin_sink = Some(st.of.pin_sink());
         for w in st.of.reconcile(&st.sw) {
             tracing::warn!("{w}");
         }

@@ -116,6 +116,8 @@ pub const OFPP_FLOOD: u32 = 0xfffb;
 pub const OFPP_ALL: u32 = 0xfffc;
 /// Reserved OpenFlow port: CONTROLLER.
 pub const OFPP_CONTROLLER: u32 = 0xfffd;
+/// Reserved OpenFlow port: TABLE (a packet-out's "run the tables").
+pub const OFPP_TABLE: u32 = 0xfff9;
 
 /// An action of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -208,10 +210,10 @@ pub enum OfAction {
         /// Which bits (all when not given).
         mask: u64,
     },
-    /// `controller[:MAX_LEN]` / `controller(k=v,...)`: its arguments as
-    /// written. Without a controller connection the packet copy is counted
-    /// under the `controller` drop reason.
-    Controller(String),
+    /// `controller[:MAX_LEN]` / `controller(k=v,...)`: a copy of the packet
+    /// to the bridge's controllers (PACKET_IN). With no connection to take
+    /// it, the copy is counted under the `controller` drop reason.
+    Controller(super::ControllerSpec),
     /// `write_actions(...)`: add to the action set, which runs when the
     /// pipeline ends (an OpenFlow 1.1+ instruction; see `action_set.rs`).
     WriteActions(Vec<OfAction>),

@@ -1,7 +1,7 @@
 //! Printing rules and actions in ovs-ofctl syntax. What is printed parses back
 //! to the same rule (a property test checks it).
 
-use super::action::{LearnSpec, LearnSpecItem, OfAction, SubField};
+use super::action::{LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_TABLE};
 use super::field::{fmt_mac, OfField, ValueKind};
 use super::matches::Match;
 use super::rule::{Rule, DEFAULT_PRIORITY};
@@ -110,6 +110,7 @@ impl fmt::Display for LearnSpec {
 impl fmt::Display for OfAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            OfAction::Output(OFPP_TABLE) => f.write_str("TABLE"),
             OfAction::Output(p) => write!(f, "output:{p}"),
             OfAction::OutputField(s) => write!(f, "output:{s}"),
             OfAction::Normal => f.write_str("NORMAL"),
@@ -159,8 +160,7 @@ impl fmt::Display for OfAction {
                 write!(f, "write_metadata:{value:#x}")
             }
             OfAction::WriteMetadata { value, mask } => write!(f, "write_metadata:{value:#x}/{mask:#x}"),
-            OfAction::Controller(args) if args.is_empty() => f.write_str("CONTROLLER"),
-            OfAction::Controller(args) => write!(f, "controller({args})"),
+            OfAction::Controller(c) => write!(f, "{c}"),
             OfAction::WriteActions(set) => write!(f, "write_actions({})", fmt_actions(set)),
             OfAction::ClearActions => f.write_str("clear_actions"),
             OfAction::CtClear => f.write_str("ct_clear"),
@@ -243,6 +243,7 @@ fn reserved_port_name(p: u32) -> Option<&'static str> {
         OFPP_CONTROLLER => "CONTROLLER",
         OFPP_LOCAL => "LOCAL",
         OFPP_UNSET => "UNSET",
+        OFPP_TABLE => "TABLE",
         _ => return None,
     })
 }
@@ -272,6 +273,7 @@ pub fn fmt_actions_named(actions: &[OfAction], names: &PortNameMap) -> String {
         return "drop".into();
     }
     let named = |a: &OfAction| match a {
+        OfAction::Output(OFPP_TABLE) => "TABLE".into(),
         OfAction::Output(p) => format!("output:{}", port_str(*p, Some(names))),
         OfAction::Resubmit { port: Some(p), table } if *p != super::action::OFPP_IN_PORT => format!(
             "resubmit({},{})",

@@ -2,6 +2,7 @@
 
 mod action;
 pub(crate) mod action_set;
+mod controller;
 mod field;
 mod format;
 mod matches;
@@ -11,8 +12,9 @@ mod xkey;
 
 pub use action::{
     CtSpec, CtZone, LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD,
-    OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NONE, OFPP_NORMAL, OFPP_UNSET,
+    OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NONE, OFPP_NORMAL, OFPP_TABLE, OFPP_UNSET,
 };
+pub use controller::{ControllerSpec, PinReason, MAX_LEN_ALL};
 pub use field::{OfField, CT_STATE_FLAGS};
 pub use format::{fmt_actions, fmt_actions_named, fmt_ct_state, fmt_match_named, nxm_name, PortNameMap};
 pub use matches::Match;

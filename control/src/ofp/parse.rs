@@ -5,9 +5,10 @@
 
 use super::action::{
     CtSpec, CtZone, LearnSpec, LearnSpecItem, OfAction, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD,
-    OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, OFPP_UNSET,
+    OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, OFPP_TABLE, OFPP_UNSET,
 };
 use super::action_set;
+use super::controller::ControllerSpec;
 use super::field::{parse_int, parse_mac, OfField, CT_STATE_FLAGS};
 use super::matches::Match;
 use super::rule::Rule;
@@ -612,8 +613,9 @@ fn merge(rule: &mut Rule, f: OfField, v: u128, m: u128) {
 }
 
 fn parse_port(col: usize, tok: &str, v: &str, ports: &dyn PortNames) -> PResult<u32> {
-    if v.eq_ignore_ascii_case("LOCAL") {
-        return Ok(OFPP_LOCAL);
+    // LOCAL, CONTROLLER (`in_port=CONTROLLER`: a controller's packet-outs), ...
+    if let Some(p) = reserved_port(v) {
+        return Ok(p);
     }
     if let Some(n) = parse_int(v) {
         // OpenFlow 1.0 port numbers, as OVS takes them in flow text.
@@ -803,7 +805,7 @@ pub fn keyword_action(name: &str) -> Option<OfAction> {
         "drop" => OfAction::Drop,
         "strip_vlan" | "pop_vlan" => OfAction::StripVlan,
         "dec_ttl" => OfAction::DecTtl,
-        "controller" => OfAction::Controller(String::new()),
+        "controller" => OfAction::Controller(Default::default()),
         "clear_actions" => OfAction::ClearActions,
         "ct_clear" => OfAction::CtClear,
         "ct" => OfAction::Ct(CtSpec {
@@ -936,7 +938,8 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
             Ok,
         )
     };
-    Ok(match name {
+    // Action names are case-insensitive, as OVS's (`CONTROLLER:65535`).
+    Ok(match name.to_ascii_lowercase().as_str() {
         // As in OVS, `output:in_port` is the reserved port IN_PORT; reading
         // the field takes `output:NXM_OF_IN_PORT[]`.
         "output" if arg.eq_ignore_ascii_case("in_port") => OfAction::InPort,
@@ -1029,11 +1032,10 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
             }
             OfAction::DecTtl
         }
-        "controller" if paren => OfAction::Controller(arg.trim().to_string()),
-        "controller" => {
-            let len: u16 = parse_num(argcol, tok, arg, "controller max_len")?;
-            OfAction::Controller(format!("max_len={len}"))
-        }
+        "controller" => match ControllerSpec::parse(arg) {
+            Ok(c) => OfAction::Controller(c),
+            Err(e) => return err(argcol, tok, e),
+        },
         "write_metadata" => {
             let (v, m) = arg.split_once('/').unwrap_or((arg, ""));
             let value: u64 = parse_num(argcol, tok, v, "write_metadata")?;
@@ -1177,6 +1179,7 @@ fn reserved_port(name: &str) -> Option<u32> {
         "CONTROLLER" => OFPP_CONTROLLER,
         "LOCAL" => OFPP_LOCAL,
         "UNSET" => OFPP_UNSET,
+        "TABLE" => OFPP_TABLE,
         _ => return None,
     })
 }
@@ -1185,6 +1188,10 @@ fn port_action(p: u32) -> OfAction {
     match p {
         OFPP_LOCAL => OfAction::Local,
         OFPP_IN_PORT => OfAction::InPort,
+        OFPP_NORMAL => OfAction::Normal,
+        OFPP_FLOOD => OfAction::Flood,
+        OFPP_ALL => OfAction::All,
+        OFPP_CONTROLLER => OfAction::Controller(Default::default()),
         p => OfAction::Output(p),
     }
 }

@@ -7,8 +7,8 @@ use super::error::OfpError;
 use super::oxm::{self, field_of_header, nxm_header, WireField};
 use super::wire::{port_from13, port_to13, Put, Reader, NX_VENDOR};
 use crate::ofp::{
-    CtSpec, CtZone, LearnSpec, LearnSpecItem, Match, OfAction, OfField, SubField, OFPP_ALL, OFPP_CONTROLLER,
-    OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL,
+    ControllerSpec, CtSpec, CtZone, LearnSpec, LearnSpecItem, Match, OfAction, OfField, PinReason, SubField,
+    OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, OFPP_TABLE,
 };
 use rvs_dataplane::conntrack::{nat_flags, NatAction, NatKind, NatRange};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -36,9 +36,6 @@ const NXAST_CONTROLLER: u16 = 20;
 const NXAST_CT: u16 = 35;
 const NXAST_NAT: u16 = 36;
 const NXAST_CT_CLEAR: u16 = 43;
-
-/// "No limit" for `output:CONTROLLER`'s `max_len` (the whole packet).
-const OFPCML_NO_BUFFER: u16 = 0xffff;
 
 /// What an action's wire form depends on in the rule around it: OVS names
 /// `mod_tp_src` by the rule's protocol, and pushes a tag for `mod_vlan_vid`
@@ -110,7 +107,8 @@ fn decode_one(
                 OFPP_FLOOD => OfAction::Flood,
                 OFPP_ALL => OfAction::All,
                 OFPP_LOCAL => OfAction::Local,
-                OFPP_CONTROLLER => controller(max_len, 0),
+                OFPP_TABLE => OfAction::Output(OFPP_TABLE),
+                OFPP_CONTROLLER => OfAction::Controller(ControllerSpec::output(max_len)),
                 p if (1..OFPP_MAX).contains(&p) => OfAction::Output(p),
                 _ => return Err(OfpError::BAD_OUT_PORT),
             });
@@ -154,17 +152,6 @@ fn set_err(e: OfpError) -> OfpError {
         OfpError::BAD_ACTION_LEN => OfpError::BAD_SET_LEN,
         e => e,
     }
-}
-
-fn controller(max_len: u16, id: u16) -> OfAction {
-    let mut args = Vec::new();
-    if max_len != OFPCML_NO_BUFFER {
-        args.push(format!("max_len={max_len}"));
-    }
-    if id != 0 {
-        args.push(format!("id={id}"));
-    }
-    OfAction::Controller(args.join(","))
 }
 
 /// A field range named by an NXM header and `ofs`/`n_bits`.
@@ -242,7 +229,8 @@ fn decode_nx(
         NXAST_CONTROLLER => {
             let max_len = a.u16()?;
             let id = a.u16()?;
-            out.push(controller(max_len, id));
+            let reason = PinReason::from_wire(a.u8()?).ok_or(OfpError::BAD_ACTION_ARGUMENT)?;
+            out.push(OfAction::Controller(ControllerSpec { max_len, reason, id }));
         }
         NXAST_LEARN => out.push(OfAction::Learn(decode_learn(a)?)),
         NXAST_CT => out.push(OfAction::Ct(decode_ct(a)?)),
@@ -494,23 +482,14 @@ fn encode_one(buf: &mut Vec<u8>, a: &OfAction, ctx: &Ctx) -> Result<(), OfpError
         OfAction::All => output(buf, OFPP_ALL, 0),
         OfAction::InPort => output(buf, OFPP_IN_PORT, 0),
         OfAction::Local => output(buf, OFPP_LOCAL, 0),
-        OfAction::Controller(args) => {
-            let (mut max_len, mut id) = (OFPCML_NO_BUFFER, 0u16);
-            for kv in args.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match kv.split_once('=') {
-                    Some(("max_len", v)) => max_len = v.parse().map_err(|_| OfpError::BAD_ACTION_ARGUMENT)?,
-                    Some(("id", v)) => id = v.parse().map_err(|_| OfpError::BAD_ACTION_ARGUMENT)?,
-                    // reason=, userdata=, pause: NXAST_CONTROLLER2, not spoken here.
-                    _ => return Err(OfpError::BAD_ACTION_ARGUMENT),
-                }
-            }
-            if id == 0 {
-                output(buf, OFPP_CONTROLLER, max_len);
+        OfAction::Controller(c) => {
+            if c.id == 0 && c.reason == PinReason::Action {
+                output(buf, OFPP_CONTROLLER, c.max_len);
             } else {
                 let s = nx(buf, NXAST_CONTROLLER);
-                buf.put_u16(max_len);
-                buf.put_u16(id);
-                buf.put_u8(1); // OFPR_ACTION
+                buf.put_u16(c.max_len);
+                buf.put_u16(c.id);
+                buf.put_u8(c.reason as u8);
                 nx_end(buf, s);
             }
         }

@@ -1,13 +1,21 @@
 //! What an OpenFlow session asks of one bridge's rule tables, over a
 //! [`Switch`]: apply a FLOW_MOD, select rules for FLOW/AGGREGATE, count
-//! per table. The daemon's connections and the benchmarks share these.
+//! per table, translate a PACKET_OUT, make a PACKET_IN. The daemon's
+//! connections and the benchmarks share these.
 
 use super::message::{encodable, FlowRemoved, FF_SEND_FLOW_REM};
 use super::multipart::{FlowFilter, FlowStats, TableStats};
-use super::wire::OFPG_ANY;
+use super::packet::{PacketInMsg, PacketOutMsg};
+use super::wire::{NO_BUFFER, OFPG_ANY};
 use super::OfpError;
 use crate::flow_mod::{covers, outputs_to, FlowMod, FlowModError, Outcome, Removed};
+use crate::ofp::{OFPP_CONTROLLER, OFPP_NONE};
+use crate::packet_in::PacketIn;
 use crate::switch::{Switch, SwitchError};
+use rvs_dataplane::action::Action;
+use rvs_dataplane::flow::{Field, FlowKey};
+use rvs_dataplane::packet::PacketMeta;
+use rvs_dataplane::port::{PortNo, NO_PORT};
 
 /// Tables a bridge offers over OpenFlow (0..253, as OVS).
 pub const N_TABLES: u8 = 254;
@@ -96,5 +104,72 @@ pub fn flow_removed(r: &Removed) -> FlowRemoved {
         packets: e.n_packets,
         bytes: e.n_bytes,
         matches: e.rule.matches,
+    }
+}
+
+/// Shortest frame a PACKET_OUT may carry (an Ethernet header).
+pub const MIN_PACKET_OUT: usize = 14;
+
+/// A PACKET_OUT made datapath work: run `actions` on `frame` as from
+/// datapath port `in_port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execute {
+    /// Datapath port it comes from ([`NO_PORT`]: the controller).
+    pub in_port: PortNo,
+    /// The frame.
+    pub frame: Vec<u8>,
+    /// Datapath actions.
+    pub actions: Vec<Action>,
+}
+
+/// Translate a PACKET_OUT on `bridge`: its in_port must be a port of the
+/// bridge, CONTROLLER or ANY; the packet nothing buffered. Its actions
+/// (`output:TABLE` through the rules, which count it) become datapath
+/// actions.
+pub fn packet_out(sw: &mut Switch, bridge: &str, po: &PacketOutMsg) -> Result<Execute, OfpError> {
+    if po.buffer_id != NO_BUFFER {
+        return Err(OfpError::BUFFER_UNKNOWN);
+    }
+    if po.data.len() < MIN_PACKET_OUT {
+        return Err(OfpError::BAD_PACKET);
+    }
+    let br = sw.bridge(bridge).map_err(|_| OfpError::BAD_REQUEST_PORT)?;
+    let dp_in = match po.in_port {
+        OFPP_CONTROLLER | OFPP_NONE => NO_PORT,
+        p => br
+            .ports
+            .get(&p)
+            .ok_or(OfpError::BAD_REQUEST_PORT)?
+            .dp_port
+            .unwrap_or(NO_PORT),
+    };
+    let meta = PacketMeta {
+        in_port: dp_in,
+        ..Default::default()
+    };
+    // Bytes no key describes still go where the actions say.
+    let mut key = FlowKey::extract(&po.data, &meta)
+        .map(|(k, _)| k)
+        .unwrap_or_default();
+    key.set(Field::InPort, dp_in as u64);
+    let t = crate::xlate::translate_packet_out(sw, bridge, po.in_port, &key, &po.actions);
+    sw.credit_rules(&t.rules, 1, po.data.len() as u64);
+    Ok(Execute {
+        in_port: dp_in,
+        frame: po.data.clone(),
+        actions: t.actions,
+    })
+}
+
+/// The PACKET_IN message of a packet for the controllers.
+pub fn packet_in(p: &PacketIn) -> PacketInMsg {
+    PacketInMsg {
+        buffer_id: NO_BUFFER,
+        total_len: p.total_len.min(u16::MAX as usize) as u16,
+        reason: p.reason.wire13(),
+        table: p.table,
+        cookie: p.cookie,
+        matches: p.matches,
+        data: p.data.clone(),
     }
 }

@@ -29,6 +29,7 @@ impl OfpError {
     pub const BAD_REQUEST_TABLE_ID: OfpError = e(1, 9);
     pub const IS_SLAVE: OfpError = e(1, 10);
     pub const BAD_REQUEST_PORT: OfpError = e(1, 11);
+    pub const BAD_PACKET: OfpError = e(1, 12);
     pub const BAD_ACTION_TYPE: OfpError = e(2, 0);
     pub const BAD_ACTION_LEN: OfpError = e(2, 1);
     pub const BAD_ACTION_EXPERIMENTER: OfpError = e(2, 2);

@@ -6,6 +6,7 @@ use super::error::OfpError;
 use super::instructions::{decode_instructions, encode_instructions};
 use super::multipart::{get_port, put_port, MpReply, MpRequest, PortDesc};
 use super::oxm::{decode_match, encode_match};
+use super::packet::{PacketInMsg, PacketOutMsg};
 use super::wire::{
     finish, msg_type as t, port_from13, port_to13, start, Header, Put, Reader, HEADER_LEN, NO_BUFFER, OFP13,
     OFPG_ANY, OFPP13_ANY, OFPTT_ALL,
@@ -141,6 +142,10 @@ pub enum Message {
     SetAsync(AsyncConfig),
     /// FLOW_REMOVED: a rule that asked for it went.
     FlowRemoved(FlowRemoved),
+    /// PACKET_IN: a packet for the controller.
+    PacketIn(PacketInMsg),
+    /// PACKET_OUT: a packet from the controller, with actions.
+    PacketOut(PacketOutMsg),
     /// PORT_STATUS: a port was added, deleted or changed.
     PortStatus {
         /// OFPPR_ADD (0), OFPPR_DELETE (1), OFPPR_MODIFY (2).
@@ -345,6 +350,8 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
                 matches,
             })
         }
+        t::PACKET_IN => Message::PacketIn(PacketInMsg::decode(&mut r)?),
+        t::PACKET_OUT => Message::PacketOut(PacketOutMsg::decode(&mut r)?),
         t::PORT_STATUS => {
             fixed(&r, 72)?;
             let reason = r.u8()?;
@@ -464,6 +471,8 @@ impl Message {
             Message::SetAsync(_) => t::SET_ASYNC,
             Message::PortStatus { .. } => t::PORT_STATUS,
             Message::FlowRemoved(_) => t::FLOW_REMOVED,
+            Message::PacketIn(_) => t::PACKET_IN,
+            Message::PacketOut(_) => t::PACKET_OUT,
         }
     }
 
@@ -471,7 +480,11 @@ impl Message {
     /// nothing appended) when a rule in it has no OpenFlow 1.3 form.
     pub fn encode(&self, xid: u32, buf: &mut Vec<u8>) -> Result<(), OfpError> {
         let at = start(buf, self.msg_type(), xid);
-        let r = self.encode_body(buf);
+        let mut r = self.encode_body(buf, at);
+        if r.is_ok() && buf.len() - at > u16::MAX as usize {
+            // Its length field could not say so.
+            r = Err(OfpError::BAD_REQUEST_LEN);
+        }
         if r.is_err() {
             buf.truncate(at);
             return r;
@@ -480,7 +493,7 @@ impl Message {
         Ok(())
     }
 
-    fn encode_body(&self, b: &mut Vec<u8>) -> Result<(), OfpError> {
+    fn encode_body(&self, b: &mut Vec<u8>, at: usize) -> Result<(), OfpError> {
         match self {
             Message::Hello { bitmap } => {
                 if let Some(bits) = bitmap {
@@ -554,6 +567,8 @@ impl Message {
                 b.put_zeros(7);
                 put_port(b, desc);
             }
+            Message::PacketIn(p) => p.encode(b, at)?,
+            Message::PacketOut(p) => p.encode(b)?,
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub mod instructions;
 pub mod message;
 pub mod multipart;
 pub mod oxm;
+pub mod packet;
 #[cfg(test)]
 mod proptests;
 pub mod session;

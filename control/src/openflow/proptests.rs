@@ -3,10 +3,15 @@
 
 use super::message::{decode, AsyncConfig, Features, FlowModMsg, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
+use super::packet::{PacketInMsg, PacketOutMsg};
 use super::session::{OfSwitch, Session, OUT_HIGH_WATER};
+use super::wire::NO_BUFFER;
 use super::OfpError;
 use crate::flow_mod::{Command, FlowMod, RemovalReason};
-use crate::ofp::{parse_flow, OfAction, PortNames, Rule};
+use crate::ofp::{
+    parse_flow, ControllerSpec, OfAction, OfField, PinReason, PortNames, Rule, OFPP_CONTROLLER, OFPP_LOCAL,
+    OFPP_NONE, OFPP_TABLE,
+};
 use proptest::prelude::*;
 
 /// Every name is a port (numbered from its bytes), as a bridge would have it.
@@ -159,6 +164,67 @@ fn any_name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9-]{0,14}"
 }
 
+fn any_packet_in() -> impl Strategy<Value = Message> {
+    (
+        any_rule(),
+        0u8..3,
+        0u8..254,
+        any::<u64>(),
+        any::<u16>(),
+        proptest::collection::vec(any::<u8>(), 0..200),
+    )
+        .prop_map(|(r, reason, table, cookie, total_len, data)| {
+            Message::PacketIn(PacketInMsg {
+                buffer_id: NO_BUFFER,
+                total_len,
+                reason,
+                table,
+                cookie,
+                matches: r.matches,
+                data,
+            })
+        })
+}
+
+/// A packet-out's actions: outputs of every kind, to the controller, to
+/// the tables, and rewrites.
+fn any_packet_out() -> impl Strategy<Value = Message> {
+    let action = prop_oneof![
+        (1u32..0xff00).prop_map(OfAction::Output),
+        Just(OfAction::Output(OFPP_TABLE)),
+        Just(OfAction::Normal),
+        Just(OfAction::Flood),
+        Just(OfAction::InPort),
+        (any::<u16>(), 0u16..3).prop_map(|(max_len, id)| OfAction::Controller(ControllerSpec {
+            max_len,
+            reason: PinReason::Action,
+            id,
+        })),
+        any::<[u8; 6]>().prop_map(|m| OfAction::SetField {
+            field: OfField::DlDst,
+            value: m.iter().fold(0u128, |a, b| a << 8 | *b as u128),
+        }),
+    ];
+    (
+        prop_oneof![
+            1u32..0xff00,
+            Just(OFPP_CONTROLLER),
+            Just(OFPP_LOCAL),
+            Just(OFPP_NONE)
+        ],
+        proptest::collection::vec(action, 0..6),
+        proptest::collection::vec(any::<u8>(), 0..200),
+    )
+        .prop_map(|(in_port, actions, data)| {
+            Message::PacketOut(PacketOutMsg {
+                buffer_id: NO_BUFFER,
+                in_port,
+                actions,
+                data,
+            })
+        })
+}
+
 fn any_port() -> impl Strategy<Value = PortDesc> {
     (1u32..0xff00, any::<[u8; 6]>(), any_name(), 0u32..8).prop_map(|(port_no, hw_addr, name, state)| {
         PortDesc {
@@ -194,6 +260,8 @@ fn any_message() -> impl Strategy<Value = Message> {
             miss_send_len: m
         })),
         any_flow_mod(),
+        any_packet_in(),
+        any_packet_out(),
         Just(Message::BarrierRequest),
         Just(Message::BarrierReply),
         (0u32..4, any::<u64>())
@@ -376,6 +444,9 @@ impl OfSwitch for Fake {
     }
     fn role_request(&mut self, _: u64, r: Role) -> Result<Role, OfpError> {
         Ok(r)
+    }
+    fn packet_out(&mut self, _: &PacketOutMsg) -> Result<(), OfpError> {
+        Ok(())
     }
 }
 

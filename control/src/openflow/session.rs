@@ -2,11 +2,14 @@
 //! bytes out (as quinn-proto does it): framing, version negotiation, and
 //! the answer to every request, against an [`OfSwitch`].
 
+use super::bridge_ops;
 use super::error::OfpError;
 use super::message::{decode, error_for, AsyncConfig, Features, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
+use super::packet::PacketOutMsg;
 use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13, OFPG_ANY};
 use crate::flow_mod::{Command, FlowMod};
+use crate::packet_in::PacketIn;
 
 /// OFPCR_ROLE_NOCHANGE.
 pub const ROLE_NOCHANGE: u32 = 0;
@@ -37,6 +40,8 @@ pub trait OfSwitch {
     fn role(&self, conn: u64) -> u32;
     /// A ROLE_REQUEST of connection `conn`.
     fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError>;
+    /// Run a PACKET_OUT (its buffer, packet and in_port checked here).
+    fn packet_out(&mut self, po: &PacketOutMsg) -> Result<(), OfpError>;
 }
 
 /// Version bitmap rvs offers: OpenFlow 1.3 only.
@@ -94,6 +99,12 @@ impl Session {
                 .is_some_and(|h| self.inbuf.len() >= (h.length as usize).max(HEADER_LEN))
     }
 
+    /// True when the output holds as much as it may ([`OUT_HIGH_WATER`]):
+    /// send it before giving the session more.
+    pub fn pending_output(&self) -> bool {
+        self.out.len() >= OUT_HIGH_WATER
+    }
+
     /// Bytes to send (taken).
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
@@ -123,6 +134,21 @@ impl Session {
             return;
         }
         self.send(0, &Message::FlowRemoved(fr));
+    }
+
+    /// Give the peer a packet for the controller (PACKET_IN), when its
+    /// role's asynchronous configuration asks for that reason and it is
+    /// for this connection's controller id (0, the only one rvs has).
+    /// Returns whether it was queued.
+    pub fn packet_in(&mut self, pin: &PacketIn, sw: &dyn OfSwitch) -> bool {
+        let slave = usize::from(sw.role(self.conn) == ROLE_SLAVE);
+        let reason = pin.reason.wire13();
+        if !self.hello_seen || pin.controller_id != 0 || self.async_cfg.packet_in[slave] & (1 << reason) == 0
+        {
+            return false;
+        }
+        self.send(0, &Message::PacketIn(bridge_ops::packet_in(pin)));
+        true
     }
 
     /// True once the session wants the connection closed (after its last
@@ -224,6 +250,12 @@ impl Session {
                     self.send_error(h.xid, OfpError::BUFFER_UNKNOWN, bytes);
                 }
             }
+            Message::PacketOut(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
+            Message::PacketOut(po) => {
+                if let Err(e) = sw.packet_out(&po) {
+                    self.send_error(h.xid, e, bytes);
+                }
+            }
             Message::BarrierRequest => self.send(h.xid, &Message::BarrierReply),
             Message::MultipartRequest { flags, body } => {
                 if flags & 1 != 0 {
@@ -258,6 +290,7 @@ impl Session {
             | Message::RoleReply(_)
             | Message::GetAsyncReply(_)
             | Message::FlowRemoved(_)
+            | Message::PacketIn(_)
             | Message::PortStatus { .. } => self.send_error(h.xid, OfpError::BAD_REQUEST_TYPE, bytes),
         }
     }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::neutron::{build_node, NodeConfig, Remote, TenantNet};
-use crate::ofp::{parse_flow, Match};
+use crate::ofp::{parse_flow, Match, OfAction, OfField};
 use crate::xlate::translate;
 use rvs_dataplane::cache::{Emc, MegaflowCache};
 use rvs_dataplane::packet::PacketMeta;
@@ -424,6 +424,16 @@ impl rvs_dataplane::pmd::Upcall for Racing {
         }
         r
     }
+
+    fn userspace(
+        &mut self,
+        key: &FlowKey,
+        pkt: &rvs_dataplane::packet::PacketBuf,
+        cookie: u32,
+        out: &mut rvs_dataplane::pmd::Frames,
+    ) -> Result<(), DropReason> {
+        self.inner.userspace(key, pkt, cookie, out)
+    }
 }
 
 /// A PMD over `sw` (bridge "br") with a memory port on every datapath port;
@@ -674,4 +684,123 @@ fn a_rule_change_removes_only_the_flows_that_consulted_its_table() {
     assert_eq!(pmd.stats().upcalls, u0 + 1);
     assert!(h(p2).take_sent().is_empty(), "dropped by the new rule");
     assert_eq!(pmd.stats().flushes, 0, "no full flush for a rule change");
+}
+
+/// Packet-ins a test collects; refuses them once `full`.
+#[derive(Default)]
+struct Collect {
+    pins: Mutex<Vec<crate::packet_in::PacketIn>>,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl crate::packet_in::PacketInSink for Collect {
+    fn deliver(&self, pin: crate::packet_in::PacketIn) -> bool {
+        if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        self.pins.lock().unwrap().push(pin);
+        true
+    }
+}
+
+/// A controller rule on a real PMD: with nobody to take them, the copies
+/// are counted as `controller` drops; with a sink, every packet (cached
+/// flow or not) reaches it as a PACKET_IN and the other output goes on.
+#[test]
+fn controller_copies_reach_the_sink_or_are_counted() {
+    let mut sw = switch_with(&[]);
+    sw.add_flows(
+        "br",
+        "cookie=0x3,priority=5,udp,actions=controller(max_len=20),output:p2",
+    )
+    .unwrap();
+    let (mut pmd, sw, _, hs) = real_pmd(sw);
+    let (p1, p2) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"));
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
+    let f = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
+    h(p1).inject(&f);
+    pmd.poll_once();
+    assert_eq!(pmd.stats().drops.get(DropReason::Controller), 1);
+    assert_eq!(h(p2).take_sent().len(), 1, "the packet itself goes on");
+    let sink = Arc::new(Collect::default());
+    lock(&sw).pin_sink = Some(sink.clone());
+    for _ in 0..3 {
+        h(p1).inject(&f);
+        pmd.poll_once();
+    }
+    assert_eq!(pmd.stats().drops.get(DropReason::Controller), 1);
+    assert!(pmd.stats().megaflow_hits + pmd.stats().emc_hits >= 2, "cached");
+    let pins = sink.pins.lock().unwrap().clone();
+    assert_eq!(pins.len(), 3);
+    for p in &pins {
+        assert_eq!((p.bridge.as_str(), p.cookie, p.table), ("br", 3, 0));
+        assert_eq!(p.data, f[..20]);
+        assert_eq!(p.total_len, f.len());
+        assert!(p.matches.is_exact(OfField::InPort, 1));
+    }
+    sink.full.store(true, std::sync::atomic::Ordering::Relaxed);
+    h(p1).inject(&f);
+    pmd.poll_once();
+    assert_eq!(
+        pmd.stats().drops.get(DropReason::Controller),
+        2,
+        "a full sink counts"
+    );
+}
+
+/// A controller's PACKET_OUT, translated and run by the PMD: `output:TABLE`
+/// goes through the rules (as from the controller), an output to a port
+/// leaves there.
+#[test]
+fn packet_outs_run_their_actions_in_the_pmd() {
+    use crate::openflow::bridge_ops::packet_out;
+    use crate::openflow::packet::PacketOutMsg;
+    let mut sw = switch_with(&[]);
+    sw.add_flows(
+        "br",
+        "in_port=CONTROLLER,actions=mod_dl_src:02:00:00:00:00:77,output:p3",
+    )
+    .unwrap();
+    let (mut pmd, sw, _, hs) = real_pmd(sw);
+    let (p2, p3) = (dp_of(&sw, "p2"), dp_of(&sw, "p3"));
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
+    let f = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
+    let po = |actions: Vec<OfAction>, in_port: u32| PacketOutMsg {
+        buffer_id: crate::openflow::wire::NO_BUFFER,
+        in_port,
+        actions,
+        data: f.clone(),
+    };
+    let run = |pmd: &mut Pmd<Racing>, m: PacketOutMsg| {
+        let e = packet_out(&mut lock(&sw), "br", &m).unwrap();
+        pmd.execute_packet(e.in_port, &e.frame, &e.actions);
+    };
+    run(
+        &mut pmd,
+        po(vec![OfAction::Output(2)], crate::ofp::OFPP_CONTROLLER),
+    );
+    let sent = h(p2).take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0][..], f[..]);
+    run(
+        &mut pmd,
+        po(
+            vec![OfAction::Output(crate::ofp::OFPP_TABLE)],
+            crate::ofp::OFPP_CONTROLLER,
+        ),
+    );
+    let sent = h(p3).take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0][6..12], [2, 0, 0, 0, 0, 0x77]);
+    // From p2, the same rule does not match: nothing leaves.
+    run(&mut pmd, po(vec![OfAction::Output(crate::ofp::OFPP_TABLE)], 2));
+    assert!(h(p3).take_sent().is_empty());
+    let bad = packet_out(&mut lock(&sw), "br", &po(vec![], 77)).unwrap_err();
+    assert_eq!(bad, crate::openflow::OfpError::BAD_REQUEST_PORT);
+    let mut short = po(vec![], 1);
+    short.data.truncate(10);
+    assert_eq!(
+        packet_out(&mut lock(&sw), "br", &short).unwrap_err(),
+        crate::openflow::OfpError::BAD_PACKET
+    );
 }

@@ -26,8 +26,9 @@ pub trait ActionSink {
     fn output(&mut self, port: PortNo, pkt: &mut PacketBuf, movable: bool);
     /// Queue `pkt` for another lookup (its metadata already updated).
     fn recirculate(&mut self, pkt: &mut PacketBuf, movable: bool);
-    /// Give the upcall handler a look at the packet.
-    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf);
+    /// Give the upcall handler a copy of the packet with a cookie; an
+    /// error counts the copy as dropped (the packet itself goes on).
+    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf, cookie: u32) -> Result<(), DropReason>;
     /// Count a drop.
     fn drop_packet(&mut self, reason: DropReason);
     /// Run the packet through the connection tracker (`ct()`): set its
@@ -99,8 +100,10 @@ pub fn execute(
                 Ok(())
             }
             Action::Drop(r) => Err(*r),
-            Action::Userspace => {
-                sink.userspace(key, pkt);
+            Action::Userspace(cookie) => {
+                if let Err(r) = sink.userspace(key, pkt, *cookie) {
+                    sink.drop_packet(r);
+                }
                 Ok(())
             }
         };
@@ -144,8 +147,12 @@ mod tests {
         fn recirculate(&mut self, pkt: &mut PacketBuf, _movable: bool) {
             self.recirc.push((pkt.data().to_vec(), pkt.meta));
         }
-        fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {
+        fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf, cookie: u32) -> Result<(), DropReason> {
             self.userspace += 1;
+            match cookie {
+                0 => Ok(()),
+                _ => Err(DropReason::Controller),
+            }
         }
         fn drop_packet(&mut self, reason: DropReason) {
             self.drops.push(reason);
@@ -267,8 +274,12 @@ mod tests {
             &mut sink,
         );
         assert_eq!(sink.drops, vec![DropReason::RecircDepth]);
-        let s = run(&[Action::Userspace, Action::Recirculate(7)], &udp4_min());
+        let s = run(&[Action::Userspace(0), Action::Recirculate(7)], &udp4_min());
         assert_eq!(s.userspace, 1);
+        assert_eq!(s.recirc[0].1.recirc_id, 7);
+        // A copy the handler refuses is counted; the packet goes on.
+        let s = run(&[Action::Userspace(9), Action::Recirculate(7)], &udp4_min());
+        assert_eq!(s.drops, vec![DropReason::Controller]);
         assert_eq!(s.recirc[0].1.recirc_id, 7);
     }
 

@@ -99,9 +99,12 @@ pub enum Action {
     CtClear,
     /// Drop, counted under the reason.
     Drop(DropReason),
-    /// Hand a copy of the packet to the upcall handler (slow-path side effects
-    /// such as learning); execution continues.
-    Userspace,
+    /// Hand a copy of the packet, as the actions so far left it, to the
+    /// upcall handler with this cookie (OVS's `userspace(userdata)`):
+    /// 0 for the slow path's own business (the VTEP's ARP and ping), else
+    /// what the slow path froze when it translated (a packet-in for a
+    /// controller). Execution continues.
+    Userspace(u32),
 }
 
 impl fmt::Debug for Action {
@@ -160,7 +163,8 @@ impl fmt::Display for Action {
             }
             Action::CtClear => f.write_str("ct_clear"),
             Action::Drop(r) => write!(f, "drop({r})"),
-            Action::Userspace => f.write_str("userspace"),
+            Action::Userspace(0) => f.write_str("userspace"),
+            Action::Userspace(c) => write!(f, "userspace(cookie={c:#x})"),
         }
     }
 }

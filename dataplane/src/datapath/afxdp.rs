@@ -113,6 +113,15 @@ impl Datapath for AfxdpDatapath {
         self.pmds[0].send(PmdCommand::Transmit(port, frame));
     }
 
+    fn execute(&self, in_port: PortNo, frame: Vec<u8>, actions: Vec<crate::action::Action>) {
+        // PMD 0 can send to every port (the others' are attached send-only).
+        self.pmds[0].send(PmdCommand::Execute {
+            in_port,
+            frame,
+            actions,
+        });
+    }
+
     fn snapshots(&self) -> Vec<PmdSnapshot> {
         self.pmds.iter().filter_map(|p| p.snapshot()).collect()
     }

@@ -96,6 +96,11 @@ pub trait Datapath: Send {
     /// Send a frame the slow path built (an ARP request) out of `port`.
     fn transmit(&self, port: PortNo, frame: Vec<u8>);
 
+    /// Run `actions` (datapath actions the slow path translated) on `frame`
+    /// as coming in on `in_port` ([`crate::port::NO_PORT`]: on none): a
+    /// controller's packet-out.
+    fn execute(&self, in_port: PortNo, frame: Vec<u8>, actions: Vec<crate::action::Action>);
+
     /// Counters, ports and cached flows of every thread (and, for a kernel
     /// datapath, one snapshot of the kernel's own; see
     /// [`KERNEL_SNAPSHOT`]).

@@ -8,7 +8,7 @@ mod upcall;
 
 pub use stats::PmdStats;
 pub use thread::{FlowDump, PmdCommand, PmdSnapshot, PmdThread, PollMode};
-pub use upcall::{Upcall, UpcallError, UpcallReply};
+pub use upcall::{Frames, Upcall, UpcallError, UpcallReply};
 
 use crate::action::{execute, Action};
 use crate::cache::{
@@ -439,6 +439,54 @@ impl<U: Upcall> Pmd<U> {
         }
     }
 
+    /// Run `actions` on `frame` as if it had come in on `in_port` (an
+    /// OpenFlow PACKET_OUT: the slow path translated its actions), then
+    /// what it recirculates, as received packets are; send at once.
+    pub fn execute_packet(&mut self, in_port: PortNo, frame: &[u8], actions: &[Action]) {
+        self.rx.clear();
+        let meta = crate::packet::PacketMeta {
+            in_port,
+            ..Default::default()
+        };
+        if !self.rx.push_copy(frame, meta) {
+            self.stats.drops.inc(crate::DropReason::Oversize);
+            return;
+        }
+        let Pmd {
+            ports,
+            upcall,
+            optmap,
+            rx,
+            recirc,
+            stats,
+            now_ms,
+            conntrack,
+            ..
+        } = self;
+        let pkt = &mut rx.packets_mut()[0];
+        // A frame no key describes still goes where the actions say (OVS
+        // executes a packet-out's actions on any bytes).
+        let key = FlowKey::extract(pkt.data(), &pkt.meta)
+            .map(|(k, _)| k)
+            .unwrap_or_default();
+        let mut sink = PmdSink {
+            ports: &mut ports[..],
+            recirc,
+            stats: &mut *stats,
+            upcall: &mut *upcall,
+            conntrack: &*conntrack,
+            now_ms: *now_ms,
+        };
+        execute(actions, pkt, &key, key.hash(), optmap, &mut sink);
+        self.rx.clear();
+        self.process_recirculated();
+        for slot in self.ports.iter_mut().flatten() {
+            if !slot.txq.is_empty() {
+                slot.flush();
+            }
+        }
+    }
+
     /// Invalidate every cached flow at once (a new rule generation).
     pub fn flush_caches(&mut self) {
         self.megaflow.bump_generation();
@@ -580,6 +628,11 @@ impl<U: Upcall> Pmd<U> {
     fn process_rx(&mut self) {
         self.process_batch(false);
         self.rx.clear();
+        self.process_recirculated();
+    }
+
+    /// Look up what the last actions recirculated, until nothing is left.
+    fn process_recirculated(&mut self) {
         while !self.recirc.is_empty() {
             self.stats.recirculations += self.recirc.len() as u64;
             std::mem::swap(&mut self.recirc_in, &mut self.recirc);

@@ -87,10 +87,13 @@ impl<U: Upcall> ActionSink for PmdSink<'_, U> {
         }
     }
 
-    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf) {
-        for (port, frame) in self.upcall.userspace(key, pkt) {
+    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf, cookie: u32) -> Result<(), DropReason> {
+        let mut out = Vec::new();
+        let r = self.upcall.userspace(key, pkt, cookie, &mut out);
+        for (port, frame) in out {
             send_frame(self.ports, self.stats, port, &frame);
         }
+        r
     }
 
     #[inline]

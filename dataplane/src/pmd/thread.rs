@@ -150,6 +150,15 @@ pub enum PmdCommand {
     FlushCaches,
     /// Send a frame out of a port (the slow path's own traffic, e.g. ARP).
     Transmit(PortNo, Vec<u8>),
+    /// Run actions on a frame given as coming in on a port (a packet-out).
+    Execute {
+        /// Datapath port it comes in on ([`crate::port::NO_PORT`]: none).
+        in_port: PortNo,
+        /// The frame.
+        frame: Vec<u8>,
+        /// What to do with it.
+        actions: Vec<crate::action::Action>,
+    },
     /// Install a Geneve option map.
     SetOptMap(GeneveOptMap),
     /// Report counters, ports and flows.
@@ -318,6 +327,11 @@ fn run<U: Upcall>(id: usize, mut pmd: Pmd<U>, rx: Receiver<PmdCommand>, mode: Po
                 PmdCommand::FlushCaches => pmd.flush_caches(),
                 PmdCommand::ShareConntrack(ct) => pmd.share_conntrack(ct),
                 PmdCommand::Transmit(port, frame) => pmd.transmit(port, &frame),
+                PmdCommand::Execute {
+                    in_port,
+                    frame,
+                    actions,
+                } => pmd.execute_packet(in_port, &frame, &actions),
                 PmdCommand::SetOptMap(m) => pmd.set_optmap(m),
                 PmdCommand::Snapshot(reply) => {
                     let _ = reply.send(snapshot(id, &pmd, busy, idle));

@@ -4,10 +4,14 @@
 
 use crate::action::Action;
 use crate::cache::Seen;
+use crate::drop::DropReason;
 use crate::flow::{FlowKey, FlowMask};
 use crate::packet::PacketBuf;
 use crate::port::PortNo;
 use thiserror::Error;
+
+/// Frames the slow path wants sent, as (port, frame).
+pub type Frames = Vec<(PortNo, Vec<u8>)>;
 
 /// The answer to an upcall: what to do with this packet and every packet that
 /// agrees with it on the bits of `mask`.
@@ -61,9 +65,16 @@ pub trait Upcall: Send {
     /// Decide what to do with `pkt`, whose key is `key`.
     fn upcall(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Result<UpcallReply, UpcallError>;
 
-    /// A `Userspace` action handed this packet over (ARP for the tunnel
-    /// endpoint, learning, ...). Returns frames to send, as (port, frame).
-    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) -> Vec<(PortNo, Vec<u8>)> {
-        Vec::new()
+    /// A `Userspace(cookie)` action handed this packet over (ARP for the
+    /// tunnel endpoint, a packet for a controller, ...). Frames to send go
+    /// to `out`; an error counts the copy as dropped under its reason.
+    fn userspace(
+        &mut self,
+        _key: &FlowKey,
+        _pkt: &PacketBuf,
+        _cookie: u32,
+        _out: &mut Frames,
+    ) -> Result<(), DropReason> {
+        Ok(())
     }
 }

@@ -16,13 +16,17 @@ pub use afxdp::{AfXdpConfig, AfXdpPort, AfXdpStats};
 pub use csum::CompleteChecksums;
 pub use memory::{MemoryPort, MemoryPortHandle};
 pub use multiqueue::MultiQueue;
-pub use sys::wait_readable;
+pub use sys::{poll_readable, wait_readable};
 pub use tap::TapPort;
 
 use crate::packet::Batch;
 
 /// A datapath port number (the index the PMD and `Output` actions use).
 pub type PortNo = u32;
+
+/// No port: what a frame the slow path injects came in on when it came from
+/// no port (a controller's packet-out from CONTROLLER).
+pub const NO_PORT: PortNo = PortNo::MAX;
 
 /// A port several PMD threads can send to: one of them polls it for rx, any
 /// of them transmits; the lock is taken once per batch, never per packet.

@@ -23,8 +23,15 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 
 /// Wait until `fd` is readable or `timeout_ms` passes (the adaptive poll mode's sleep).
 pub fn wait_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<usize> {
+    poll_readable(fds, timeout_ms).map(|bits| bits.count_ones() as usize)
+}
+
+/// Wait until one of `fds` (at most 64) is readable, or closed or failed,
+/// or `timeout_ms` passes: bit i of the result is set when `fds[i]` is.
+pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<u64> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
+        .take(64)
         .map(|&fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -32,8 +39,12 @@ pub fn wait_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<usize> {
         })
         .collect();
     // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs.
-    let n = cvt(unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) })?;
-    Ok(n as usize)
+    cvt(unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) })?;
+    Ok(pfds
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .fold(0, |bits, (i, _)| bits | 1 << i))
 }
 
 /// Open a socket.

@@ -212,7 +212,7 @@ pub fn encode(actions: &[Action], encaps: &mut impl EncapSlots) -> Result<Vec<ab
                 a.u16a = c.zone;
             }
             Action::CtClear => a.ty = abi::action::CT_CLEAR,
-            Action::Userspace => return Err(NotOffloaded::Action("userspace")),
+            Action::Userspace(_) => return Err(NotOffloaded::Action("userspace")),
         }
         out.push(a);
     }
@@ -302,7 +302,7 @@ mod tests {
             (abi::action::DROP, DropReason::Action as u16)
         );
         assert_eq!(
-            encode(&[Action::Userspace], &mut slots),
+            encode(&[Action::Userspace(0)], &mut slots),
             Err(NotOffloaded::Action("userspace"))
         );
         assert_eq!(

@@ -345,6 +345,14 @@ impl Datapath for EbpfDatapath {
         self.pmd.send(PmdCommand::Transmit(port, frame));
     }
 
+    fn execute(&self, in_port: PortNo, frame: Vec<u8>, actions: Vec<crate::action::Action>) {
+        self.pmd.send(PmdCommand::Execute {
+            in_port,
+            frame,
+            actions,
+        });
+    }
+
     fn snapshots(&self) -> Vec<PmdSnapshot> {
         let mut s: Vec<PmdSnapshot> = self.pmd.snapshot().into_iter().collect();
         s.push(self.kernel_snapshot());

@@ -181,7 +181,9 @@ impl ActionSink for Sink {
         self.out.push((port, pkt.data().to_vec()));
     }
     fn recirculate(&mut self, _pkt: &mut PacketBuf, _movable: bool) {}
-    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf) {}
+    fn userspace(&mut self, _key: &FlowKey, _pkt: &PacketBuf, _cookie: u32) -> Result<(), DropReason> {
+        Ok(())
+    }
     fn drop_packet(&mut self, _reason: DropReason) {
         self.dropped = true;
     }

@@ -9,8 +9,9 @@ use super::table::{Install, InstallError, KernelTable};
 use crate::action::l3_offset;
 use crate::flow::{Field, FlowKey};
 use crate::packet::{Batch, CtMeta, PacketBuf, PacketMeta, TunnelMeta, BUF_SIZE, HEADROOM, TUN_MD_SLOTS};
-use crate::pmd::{Upcall, UpcallError, UpcallReply};
+use crate::pmd::{Frames, Upcall, UpcallError, UpcallReply};
 use crate::port::{Port, PortNo, PortStats};
+use crate::DropReason;
 use rvs_bpf::dp::abi::event;
 use rvs_bpf::dp::EventReader;
 use std::sync::{Arc, Mutex};
@@ -239,8 +240,14 @@ impl<U: Upcall> Upcall for OffloadUpcall<U> {
         Ok(r)
     }
 
-    fn userspace(&mut self, key: &FlowKey, pkt: &PacketBuf) -> Vec<(PortNo, Vec<u8>)> {
-        self.inner.userspace(key, pkt)
+    fn userspace(
+        &mut self,
+        key: &FlowKey,
+        pkt: &PacketBuf,
+        cookie: u32,
+        out: &mut Frames,
+    ) -> Result<(), DropReason> {
+        self.inner.userspace(key, pkt, cookie, out)
     }
 }
 

@@ -1,0 +1,241 @@
+//! Root-only: packets between a controller and the datapath, with the real
+//! `ovs-ofctl` as the controller. Hosts h1 and h2 (namespaces this test
+//! makes and removes) hang off a bridge whose only rule is the table-miss
+//! rule `priority=0,actions=CONTROLLER:128`: h1's ARP comes up to
+//! `ovs-ofctl monitor` as a PACKET_IN (in_port 1, no_match); a PACKET_OUT
+//! from the controller (`output:2`, then `TABLE` through a rule) reaches
+//! h2, whose ARP reply comes up in turn (in_port 2). For both datapaths:
+//! the AF_XDP one and the eBPF one, whose kernel leaves such flows to
+//! userspace.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{run, rvs_ok, spawn_daemon_with};
+use rvs_dataplane::testing::netns::{root_or_skip, Netns, TwoHosts};
+
+/// A process of ours that goes when the test does, pass or fail.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An ARP request from the controller's made-up host (198.18.63.1,
+/// 02:00:00:00:00:63) for `target`, as hex for `ovs-ofctl packet-out`.
+fn arp_request_hex(target: [u8; 4]) -> String {
+    let mac = [2, 0, 0, 0, 0, 0x63];
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[198, 18, 63, 1]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target);
+    f.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the monitor printed so far.
+fn monitor_output(path: &std::path::Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Wait (10 s at most) until the monitor printed a PACKET_IN whose text has
+/// every one of `words`; returns it.
+fn wait_packet_in(path: &std::path::Path, words: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = monitor_output(path);
+        // One message per paragraph: the header line, then the packet.
+        let found = out
+            .split("OFPT_PACKET_IN")
+            .skip(1)
+            .find(|m| words.iter().all(|w| m.contains(w)));
+        if let Some(m) = found {
+            return m.to_string();
+        }
+        assert!(Instant::now() < deadline, "no PACKET_IN with {words:?}:\n{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn packet_ins_and_outs(datapath: &str) {
+    if Command::new("ovs-ofctl").arg("--version").output().is_err() {
+        eprintln!("skipped: ovs-ofctl is not installed (scripts/install-deps.sh installs it)");
+        return;
+    }
+    let mut net = Netns::new(if datapath == "ebpf" { "rpe" } else { "rpx" });
+    let TwoHosts { h1, sw, sa, sb, .. } = net.two_hosts(Some("198.18.62"));
+    let dir = tempfile::tempdir().unwrap();
+    let _daemon = Reaped(spawn_daemon_with(Some(&sw), dir.path(), datapath));
+    let rvs = |args: &[&str]| rvs_ok(dir.path(), args);
+    rvs(&["add-br", "br0"]);
+    let ty = if datapath == "ebpf" {
+        "type=system"
+    } else {
+        "type=afxdp"
+    };
+    rvs(&["add-port", "br0", &sa, ty]);
+    rvs(&["add-port", "br0", &sb, ty]);
+    let port = 16653 + std::process::id() % 1000;
+    rvs(&["set-controller", "br0", &format!("ptcp:{port}")]);
+    let target = format!("tcp:127.0.0.1:{port}");
+    let ofctl = |args: &[&str]| {
+        let (code, out, err) = run(Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &sw,
+                "ovs-ofctl",
+                "-O",
+                "OpenFlow13",
+                "--timeout=10",
+            ])
+            .args(args));
+        assert_eq!(code, 0, "ovs-ofctl {}: {err}", args.join(" "));
+        out
+    };
+    // The listener comes up with the daemon's next look at its targets.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while run(Command::new("ip").args([
+        "netns",
+        "exec",
+        &sw,
+        "ovs-ofctl",
+        "-O",
+        "OpenFlow13",
+        "--timeout=2",
+        "show",
+        &target,
+    ]))
+    .0 != 0
+    {
+        assert!(Instant::now() < deadline, "no OpenFlow listener on {target}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ofctl(&["del-flows", &target]);
+    ofctl(&["add-flow", &target, "priority=0,actions=CONTROLLER:128"]);
+    assert!(
+        rvs(&["dump-flows", "br0"]).contains("priority=0 actions=CONTROLLER:128"),
+        "{}",
+        rvs(&["dump-flows", "br0"])
+    );
+
+    // ovs-ofctl monitor prints what it gets on stderr (it daemonizes its
+    // output): both streams go to one file.
+    let log = dir.path().join("monitor.out");
+    let out = std::fs::File::create(&log).unwrap();
+    let _monitor = Reaped(
+        Command::new("ip")
+            .args(["netns", "exec", &sw, "ovs-ofctl", "-O", "OpenFlow13"])
+            .arg(format!("--unixctl={}", dir.path().join("monitor.ctl").display()))
+            .args(["monitor", &target, "65535"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    );
+    // h1 looks for h2: its ARP request goes to the controller (until the
+    // monitor is connected, it is counted as a controller drop and ping
+    // tries again).
+    let _ping = Reaped(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &h1,
+                "ping",
+                "-c",
+                "20",
+                "-i",
+                "0.5",
+                "198.18.62.2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pin = wait_packet_in(
+        &log,
+        &["in_port=1", "via no_match", "arp,", "arp_tpa=198.18.62.2"],
+    );
+    assert!(pin.contains("cookie=0x0"), "{pin}");
+
+    // The controller answers for nobody but speaks to h2 itself: a
+    // PACKET_OUT to port 2; h2's reply comes back up from port 2.
+    let hex = arp_request_hex([198, 18, 62, 2]);
+    ofctl(&[
+        "packet-out",
+        &target,
+        &format!("in_port=controller packet={hex} actions=output:2"),
+    ]);
+    wait_packet_in(&log, &["in_port=2", "arp_op=2", "arp_tpa=198.18.63.1"]);
+
+    // output:TABLE: the rules decide. One sends broadcasts from the
+    // controller to port 2 (and counts the packet); h2's reply meets the
+    // table-miss rule and comes up again.
+    ofctl(&[
+        "add-flow",
+        &target,
+        "cookie=0x5,priority=10,in_port=controller,dl_dst=ff:ff:ff:ff:ff:ff,actions=output:2",
+    ]);
+    let before = monitor_output(&log).matches("in_port=2").count();
+    ofctl(&[
+        "packet-out",
+        &target,
+        &format!("in_port=controller packet={hex} actions=TABLE"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while monitor_output(&log).matches("in_port=2").count() <= before {
+        assert!(Instant::now() < deadline, "no reply to the TABLE packet-out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dump = ofctl(&["dump-flows", &target]);
+    assert!(
+        dump.lines()
+            .any(|l| l.contains("cookie=0x5") && l.contains("n_packets=1")),
+        "the packet-out went through the rule: {dump}"
+    );
+
+    // A packet-out from a port the bridge lacks is refused with its error.
+    let (code, _, err) = run(Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &sw,
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "--timeout=10",
+        ])
+        .args([
+            "packet-out",
+            &target,
+            &format!("in_port=77 packet={hex} actions=output:2"),
+        ]));
+    assert!(code != 0 && err.contains("OFPBRC_BAD_PORT"), "{code} {err}");
+}
+
+#[test]
+fn root_controller_packet_in_and_out_afxdp() {
+    if root_or_skip("controller_packet_in_and_out_afxdp") {
+        packet_ins_and_outs("afxdp");
+    }
+}
+
+#[test]
+fn root_controller_packet_in_and_out_ebpf() {
+    if root_or_skip("controller_packet_in_and_out_ebpf") {
+        packet_ins_and_outs("ebpf");
+    }
+}
