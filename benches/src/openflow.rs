@@ -8,7 +8,7 @@ use rvs_control::ofp::{parse_flow, Rule};
 use rvs_control::openflow::bridge_ops;
 use rvs_control::openflow::message::{add_flow, Features, Message, Role};
 use rvs_control::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
-use rvs_control::openflow::packet::PacketOutMsg;
+use rvs_control::openflow::packet::{PacketOutMsg, PortModMsg};
 use rvs_control::openflow::{OfSwitch, OfpError, Session};
 use rvs_control::packet_in::{PacketIn, PacketInSink};
 use rvs_control::switch::Switch;
@@ -86,6 +86,9 @@ impl OfSwitch for BenchBridge {
     }
     fn role_request(&mut self, _: u64, r: Role) -> Result<Role, OfpError> {
         Ok(r)
+    }
+    fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError> {
+        bridge_ops::port_mod(&mut self.sw, "br0", pm, None).map(|_| ())
     }
     fn packet_out(&mut self, po: &PacketOutMsg) -> Result<(), OfpError> {
         // Translated, not sent: there is no datapath here.

@@ -75,6 +75,10 @@ pub struct BridgePort {
     pub dp_port: Option<PortNo>,
     /// Device options (`queues`, `csum`, ...), kept for the daemon and the config.
     pub options: BTreeMap<String, String>,
+    /// OpenFlow configuration a controller set (PORT_MOD's OFPPC_* bits:
+    /// port_down, no_recv, no_fwd, no_packet_in); as in OVS, it lasts
+    /// until a restart.
+    pub of_config: u32,
 }
 
 impl BridgePort {

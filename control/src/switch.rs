@@ -207,6 +207,25 @@ impl Switch {
         self.inv.flush_all();
     }
 
+    /// Set a port's OpenFlow configuration (PORT_MOD's OFPPC_* bits);
+    /// returns whether it changed. Every cached flow goes (it is rare, and
+    /// any translation may have sent to or come from the port).
+    pub fn set_port_config(&mut self, bridge: &str, ofport: u32, config: u32) -> bool {
+        let Some(p) = self
+            .bridges
+            .get_mut(bridge)
+            .and_then(|b| b.ports.get_mut(&ofport))
+        else {
+            return false;
+        };
+        if p.of_config == config {
+            return false;
+        }
+        p.of_config = config;
+        self.bump();
+        true
+    }
+
     /// Note a change that alters only the translations that depended on `tag`
     /// (see [`crate::xlate::mac_tag`]): PMDs drop just those flows.
     pub fn invalidate(&self, tag: u64) {
@@ -364,6 +383,7 @@ impl Switch {
                 trunks: Vec::new(),
                 dp_port,
                 options: BTreeMap::new(),
+                of_config: 0,
             },
         );
         if let Some(n) = dp_port {

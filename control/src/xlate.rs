@@ -15,6 +15,7 @@ use crate::ofp::{
     OfField, PinReason, Rule, SubField, XKey, XMask, MAX_LEN_ALL, OFPP_IN_PORT, OFPP_LOCAL, OFPP_TABLE,
     OFPP_UNSET,
 };
+use crate::openflow::bridge_ops::{PC_NO_FWD, PC_NO_PACKET_IN, PC_NO_RECV, PC_PORT_DOWN};
 use crate::packet_in::PinState;
 use crate::recirc::Frozen;
 use crate::switch::{Switch, TUNNEL_VPORT};
@@ -408,6 +409,15 @@ impl Xlate<'_> {
         self.halted = true;
     }
 
+    /// A port's OpenFlow configuration (PORT_MOD's bits; 0 for none).
+    fn port_config(&self, bridge: &str, ofport: u32) -> u32 {
+        self.sw
+            .bridges
+            .get(bridge)
+            .and_then(|b| b.ports.get(&ofport))
+            .map_or(0, |p| p.of_config)
+    }
+
     fn note_flow(&mut self, key: &FlowKey) {
         self.note(|| {
             let mut s = String::from("Flow: ");
@@ -452,6 +462,12 @@ impl Xlate<'_> {
             };
         if self.for_vtep(dp_in, key) || self.terminate_tunnel(dp_in, key) {
             return;
+        }
+        if self.port_config(&bridge, ofport) & (PC_PORT_DOWN | PC_NO_RECV) != 0 {
+            return self.drop_with(
+                DropReason::PortConfig,
+                &format!("port {ofport} is port_down or no_recv (PORT_MOD)"),
+            );
         }
         self.flow.set_bits(Field::InPort.place(), ofport as u64);
         self.run_bridge(&bridge, 0);
@@ -864,6 +880,11 @@ impl Xlate<'_> {
     /// PACKET_IN will say (OVS's `controller()` userdata); translation
     /// goes on.
     fn controller(&mut self, bridge: &str, table: u8, c: &ControllerSpec) {
+        let in_port = self.get(OfField::InPort) as u32;
+        if self.port_config(bridge, in_port) & PC_NO_PACKET_IN != 0 {
+            return self
+                .note(|| format!("controller: in_port {in_port} is no_packet_in (PORT_MOD): no packet-in"));
+        }
         let mut spec = *c;
         if spec.reason == PinReason::Action {
             // OVS: an output to the controller from a table-miss rule says
@@ -875,7 +896,6 @@ impl Xlate<'_> {
             };
         }
         self.commit();
-        let in_port = self.get(OfField::InPort) as u32;
         let state = PinState {
             at: Frozen::of(bridge, table, in_port, &self.flow),
             cookie: self.rule_cookie,
@@ -1043,6 +1063,10 @@ impl Xlate<'_> {
         let in_port = self.get(OfField::InPort) as u32;
         if p == in_port && !allow_in_port {
             self.note(|| format!("output:{p} is the input port: skipped (use IN_PORT)"));
+            return;
+        }
+        if self.port_config(bridge, p) & (PC_PORT_DOWN | PC_NO_FWD) != 0 {
+            self.note(|| format!("output:{p}: port_down or no_fwd (PORT_MOD): skipped"));
             return;
         }
         let Some(port) = self.sw.bridges.get(bridge).and_then(|b| b.ports.get(&p)) else {

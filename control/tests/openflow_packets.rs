@@ -4,7 +4,8 @@
 //! rule `priority=0,actions=CONTROLLER:128`: h1's ARP comes up to
 //! `ovs-ofctl monitor` as a PACKET_IN (in_port 1, no_match); a PACKET_OUT
 //! from the controller (`output:2`, then `TABLE` through a rule) reaches
-//! h2, whose ARP reply comes up in turn (in_port 2). For both datapaths:
+//! h2, whose ARP reply comes up in turn (in_port 2); PORT_MOD's no-forward
+//! keeps it off port 2 until forward is set again. For both datapaths:
 //! the AF_XDP one and the eBPF one, whose kernel leaves such flows to
 //! userspace.
 
@@ -205,6 +206,38 @@ fn packet_ins_and_outs(datapath: &str) {
         dump.lines()
             .any(|l| l.contains("cookie=0x5") && l.contains("n_packets=1")),
         "the packet-out went through the rule: {dump}"
+    );
+
+    // PORT_MOD: with port 2 no-forward, the controller's packet-out stays
+    // off it (no reply comes up); forward again, it goes. The monitor sees
+    // each change as a PORT_STATUS.
+    let replies = || monitor_output(&log).matches("in_port=2").count();
+    ofctl(&["mod-port", &target, "2", "no-forward"]);
+    let show = ofctl(&["show", &target]);
+    assert!(show.contains("NO_FWD"), "{show}");
+    let before = replies();
+    ofctl(&[
+        "packet-out",
+        &target,
+        &format!("in_port=controller packet={hex} actions=output:2"),
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(replies(), before, "a no_fwd port sent the packet-out");
+    ofctl(&["mod-port", &target, "2", "forward"]);
+    ofctl(&[
+        "packet-out",
+        &target,
+        &format!("in_port=controller packet={hex} actions=output:2"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replies() <= before {
+        assert!(Instant::now() < deadline, "no reply once port 2 forwards again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let statuses = monitor_output(&log);
+    assert!(
+        statuses.matches("OFPT_PORT_STATUS").count() >= 2 && statuses.contains("NO_FWD"),
+        "{statuses}"
     );
 
     // A packet-out from a port the bridge lacks is refused with its error.

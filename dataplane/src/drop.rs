@@ -60,6 +60,7 @@ drop_reasons! {
     UpcallLost => "upcall_lost", "The kernel datapath could not hand a miss to userspace (no daemon listening, or its event ring full): dropped in the kernel.";
     CtRefused => "ct_refused", "A ct(commit) found the packet's zone at its limit, or the connection table full of answered connections (an unanswered one is dropped to make room first, as the kernel's early drop): the new connection was refused and its packet dropped. Established connections are not affected.";
     UpcallLimit => "upcall_limit", "A miss from a port that had used up its share of its PMD's time for upcalls (a flood of new flows or MACs): dropped without a translation, so the PMD keeps forwarding the flows it has cached (OVS's kernel datapath counts these as lost).";
+    PortConfig => "port_config", "The input port's OpenFlow configuration (PORT_MOD: port_down or no_recv) refuses what it receives.";
 }
 
 impl fmt::Display for DropReason {

@@ -8,10 +8,11 @@ use super::commands::State;
 use crate::bridge::FailMode;
 use crate::config::Config;
 use crate::flow_mod::FlowMod;
+use crate::openflow::bridge_ops::PC_PORT_DOWN;
 use crate::openflow::bridge_ops::{self, N_TABLES};
 use crate::openflow::message::{Features, FlowRemoved, Role, PPR_ADD, PPR_DELETE, PPR_MODIFY};
 use crate::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
-use crate::openflow::packet::PacketOutMsg;
+use crate::openflow::packet::{PacketOutMsg, PortModMsg};
 use crate::openflow::{OfSwitch, OfpError, Roles, Session, Target};
 use crate::packet_in::{PacketIn, PacketInSink};
 use crate::switch::{device_mac, MAX_REMOVED};
@@ -609,9 +610,12 @@ impl OfSwitch for BridgeView {
                     port_no: p.ofport,
                     hw_addr: device_mac(&p.name).unwrap_or_default(),
                     name: p.name.clone(),
-                    config: 0,
-                    // OFPPS_LINK_DOWN for a device port without its device.
-                    state: u32::from(p.dp_port.is_some_and(|d| !attached.contains(&d))),
+                    config: p.of_config,
+                    // OFPPS_LINK_DOWN for a device port without its device,
+                    // or one a controller took down.
+                    state: u32::from(
+                        p.dp_port.is_some_and(|d| !attached.contains(&d)) || p.of_config & PC_PORT_DOWN != 0,
+                    ),
                     curr_speed: 10_000_000,
                 })
                 .collect()
@@ -685,6 +689,21 @@ impl OfSwitch for BridgeView {
     fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError> {
         debug_assert_eq!(conn, self.conn);
         lock_roles(&self.ctx.conns).request(conn, req)
+    }
+
+    fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError> {
+        let changed = self.with(Err(OfpError::PORT_MOD_BAD_PORT), |st| {
+            let mut sw = lock(&st.sw);
+            let mac = sw
+                .bridge(&self.ctx.bridge)
+                .ok()
+                .and_then(|b| b.ports.get(&pm.port_no))
+                .and_then(|p| device_mac(&p.name));
+            bridge_ops::port_mod(&mut sw, &self.ctx.bridge, pm, mac)
+        })?;
+        // Before a reply leaves, no cached flow forwards by the old setting.
+        self.dirty |= changed;
+        Ok(())
     }
 
     fn packet_out(&mut self, po: &PacketOutMsg) -> Result<(), OfpError> {

@@ -5,7 +5,7 @@
 
 use super::message::{encodable, FlowRemoved, FF_SEND_FLOW_REM};
 use super::multipart::{FlowFilter, FlowStats, TableStats};
-use super::packet::{PacketInMsg, PacketOutMsg};
+use super::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
 use super::wire::{NO_BUFFER, OFPG_ANY};
 use super::OfpError;
 use crate::flow_mod::{covers, outputs_to, FlowMod, FlowModError, Outcome, Removed};
@@ -159,6 +159,39 @@ pub fn packet_out(sw: &mut Switch, bridge: &str, po: &PacketOutMsg) -> Result<Ex
         frame: po.data.clone(),
         actions: t.actions,
     })
+}
+
+/// OFPPC_PORT_DOWN.
+pub const PC_PORT_DOWN: u32 = 1;
+/// OFPPC_NO_RECV.
+pub const PC_NO_RECV: u32 = 4;
+/// OFPPC_NO_FWD.
+pub const PC_NO_FWD: u32 = 32;
+/// OFPPC_NO_PACKET_IN.
+pub const PC_NO_PACKET_IN: u32 = 64;
+/// The configuration bits a PORT_MOD may change (all OpenFlow 1.3 has).
+pub const PC_ALL: u32 = PC_PORT_DOWN | PC_NO_RECV | PC_NO_FWD | PC_NO_PACKET_IN;
+
+/// Apply a PORT_MOD to `bridge`: the port must exist, `hw_addr` (the
+/// port's MAC when it has a device, else `None`) must be what the
+/// controller names, and only OpenFlow 1.3's bits may be asked for.
+/// Returns whether the configuration changed.
+pub fn port_mod(
+    sw: &mut Switch,
+    bridge: &str,
+    pm: &PortModMsg,
+    hw_addr: Option<[u8; 6]>,
+) -> Result<bool, OfpError> {
+    let br = sw.bridge(bridge).map_err(|_| OfpError::PORT_MOD_BAD_PORT)?;
+    let port = br.ports.get(&pm.port_no).ok_or(OfpError::PORT_MOD_BAD_PORT)?;
+    if hw_addr.is_some_and(|m| m != pm.hw_addr) {
+        return Err(OfpError::PORT_MOD_BAD_HW_ADDR);
+    }
+    if pm.mask & !PC_ALL != 0 {
+        return Err(OfpError::PORT_MOD_BAD_CONFIG);
+    }
+    let config = (port.of_config & !pm.mask) | (pm.config & pm.mask);
+    Ok(sw.set_port_config(bridge, pm.port_no, config))
 }
 
 /// The PACKET_IN message of a packet for the controllers.

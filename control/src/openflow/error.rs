@@ -60,6 +60,7 @@ impl OfpError {
     pub const FLOW_MOD_BAD_FLAGS: OfpError = e(5, 7);
     pub const GROUP_MOD_BAD_TYPE: OfpError = e(6, 10);
     pub const PORT_MOD_BAD_PORT: OfpError = e(7, 0);
+    pub const PORT_MOD_BAD_HW_ADDR: OfpError = e(7, 1);
     pub const PORT_MOD_BAD_CONFIG: OfpError = e(7, 2);
     pub const TABLE_MOD_BAD_TABLE: OfpError = e(8, 0);
     pub const SWITCH_CONFIG_BAD_FLAGS: OfpError = e(10, 0);

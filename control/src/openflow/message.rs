@@ -6,7 +6,7 @@ use super::error::OfpError;
 use super::instructions::{decode_instructions, encode_instructions};
 use super::multipart::{get_port, put_port, MpReply, MpRequest, PortDesc};
 use super::oxm::{decode_match, encode_match};
-use super::packet::{PacketInMsg, PacketOutMsg};
+use super::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
 use super::wire::{
     finish, msg_type as t, port_from13, port_to13, start, Header, Put, Reader, HEADER_LEN, NO_BUFFER, OFP13,
     OFPG_ANY, OFPP13_ANY, OFPTT_ALL,
@@ -146,6 +146,8 @@ pub enum Message {
     PacketIn(PacketInMsg),
     /// PACKET_OUT: a packet from the controller, with actions.
     PacketOut(PacketOutMsg),
+    /// PORT_MOD: change a port's configuration.
+    PortMod(PortModMsg),
     /// PORT_STATUS: a port was added, deleted or changed.
     PortStatus {
         /// OFPPR_ADD (0), OFPPR_DELETE (1), OFPPR_MODIFY (2).
@@ -352,6 +354,7 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         }
         t::PACKET_IN => Message::PacketIn(PacketInMsg::decode(&mut r)?),
         t::PACKET_OUT => Message::PacketOut(PacketOutMsg::decode(&mut r)?),
+        t::PORT_MOD => Message::PortMod(PortModMsg::decode(&mut r)?),
         t::PORT_STATUS => {
             fixed(&r, 72)?;
             let reason = r.u8()?;
@@ -473,6 +476,7 @@ impl Message {
             Message::FlowRemoved(_) => t::FLOW_REMOVED,
             Message::PacketIn(_) => t::PACKET_IN,
             Message::PacketOut(_) => t::PACKET_OUT,
+            Message::PortMod(_) => t::PORT_MOD,
         }
     }
 
@@ -569,6 +573,7 @@ impl Message {
             }
             Message::PacketIn(p) => p.encode(b, at)?,
             Message::PacketOut(p) => p.encode(b)?,
+            Message::PortMod(p) => p.encode(b),
         }
         Ok(())
     }

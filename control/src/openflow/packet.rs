@@ -1,5 +1,6 @@
-//! PACKET_IN (a packet for the controller) and PACKET_OUT (a packet from
-//! it, with actions), OpenFlow 1.3's wire forms.
+//! PACKET_IN (a packet for the controller), PACKET_OUT (a packet from it,
+//! with actions) and PORT_MOD (a port's configuration), OpenFlow 1.3's wire
+//! forms.
 
 use super::actions::{decode_actions, encode_actions, Ctx};
 use super::error::OfpError;
@@ -38,6 +39,57 @@ pub struct PacketOutMsg {
     pub actions: Vec<OfAction>,
     /// The frame.
     pub data: Vec<u8>,
+}
+
+/// A PORT_MOD as sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortModMsg {
+    /// The port (rvs's numbering: LOCAL 0xfffe).
+    pub port_no: u32,
+    /// Its hardware address, as the controller knows it (must match).
+    pub hw_addr: [u8; 6],
+    /// OFPPC_* bits to set...
+    pub config: u32,
+    /// ...among these.
+    pub mask: u32,
+    /// OFPPF_* features to advertise (0: unchanged).
+    pub advertise: u32,
+}
+
+impl PortModMsg {
+    /// Decode the body (after the common header).
+    pub fn decode(r: &mut Reader<'_>) -> Result<PortModMsg, OfpError> {
+        if r.len() != 32 {
+            return Err(OfpError::BAD_REQUEST_LEN);
+        }
+        let port_no = port_from13(r.u32()?);
+        r.skip(4)?;
+        let hw_addr = r.array::<6>()?;
+        r.skip(2)?;
+        let config = r.u32()?;
+        let mask = r.u32()?;
+        let advertise = r.u32()?;
+        r.skip(4)?;
+        Ok(PortModMsg {
+            port_no,
+            hw_addr,
+            config,
+            mask,
+            advertise,
+        })
+    }
+
+    /// Append the body to `b`.
+    pub fn encode(&self, b: &mut Vec<u8>) {
+        b.put_u32(port_to13(self.port_no));
+        b.put_zeros(4);
+        b.extend_from_slice(&self.hw_addr);
+        b.put_zeros(2);
+        b.put_u32(self.config);
+        b.put_u32(self.mask);
+        b.put_u32(self.advertise);
+        b.put_zeros(4);
+    }
 }
 
 /// Largest message (its length is 16 bits).

@@ -3,7 +3,7 @@
 
 use super::message::{decode, AsyncConfig, Features, FlowModMsg, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
-use super::packet::{PacketInMsg, PacketOutMsg};
+use super::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
 use super::session::{OfSwitch, Session, OUT_HIGH_WATER};
 use super::wire::NO_BUFFER;
 use super::OfpError;
@@ -262,6 +262,22 @@ fn any_message() -> impl Strategy<Value = Message> {
         any_flow_mod(),
         any_packet_in(),
         any_packet_out(),
+        (
+            1u32..0xff00,
+            any::<[u8; 6]>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(port_no, hw_addr, config, mask, advertise)| Message::PortMod(PortModMsg {
+                    port_no,
+                    hw_addr,
+                    config,
+                    mask,
+                    advertise,
+                })
+            ),
         Just(Message::BarrierRequest),
         Just(Message::BarrierReply),
         (0u32..4, any::<u64>())
@@ -446,6 +462,9 @@ impl OfSwitch for Fake {
         Ok(r)
     }
     fn packet_out(&mut self, _: &PacketOutMsg) -> Result<(), OfpError> {
+        Ok(())
+    }
+    fn port_mod(&mut self, _: &PortModMsg) -> Result<(), OfpError> {
         Ok(())
     }
 }

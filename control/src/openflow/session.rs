@@ -6,7 +6,7 @@ use super::bridge_ops;
 use super::error::OfpError;
 use super::message::{decode, error_for, AsyncConfig, Features, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
-use super::packet::PacketOutMsg;
+use super::packet::{PacketOutMsg, PortModMsg};
 use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13, OFPG_ANY};
 use crate::flow_mod::{Command, FlowMod};
 use crate::packet_in::PacketIn;
@@ -42,6 +42,8 @@ pub trait OfSwitch {
     fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError>;
     /// Run a PACKET_OUT (its buffer, packet and in_port checked here).
     fn packet_out(&mut self, po: &PacketOutMsg) -> Result<(), OfpError>;
+    /// Apply a PORT_MOD (all or nothing).
+    fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError>;
 }
 
 /// Version bitmap rvs offers: OpenFlow 1.3 only.
@@ -253,6 +255,12 @@ impl Session {
             Message::PacketOut(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
             Message::PacketOut(po) => {
                 if let Err(e) = sw.packet_out(&po) {
+                    self.send_error(h.xid, e, bytes);
+                }
+            }
+            Message::PortMod(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
+            Message::PortMod(pm) => {
+                if let Err(e) = sw.port_mod(&pm) {
                     self.send_error(h.xid, e, bytes);
                 }
             }

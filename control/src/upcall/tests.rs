@@ -804,3 +804,42 @@ fn packet_outs_run_their_actions_in_the_pmd() {
         crate::openflow::OfpError::BAD_PACKET
     );
 }
+
+/// PORT_MOD's bits on a real PMD: no_recv drops what the port receives
+/// (counted), no_fwd keeps floods and outputs off the port, no_packet_in
+/// keeps its packets from the controller; clearing them restores all, and
+/// no cached flow outlives a change.
+#[test]
+fn port_config_bits_take_effect_at_once() {
+    use crate::openflow::bridge_ops::{PC_NO_FWD, PC_NO_PACKET_IN, PC_NO_RECV};
+    let mut sw = switch_with(&[]);
+    sw.add_flows("br", "priority=5,udp,actions=controller,FLOOD")
+        .unwrap();
+    let sink = Arc::new(Collect::default());
+    sw.pin_sink = Some(sink.clone());
+    let (mut pmd, sw, _, hs) = real_pmd(sw);
+    let (p1, p2, p3) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"), dp_of(&sw, "p3"));
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
+    let f = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
+    let send = |pmd: &mut Pmd<Racing>| {
+        h(p1).inject(&f);
+        pmd.poll_once();
+        (h(p2).take_sent().len(), h(p3).take_sent().len())
+    };
+    let pins = || sink.pins.lock().unwrap().len();
+    assert_eq!(send(&mut pmd), (1, 1));
+    assert_eq!(pins(), 1);
+    // Cached now; the change must still apply to the next packet.
+    lock(&sw).set_port_config("br", 3, PC_NO_FWD);
+    assert_eq!(send(&mut pmd), (1, 0));
+    lock(&sw).set_port_config("br", 1, PC_NO_PACKET_IN);
+    assert_eq!(send(&mut pmd), (1, 0));
+    assert_eq!(pins(), 2, "no packet-in from a no_packet_in port");
+    lock(&sw).set_port_config("br", 1, PC_NO_RECV);
+    assert_eq!(send(&mut pmd), (0, 0));
+    assert_eq!(pmd.stats().drops.get(DropReason::PortConfig), 1);
+    lock(&sw).set_port_config("br", 1, 0);
+    lock(&sw).set_port_config("br", 3, 0);
+    assert_eq!(send(&mut pmd), (1, 1));
+    assert_eq!(pins(), 3);
+}
