@@ -74,6 +74,23 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
                 ok,
                 seen,
             );
+            if let Some(c) = &t.controller {
+                // Its rules are the controller's, not saved: the restarted
+                // daemon dials it and gets them again.
+                let r = crate::controller::wait_programmed(lab);
+                lab.sh.check()?;
+                add(
+                    format!(
+                        "{}'s restarted daemon dialed the controller ({}) and got br-int's and br-tun's rules again",
+                        b.name, c.ip
+                    ),
+                    r.is_ok(),
+                    match r {
+                        Ok(()) => "br-tun has the agent's learn rule".into(),
+                        Err(e) => format!("{e:#}"),
+                    },
+                );
+            }
         }
     }
     if let Some((a, b)) = t.cross_node_pair() {
@@ -113,6 +130,20 @@ pub fn run(lab: &mut Lab, iperf_secs: u32) -> Result<Vec<Check>> {
                 format!(
                     "{} -> {} TCP port 81, closed by the security group: dropped",
                     a.name, b.name
+                ),
+                ok,
+                seen,
+            );
+        }
+    }
+    if t.nodes.len() > 2 {
+        // Over the underlay switch, each node to each other one.
+        for (a, b) in t.cross_node_pairs() {
+            let (ok, seen) = reach(lab, &a.name, &b.ip.to_string(), &[])?;
+            add(
+                format!(
+                    "{} ({}) -> {} ({}), {}",
+                    a.name, a.node, b.name, b.node, a.network
                 ),
                 ok,
                 seen,

@@ -12,6 +12,10 @@ use rvs_control::neutron::{br_tun_flows, TenantNet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The underlay's own namespace (its bridge, and the controller if any),
+/// when the nodes do not meet on one veth.
+pub const UNDERLAY: &str = "ul";
+
 /// Where state files and run directories go unless `--state-dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/run/rvs-lab";
 
@@ -186,13 +190,6 @@ impl Lab {
     /// removed before the error is returned.
     pub fn up(topo: &Topology, opts: &LabOptions, sh: Shell) -> Result<Lab> {
         check_prefix(&opts.prefix)?;
-        if topo.nodes.len() > 2 {
-            bail!(
-                "{}: the runner joins at most two nodes (one underlay veth); this topology has {}",
-                topo.name,
-                topo.nodes.len()
-            );
-        }
         let state_path = LabState::path(&opts.state_dir, &topo.name);
         if let Some(s) = LabState::load(&state_path)? {
             bail!(
@@ -267,6 +264,7 @@ impl Lab {
             self.add_ns(&n.name)?;
         }
         self.underlay(&topo)?;
+        crate::controller::start(self)?;
         self.sh
             .note("the VMs: one namespace each, a veth into their node");
         for vm in &topo.vms {
@@ -283,7 +281,9 @@ impl Lab {
     fn underlay(&mut self, topo: &Topology) -> Result<()> {
         let prefix = topo.underlay.subnet.prefix.to_string();
         let mtu = topo.underlay.mtu.to_string();
-        if let [a, b] = &topo.nodes[..] {
+        if topo.nodes.len() > 2 || topo.controller.is_some() {
+            self.underlay_bridge(topo)?;
+        } else if let [a, b] = &topo.nodes[..] {
             let (ia, ib) = (self.underlay_if(&a.name), self.underlay_if(&b.name));
             let (na, nb) = (self.ns(&a.name), self.ns(&b.name));
             self.sh.run(&[
@@ -316,6 +316,57 @@ impl Lab {
                 self.sh.run(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &i])?;
             }
             self.sh.run(&["ip", "-n", &ns, "link", "set", &i, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// More than two nodes (or a controller): the underlay is a Linux
+    /// bridge in a namespace of its own, a veth from each node into it, as
+    /// a top-of-rack switch; the controller gets the bridge's address.
+    fn underlay_bridge(&mut self, topo: &Topology) -> Result<()> {
+        self.add_ns(UNDERLAY)?;
+        let (ns, br, mtu) = (
+            self.ns(UNDERLAY),
+            self.ns(UNDERLAY),
+            topo.underlay.mtu.to_string(),
+        );
+        // Quiet: no IPv6 chatter of the bridge's own on the underlay.
+        self.sh.run(&in_ns(
+            &ns,
+            &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+        ))?;
+        self.sh.run(&[
+            "ip",
+            "-n",
+            &ns,
+            "link",
+            "add",
+            &br,
+            "mtu",
+            &mtu,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+        ])?;
+        for n in &topo.nodes {
+            let (nns, i, b) = (
+                self.ns(&n.name),
+                self.underlay_if(&n.name),
+                format!("{}b{}", self.state.prefix, n.name),
+            );
+            self.sh.run(&[
+                "ip", "link", "add", &i, "netns", &nns, "mtu", &mtu, "type", "veth", "peer", "name", &b,
+                "netns", &ns, "mtu", &mtu,
+            ])?;
+            self.sh
+                .run(&["ip", "-n", &ns, "link", "set", &b, "master", &br, "up"])?;
+        }
+        self.sh.run(&["ip", "-n", &ns, "link", "set", &br, "up"])?;
+        if let Some(c) = &topo.controller {
+            let addr = format!("{}/{}", c.ip, topo.underlay.subnet.prefix);
+            self.sh
+                .run(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &br])?;
         }
         Ok(())
     }

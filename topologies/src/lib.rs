@@ -8,6 +8,7 @@ pub mod charts;
 pub mod checks;
 pub mod compare;
 pub mod conn_rate;
+pub mod controller;
 pub mod fault;
 pub mod lab;
 pub mod linux_l3;

@@ -19,7 +19,7 @@ pub fn build(lab: &mut Lab) -> Result<()> {
         start_daemon(lab, n)?;
         configure(lab, n)?;
     }
-    Ok(())
+    crate::controller::wait_programmed(lab)
 }
 
 /// Name of the daemon's pidfile (without `.pid`) in the node's run directory.
@@ -144,6 +144,11 @@ fn configure(lab: &mut Lab, name: &str) -> Result<()> {
             name,
             &["add-port", "br-int", &lab.vm_if(&vm.name), dev_type, &tag],
         )?;
+    }
+    if lab.topo.controller.is_some() {
+        // The controller programs both bridges (neutron's agent over
+        // OpenFlow), not the command line.
+        return crate::controller::attach(lab, name);
     }
     let flows = lab.write_br_tun_flows(name, &tunnels)?;
     rvs(

@@ -226,6 +226,35 @@ pub struct Router {
     pub node: Option<String>,
 }
 
+/// Which OpenFlow controller programs an rvs lab's bridges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerKind {
+    /// `topologies/controllers/neutron_agent.py` under os-ken (from the venv
+    /// `scripts/install-deps.sh` makes): br-int NORMAL, br-tun neutron's
+    /// tunnel tables, as neutron's OVS agent with its native driver.
+    OsKen,
+}
+
+/// A controller on the underlay: every node's br-int and br-tun dial it
+/// (fail mode secure) and take their rules from it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    /// Which one.
+    pub kind: ControllerKind,
+    /// Its address on the underlay (the underlay bridge's, in a namespace of
+    /// its own).
+    pub ip: Ipv4Addr,
+    /// Its OpenFlow port.
+    #[serde(default = "default_of_port")]
+    pub port: u16,
+}
+
+fn default_of_port() -> u16 {
+    6653
+}
+
 /// A "VM": a namespace attached to a node's integration bridge.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +305,9 @@ pub struct Topology {
     /// A router between tenant networks.
     #[serde(default)]
     pub router: Option<Router>,
+    /// An OpenFlow controller that programs the bridges (rvs labs).
+    #[serde(default)]
+    pub controller: Option<Controller>,
     /// Underlay.
     pub underlay: Underlay,
     /// Nodes.
@@ -367,6 +399,11 @@ impl Topology {
             if !names.insert(n.as_str()) {
                 return Err(format!("name {n:?} is used twice"));
             }
+            if n == crate::lab::UNDERLAY {
+                return Err(format!(
+                    "name {n:?} is the underlay's own namespace: pick another"
+                ));
+            }
         }
         if !LAB_BLOCK.covers(&self.underlay.subnet) {
             return Err(format!(
@@ -412,7 +449,24 @@ impl Topology {
         if self.nodes.is_empty() {
             return Err("a topology needs at least one [[node]]".into());
         }
-        let mut ips = HashSet::new();
+        if let Some(c) = &self.controller {
+            if self.switch != SwitchKind::Rvs {
+                return Err("[controller] is for rvs labs".into());
+            }
+            if self.router.is_some() || self.security_groups {
+                return Err(
+                    "[controller]: its agent programs plain L2 networks (no router, no security groups)"
+                        .into(),
+                );
+            }
+            if !self.underlay.subnet.contains(c.ip) {
+                return Err(format!(
+                    "controller: {} is outside the underlay {}",
+                    c.ip, self.underlay.subnet
+                ));
+            }
+        }
+        let mut ips: HashSet<Ipv4Addr> = self.controller.iter().map(|c| c.ip).collect();
         for n in &self.nodes {
             if !self.underlay.subnet.contains(n.underlay_ip) {
                 return Err(format!(
@@ -572,6 +626,19 @@ impl Topology {
     /// Two VMs of one network on different nodes (traffic crosses the tunnel).
     pub fn cross_node_pair(&self) -> Option<(&Vm, &Vm)> {
         self.pair(|a, b| a.network == b.network && a.node != b.node)
+    }
+
+    /// Every pair (each once) of VMs of one network on different nodes.
+    pub fn cross_node_pairs(&self) -> Vec<(&Vm, &Vm)> {
+        let mut v = Vec::new();
+        for (i, a) in self.vms.iter().enumerate() {
+            for b in &self.vms[i + 1..] {
+                if a.network == b.network && a.node != b.node {
+                    v.push((a, b));
+                }
+            }
+        }
+        v
     }
 
     /// Two VMs of one network on the same node (no tunnel on the way).
@@ -767,5 +834,27 @@ mod tests {
         assert!(e("datapath = \"afxdp\"", "ovs_port_type = \"afxdp\"").contains("for OVS labs"));
         let p = e("vni = 5001", "vni = \"x\"");
         assert!(p.contains("line"), "parse errors say where: {p}");
+    }
+
+    #[test]
+    fn a_controller_lab_is_checked() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/three-node-controller.toml"))
+                .unwrap();
+        let t = Topology::parse(&text).unwrap();
+        assert_eq!(t.nodes.len(), 3);
+        let c = t.controller.as_ref().unwrap();
+        assert_eq!((c.kind, c.port), (ControllerKind::OsKen, 6653));
+        assert_eq!(t.cross_node_pairs().len(), 4);
+        let e = |from: &str, to: &str| {
+            Topology::parse(&text.replacen(from, to, 1))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("ip = \"198.18.0.254\"", "ip = \"198.18.5.254\"").contains("outside the underlay"));
+        assert!(e("ip = \"198.18.0.254\"", "ip = \"198.18.0.3\"").contains("used twice"));
+        assert!(e("name = \"n3\"", "name = \"ul\"").contains("underlay's own namespace"));
+        assert!(e("switch = \"rvs\"", "switch = \"linux-bridge\"").contains("for rvs labs"));
+        assert!(e("vm_mtu = 1500", "vm_mtu = 1500\nsecurity_groups = true").contains("plain L2"));
     }
 }

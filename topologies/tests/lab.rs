@@ -244,6 +244,56 @@ fn root_the_ebpf_lab_works_and_leaves_nothing_behind() {
     assert_eq!(mounts(&prefix), Vec::<String>::new());
 }
 
+/// Three nodes on an underlay switch, every bridge programmed by an os-ken
+/// controller (neutron's agent over OpenFlow, no CLI rules): each pair of
+/// nodes carries its tenants, a restarted daemon gets its rules again from
+/// the controller, and `down` removes the controller with the rest.
+#[test]
+fn root_the_three_node_controller_lab_works_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip() {
+        return;
+    }
+    let prefix = format!("tc{}", std::process::id() % 1000);
+    let state = tempfile::tempdir().unwrap();
+    let s = state.path();
+    let file = topology("three-node-controller.toml");
+    let file = file.to_str().unwrap();
+    let out = ok(&lab(s, &prefix, &["up", file]));
+    assert!(out.contains("is up"), "{out}");
+    // Three daemons and the controller.
+    assert_eq!(recorded_pids(s, "three-node-controller").len(), 4);
+    let out = lab(s, &prefix, &["test", "--iperf-secs", "2", file]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pids = recorded_pids(s, "three-node-controller");
+    let down = ok(&lab(s, &prefix, &["down", file]));
+    assert!(out.status.success(), "checks failed:\n{text}");
+    for must in [
+        "ok   n2's restarted daemon dialed the controller",
+        "ok   vm1 (n1) -> vm2 (n2), tenant-a",
+        "ok   vm1 (n1) -> vm3 (n3), tenant-a",
+        "ok   vm2 (n2) -> vm3 (n3), tenant-a",
+        "ok   vm4 (n1) -> vm5 (n3), tenant-b",
+        "ok   vm1 -> vm5 on-link must fail",
+        "ok   iperf3 TCP vm1 -> vm2 for 2 s",
+        "all checks passed",
+    ] {
+        assert!(text.contains(must), "missing {must:?} in:\n{text}");
+    }
+    assert!(down.contains("is down"), "{down}");
+    assert_eq!(
+        leftovers(&prefix),
+        Vec::<String>::new(),
+        "down leaves nothing behind"
+    );
+    assert!(pids.iter().all(|p| !alive(*p)), "the lab's processes are stopped");
+    assert_eq!(mounts(&prefix), Vec::<String>::new());
+}
+
 /// A short `rvs-lab compare` of one topology (1-s measures, a 3-s fault
 /// run); checks it left nothing behind and returns its report.json.
 fn short_compare(file: &str, prefix: &str) -> serde_json::Value {
