@@ -4,8 +4,10 @@
 
 use rvs_control::bridge::PortType;
 use rvs_control::flow_mod::FlowMod;
+use rvs_control::group::Group;
 use rvs_control::ofp::{parse_flow, Rule};
 use rvs_control::openflow::bridge_ops;
+use rvs_control::openflow::group::GroupModMsg;
 use rvs_control::openflow::message::{add_flow, Features, Message, Role};
 use rvs_control::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
 use rvs_control::openflow::packet::{PacketOutMsg, PortModMsg};
@@ -86,6 +88,12 @@ impl OfSwitch for BenchBridge {
     }
     fn role_request(&mut self, _: u64, r: Role) -> Result<Role, OfpError> {
         Ok(r)
+    }
+    fn group_mod(&mut self, gm: &GroupModMsg) -> Result<(), OfpError> {
+        bridge_ops::group_mod(&mut self.sw, "br0", gm).map(|_| ())
+    }
+    fn groups(&self) -> Vec<(Group, u32)> {
+        bridge_ops::groups(&self.sw, "br0")
     }
     fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError> {
         bridge_ops::port_mod(&mut self.sw, "br0", pm, None).map(|_| ())

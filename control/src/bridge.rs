@@ -134,6 +134,8 @@ pub struct Bridge {
     /// Fail-open in force (standalone, controllers, none connected): table 0
     /// acts as NORMAL. Run-time state, not configuration.
     pub fail_open: bool,
+    /// OpenFlow groups (a controller's; not saved, as in OVS).
+    pub groups: crate::group::GroupTable,
 }
 
 /// `set-fail-mode`, with OVS's meaning: what a bridge with controllers does
@@ -179,6 +181,7 @@ impl Bridge {
             controllers: Vec::new(),
             fail_mode: FailMode::default(),
             fail_open: false,
+            groups: Default::default(),
         }
     }
 
@@ -252,6 +255,29 @@ impl Bridge {
         }
         self.tables.retain(|_, c| !c.is_empty());
         gone
+    }
+
+    /// Delete the rules that send to one of `groups` (a group went).
+    pub fn del_rules_to_groups(&mut self, groups: &[u32]) -> Vec<RuleEntry> {
+        let mut gone = Vec::new();
+        for cls in self.tables.values_mut() {
+            gone.extend(cls.retain(|_, _, e| {
+                !groups
+                    .iter()
+                    .any(|g| crate::flow_mod::outputs_to_group(&e.rule.actions, *g))
+            }));
+        }
+        self.tables.retain(|_, c| !c.is_empty());
+        gone
+    }
+
+    /// The first group a rule's actions name that the bridge lacks.
+    pub fn missing_group(&self, actions: &[crate::ofp::OfAction]) -> Option<u32> {
+        actions.iter().find_map(|a| match a {
+            crate::ofp::OfAction::Group(g) if self.groups.get(*g).is_none() => Some(*g),
+            crate::ofp::OfAction::WriteActions(w) => self.missing_group(w),
+            _ => None,
+        })
     }
 
     /// Every rule, by table then priority (highest first).

@@ -382,7 +382,7 @@ impl Config {
                     source: SwitchError::Flow(e.to_string()),
                 })?;
             }
-            sw.replace_flows(&b.name, &b.flows.join("\n"))
+            sw.load_flows(&b.name, &b.flows.join("\n"))
                 .map_err(apply_err(format!("bridge {} flows", b.name)))?;
         }
         for t in &self.tlv_maps {

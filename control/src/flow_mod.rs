@@ -37,6 +37,8 @@ pub struct FlowMod {
     pub all_tables: bool,
     /// Delete: only rules with an output to this port.
     pub out_port: Option<u32>,
+    /// Only rules that send to this group (deletes; OFPG_ANY: none given).
+    pub out_group: Option<u32>,
     /// Add: refuse when a rule of the same priority overlaps.
     pub check_overlap: bool,
     /// Modify: clear the packet and byte counters.
@@ -55,6 +57,9 @@ pub enum FlowModError {
     /// Table 0xff is only for modify/delete.
     #[error("add needs a table (0..254)")]
     BadTable,
+    /// The rule sends to a group the bridge does not have.
+    #[error("group {0} does not exist")]
+    UnknownGroup(u32),
 }
 
 /// Why a rule went, as OpenFlow's FLOW_REMOVED says (OFPRR_* values).
@@ -66,6 +71,8 @@ pub enum RemovalReason {
     Hard = 1,
     /// A FLOW_MOD delete.
     Delete = 2,
+    /// The group it sent to was deleted.
+    GroupDelete = 3,
 }
 
 /// A rule that went and whose controller asked to hear of it.
@@ -124,6 +131,16 @@ pub fn outputs_to(actions: &[OfAction], port: u32) -> bool {
     })
 }
 
+/// True when `actions` send to group `group` (a FLOW_MOD's or FLOW
+/// request's out_group filter).
+pub fn outputs_to_group(actions: &[OfAction], group: u32) -> bool {
+    actions.iter().any(|a| match a {
+        OfAction::Group(g) => *g == group,
+        OfAction::WriteActions(w) => outputs_to_group(w, group),
+        _ => false,
+    })
+}
+
 impl FlowMod {
     /// `command` with `rule`, no filters and no flags.
     pub fn new(command: Command, rule: Rule) -> FlowMod {
@@ -133,6 +150,7 @@ impl FlowMod {
             cookie_mask: 0,
             all_tables: false,
             out_port: None,
+            out_group: None,
             check_overlap: false,
             reset_counts: false,
             send_flow_rem: false,
@@ -155,6 +173,9 @@ impl FlowMod {
         by_match
             && (e.rule.cookie ^ r.cookie) & self.cookie_mask == 0
             && self.out_port.is_none_or(|p| outputs_to(&e.rule.actions, p))
+            && self
+                .out_group
+                .is_none_or(|g| outputs_to_group(&e.rule.actions, g))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod classifier;
 pub mod config;
 pub mod daemon;
 pub mod flow_mod;
+pub mod group;
 pub mod neutron;
 pub mod normal;
 pub mod ofp;

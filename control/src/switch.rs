@@ -94,6 +94,9 @@ pub enum SwitchError {
     /// A flow modification that was refused.
     #[error("flow_mod: {0}")]
     FlowMod(#[from] crate::flow_mod::FlowModError),
+    /// A group change refused.
+    #[error("group_mod: {0}")]
+    Group(#[from] crate::group::GroupError),
 }
 
 impl From<FlowsParseError> for SwitchError {
@@ -555,22 +558,45 @@ impl Switch {
 
     /// Parse flow text (one flow per line) against a bridge's port names and add
     /// them all, or none if any line is wrong.
+    /// A rule naming a group the bridge lacks is refused.
     pub fn add_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
-        self.apply_flows(bridge, text, false)
+        self.apply_flows(bridge, text, false, true)
     }
 
     /// Replace all rules of a bridge with the flows in `text`, atomically.
     pub fn replace_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
-        self.apply_flows(bridge, text, true)
+        self.apply_flows(bridge, text, true, true)
+    }
+
+    /// [`Switch::replace_flows`] for the saved configuration: its rules
+    /// stand even when they name a group a controller made before the
+    /// restart (groups are not saved; such a group drops until it is back).
+    pub fn load_flows(&mut self, bridge: &str, text: &str) -> Result<usize, SwitchError> {
+        self.apply_flows(bridge, text, true, false)
     }
 
     /// Parse everything first, then change the bridge: all or nothing.
-    fn apply_flows(&mut self, bridge: &str, text: &str, replace: bool) -> Result<usize, SwitchError> {
+    fn apply_flows(
+        &mut self,
+        bridge: &str,
+        text: &str,
+        replace: bool,
+        check_groups: bool,
+    ) -> Result<usize, SwitchError> {
         let br = self
             .bridges
             .get(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
         let rules = parse_flows(text, &BridgePortNames(br))?;
+        if let Some(g) = rules
+            .iter()
+            .filter(|_| check_groups)
+            .find_map(|r| br.missing_group(&r.actions))
+        {
+            return Err(SwitchError::Flow(format!(
+                "group {g} does not exist on bridge {bridge} (OFPBAC_BAD_OUT_GROUP)"
+            )));
+        }
         let now = self.now_ms();
         let br = self.bridges.get_mut(bridge).expect("checked above");
         let mut touched: std::collections::BTreeSet<u8> = rules.iter().map(|r| r.table).collect();
@@ -673,12 +699,56 @@ impl Switch {
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        if !matches!(
+            fm.command,
+            crate::flow_mod::Command::Delete | crate::flow_mod::Command::DeleteStrict
+        ) {
+            if let Some(g) = br.missing_group(&fm.rule.actions) {
+                return Err(crate::flow_mod::FlowModError::UnknownGroup(g).into());
+            }
+        }
         let out = br.flow_mod(fm, now, from_controller)?;
         self.invalidate_tables(bridge, out.tables.iter().copied());
         for e in out.removed.iter().filter(|e| e.send_flow_rem) {
             self.note_removed(bridge, e.clone(), crate::flow_mod::RemovalReason::Delete, now);
         }
         Ok(out)
+    }
+
+    /// Apply a group change to `bridge` (all or nothing). Flows that went
+    /// through a changed group go; deleting a group deletes the rules that
+    /// send to it (OpenFlow's rule), which are returned.
+    pub fn group_mod(
+        &mut self,
+        bridge: &str,
+        cmd: crate::group::GroupCommand,
+        group: crate::group::Group,
+    ) -> Result<Vec<RuleEntry>, SwitchError> {
+        let now = self.now_ms();
+        let br = self
+            .bridges
+            .get_mut(bridge)
+            .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let changed = br.groups.apply(cmd, group)?;
+        let gone = if cmd == crate::group::GroupCommand::Delete {
+            br.del_rules_to_groups(&changed)
+        } else {
+            Vec::new()
+        };
+        let tables: std::collections::BTreeSet<u8> = gone.iter().map(|e| e.rule.table).collect();
+        for g in &changed {
+            self.inv.invalidate(crate::xlate::group_tag(bridge, *g));
+        }
+        self.invalidate_tables(bridge, tables);
+        for e in gone.iter().filter(|e| e.send_flow_rem) {
+            self.note_removed(
+                bridge,
+                e.clone(),
+                crate::flow_mod::RemovalReason::GroupDelete,
+                now,
+            );
+        }
+        Ok(gone)
     }
 
     /// Queue a FLOW_REMOVED; the oldest go past [`MAX_REMOVED`] (nobody is

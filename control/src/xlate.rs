@@ -9,6 +9,7 @@
 //! "committed" as set/push/pop actions.
 
 use crate::bridge::{Bridge, BridgePort, GeneveOptions, PortType, TunnelKey};
+use crate::group::{select_bucket, GroupType};
 use crate::normal::Learned;
 use crate::ofp::{
     action_set, fmt_actions, ControllerSpec, CtSpec, CtZone, LearnSpec, LearnSpecItem, Match, OfAction,
@@ -81,6 +82,15 @@ pub fn table_tag(bridge: &str, table: u8) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     ("table", bridge, table).hash(&mut h);
+    h.finish()
+}
+
+/// The dependency tag of one group: every cached flow that went through
+/// it carries it, and a change of the group invalidates it.
+pub fn group_tag(bridge: &str, group: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("group", bridge, group).hash(&mut h);
     h.finish()
 }
 
@@ -749,6 +759,7 @@ impl Xlate<'_> {
                 self.set(OfField::Metadata, ((old & !mask) | (value & mask)) as u128);
             }
             OfAction::Controller(c) => self.controller(bridge, table, c),
+            OfAction::Group(g) => self.group(bridge, table, *g),
             OfAction::ModTpSrc(p) => self.set(OfField::TpSrc, *p as u128),
             OfAction::ModTpDst(p) => self.set(OfField::TpDst, *p as u128),
             // OVS's nw_tos is the DSCP bits; the ECN bits stay.
@@ -873,6 +884,89 @@ impl Xlate<'_> {
             label: label.map_or(0, |l| l.0 as u32),
         });
         self.clear_ct();
+    }
+
+    /// `group:N`: the group's bucket(s), each as a clone: what a bucket
+    /// rewrites is undone for the next bucket and for the actions after the
+    /// group (OVS's `xlate_group_action`).
+    fn group(&mut self, bridge: &str, table: u8, id: u32) {
+        self.deps.push(group_tag(bridge, id));
+        let Some(g) = self
+            .sw
+            .bridges
+            .get(bridge)
+            .and_then(|b| b.groups.get(id))
+            .cloned()
+        else {
+            return self.note(|| format!("group:{id}: no such group: nothing happens"));
+        };
+        if self.depth >= MAX_DEPTH {
+            return self.drop_with(DropReason::XlateDepth, "group depth exceeded (loop?)");
+        }
+        let chosen: Vec<usize> = match g.ty {
+            GroupType::All => (0..g.buckets.len()).collect(),
+            GroupType::Indirect => vec![0],
+            GroupType::Select => {
+                let h = self.select_hash();
+                select_bucket(&g.buckets, h).into_iter().collect()
+            }
+        };
+        self.depth += 1;
+        for i in chosen {
+            let Some(b) = g.buckets.get(i) else { continue };
+            self.note(|| {
+                format!(
+                    "group:{id} ({}) bucket {i}: {}",
+                    g.ty.name(),
+                    fmt_actions(&b.actions)
+                )
+            });
+            let saved = self.flow;
+            self.indent += 1;
+            for a in &b.actions {
+                if self.halted || self.stop_list {
+                    break;
+                }
+                self.action(bridge, table, a);
+            }
+            self.indent -= 1;
+            self.stop_list = false;
+            self.flow = saved;
+            if self.halted {
+                break;
+            }
+        }
+        self.depth -= 1;
+    }
+
+    /// A SELECT group's hash: symmetric over the addresses and ports (OVS's
+    /// default selection), every field it reads consulted.
+    fn select_hash(&mut self) -> u64 {
+        let pairs = [
+            (OfField::DlSrc, OfField::DlDst),
+            (OfField::NwSrc, OfField::NwDst),
+            (OfField::Ipv6Src, OfField::Ipv6Dst),
+            (OfField::TpSrc, OfField::TpDst),
+        ];
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |v: u128| {
+            for b in v.to_le_bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        };
+        for f in [OfField::DlType, OfField::NwProto] {
+            self.consult(f, f.max());
+            eat(self.get(f));
+        }
+        for (a, b) in pairs {
+            self.consult(a, a.max());
+            self.consult(b, b.max());
+            // Both directions of a connection choose the same bucket.
+            let (x, y) = (self.get(a), self.get(b));
+            eat(x ^ y);
+            eat(x.min(y));
+        }
+        h
     }
 
     /// `controller(...)`: the packet as the actions so far made it goes to

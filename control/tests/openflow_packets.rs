@@ -5,7 +5,8 @@
 //! `ovs-ofctl monitor` as a PACKET_IN (in_port 1, no_match); a PACKET_OUT
 //! from the controller (`output:2`, then `TABLE` through a rule) reaches
 //! h2, whose ARP reply comes up in turn (in_port 2); PORT_MOD's no-forward
-//! keeps it off port 2 until forward is set again. For both datapaths:
+//! keeps it off port 2 until forward is set again; a group (add-group,
+//! dump-groups, a rule to it, del-groups) carries it too. For both datapaths:
 //! the AF_XDP one and the eBPF one, whose kernel leaves such flows to
 //! userspace.
 
@@ -248,6 +249,46 @@ fn packet_ins_and_outs(datapath: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // Groups: an ALL group to port 2, a rule that sends the controller's
+    // ARP to it, a packet-out through the tables: h2 answers. Deleting the
+    // group deletes the rule.
+    ofctl(&["add-group", &target, "group_id=7,type=all,bucket=output:2"]);
+    let groups = ofctl(&["dump-groups", &target]);
+    assert!(
+        groups.contains("group_id=7,type=all,bucket=actions=output:2"),
+        "{groups}"
+    );
+    assert!(
+        rvs(&["dump-groups", "br0"]).contains("group_id=7,type=all,bucket=actions=output:2"),
+        "{}",
+        rvs(&["dump-groups", "br0"])
+    );
+    ofctl(&[
+        "add-flow",
+        &target,
+        "priority=20,in_port=controller,arp,actions=group:7",
+    ]);
+    let before = replies();
+    ofctl(&[
+        "packet-out",
+        &target,
+        &format!("in_port=controller packet={hex} actions=TABLE"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replies() <= before {
+        assert!(Instant::now() < deadline, "no reply through group 7");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = ofctl(&["dump-group-stats", &target]);
+    assert!(
+        stats.contains("group_id=7") && stats.contains("ref_count=1"),
+        "{stats}"
+    );
+    ofctl(&["del-groups", &target, "group_id=7"]);
+    let dump = ofctl(&["dump-flows", &target]);
+    assert!(!dump.contains("group:7"), "the rule went with its group: {dump}");
+    assert!(ofctl(&["dump-groups", &target]).lines().count() <= 1);
 
     // A packet-out from a port the bridge lacks is refused with its error.
     let (code, _, err) = run(Command::new("ip")

@@ -30,7 +30,7 @@ show | version | list-br | list-ports BR | add-br BR | del-br BR\n  \
 add-port BR PORT [type=system|afxdp|afpacket|internal|patch|geneve|memory] [tag=N] [ofport_request=N] [options:K=V ...] | del-port PORT\n  \
 add-flow BR FLOW | add-flows BR FILE|- | replace-flows BR FILE|- | del-flows BR [MATCH] | dump-flows BR [--table N]\n  \
 add-tlv-map BR '{class=0x0102,type=0x80,len=4}->tun_metadata0' | trace BR FLOW\n  \
-dpctl dump-flows | dpctl show | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP\n  \
+dump-groups BR | dpctl dump-flows | dpctl show | fdb-show BR | set-mac-aging BR SECONDS | tnl-neigh | tnl-arp-set BR IP MAC | tnl-arp-del BR IP\n  \
 tnl-route-add IP/LEN BR [GW] | tnl-route-del IP/LEN | tnl-route-show | pmd-stats [--clear] | port-stats | cache-flush\n  \
 set-controller BR TARGET... | del-controller BR | get-controller BR | set-fail-mode BR standalone|secure | get-fail-mode BR\n\n\
 Example:\n  rvs daemon --db /var/lib/rvs/conf.json &\n  rvs add-br br-int\n  rvs add-port br-int vm1 tag=1\n  rvs dump-flows br-int"
@@ -265,6 +265,7 @@ const REMOTE_HELP: &[(&str, &str, &str)] = &[
     ("dpctl-show", "dpctl-show", "The datapath, its lookups (hit, missed, lost), flows and ports, as ovs-dpctl show (also spelled dpctl/show)."),
     ("set-mac-aging", "set-mac-aging BRIDGE SECONDS", "How long NORMAL remembers a MAC (default 300 s); saved with the configuration."),
     ("fdb-show", "fdb-show BRIDGE", "NORMAL's MAC table."),
+    ("dump-groups", "dump-groups BRIDGE", "The bridge's OpenFlow groups, as ovs-ofctl dump-groups prints them (groups are a controller's: made over OpenFlow, e.g. ovs-ofctl -O OpenFlow13 add-group, and not saved, as in OVS)."),
     ("tnl-neigh", "tnl-neigh", "Tunnel next hops of the VTEPs: resolved by ARP, or static (tnl-arp-set). Also spelled tnl/neigh/show."),
     ("tnl-arp-set", "tnl-arp-set BRIDGE IP MAC", "Fix the next-hop MAC of tunnel endpoint IP for the VTEPs on BRIDGE's ports, as ovs-appctl tnl/arp/set (also spelled so): never aged or changed by ARP, saved with the configuration."),
     ("tnl-arp-del", "tnl-arp-del BRIDGE IP", "Forget a tnl-arp-set entry (ARP resolves the address again)."),

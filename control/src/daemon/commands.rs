@@ -271,6 +271,20 @@ pub fn handle(st: &mut State, req: &Request) -> Reply {
             })
         }),
         "fdb-show" => need(a, 1, "fdb-show BRIDGE").and_then(|a| fdb_show(&lock(&st.sw), &a[0], json)),
+        "dump-groups" => need(a, 1, "dump-groups BRIDGE").and_then(|a| {
+            let sw = lock(&st.sw);
+            let br = sw.bridge(&a[0]).map_err(|e| e.to_string())?;
+            if json {
+                let v: Vec<String> = br.groups.iter().map(|g| g.to_string()).collect();
+                return Ok(serde_json::json!({ "groups": v }).to_string());
+            }
+            // As ovs-ofctl dump-groups prints them.
+            let mut out = String::from("OFPST_GROUP_DESC reply (OF1.3):\n");
+            for g in br.groups.iter() {
+                out.push_str(&format!(" {g}\n"));
+            }
+            Ok(out.trim_end().to_string())
+        }),
         "tnl-neigh" | "tnl/neigh/show" | "tnl/arp/show" => Ok(tnl_neigh(&lock(&st.sw), json)),
         "tnl-arp-set" | "tnl/arp/set" | "tnl/neigh/set" => {
             need(a, 3, "tnl-arp-set BRIDGE IP MAC").and_then(|a| {

@@ -8,8 +8,10 @@ use super::commands::State;
 use crate::bridge::FailMode;
 use crate::config::Config;
 use crate::flow_mod::FlowMod;
+use crate::group::Group;
 use crate::openflow::bridge_ops::PC_PORT_DOWN;
 use crate::openflow::bridge_ops::{self, N_TABLES};
+use crate::openflow::group::GroupModMsg;
 use crate::openflow::message::{Features, FlowRemoved, Role, PPR_ADD, PPR_DELETE, PPR_MODIFY};
 use crate::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
 use crate::openflow::packet::{PacketOutMsg, PortModMsg};
@@ -689,6 +691,22 @@ impl OfSwitch for BridgeView {
     fn role_request(&mut self, conn: u64, req: Role) -> Result<Role, OfpError> {
         debug_assert_eq!(conn, self.conn);
         lock_roles(&self.ctx.conns).request(conn, req)
+    }
+
+    fn group_mod(&mut self, gm: &GroupModMsg) -> Result<(), OfpError> {
+        let gone = self.with(Err(OfpError { typ: 6, code: 1 }), |st| {
+            bridge_ops::group_mod(&mut lock(&st.sw), &self.ctx.bridge, gm)
+        })?;
+        self.dirty = true;
+        // A deleted group takes the CLI's rules that sent to it too.
+        self.save |= gone.iter().any(|e| !e.from_controller);
+        Ok(())
+    }
+
+    fn groups(&self) -> Vec<(Group, u32)> {
+        self.with(Vec::new(), |st| {
+            bridge_ops::groups(&lock(&st.sw), &self.ctx.bridge)
+        })
     }
 
     fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError> {

@@ -214,6 +214,9 @@ pub enum OfAction {
     /// to the bridge's controllers (PACKET_IN). With no connection to take
     /// it, the copy is counted under the `controller` drop reason.
     Controller(super::ControllerSpec),
+    /// `group:N`: hand the packet to group N (see `group.rs`); the packet
+    /// after it is as before it.
+    Group(u32),
     /// `write_actions(...)`: add to the action set, which runs when the
     /// pipeline ends (an OpenFlow 1.1+ instruction; see `action_set.rs`).
     WriteActions(Vec<OfAction>),

@@ -18,6 +18,8 @@ enum Class {
     /// set does nothing.
     Resubmit,
     Output,
+    /// A group takes precedence over an output (OpenFlow 1.3, 5.10).
+    Group,
 }
 
 fn class(a: &OfAction) -> Option<Class> {
@@ -47,6 +49,7 @@ fn class(a: &OfAction) -> Option<Class> {
         | OfAction::All
         | OfAction::InPort
         | OfAction::Local => Class::Output,
+        OfAction::Group(_) => Class::Group,
         _ => return None,
     })
 }
@@ -79,8 +82,8 @@ pub fn write(set: &mut Vec<OfAction>, acts: &[OfAction]) -> Option<u32> {
 
 /// The actions an action set runs, in order: the last of each one-of-a-kind
 /// action (pop VLAN, push VLAN, dec_ttl), every field write in the order
-/// written, then the final action (output before resubmit; the last written
-/// of its kind). A set without a final action does nothing.
+/// written, then the final action (a group over an output over a resubmit;
+/// the last written of its kind). A set without a final action does nothing.
 pub fn execution_list(set: &[OfAction]) -> Vec<OfAction> {
     let mut slots: [Option<&OfAction>; 3] = [None; 3];
     let mut writes = Vec::new();
@@ -91,10 +94,12 @@ pub fn execution_list(set: &[OfAction]) -> Vec<OfAction> {
             Some(Class::PushVlan) => slots[1] = Some(a),
             Some(Class::DecTtl) => slots[2] = Some(a),
             Some(Class::SetOrMove) => writes.push(a.clone()),
-            Some(c @ (Class::Resubmit | Class::Output)) if last.is_none_or(|(l, _)| c >= l) => {
+            Some(c @ (Class::Resubmit | Class::Output | Class::Group))
+                if last.is_none_or(|(l, _)| c >= l) =>
+            {
                 last = Some((c, a));
             }
-            Some(Class::Resubmit | Class::Output) => {}
+            Some(Class::Resubmit | Class::Output | Class::Group) => {}
             None => {}
         }
     }
@@ -114,6 +119,15 @@ mod tests {
 
     fn acts(s: &str) -> Vec<OfAction> {
         parse_actions(s, 1, &()).unwrap()
+    }
+
+    #[test]
+    fn a_group_wins_over_an_output() {
+        let mut set = Vec::new();
+        write(&mut set, &acts("group:3,output:2"));
+        assert_eq!(execution_list(&set), acts("group:3"));
+        write(&mut set, &acts("output:4"));
+        assert_eq!(execution_list(&set), acts("group:3"));
     }
 
     #[test]

@@ -160,6 +160,7 @@ impl fmt::Display for OfAction {
                 write!(f, "write_metadata:{value:#x}")
             }
             OfAction::WriteMetadata { value, mask } => write!(f, "write_metadata:{value:#x}/{mask:#x}"),
+            OfAction::Group(g) => write!(f, "group:{g}"),
             OfAction::Controller(c) => write!(f, "{c}"),
             OfAction::WriteActions(set) => write!(f, "write_actions({})", fmt_actions(set)),
             OfAction::ClearActions => f.write_str("clear_actions"),

@@ -853,6 +853,7 @@ const ACTION_NAMES: &[&str] = &[
     "mod_nw_ecn",
     "write_metadata",
     "controller",
+    "group",
     "write_actions",
     "clear_actions",
     "ct",
@@ -1036,6 +1037,7 @@ fn parse_action(col: usize, tok: &str, ports: &dyn PortNames) -> PResult<OfActio
             Ok(c) => OfAction::Controller(c),
             Err(e) => return err(argcol, tok, e),
         },
+        "group" => OfAction::Group(parse_num(argcol, tok, arg, "group id")?),
         "write_metadata" => {
             let (v, m) = arg.split_once('/').unwrap_or((arg, ""));
             let value: u64 = parse_num(argcol, tok, v, "write_metadata")?;

@@ -121,7 +121,7 @@ fn decode_one(
             out.push(OfAction::PushVlan(tpid));
         }
         POP_VLAN => out.push(OfAction::StripVlan),
-        GROUP => return Err(OfpError::BAD_OUT_GROUP),
+        GROUP => out.push(OfAction::Group(a.u32()?)),
         SET_NW_TTL => out.push(OfAction::ModNwTtl(a.u8()?)),
         DEC_NW_TTL => out.push(OfAction::DecTtl),
         SET_FIELD => {
@@ -494,6 +494,11 @@ fn encode_one(buf: &mut Vec<u8>, a: &OfAction, ctx: &Ctx) -> Result<(), OfpError
             }
         }
         OfAction::Drop => {}
+        OfAction::Group(g) => {
+            buf.put_u16(GROUP);
+            buf.put_u16(8);
+            buf.put_u32(*g);
+        }
         OfAction::Resubmit { port, table } => {
             let p = port.unwrap_or(OFPP_IN_PORT) as u16;
             match table {

@@ -8,7 +8,7 @@ use super::multipart::{FlowFilter, FlowStats, TableStats};
 use super::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
 use super::wire::{NO_BUFFER, OFPG_ANY};
 use super::OfpError;
-use crate::flow_mod::{covers, outputs_to, FlowMod, FlowModError, Outcome, Removed};
+use crate::flow_mod::{covers, outputs_to, outputs_to_group, FlowMod, FlowModError, Outcome, Removed};
 use crate::ofp::{OFPP_CONTROLLER, OFPP_NONE};
 use crate::packet_in::PacketIn;
 use crate::switch::{Switch, SwitchError};
@@ -25,6 +25,7 @@ pub fn flow_mod(sw: &mut Switch, bridge: &str, fm: &FlowMod) -> Result<Outcome, 
     sw.flow_mod(bridge, fm, true).map_err(|e| match e {
         SwitchError::FlowMod(FlowModError::Overlap) => OfpError::FLOW_MOD_OVERLAP,
         SwitchError::FlowMod(FlowModError::BadTable) => OfpError::FLOW_MOD_BAD_TABLE_ID,
+        SwitchError::FlowMod(FlowModError::UnknownGroup(_)) => OfpError::BAD_OUT_GROUP,
         _ => OfpError::FLOW_MOD_UNKNOWN,
     })
 }
@@ -32,10 +33,6 @@ pub fn flow_mod(sw: &mut Switch, bridge: &str, fm: &FlowMod) -> Result<Outcome, 
 /// The rules of `bridge` a FLOW/AGGREGATE filter selects, with counters.
 /// A rule with no OpenFlow 1.3 form is left out (and logged).
 pub fn flows(sw: &Switch, bridge: &str, f: &FlowFilter) -> Vec<FlowStats> {
-    if f.out_group != OFPG_ANY {
-        // rvs has no groups: no rule outputs to one.
-        return Vec::new();
-    }
     let Ok(br) = sw.bridge(bridge) else {
         return Vec::new();
     };
@@ -48,6 +45,7 @@ pub fn flows(sw: &Switch, bridge: &str, f: &FlowFilter) -> Vec<FlowStats> {
                 && covers(&r.matches, &f.matches)
                 && (r.cookie ^ f.cookie) & f.cookie_mask == 0
                 && f.out_port.is_none_or(|p| outputs_to(&r.actions, p))
+                && (f.out_group == OFPG_ANY || outputs_to_group(&r.actions, f.out_group))
         })
         .filter(|e| {
             let ok = encodable(&e.rule);
@@ -159,6 +157,38 @@ pub fn packet_out(sw: &mut Switch, bridge: &str, po: &PacketOutMsg) -> Result<Ex
         frame: po.data.clone(),
         actions: t.actions,
     })
+}
+
+/// Apply a controller's GROUP_MOD to `bridge` (all or nothing); returns
+/// the rules a deleted group took with it.
+pub fn group_mod(
+    sw: &mut Switch,
+    bridge: &str,
+    gm: &super::group::GroupModMsg,
+) -> Result<Vec<crate::bridge::RuleEntry>, OfpError> {
+    sw.group_mod(bridge, gm.command, gm.group.clone())
+        .map_err(|e| match e {
+            SwitchError::Group(g) => super::group::error_of(&g),
+            _ => OfpError { typ: 6, code: 1 },
+        })
+}
+
+/// The groups of `bridge`, each with how many rules send to it.
+pub fn groups(sw: &Switch, bridge: &str) -> Vec<(crate::group::Group, u32)> {
+    let Ok(br) = sw.bridge(bridge) else {
+        return Vec::new();
+    };
+    let rules = br.rules();
+    br.groups
+        .iter()
+        .map(|g| {
+            let refs = rules
+                .iter()
+                .filter(|e| outputs_to_group(&e.rule.actions, g.id))
+                .count();
+            (g.clone(), refs as u32)
+        })
+        .collect()
 }
 
 /// OFPPC_PORT_DOWN.

@@ -30,9 +30,6 @@ pub struct FlowModMsg {
     pub fm: FlowMod,
     /// A buffered packet to run through the new rule (rvs buffers none).
     pub buffer_id: u32,
-    /// Delete filter on group outputs (rvs has no groups: any value but
-    /// ANY selects nothing).
-    pub out_group: u32,
     /// OFPFF_* flags as sent.
     pub flags: u16,
 }
@@ -146,6 +143,8 @@ pub enum Message {
     PacketIn(PacketInMsg),
     /// PACKET_OUT: a packet from the controller, with actions.
     PacketOut(PacketOutMsg),
+    /// GROUP_MOD: add, change or delete a group.
+    GroupMod(super::group::GroupModMsg),
     /// PORT_MOD: change a port's configuration.
     PortMod(PortModMsg),
     /// PORT_STATUS: a port was added, deleted or changed.
@@ -329,6 +328,7 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
                 0 => RemovalReason::Idle,
                 1 => RemovalReason::Hard,
                 2 => RemovalReason::Delete,
+                3 => RemovalReason::GroupDelete,
                 _ => return Err(OfpError::BAD_REQUEST_LEN),
             };
             let table = r.u8()?;
@@ -355,6 +355,7 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         t::PACKET_IN => Message::PacketIn(PacketInMsg::decode(&mut r)?),
         t::PACKET_OUT => Message::PacketOut(PacketOutMsg::decode(&mut r)?),
         t::PORT_MOD => Message::PortMod(PortModMsg::decode(&mut r)?),
+        t::GROUP_MOD => Message::GroupMod(super::group::GroupModMsg::decode(&mut r)?),
         t::PORT_STATUS => {
             fixed(&r, 72)?;
             let reason = r.u8()?;
@@ -439,12 +440,14 @@ fn decode_flow_mod(r: &mut Reader<'_>) -> Result<FlowModMsg, OfpError> {
             cookie_mask,
             all_tables,
             out_port: (out_port != OFPP13_ANY).then(|| port_from13(out_port)),
+            // The spec filters deletes only; a modify ignores it.
+            out_group: (out_group != OFPG_ANY && matches!(command, Command::Delete | Command::DeleteStrict))
+                .then_some(out_group),
             check_overlap: flags & FF_CHECK_OVERLAP != 0,
             send_flow_rem: flags & FF_SEND_FLOW_REM != 0,
             reset_counts: flags & FF_RESET_COUNTS != 0,
         },
         buffer_id,
-        out_group,
         flags,
     })
 }
@@ -477,6 +480,7 @@ impl Message {
             Message::PacketIn(_) => t::PACKET_IN,
             Message::PacketOut(_) => t::PACKET_OUT,
             Message::PortMod(_) => t::PORT_MOD,
+            Message::GroupMod(_) => t::GROUP_MOD,
         }
     }
 
@@ -574,6 +578,7 @@ impl Message {
             Message::PacketIn(p) => p.encode(b, at)?,
             Message::PacketOut(p) => p.encode(b)?,
             Message::PortMod(p) => p.encode(b),
+            Message::GroupMod(g) => g.encode(b)?,
         }
         Ok(())
     }
@@ -597,7 +602,7 @@ fn encode_flow_mod(b: &mut Vec<u8>, m: &FlowModMsg) -> Result<(), OfpError> {
     b.put_u16(r.priority);
     b.put_u32(m.buffer_id);
     b.put_u32(fm.out_port.map_or(OFPP13_ANY, port_to13));
-    b.put_u32(m.out_group);
+    b.put_u32(fm.out_group.unwrap_or(OFPG_ANY));
     b.put_u16(m.flags);
     b.put_zeros(2);
     encode_match(b, &r.matches)?;
@@ -609,7 +614,6 @@ pub fn add_flow(rule: Rule) -> Message {
     Message::FlowMod(FlowModMsg {
         fm: FlowMod::new(Command::Add, rule),
         buffer_id: NO_BUFFER,
-        out_group: OFPG_ANY,
         flags: 0,
     })
 }

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod bridge_ops;
 pub mod error;
+pub mod group;
 pub mod instructions;
 pub mod message;
 pub mod multipart;

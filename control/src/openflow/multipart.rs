@@ -1,6 +1,7 @@
 //! MULTIPART request and reply bodies: DESC, FLOW, AGGREGATE, TABLE,
-//! PORT_STATS, PORT_DESC, TABLE_FEATURES, and the group/meter ones rvs
-//! answers empty (it has no groups or meters yet).
+//! PORT_STATS, PORT_DESC, TABLE_FEATURES, GROUP, GROUP_DESC,
+//! GROUP_FEATURES (their entries in `group.rs`), and the meter and queue
+//! ones rvs answers empty (it has no meters or queues).
 
 use super::actions::Ctx;
 use super::error::OfpError;
@@ -63,7 +64,13 @@ pub enum MpRequest {
     PortDesc,
     /// Table features (rvs's are fixed: a request that sets them is refused).
     TableFeatures,
-    /// Types rvs answers with an empty body (groups, meters, queues).
+    /// Group counters (one group, or OFPG_ALL).
+    GroupStats(u32),
+    /// Group descriptions.
+    GroupDesc,
+    /// What groups rvs supports.
+    GroupFeatures,
+    /// Types rvs answers with an empty body (meters, queues).
     Empty(u16),
 }
 
@@ -191,7 +198,13 @@ pub enum MpReply {
     PortDesc(Vec<PortDesc>),
     /// TABLE_FEATURES.
     TableFeatures(Vec<TableFeature>),
-    /// GROUP_FEATURES or METER_FEATURES: all zero (none supported).
+    /// GROUP.
+    GroupStats(Vec<super::group::GroupStats>),
+    /// GROUP_DESC.
+    GroupDesc(Vec<crate::group::Group>),
+    /// GROUP_FEATURES (rvs's, fixed).
+    GroupFeatures,
+    /// METER_FEATURES: all zero (none supported).
     NoFeatures(u16),
     /// An empty reply of this type.
     Empty(u16),
@@ -253,6 +266,9 @@ impl MpRequest {
             MpRequest::PortStats(_) => mt::PORT_STATS,
             MpRequest::PortDesc => mt::PORT_DESC,
             MpRequest::TableFeatures => mt::TABLE_FEATURES,
+            MpRequest::GroupStats(_) => mt::GROUP,
+            MpRequest::GroupDesc => mt::GROUP_DESC,
+            MpRequest::GroupFeatures => mt::GROUP_FEATURES,
             MpRequest::Empty(t) => *t,
         }
     }
@@ -293,12 +309,25 @@ impl MpRequest {
                 }
                 MpRequest::TableFeatures
             }
-            mt::QUEUE | mt::GROUP | mt::METER | mt::METER_CONFIG => {
-                // Bodies name a port/queue/group/meter; none exist.
+            mt::GROUP => {
+                let g = r.u32()?;
+                r.skip(4)?;
+                MpRequest::GroupStats(g)
+            }
+            mt::GROUP_DESC => {
+                empty(r)?;
+                MpRequest::GroupDesc
+            }
+            mt::GROUP_FEATURES => {
+                empty(r)?;
+                MpRequest::GroupFeatures
+            }
+            mt::QUEUE | mt::METER | mt::METER_CONFIG => {
+                // Bodies name a port/queue/meter; none exist.
                 r.rest();
                 MpRequest::Empty(typ)
             }
-            mt::GROUP_DESC | mt::GROUP_FEATURES | mt::METER_FEATURES => {
+            mt::METER_FEATURES => {
                 empty(r)?;
                 MpRequest::Empty(typ)
             }
@@ -320,9 +349,11 @@ impl MpRequest {
                 b.put_u32(OFPP13_ANY);
                 b.put_u32(0xffff_ffff);
             }
-            MpRequest::Empty(mt::GROUP)
-            | MpRequest::Empty(mt::METER)
-            | MpRequest::Empty(mt::METER_CONFIG) => {
+            MpRequest::GroupStats(g) => {
+                b.put_u32(*g);
+                b.put_zeros(4);
+            }
+            MpRequest::Empty(mt::METER) | MpRequest::Empty(mt::METER_CONFIG) => {
                 b.put_u32(0xffff_ffff);
                 b.put_zeros(4);
             }
@@ -343,6 +374,9 @@ impl MpReply {
             MpReply::PortStats(_) => mt::PORT_STATS,
             MpReply::PortDesc(_) => mt::PORT_DESC,
             MpReply::TableFeatures(_) => mt::TABLE_FEATURES,
+            MpReply::GroupStats(_) => mt::GROUP,
+            MpReply::GroupDesc(_) => mt::GROUP_DESC,
+            MpReply::GroupFeatures => mt::GROUP_FEATURES,
             MpReply::NoFeatures(t) | MpReply::Empty(t) => *t,
         }
     }
@@ -410,7 +444,9 @@ impl MpReply {
                     put_properties(b, f.table);
                 }
             }
-            MpReply::NoFeatures(mt::GROUP_FEATURES) => b.put_zeros(40),
+            MpReply::GroupStats(v) => super::group::encode_stats(b, v),
+            MpReply::GroupDesc(v) => super::group::encode_desc(b, v)?,
+            MpReply::GroupFeatures => super::group::encode_features(b),
             MpReply::NoFeatures(_) => b.put_zeros(16),
             MpReply::Empty(_) => {}
         }
@@ -512,11 +548,17 @@ impl MpReply {
                 }
                 MpReply::TableFeatures(v)
             }
-            mt::GROUP_FEATURES | mt::METER_FEATURES => {
+            mt::GROUP => MpReply::GroupStats(super::group::decode_stats(r)?),
+            mt::GROUP_DESC => MpReply::GroupDesc(super::group::decode_desc(r)?),
+            mt::GROUP_FEATURES => {
+                r.bytes(40)?;
+                MpReply::GroupFeatures
+            }
+            mt::METER_FEATURES => {
                 r.rest();
                 MpReply::NoFeatures(typ)
             }
-            mt::QUEUE | mt::GROUP | mt::GROUP_DESC | mt::METER | mt::METER_CONFIG => {
+            mt::QUEUE | mt::METER | mt::METER_CONFIG => {
                 if !r.is_empty() {
                     return Err(OfpError::BAD_REQUEST_LEN);
                 }
@@ -561,6 +603,14 @@ impl MpReply {
             MpReply::TableFeatures(v) => chunks(v, |f| 64 + properties_len(f.table), limit)
                 .into_iter()
                 .map(MpReply::TableFeatures)
+                .collect(),
+            MpReply::GroupDesc(v) => chunks(v, super::group::desc_len, limit)
+                .into_iter()
+                .map(MpReply::GroupDesc)
+                .collect(),
+            MpReply::GroupStats(v) => chunks(v, |s| 40 + 16 * s.buckets as usize, limit)
+                .into_iter()
+                .map(MpReply::GroupStats)
                 .collect(),
             other => vec![other],
         }

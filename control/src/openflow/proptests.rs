@@ -1,6 +1,7 @@
 //! Property tests of the codec: every message decodes to what was encoded,
 //! and no bytes make the decoder or a session panic or grow without bound.
 
+use super::group::GroupModMsg;
 use super::message::{decode, AsyncConfig, Features, FlowModMsg, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
 use super::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
@@ -8,6 +9,7 @@ use super::session::{OfSwitch, Session, OUT_HIGH_WATER};
 use super::wire::NO_BUFFER;
 use super::OfpError;
 use crate::flow_mod::{Command, FlowMod, RemovalReason};
+use crate::group::{Bucket, Group, GroupCommand, GroupType};
 use crate::ofp::{
     parse_flow, ControllerSpec, OfAction, OfField, PinReason, PortNames, Rule, OFPP_CONTROLLER, OFPP_LOCAL,
     OFPP_NONE, OFPP_TABLE,
@@ -126,38 +128,43 @@ fn any_flow_mod() -> impl Strategy<Value = Message> {
         any::<bool>(),
         0u16..32,
         any::<u32>(),
+        proptest::option::of(0u32..0xffff_ff00),
     )
-        .prop_map(|(rule, cmd, cookie_mask, out_port, all, flags, buffer_id)| {
-            let command = [
-                Command::Add,
-                Command::Modify,
-                Command::ModifyStrict,
-                Command::Delete,
-                Command::DeleteStrict,
-            ][cmd];
-            // goto_table needs a table to go forward from.
-            let goto = rule.actions.iter().any(|a| matches!(a, OfAction::GotoTable(_)));
-            let all_tables = all && command != Command::Add && !goto;
-            let mut rule = rule;
-            if all_tables {
-                rule.table = 0;
-            }
-            Message::FlowMod(FlowModMsg {
-                fm: FlowMod {
-                    command,
-                    rule,
-                    cookie_mask,
-                    all_tables,
-                    out_port,
-                    check_overlap: flags & 2 != 0,
-                    send_flow_rem: flags & 1 != 0,
-                    reset_counts: flags & 4 != 0,
-                },
-                buffer_id,
-                out_group: 0xffff_ffff,
-                flags,
-            })
-        })
+        .prop_map(
+            |(rule, cmd, cookie_mask, out_port, all, flags, buffer_id, out_group)| {
+                let command = [
+                    Command::Add,
+                    Command::Modify,
+                    Command::ModifyStrict,
+                    Command::Delete,
+                    Command::DeleteStrict,
+                ][cmd];
+                // goto_table needs a table to go forward from.
+                let goto = rule.actions.iter().any(|a| matches!(a, OfAction::GotoTable(_)));
+                let all_tables = all && command != Command::Add && !goto;
+                let mut rule = rule;
+                if all_tables {
+                    rule.table = 0;
+                }
+                Message::FlowMod(FlowModMsg {
+                    fm: FlowMod {
+                        command,
+                        rule,
+                        cookie_mask,
+                        all_tables,
+                        out_port,
+                        // Only deletes carry it (a modify's is not read).
+                        out_group: out_group
+                            .filter(|_| matches!(command, Command::Delete | Command::DeleteStrict)),
+                        check_overlap: flags & 2 != 0,
+                        send_flow_rem: flags & 1 != 0,
+                        reset_counts: flags & 4 != 0,
+                    },
+                    buffer_id,
+                    flags,
+                })
+            },
+        )
 }
 
 fn any_name() -> impl Strategy<Value = String> {
@@ -182,6 +189,37 @@ fn any_packet_in() -> impl Strategy<Value = Message> {
                 cookie,
                 matches: r.matches,
                 data,
+            })
+        })
+}
+
+fn any_group_mod() -> impl Strategy<Value = Message> {
+    let bucket = (
+        any::<u16>(),
+        prop_oneof![1u32..0xff00, Just(OFPP_NONE)],
+        any::<u32>(),
+        proptest::collection::vec((1u32..0xff00).prop_map(OfAction::Output), 0..3),
+    )
+        .prop_map(|(weight, watch_port, watch_group, actions)| Bucket {
+            weight,
+            watch_port,
+            watch_group,
+            actions,
+        });
+    (
+        0usize..3,
+        0usize..3,
+        0u32..0xffff_ff00,
+        proptest::collection::vec(bucket, 0..4),
+    )
+        .prop_map(|(cmd, ty, id, buckets)| {
+            Message::GroupMod(GroupModMsg {
+                command: [GroupCommand::Add, GroupCommand::Modify, GroupCommand::Delete][cmd],
+                group: Group {
+                    id,
+                    ty: [GroupType::All, GroupType::Select, GroupType::Indirect][ty],
+                    buckets,
+                },
             })
         })
 }
@@ -262,6 +300,32 @@ fn any_message() -> impl Strategy<Value = Message> {
         any_flow_mod(),
         any_packet_in(),
         any_packet_out(),
+        any_group_mod(),
+        prop_oneof![
+            Just(MpRequest::GroupDesc),
+            Just(MpRequest::GroupFeatures),
+            any::<u32>().prop_map(MpRequest::GroupStats)
+        ]
+        .prop_map(|body| Message::MultipartRequest { flags: 0, body }),
+        any_group_mod().prop_map(|m| match m {
+            Message::GroupMod(g) => Message::MultipartReply {
+                flags: 0,
+                body: MpReply::GroupDesc(vec![g.group.clone(), g.group]),
+            },
+            other => other,
+        }),
+        (any::<u32>(), any::<u32>(), 0u32..5).prop_map(|(id, ref_count, buckets)| Message::MultipartReply {
+            flags: 0,
+            body: MpReply::GroupStats(vec![super::group::GroupStats {
+                id,
+                ref_count,
+                buckets
+            }]),
+        }),
+        Just(Message::MultipartReply {
+            flags: 0,
+            body: MpReply::GroupFeatures
+        }),
         (
             1u32..0xff00,
             any::<[u8; 6]>(),
@@ -466,6 +530,12 @@ impl OfSwitch for Fake {
     }
     fn port_mod(&mut self, _: &PortModMsg) -> Result<(), OfpError> {
         Ok(())
+    }
+    fn group_mod(&mut self, _: &GroupModMsg) -> Result<(), OfpError> {
+        Ok(())
+    }
+    fn groups(&self) -> Vec<(Group, u32)> {
+        Vec::new()
     }
 }
 

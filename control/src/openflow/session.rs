@@ -4,11 +4,13 @@
 
 use super::bridge_ops;
 use super::error::OfpError;
+use super::group::{GroupModMsg, GroupStats};
 use super::message::{decode, error_for, AsyncConfig, Features, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
 use super::packet::{PacketOutMsg, PortModMsg};
-use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13, OFPG_ANY};
-use crate::flow_mod::{Command, FlowMod};
+use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13};
+use crate::flow_mod::FlowMod;
+use crate::group::{Group, GROUP_ALL};
 use crate::packet_in::PacketIn;
 
 /// OFPCR_ROLE_NOCHANGE.
@@ -44,6 +46,10 @@ pub trait OfSwitch {
     fn packet_out(&mut self, po: &PacketOutMsg) -> Result<(), OfpError>;
     /// Apply a PORT_MOD (all or nothing).
     fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError>;
+    /// Apply a GROUP_MOD (all or nothing).
+    fn group_mod(&mut self, gm: &GroupModMsg) -> Result<(), OfpError>;
+    /// The bridge's groups, each with how many rules send to it.
+    fn groups(&self) -> Vec<(Group, u32)>;
 }
 
 /// Version bitmap rvs offers: OpenFlow 1.3 only.
@@ -239,13 +245,9 @@ impl Session {
             }
             Message::FlowMod(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
             Message::FlowMod(fm) => {
-                let deletes = matches!(fm.fm.command, Command::Delete | Command::DeleteStrict);
-                // rvs has no groups: a delete filtered by group selects nothing.
-                if !(deletes && fm.out_group != OFPG_ANY) {
-                    if let Err(e) = sw.flow_mod(&fm.fm) {
-                        self.send_error(h.xid, e, bytes);
-                        return;
-                    }
+                if let Err(e) = sw.flow_mod(&fm.fm) {
+                    self.send_error(h.xid, e, bytes);
+                    return;
                 }
                 if fm.buffer_id != NO_BUFFER {
                     // Nothing is buffered (n_buffers is 0); the rule stands.
@@ -255,6 +257,12 @@ impl Session {
             Message::PacketOut(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
             Message::PacketOut(po) => {
                 if let Err(e) = sw.packet_out(&po) {
+                    self.send_error(h.xid, e, bytes);
+                }
+            }
+            Message::GroupMod(_) if slave => self.send_error(h.xid, OfpError::IS_SLAVE, bytes),
+            Message::GroupMod(gm) => {
+                if let Err(e) = sw.group_mod(&gm) {
                     self.send_error(h.xid, e, bytes);
                 }
             }
@@ -329,7 +337,20 @@ impl Session {
                     })
                     .collect(),
             ),
-            MpRequest::Empty(typ @ (8 | 11)) => MpReply::NoFeatures(*typ),
+            MpRequest::GroupDesc => MpReply::GroupDesc(sw.groups().into_iter().map(|(g, _)| g).collect()),
+            MpRequest::GroupStats(id) => MpReply::GroupStats(
+                sw.groups()
+                    .into_iter()
+                    .filter(|(g, _)| *id == GROUP_ALL || g.id == *id)
+                    .map(|(g, refs)| GroupStats {
+                        id: g.id,
+                        ref_count: refs,
+                        buckets: g.buckets.len() as u32,
+                    })
+                    .collect(),
+            ),
+            MpRequest::GroupFeatures => MpReply::GroupFeatures,
+            MpRequest::Empty(typ @ 11) => MpReply::NoFeatures(*typ),
             MpRequest::Empty(typ) => MpReply::Empty(*typ),
         })
     }

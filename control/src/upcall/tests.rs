@@ -843,3 +843,96 @@ fn port_config_bits_take_effect_at_once() {
     assert_eq!(send(&mut pmd), (1, 1));
     assert_eq!(pins(), 3);
 }
+
+/// Groups on a real PMD: ALL runs every bucket on its own copy (a bucket's
+/// rewrite reaches only its output), a group change reaches the next packet
+/// of a cached flow, SELECT keeps a flow on one bucket and spreads flows,
+/// and deleting a group deletes the rules that send to it.
+#[test]
+fn groups_clone_select_and_follow_changes() {
+    use crate::group::{Bucket, Group, GroupCommand, GroupType, WATCH_NONE};
+    use crate::ofp::OFPP_NONE;
+    let bucket = |text: &str| Bucket {
+        weight: 1,
+        watch_port: OFPP_NONE,
+        watch_group: WATCH_NONE,
+        actions: crate::ofp::parse_actions(text, 1, &()).unwrap(),
+    };
+    let mut sw = switch_with(&[]);
+    // A rule naming a group that does not exist is refused.
+    assert!(sw.add_flows("br", "udp,actions=group:1").is_err());
+    let all = Group {
+        id: 1,
+        ty: GroupType::All,
+        buckets: vec![
+            bucket("mod_dl_src:02:00:00:00:00:77,output:2"),
+            bucket("output:3"),
+        ],
+    };
+    sw.group_mod("br", GroupCommand::Add, all).unwrap();
+    sw.add_flows("br", "priority=5,udp,actions=group:1").unwrap();
+    let (mut pmd, sw, _, hs) = real_pmd(sw);
+    let (p1, p2, p3) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"), dp_of(&sw, "p3"));
+    let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
+    let udp_from = |port: u16| udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], port, 2, 18);
+    let send = |pmd: &mut Pmd<Racing>, f: &[u8]| {
+        h(p1).inject(f);
+        pmd.poll_once();
+        (h(p2).take_sent(), h(p3).take_sent())
+    };
+    for _ in 0..2 {
+        let (to2, to3) = send(&mut pmd, &udp_from(1));
+        assert_eq!(to2.len(), 1);
+        assert_eq!(to2[0][6..12], [2, 0, 0, 0, 0, 0x77]);
+        assert_eq!(
+            to3[0][..],
+            udp_from(1)[..],
+            "the other bucket's copy is untouched"
+        );
+    }
+    // INDIRECT now: the cached flow must not send to p2 any more.
+    let one = Group {
+        id: 1,
+        ty: GroupType::Indirect,
+        buckets: vec![bucket("output:3")],
+    };
+    lock(&sw).group_mod("br", GroupCommand::Modify, one).unwrap();
+    let (to2, to3) = send(&mut pmd, &udp_from(1));
+    assert_eq!((to2.len(), to3.len()), (0, 1));
+    // SELECT: each flow sticks to one bucket; flows use both.
+    let sel = Group {
+        id: 1,
+        ty: GroupType::Select,
+        buckets: vec![bucket("output:2"), bucket("output:3")],
+    };
+    lock(&sw).group_mod("br", GroupCommand::Modify, sel).unwrap();
+    let mut used = [0; 2];
+    for port in 1000..1040 {
+        let first = send(&mut pmd, &udp_from(port));
+        let again = send(&mut pmd, &udp_from(port));
+        assert_eq!(
+            (first.0.len(), first.1.len()),
+            (again.0.len(), again.1.len()),
+            "flow {port} moved"
+        );
+        assert_eq!(first.0.len() + first.1.len(), 1, "one bucket per packet");
+        used[usize::from(first.1.len() == 1)] += 1;
+    }
+    assert!(used[0] > 0 && used[1] > 0, "both buckets used: {used:?}");
+    // Deleting the group deletes its rule; the packets are dropped.
+    let gone = lock(&sw)
+        .group_mod(
+            "br",
+            GroupCommand::Delete,
+            Group {
+                id: 1,
+                ty: GroupType::All,
+                buckets: vec![],
+            },
+        )
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    let (to2, to3) = send(&mut pmd, &udp_from(1));
+    assert_eq!((to2.len(), to3.len()), (0, 0));
+    assert!(lock(&sw).bridge("br").unwrap().rules().is_empty());
+}
