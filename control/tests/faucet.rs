@@ -5,7 +5,8 @@
 //! pipeline (VLAN, eth_src, eth_dst and flood tables: push/pop VLAN,
 //! goto_table, flooding by port lists) and learned each host from a
 //! PACKET_IN of the `eth_src` table's `CONTROLLER:96` rule; then every host
-//! pings every other. For the AF_XDP and the eBPF datapath.
+//! pings every other. For the AF_XDP and the eBPF datapath, and with
+//! Faucet's `group_table` (floods through an ALL group).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,9 +68,14 @@ fn mac_of(ns: &str, dev: &str) -> String {
         .to_string()
 }
 
-fn faucet_runs_a_bridge(datapath: &str) {
+fn faucet_runs_a_bridge(datapath: &str, group_table: bool) {
     let Some(venv) = venv() else { return };
-    let mut net = Netns::new(if datapath == "ebpf" { "rfe" } else { "rfx" });
+    let tag = match (datapath, group_table) {
+        ("ebpf", _) => "rfe",
+        (_, true) => "rfg",
+        _ => "rfx",
+    };
+    let mut net = Netns::new(tag);
     let sw = net.add("sw");
     let hosts: Vec<(String, String, String)> = (1..=3)
         .map(|i| {
@@ -142,7 +148,8 @@ fn faucet_runs_a_bridge(datapath: &str) {
     std::fs::write(
         &config,
         format!(
-            "vlans:\n  office:\n    vid: 100\ndps:\n  sw1:\n    dp_id: 0x{dpid}\n    hardware: \"Open vSwitch\"\n    interfaces:\n{}",
+            "vlans:\n  office:\n    vid: 100\ndps:\n  sw1:\n    dp_id: 0x{dpid}\n    hardware: \"Open vSwitch\"\n    group_table: {}\n    interfaces:\n{}",
+            if group_table { "True" } else { "False" },
             (1..=3)
                 .map(|i| format!("      {i}:\n        native_vlan: office\n"))
                 .collect::<String>()
@@ -222,19 +229,28 @@ fn faucet_runs_a_bridge(datapath: &str) {
         );
     }
     assert!(!dump.contains("NORMAL"), "{dump}");
+    // With group_table, Faucet floods through an ALL group of its own.
+    assert_eq!(dump.contains("actions=group:"), group_table, "{dump}");
     assert!(faucet_said().contains("3 hosts total"), "{}", faucet_said());
 }
 
 #[test]
 fn root_faucet_runs_a_bridge_afxdp() {
     if root_or_skip("faucet_runs_a_bridge_afxdp") {
-        faucet_runs_a_bridge("afxdp");
+        faucet_runs_a_bridge("afxdp", false);
+    }
+}
+
+#[test]
+fn root_faucet_floods_with_groups_afxdp() {
+    if root_or_skip("faucet_floods_with_groups_afxdp") {
+        faucet_runs_a_bridge("afxdp", true);
     }
 }
 
 #[test]
 fn root_faucet_runs_a_bridge_ebpf() {
     if root_or_skip("faucet_runs_a_bridge_ebpf") {
-        faucet_runs_a_bridge("ebpf");
+        faucet_runs_a_bridge("ebpf", false);
     }
 }
