@@ -109,9 +109,9 @@ impl OfSwitch for BenchBridge {
 pub struct PinQueue(pub Mutex<Vec<PacketIn>>);
 
 impl PacketInSink for PinQueue {
-    fn deliver(&self, pin: PacketIn) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(pin);
-        true
+    fn deliver(&self, pins: Vec<PacketIn>) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend(pins);
+        0
     }
 }
 
@@ -177,12 +177,18 @@ impl PinBridge {
     /// encodes them; returns the bytes it would send.
     pub fn packet_ins(&mut self, n: usize, session: &mut Session, sw: &BenchBridge) -> usize {
         let mut frames = Vec::new();
-        for _ in 0..n {
+        let mut drops = rvs_dataplane::drop::DropCounters::default();
+        for i in 0..n {
             let r = self
                 .upcall
                 .userspace(&self.key, &self.frame, self.cookie, &mut frames);
             debug_assert!(r.is_ok());
+            // As a PMD: the batch's packet-ins go at its end.
+            if (i + 1) % rvs_dataplane::packet::BATCH_SIZE == 0 {
+                self.upcall.end_batch(&mut drops);
+            }
         }
+        self.upcall.end_batch(&mut drops);
         let pins = std::mem::take(&mut *self.queue.0.lock().unwrap_or_else(|e| e.into_inner()));
         for p in &pins {
             session.packet_in(p, sw);

@@ -99,11 +99,11 @@ impl PacketIn {
 }
 
 /// Where packet-ins go (the daemon's OpenFlow connections). Called from
-/// datapath threads, without the switch's lock held.
+/// datapath threads, once per batch, without the switch's lock held.
 pub trait PacketInSink: Send + Sync {
-    /// Queue `pin` for the bridge's connections; false when none took it
-    /// (none connected, or every queue full).
-    fn deliver(&self, pin: PacketIn) -> bool;
+    /// Queue `pins` for their bridges' connections; returns how many no
+    /// connection took (none connected, or every queue full).
+    fn deliver(&self, pins: Vec<PacketIn>) -> usize;
 }
 
 #[cfg(test)]

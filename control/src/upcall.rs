@@ -7,6 +7,7 @@ use crate::packet_in::PacketIn;
 use crate::switch::{BridgePortNames, Switch, SwitchError, TUNNEL_VPORT};
 use crate::xlate::{trace_with, translate_packet, TraceOptions, Translation};
 use rvs_dataplane::datapath::Revalidated;
+use rvs_dataplane::drop::DropCounters;
 use rvs_dataplane::flow::{nd_fields, Field, FlowKey};
 use rvs_dataplane::packet::PacketBuf;
 use rvs_dataplane::pmd::{Frames, Upcall, UpcallError, UpcallReply};
@@ -28,12 +29,14 @@ pub fn lock(sw: &SharedSwitch) -> MutexGuard<'_, Switch> {
 /// A PMD thread's slow path: translate the missed packet through the switch.
 pub struct SwitchUpcall {
     sw: SharedSwitch,
+    /// Packet-ins of the batch running, handed over at its end.
+    pins: Vec<PacketIn>,
 }
 
 impl SwitchUpcall {
     /// A handler over `sw`.
     pub fn new(sw: SharedSwitch) -> Self {
-        SwitchUpcall { sw }
+        SwitchUpcall { sw, pins: Vec::new() }
     }
 }
 
@@ -77,7 +80,15 @@ impl Upcall for SwitchUpcall {
         frames: &mut Frames,
     ) -> Result<(), DropReason> {
         if cookie != 0 {
-            return packet_in(&self.sw, cookie, key, pkt.data());
+            let st = lock(&self.sw).pins.thaw(cookie).cloned();
+            return match st {
+                Some(st) => {
+                    self.pins.push(PacketIn::new(&st, key, pkt.data()));
+                    Ok(())
+                }
+                // A cookie the switch forgot (its table started over).
+                None => Err(DropReason::Controller),
+            };
         }
         let mut sw = lock(&self.sw);
         let port = key.get(Field::InPort) as PortNo;
@@ -102,19 +113,23 @@ impl Upcall for SwitchUpcall {
         }
         Ok(())
     }
-}
 
-/// Hand the packet a `controller` action sent (its cookie names what the
-/// action froze) to the bridge's controllers; the switch's lock is not held
-/// while they take it.
-fn packet_in(sw: &SharedSwitch, cookie: u32, key: &FlowKey, frame: &[u8]) -> Result<(), DropReason> {
-    let (state, sink) = {
-        let sw = lock(sw);
-        (sw.pins.thaw(cookie).cloned(), sw.pin_sink.clone())
-    };
-    match (state, sink) {
-        (Some(st), Some(sink)) if sink.deliver(PacketIn::new(&st, key, frame)) => Ok(()),
-        _ => Err(DropReason::Controller),
+    /// Hand the batch's packet-ins to the bridges' controllers (without
+    /// the switch's lock held); what nobody takes is a `controller` drop.
+    fn end_batch(&mut self, drops: &mut DropCounters) {
+        if self.pins.is_empty() {
+            return;
+        }
+        let pins = std::mem::take(&mut self.pins);
+        let n = pins.len() as u64;
+        let sink = lock(&self.sw).pin_sink.clone();
+        let lost = match sink {
+            Some(s) => s.deliver(pins) as u64,
+            None => n,
+        };
+        if lost > 0 {
+            drops.add(DropReason::Controller, lost);
+        }
     }
 }
 

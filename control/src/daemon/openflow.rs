@@ -75,23 +75,37 @@ struct PinHub {
 }
 
 impl PacketInSink for PinHub {
-    fn deliver(&self, pin: PacketIn) -> bool {
-        let Some(conns) = lock_map(&self.bridges).get(&pin.bridge).cloned() else {
-            return false;
-        };
-        let mut taken = false;
-        for inbox in lock_pins(&conns).values_mut() {
-            if inbox.queue.len() >= MAX_PINS {
+    fn deliver(&self, pins: Vec<PacketIn>) -> usize {
+        let bridges = lock_map(&self.bridges);
+        let mut lost = 0;
+        // A batch's packet-ins are mostly of one bridge: one lock of its
+        // inboxes, one wake-up of each connection, per run of them.
+        let mut rest = &pins[..];
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|p| p.bridge == first.bridge).count();
+            let (now, later) = rest.split_at(run);
+            rest = later;
+            let Some(conns) = bridges.get(&first.bridge) else {
+                lost += now.len();
                 continue;
+            };
+            let mut taken = vec![false; now.len()];
+            for inbox in lock_pins(conns).values_mut() {
+                let was_empty = inbox.queue.is_empty();
+                for (p, t) in now.iter().zip(taken.iter_mut()) {
+                    if inbox.queue.len() < MAX_PINS {
+                        inbox.queue.push_back(p.clone());
+                        *t = true;
+                    }
+                }
+                if was_empty && !inbox.queue.is_empty() {
+                    // The thread takes the whole queue once awake: one byte will do.
+                    let _ = (&inbox.wake).write(&[1]);
+                }
             }
-            if inbox.queue.is_empty() {
-                // The thread takes the whole queue once awake: one byte will do.
-                let _ = (&inbox.wake).write(&[1]);
-            }
-            inbox.queue.push_back(pin.clone());
-            taken = true;
+            lost += taken.iter().filter(|t| !**t).count();
         }
-        taken
+        lost
     }
 }
 
@@ -304,7 +318,7 @@ fn listen(l: TcpListener, ctx: ConnCtx) {
                 let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
                 lock_roles(&ctx.conns).connect(conn);
                 let c = ctx.clone();
-                std::thread::spawn(move || serve(s, &c, conn));
+                std::thread::spawn(move || serve(s, &c, conn, Session::service(conn)));
             }
             Err(e) => {
                 tracing::warn!("bridge {}: accept: {e}", ctx.bridge);
@@ -326,7 +340,7 @@ fn dial(addr: SocketAddr, ctx: ConnCtx) {
                 ctx.fail_open_changed();
                 let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
                 lock_roles(&ctx.conns).connect(conn);
-                serve(s, &ctx, conn);
+                serve(s, &ctx, conn, Session::new(conn));
                 ctx.conns.active_up.fetch_sub(1, Ordering::Relaxed);
                 ctx.fail_open_changed();
                 tracing::info!("bridge {}: controller {addr} disconnected", ctx.bridge);
@@ -343,7 +357,7 @@ fn dial(addr: SocketAddr, ctx: ConnCtx) {
 
 /// Run connection `conn` (already counted in the bridge's roles) until it
 /// closes, fails, goes quiet or is stopped.
-fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
+fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64, mut session: Session) {
     let _ = s.set_nodelay(true);
     if s.set_read_timeout(Some(POLL)).is_err() || s.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
         lock_roles(&ctx.conns).disconnect(conn);
@@ -364,7 +378,7 @@ fn serve(mut s: TcpStream, ctx: &ConnCtx, conn: u64) {
         },
     );
     let fds = [s.as_raw_fd(), wake_rx.as_raw_fd()];
-    let mut session = Session::new(conn);
+
     let mut view = BridgeView {
         ctx: ctx.clone(),
         conn,

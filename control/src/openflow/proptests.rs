@@ -606,3 +606,43 @@ proptest! {
         }
     }
 }
+
+/// As OVS: a connection accepted on a `ptcp:` listener (a "service"
+/// connection, e.g. `ovs-ofctl`) gets no asynchronous message until it sets
+/// a nonzero miss_send_len; one to a dialed controller gets them at once.
+#[test]
+fn service_connections_get_async_messages_only_when_they_ask() {
+    let hello = |s: &mut Session, sw: &mut Fake| {
+        let mut b = Vec::new();
+        Message::Hello { bitmap: Some(1 << 4) }.encode(1, &mut b).unwrap();
+        s.receive(&b, sw);
+        s.take_output();
+    };
+    let port = PortDesc {
+        port_no: 1,
+        hw_addr: [2, 0, 0, 0, 0, 1],
+        name: "p1".into(),
+        config: 0,
+        state: 0,
+        curr_speed: 0,
+    };
+    let mut sw = Fake { rules: 0 };
+    let mut service = Session::service(1);
+    hello(&mut service, &mut sw);
+    service.port_status(0, port.clone(), &sw);
+    assert!(service.take_output().is_empty());
+    let mut b = Vec::new();
+    Message::SetConfig(SwitchConfig {
+        flags: 0,
+        miss_send_len: 128,
+    })
+    .encode(2, &mut b)
+    .unwrap();
+    service.receive(&b, &mut sw);
+    service.port_status(0, port.clone(), &sw);
+    assert!(!service.take_output().is_empty());
+    let mut primary = Session::new(2);
+    hello(&mut primary, &mut sw);
+    primary.port_status(0, port, &sw);
+    assert!(!primary.take_output().is_empty());
+}

@@ -68,11 +68,26 @@ pub struct Session {
     closing: bool,
     config: SwitchConfig,
     async_cfg: AsyncConfig,
+    /// A connection to a listener (`ptcp:`): OVS's "service" connection,
+    /// which gets no asynchronous message until it sets a nonzero
+    /// miss_send_len (as `ovs-ofctl monitor` does).
+    service: bool,
 }
 
 impl Session {
-    /// A new session for connection `conn`: our HELLO is already queued.
+    /// A new session for connection `conn` to a controller the bridge
+    /// dialed (`tcp:`): our HELLO is already queued.
     pub fn new(conn: u64) -> Session {
+        Session::with_kind(conn, false)
+    }
+
+    /// A new session for connection `conn` accepted on a `ptcp:` listener
+    /// (a "service" connection, as OVS calls it).
+    pub fn service(conn: u64) -> Session {
+        Session::with_kind(conn, true)
+    }
+
+    fn with_kind(conn: u64, service: bool) -> Session {
         let mut out = Vec::new();
         Message::Hello {
             bitmap: Some(OUR_VERSIONS),
@@ -87,7 +102,7 @@ impl Session {
             closing: false,
             config: SwitchConfig {
                 flags: 0,
-                miss_send_len: 128,
+                miss_send_len: if service { 0 } else { 128 },
             },
             async_cfg: AsyncConfig {
                 // OpenFlow 1.3's defaults: no-match and action packet-ins,
@@ -96,7 +111,13 @@ impl Session {
                 port_status: [0b111, 0b111],
                 flow_removed: [0b1111, 0],
             },
+            service,
         }
+    }
+
+    /// True when asynchronous messages may go to this peer.
+    fn wants_async(&self) -> bool {
+        self.hello_seen && !(self.service && self.config.miss_send_len == 0)
     }
 
     /// True when whole messages wait for the output to be taken (call
@@ -128,7 +149,7 @@ impl Session {
     /// role's asynchronous configuration asks for that reason.
     pub fn port_status(&mut self, reason: u8, desc: PortDesc, sw: &dyn OfSwitch) {
         let slave = usize::from(sw.role(self.conn) == ROLE_SLAVE);
-        if !self.hello_seen || self.async_cfg.port_status[slave] & (1 << reason) == 0 {
+        if !self.wants_async() || self.async_cfg.port_status[slave] & (1 << reason) == 0 {
             return;
         }
         self.send(0, &Message::PortStatus { reason, desc });
@@ -138,7 +159,7 @@ impl Session {
     /// asynchronous configuration asks for that reason.
     pub fn flow_removed(&mut self, fr: FlowRemoved, sw: &dyn OfSwitch) {
         let slave = usize::from(sw.role(self.conn) == ROLE_SLAVE);
-        if !self.hello_seen || self.async_cfg.flow_removed[slave] & (1 << fr.reason as u32) == 0 {
+        if !self.wants_async() || self.async_cfg.flow_removed[slave] & (1 << fr.reason as u32) == 0 {
             return;
         }
         self.send(0, &Message::FlowRemoved(fr));
@@ -151,7 +172,9 @@ impl Session {
     pub fn packet_in(&mut self, pin: &PacketIn, sw: &dyn OfSwitch) -> bool {
         let slave = usize::from(sw.role(self.conn) == ROLE_SLAVE);
         let reason = pin.reason.wire13();
-        if !self.hello_seen || pin.controller_id != 0 || self.async_cfg.packet_in[slave] & (1 << reason) == 0
+        if !self.wants_async()
+            || pin.controller_id != 0
+            || self.async_cfg.packet_in[slave] & (1 << reason) == 0
         {
             return false;
         }

@@ -434,6 +434,10 @@ impl rvs_dataplane::pmd::Upcall for Racing {
     ) -> Result<(), DropReason> {
         self.inner.userspace(key, pkt, cookie, out)
     }
+
+    fn end_batch(&mut self, drops: &mut rvs_dataplane::drop::DropCounters) {
+        self.inner.end_batch(drops)
+    }
 }
 
 /// A PMD over `sw` (bridge "br") with a memory port on every datapath port;
@@ -694,12 +698,12 @@ struct Collect {
 }
 
 impl crate::packet_in::PacketInSink for Collect {
-    fn deliver(&self, pin: crate::packet_in::PacketIn) -> bool {
+    fn deliver(&self, pins: Vec<crate::packet_in::PacketIn>) -> usize {
         if self.full.load(std::sync::atomic::Ordering::Relaxed) {
-            return false;
+            return pins.len();
         }
-        self.pins.lock().unwrap().push(pin);
-        true
+        self.pins.lock().unwrap().extend(pins);
+        0
     }
 }
 

@@ -478,6 +478,7 @@ impl<U: Upcall> Pmd<U> {
             now_ms: *now_ms,
         };
         execute(actions, pkt, &key, key.hash(), optmap, &mut sink);
+        self.upcall.end_batch(&mut self.stats.drops);
         self.rx.clear();
         self.process_recirculated();
         for slot in self.ports.iter_mut().flatten() {
@@ -774,6 +775,7 @@ impl<U: Upcall> Pmd<U> {
                 budget.charge(from, started.elapsed().as_nanos() as u64);
             }
         }
+        upcall.end_batch(&mut stats.drops);
     }
 }
 

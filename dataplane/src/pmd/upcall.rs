@@ -77,4 +77,9 @@ pub trait Upcall: Send {
     ) -> Result<(), DropReason> {
         Ok(())
     }
+
+    /// The batch's actions ran: hand over what `userspace` queued (one
+    /// wake-up of its readers per batch, not per packet), counting in
+    /// `drops` the copies nobody took.
+    fn end_batch(&mut self, _drops: &mut crate::drop::DropCounters) {}
 }

@@ -249,6 +249,10 @@ impl<U: Upcall> Upcall for OffloadUpcall<U> {
     ) -> Result<(), DropReason> {
         self.inner.userspace(key, pkt, cookie, out)
     }
+
+    fn end_batch(&mut self, drops: &mut crate::drop::DropCounters) {
+        self.inner.end_batch(drops)
+    }
 }
 
 #[cfg(test)]
