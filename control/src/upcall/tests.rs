@@ -273,6 +273,8 @@ fn rule_text() -> impl Strategy<Value = String> {
             Just("drop".to_string()),
             // Valid only last (instruction order); elsewhere the rule is refused.
             (1u32..4).prop_map(|p| format!("write_actions(mod_nw_dst:198.18.7.7,output:{p})")),
+            (1u32..3).prop_map(|g| format!("group:{g}")),
+            prop_oneof![Just("controller"), Just("controller(max_len=64)")].prop_map(String::from),
         ]
     };
     (table, any::<u16>(), m.clone(), m).prop_flat_map(move |(t, prio, m1, m2)| {
@@ -330,6 +332,38 @@ fn packet() -> impl Strategy<Value = FlowKey> {
     })
 }
 
+/// Groups the property test's rules may send to: 1 (ALL, one bucket
+/// rewriting), 2 (SELECT over three ports); `flip` gives 1 other buckets.
+fn set_groups(sw: &mut Switch, flip: bool) {
+    use crate::group::{Bucket, Group, GroupCommand, GroupType, WATCH_NONE};
+    let bucket = |text: &str| Bucket {
+        weight: 1,
+        watch_port: crate::ofp::OFPP_NONE,
+        watch_group: WATCH_NONE,
+        actions: crate::ofp::parse_actions(text, 1, &()).unwrap(),
+    };
+    let one = if flip {
+        vec![bucket("output:3")]
+    } else {
+        vec![bucket("mod_nw_dst:198.18.8.8,output:2"), bucket("output:3")]
+    };
+    for (id, ty, buckets) in [
+        (1, GroupType::All, one),
+        (
+            2,
+            GroupType::Select,
+            vec![bucket("output:1"), bucket("output:2"), bucket("output:3")],
+        ),
+    ] {
+        let cmd = if sw.bridge("br").unwrap().groups.get(id).is_some() {
+            GroupCommand::Modify
+        } else {
+            GroupCommand::Add
+        };
+        sw.group_mod("br", cmd, Group { id, ty, buckets }).unwrap();
+    }
+}
+
 fn switch_with(rules: &[String]) -> Switch {
     let mut sw = Switch::new();
     sw.add_bridge("br").unwrap();
@@ -353,15 +387,20 @@ fn switch_with(rules: &[String]) -> Switch {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
-    /// For random rule sets (up to 200 rules, 4 tables, mixed masks) and random
-    /// packets, a cache hit (EMC or megaflow) gives exactly the actions a fresh
-    /// translation gives, also after rules are added and deleted between packets.
+    /// For random rule sets (up to 200 rules, 4 tables, mixed masks, groups,
+    /// packets to the controller) and random packets, a cache hit (EMC or
+    /// megaflow) gives exactly the actions a fresh translation gives, also
+    /// after rules are added and deleted and groups change between packets.
     #[test]
     fn cached_result_equals_fresh_translation(
         rules in proptest::collection::vec(rule_text(), 1..200),
         steps in proptest::collection::vec((packet(), 0u8..10, rule_text()), 1..60),
     ) {
-        let mut sw = switch_with(&rules);
+        let mut sw = switch_with(&[]);
+        set_groups(&mut sw, false);
+        for r in &rules {
+            let _ = sw.add_flows("br", r);
+        }
         // The switch's dp ports are 1..=3 for p1..p3 (0 is the tunnel vport).
         let inv = sw.invalidations();
         let mut seen = inv.now();
@@ -376,6 +415,8 @@ proptest! {
                     }
                 }
                 2 => { let _ = sw.del_flows("br", None, &Match::any()); }
+                3 => set_groups(&mut sw, true),
+                4 => set_groups(&mut sw, false),
                 _ => {}
             }
             // What a PMD does between batches.
