@@ -13,36 +13,15 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "flow-mod-rate: run as root (a network namespace)" >&2; exit 1; }
 REPEAT=${REPEAT:-5}
 N=10000
-P="rvf$(( $$ % 100000 ))"          # per-run namespace
-D=$(mktemp -d "${TMPDIR:-/tmp}/$P.XXXX")
-RVS=target/release/rvs
-cargo build --release -q -p rvs-control --bin rvs
-
-cleanup() {
-    for f in "$D"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-    sleep 0.3
-    ip netns del "$P" 2>/dev/null || true
-    rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
-nsx() { ip netns exec "$P" "$@"; }
-
-ip netns add "$P"
-nsx ip link set lo up
-nsx "$RVS" --run-dir "$D/rvs" daemon --datapath afxdp --metrics off --db "$D/rvs.json" >"$D/rvs.log" 2>&1 &
-echo $! >"$D/rvs.pid"
-ovsdb-tool create "$D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-nsx ovsdb-server "$D/conf.db" --remote="punix:$D/db.sock" --pidfile="$D/ovsdb-server.pid" \
-    --unixctl="$D/ovsdb-server.ctl" --detach --log-file="$D/ovsdb.log"
-ovs-vsctl --db="unix:$D/db.sock" --no-wait init
-OVS_RUNDIR=$D nsx ovs-vswitchd "unix:$D/db.sock" --pidfile="$D/ovs-vswitchd.pid" \
-    --unixctl="$D/ovs-vswitchd.ctl" --detach --log-file="$D/vswitchd.log"
+PREFIX=rvf
+# shellcheck source=benches/of-peers.sh
+source benches/of-peers.sh
+start_switches
 # Different bridge names: each switch's LOCAL port is a device in the namespace.
-ovs-vsctl --db="unix:$D/db.sock" add-br "${P}o" -- set bridge "${P}o" datapath_type=netdev \
+vsctl add-br "${P}o" -- set bridge "${P}o" datapath_type=netdev \
     -- set-controller "${P}o" ptcp:6654:127.0.0.1
-for _ in $(seq 50); do "$RVS" --run-dir "$D/rvs" version >/dev/null 2>&1 && break; sleep 0.1; done
-"$RVS" --run-dir "$D/rvs" add-br "${P}r" >/dev/null
-"$RVS" --run-dir "$D/rvs" set-controller "${P}r" ptcp:6653 >/dev/null
+rvsc add-br "${P}r"
+rvsc set-controller "${P}r" ptcp:6653
 python3 -c "
 for i in range($N):
     print(f'table=0,priority=100,ip,nw_dst=198.18.{i//256}.{i%256},actions=dec_ttl,output:1')
@@ -65,7 +44,6 @@ for i in $(seq "$REPEAT"); do
         res[$name-ovs-ofctl]+="$(python3 -c "print(round($N/($e-$s)))") "
     done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "FLOW_MOD adds per second, median of $REPEAT (all runs):"
 for c in pipelined ovs-ofctl; do
     r=$(echo "${res[rvs-$c]}" | median) o=$(echo "${res[ovs-$c]}" | median)

@@ -12,22 +12,9 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "packet-in-rate: run as root (a network namespace)" >&2; exit 1; }
 REPEAT=${REPEAT:-3}
 SECS=${SECS:-5}
-P="rvp$(( $$ % 100000 ))"          # per-run namespace and interface prefix
-D=$(mktemp -d "${TMPDIR:-/tmp}/$P.XXXX")
-RVS=target/release/rvs
-cargo build --release -q -p rvs-control --bin rvs
-
-cleanup() {
-    for f in "$D"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-    sleep 0.3
-    ip netns del "$P" 2>/dev/null || true
-    rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
-nsx() { ip netns exec "$P" "$@"; }
-
-ip netns add "$P"
-nsx ip link set lo up
+PREFIX=rvp
+# shellcheck source=benches/of-peers.sh
+source benches/of-peers.sh
 for s in r o; do
     nsx ip link add "${P}g$s" type veth peer name "${P}s$s"
     for i in "${P}g$s" "${P}s$s"; do
@@ -35,23 +22,14 @@ for s in r o; do
         nsx ip link set "$i" up
     done
 done
-nsx "$RVS" --run-dir "$D/rvs" daemon --datapath afxdp --metrics off --db "$D/rvs.json" >"$D/rvs.log" 2>&1 &
-echo $! >"$D/rvs.pid"
-ovsdb-tool create "$D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-nsx ovsdb-server "$D/conf.db" --remote="punix:$D/db.sock" --pidfile="$D/ovsdb-server.pid" \
-    --unixctl="$D/ovsdb-server.ctl" --detach --log-file="$D/ovsdb.log"
-ovs-vsctl --db="unix:$D/db.sock" --no-wait init
-OVS_RUNDIR=$D nsx ovs-vswitchd "unix:$D/db.sock" --pidfile="$D/ovs-vswitchd.pid" \
-    --unixctl="$D/ovs-vswitchd.ctl" --detach --log-file="$D/vswitchd.log"
-ovs-vsctl --db="unix:$D/db.sock" add-br "${P}o" -- set bridge "${P}o" datapath_type=netdev \
+start_switches
+vsctl add-br "${P}o" -- set bridge "${P}o" datapath_type=netdev \
     -- set-controller "${P}o" ptcp:6654:127.0.0.1 -- set-fail-mode "${P}o" secure \
     -- add-port "${P}o" "${P}so" -- set interface "${P}so" type=afxdp-nonpmd
-for _ in $(seq 50); do "$RVS" --run-dir "$D/rvs" version >/dev/null 2>&1 && break; sleep 0.1; done
-R() { "$RVS" --run-dir "$D/rvs" "$@" >/dev/null; }
-R add-br "${P}r"
-R add-port "${P}r" "${P}sr" type=afxdp
-R set-fail-mode "${P}r" secure
-R set-controller "${P}r" ptcp:6653
+rvsc add-br "${P}r"
+rvsc add-port "${P}r" "${P}sr" type=afxdp
+rvsc set-fail-mode "${P}r" secure
+rvsc set-controller "${P}r" ptcp:6653
 sleep 1.5
 for t in tcp:127.0.0.1:6653 tcp:127.0.0.1:6654; do
     nsx ovs-ofctl -O OpenFlow13 del-flows "$t"
@@ -72,7 +50,6 @@ for i in $(seq "$REPEAT"); do
         res[$name-offered]+="$(grep -o '[0-9]* pps' "$D/blast" | head -1 | awk '{print $1}') "
     done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 r=$(echo "${res[rvs]}" | median) o=$(echo "${res[ovs]}" | median)
 echo "PACKET_INs per second received by the controller, median of $REPEAT:"
 printf '  rvs %8d  ovs %8d  rvs/ovs %.2fx   (rvs: %s| ovs: %s)\n' "$r" "$o" \

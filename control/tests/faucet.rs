@@ -9,25 +9,15 @@
 //! Faucet's `group_table` (floods through an ALL group).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{run, rvs_ok, spawn_daemon_with};
+use common::{daemon_with_bridge, run, rvs_ok, Reaped};
 use rvs_dataplane::testing::netns::{root_or_skip, sh, Netns};
 
 /// Faucet's cookie on every rule it installs.
 const FAUCET_COOKIE: &str = "cookie=0x5adc15c0";
-
-/// A process of ours that goes when the test does, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The venv with Faucet, or `None` (skipped) when it is not there; in CI
 /// it must be, since `make test` runs the install first.
@@ -96,17 +86,9 @@ fn faucet_runs_a_bridge(datapath: &str, group_table: bool) {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let _daemon = Reaped(spawn_daemon_with(Some(&sw), dir.path(), datapath));
+    let ports: Vec<&str> = hosts.iter().map(|(_, _, s)| s.as_str()).collect();
+    let _daemon = daemon_with_bridge(&sw, dir.path(), datapath, &ports);
     let rvs = |args: &[&str]| rvs_ok(dir.path(), args);
-    rvs(&["add-br", "br0"]);
-    let ty = if datapath == "ebpf" {
-        "type=system"
-    } else {
-        "type=afxdp"
-    };
-    for (_, _, s) in &hosts {
-        rvs(&["add-port", "br0", s, ty]);
-    }
     // Secure and empty: only what Faucet installs forwards.
     rvs(&["set-fail-mode", "br0", "secure"]);
     rvs(&["del-flows", "br0"]);

@@ -11,22 +11,12 @@
 //! userspace.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{run, rvs_ok, spawn_daemon_with};
+use common::{daemon_with_bridge, run, rvs_ok, wait_for, Reaped};
 use rvs_dataplane::testing::netns::{root_or_skip, Netns, TwoHosts};
-
-/// A process of ours that goes when the test does, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// An ARP request from the controller's made-up host (198.18.63.1,
 /// 02:00:00:00:00:63) for `target`, as hex for `ovs-ofctl packet-out`.
@@ -78,16 +68,8 @@ fn packet_ins_and_outs(datapath: &str) {
     let mut net = Netns::new(if datapath == "ebpf" { "rpe" } else { "rpx" });
     let TwoHosts { h1, sw, sa, sb, .. } = net.two_hosts(Some("198.18.62"));
     let dir = tempfile::tempdir().unwrap();
-    let _daemon = Reaped(spawn_daemon_with(Some(&sw), dir.path(), datapath));
+    let _daemon = daemon_with_bridge(&sw, dir.path(), datapath, &[&sa, &sb]);
     let rvs = |args: &[&str]| rvs_ok(dir.path(), args);
-    rvs(&["add-br", "br0"]);
-    let ty = if datapath == "ebpf" {
-        "type=system"
-    } else {
-        "type=afxdp"
-    };
-    rvs(&["add-port", "br0", &sa, ty]);
-    rvs(&["add-port", "br0", &sb, ty]);
     let port = 16653 + std::process::id() % 1000;
     rvs(&["set-controller", "br0", &format!("ptcp:{port}")]);
     let target = format!("tcp:127.0.0.1:{port}");
@@ -107,23 +89,20 @@ fn packet_ins_and_outs(datapath: &str) {
         out
     };
     // The listener comes up with the daemon's next look at its targets.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while run(Command::new("ip").args([
-        "netns",
-        "exec",
-        &sw,
-        "ovs-ofctl",
-        "-O",
-        "OpenFlow13",
-        "--timeout=2",
-        "show",
-        &target,
-    ]))
-    .0 != 0
-    {
-        assert!(Instant::now() < deadline, "no OpenFlow listener on {target}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(5, "no OpenFlow listener", || {
+        run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &sw,
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "--timeout=2",
+            "show",
+            &target,
+        ]))
+        .0 == 0
+    });
     ofctl(&["del-flows", &target]);
     ofctl(&["add-flow", &target, "priority=0,actions=CONTROLLER:128"]);
     assert!(
@@ -191,17 +170,22 @@ fn packet_ins_and_outs(datapath: &str) {
         &target,
         "cookie=0x5,priority=10,in_port=controller,dl_dst=ff:ff:ff:ff:ff:ff,actions=output:2",
     ]);
-    let before = monitor_output(&log).matches("in_port=2").count();
-    ofctl(&[
-        "packet-out",
-        &target,
-        &format!("in_port=controller packet={hex} actions=TABLE"),
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while monitor_output(&log).matches("in_port=2").count() <= before {
-        assert!(Instant::now() < deadline, "no reply to the TABLE packet-out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // h2's replies seen so far; a packet-out with `actions`, then a new
+    // reply awaited.
+    let replies = || monitor_output(&log).matches("in_port=2").count();
+    let packet_out = |actions: &str| {
+        ofctl(&[
+            "packet-out",
+            &target,
+            &format!("in_port=controller packet={hex} actions={actions}"),
+        ]);
+    };
+    let answered = |actions: &str, what: &str| {
+        let before = replies();
+        packet_out(actions);
+        wait_for(10, what, || replies() > before);
+    };
+    answered("TABLE", "no reply to the TABLE packet-out");
     let dump = ofctl(&["dump-flows", &target]);
     assert!(
         dump.lines()
@@ -212,43 +196,21 @@ fn packet_ins_and_outs(datapath: &str) {
     // PORT_MOD: with port 2 no-forward, the controller's packet-out stays
     // off it (no reply comes up); forward again, it goes. The monitor sees
     // each change as a PORT_STATUS.
-    let replies = || monitor_output(&log).matches("in_port=2").count();
     ofctl(&["mod-port", &target, "2", "no-forward"]);
     let show = ofctl(&["show", &target]);
     assert!(show.contains("NO_FWD"), "{show}");
     let before = replies();
-    ofctl(&[
-        "packet-out",
-        &target,
-        &format!("in_port=controller packet={hex} actions=output:2"),
-    ]);
+    packet_out("output:2");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(replies(), before, "a no_fwd port sent the packet-out");
     ofctl(&["mod-port", &target, "2", "forward"]);
-    ofctl(&[
-        "packet-out",
-        &target,
-        &format!("in_port=controller packet={hex} actions=output:2"),
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replies() <= before {
-        assert!(Instant::now() < deadline, "no reply once port 2 forwards again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    answered("output:2", "no reply once port 2 forwards again");
     // Ports are compared every 100 ms: the second change may still be on
     // its way.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for(10, "two PORT_STATUS, one with NO_FWD", || {
         let out = monitor_output(&log);
-        if out.matches("OFPT_PORT_STATUS").count() >= 2 && out.contains("NO_FWD") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "two PORT_STATUS, one with NO_FWD:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        out.matches("OFPT_PORT_STATUS").count() >= 2 && out.contains("NO_FWD")
+    });
 
     // Groups: an ALL group to port 2, a rule that sends the controller's
     // ARP to it, a packet-out through the tables: h2 answers. Deleting the
@@ -269,17 +231,7 @@ fn packet_ins_and_outs(datapath: &str) {
         &target,
         "priority=20,in_port=controller,arp,actions=group:7",
     ]);
-    let before = replies();
-    ofctl(&[
-        "packet-out",
-        &target,
-        &format!("in_port=controller packet={hex} actions=TABLE"),
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replies() <= before {
-        assert!(Instant::now() < deadline, "no reply through group 7");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    answered("TABLE", "no reply through group 7");
     let stats = ofctl(&["dump-group-stats", &target]);
     assert!(
         stats.contains("group_id=7") && stats.contains("ref_count=1"),

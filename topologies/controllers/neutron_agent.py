@@ -74,6 +74,18 @@ class NeutronAgent(app_manager.OSKenApp):
 
     # -- helpers ---------------------------------------------------------
 
+    def _delete_all(self, dp):
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        dp.send_msg(
+            parser.OFPFlowMod(
+                dp,
+                table_id=ofp.OFPTT_ALL,
+                command=ofp.OFPFC_DELETE,
+                out_port=ofp.OFPP_ANY,
+                out_group=ofp.OFPG_ANY,
+            )
+        )
+
     def _add(self, dp, table, priority, match, actions=(), goto=None):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         inst = []
@@ -100,15 +112,7 @@ class NeutronAgent(app_manager.OSKenApp):
     def _br_int(self, dp):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         # The bridge's own NORMAL rule is not ours: clear everything.
-        dp.send_msg(
-            parser.OFPFlowMod(
-                dp,
-                table_id=ofp.OFPTT_ALL,
-                command=ofp.OFPFC_DELETE,
-                out_port=ofp.OFPP_ANY,
-                out_group=ofp.OFPG_ANY,
-            )
-        )
+        self._delete_all(dp)
         self._add(dp, 0, 0, parser.OFPMatch(), [parser.OFPActionOutput(ofp.OFPP_NORMAL)])
         self._barrier(dp)
 
@@ -118,15 +122,7 @@ class NeutronAgent(app_manager.OSKenApp):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         patch_int = ports["patch-int"]
         tunnels = sorted(no for name, no in ports.items() if name.startswith("gnv"))
-        dp.send_msg(
-            parser.OFPFlowMod(
-                dp,
-                table_id=ofp.OFPTT_ALL,
-                command=ofp.OFPFC_DELETE,
-                out_port=ofp.OFPP_ANY,
-                out_group=ofp.OFPG_ANY,
-            )
-        )
+        self._delete_all(dp)
         # table 0: from br-int to the patch table, from a tunnel to the
         # tunnel table, anything else dropped.
         self._add(dp, 0, 1, parser.OFPMatch(in_port=patch_int), goto=PATCH_LV_TO_TUN)

@@ -117,3 +117,39 @@ pub fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + '
     .join()
     .unwrap()
 }
+
+/// A process of the test's that goes when the test does, pass or fail.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A daemon with datapath `datapath` in namespace `ns` (run directory
+/// `dir`) and bridge `br0` with `ports` (devices in `ns`) as device ports
+/// of that datapath's kind.
+pub fn daemon_with_bridge(ns: &str, dir: &Path, datapath: &str, ports: &[&str]) -> Reaped {
+    let daemon = Reaped(spawn_daemon_with(Some(ns), dir, datapath));
+    rvs_ok(dir, &["add-br", "br0"]);
+    let ty = if datapath == "ebpf" {
+        "type=system"
+    } else {
+        "type=afxdp"
+    };
+    for p in ports {
+        rvs_ok(dir, &["add-port", "br0", p, ty]);
+    }
+    daemon
+}
+
+/// Wait (`secs` at most) until `ok` holds; else fail saying `what`.
+pub fn wait_for(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
