@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{daemon_with_bridge, run, rvs_ok, Reaped};
+use common::{daemon_with_bridge, ofctl_in, rvs_ok, Reaped};
 use rvs_dataplane::testing::netns::{root_or_skip, sh, Netns};
 
 /// Faucet's cookie on every rule it installs.
@@ -102,17 +102,7 @@ fn faucet_runs_a_bridge(datapath: &str, group_table: bool) {
     // user would with `ovs-ofctl show`.
     let deadline = Instant::now() + Duration::from_secs(10);
     let dpid = loop {
-        let (code, out, _) = run(Command::new("ip").args([
-            "netns",
-            "exec",
-            &sw,
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "--timeout=2",
-            "show",
-            "tcp:127.0.0.1:6654",
-        ]));
+        let (code, out, _) = ofctl_in(&sw, &["show", "tcp:127.0.0.1:6654"]);
         if let Some(d) = out
             .split("dpid:")
             .nth(1)

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{daemon_with_bridge, run, rvs_ok, wait_for, Reaped};
+use common::{daemon_with_bridge, ofctl_in, rvs_ok, wait_for, Reaped};
 use rvs_dataplane::testing::netns::{root_or_skip, Netns, TwoHosts};
 
 /// An ARP request from the controller's made-up host (198.18.63.1,
@@ -74,34 +74,13 @@ fn packet_ins_and_outs(datapath: &str) {
     rvs(&["set-controller", "br0", &format!("ptcp:{port}")]);
     let target = format!("tcp:127.0.0.1:{port}");
     let ofctl = |args: &[&str]| {
-        let (code, out, err) = run(Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &sw,
-                "ovs-ofctl",
-                "-O",
-                "OpenFlow13",
-                "--timeout=10",
-            ])
-            .args(args));
+        let (code, out, err) = ofctl_in(&sw, args);
         assert_eq!(code, 0, "ovs-ofctl {}: {err}", args.join(" "));
         out
     };
     // The listener comes up with the daemon's next look at its targets.
     wait_for(5, "no OpenFlow listener", || {
-        run(Command::new("ip").args([
-            "netns",
-            "exec",
-            &sw,
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "--timeout=2",
-            "show",
-            &target,
-        ]))
-        .0 == 0
+        ofctl_in(&sw, &["show", &target]).0 == 0
     });
     ofctl(&["del-flows", &target]);
     ofctl(&["add-flow", &target, "priority=0,actions=CONTROLLER:128"]);
@@ -243,21 +222,14 @@ fn packet_ins_and_outs(datapath: &str) {
     assert!(ofctl(&["dump-groups", &target]).lines().count() <= 1);
 
     // A packet-out from a port the bridge lacks is refused with its error.
-    let (code, _, err) = run(Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &sw,
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "--timeout=10",
-        ])
-        .args([
+    let (code, _, err) = ofctl_in(
+        &sw,
+        &[
             "packet-out",
             &target,
             &format!("in_port=77 packet={hex} actions=output:2"),
-        ]));
+        ],
+    );
     assert!(code != 0 && err.contains("OFPBRC_BAD_PORT"), "{code} {err}");
 }
 

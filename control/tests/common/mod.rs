@@ -153,3 +153,19 @@ pub fn wait_for(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `ovs-ofctl -O OpenFlow13 --timeout=10 ARGS` inside namespace `ns`:
+/// (exit code, stdout, stderr).
+pub fn ofctl_in(ns: &str, args: &[&str]) -> (i32, String, String) {
+    run(Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "--timeout=2",
+        ])
+        .args(args))
+}
