@@ -165,7 +165,7 @@ pub fn ofctl_in(ns: &str, args: &[&str]) -> (i32, String, String) {
             "ovs-ofctl",
             "-O",
             "OpenFlow13",
-            "--timeout=2",
+            "--timeout=10",
         ])
         .args(args))
 }
