@@ -19,6 +19,33 @@ pub struct PinState {
     pub cookie: u64,
     /// The action's arguments (its reason already resolved).
     pub spec: ControllerSpec,
+    /// The PACKET_IN's match but for the packet's tunnel: in_port, and the
+    /// registers and `metadata` that are not zero (derived from `at`, made
+    /// once here rather than for every packet).
+    pub matches: Match,
+}
+
+impl PinState {
+    /// The state of a `controller` action with `spec` in rule `cookie`,
+    /// translating at `at`.
+    pub fn new(at: Frozen, cookie: u64, spec: ControllerSpec) -> PinState {
+        let mut matches = Match::default();
+        matches.set_exact(OfField::InPort, at.in_port as u128);
+        let mut pipeline = XKey::default();
+        at.restore(&mut pipeline);
+        for f in OfField::all().filter(|f| matches!(f, OfField::Reg(_) | OfField::Metadata)) {
+            let v = f.get(&pipeline);
+            if v != 0 {
+                matches.set_exact(f, v);
+            }
+        }
+        PinState {
+            at,
+            cookie,
+            spec,
+            matches,
+        }
+    }
 }
 
 impl Freezable for PinState {
@@ -60,8 +87,7 @@ impl PacketIn {
     /// The PACKET_IN for `frame` (whose datapath key is `key`) sent by the
     /// action that froze `st`.
     pub fn new(st: &PinState, key: &FlowKey, frame: &[u8]) -> PacketIn {
-        let mut matches = Match::default();
-        matches.set_exact(OfField::InPort, st.at.in_port as u128);
+        let mut matches = st.matches;
         // The tunnel the packet came through (the key's: the pipeline
         // cannot change where a packet came from).
         if key.get(Field::TunDst) != 0 {
@@ -71,14 +97,6 @@ impl PacketIn {
                 (OfField::TunDst, Field::TunDst),
             ] {
                 matches.set_exact(of, key.get(dp) as u128);
-            }
-        }
-        let mut pipeline = XKey::default();
-        st.at.restore(&mut pipeline);
-        for f in OfField::all().filter(|f| matches!(f, OfField::Reg(_) | OfField::Metadata)) {
-            let v = f.get(&pipeline);
-            if v != 0 {
-                matches.set_exact(f, v);
             }
         }
         let keep = match st.spec.max_len {
@@ -114,15 +132,15 @@ mod tests {
     fn state(max_len: u16) -> PinState {
         let mut k = XKey::default();
         k.w[REG_WORD] = 0x2a;
-        PinState {
-            at: Frozen::of("br0", 3, 7, &k),
-            cookie: 0x99,
-            spec: ControllerSpec {
+        PinState::new(
+            Frozen::of("br0", 3, 7, &k),
+            0x99,
+            ControllerSpec {
                 max_len,
                 reason: PinReason::NoMatch,
                 id: 0,
             },
-        }
+        )
     }
 
     #[test]

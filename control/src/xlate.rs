@@ -990,11 +990,11 @@ impl Xlate<'_> {
             };
         }
         self.commit();
-        let state = PinState {
-            at: Frozen::of(bridge, table, in_port, &self.flow),
-            cookie: self.rule_cookie,
+        let state = PinState::new(
+            Frozen::of(bridge, table, in_port, &self.flow),
+            self.rule_cookie,
             spec,
-        };
+        );
         let (id, restarted) = self.sw.pins.freeze(state);
         if restarted {
             // Flows may name cookies that are gone.
