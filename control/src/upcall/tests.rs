@@ -364,6 +364,13 @@ fn set_groups(sw: &mut Switch, flip: bool) {
     }
 }
 
+/// A switch as [`switch_with`] makes it with `flows`, which must parse.
+fn switch_of(flows: &str) -> Switch {
+    let mut sw = switch_with(&[]);
+    sw.add_flows("br", flows).unwrap();
+    sw
+}
+
 fn switch_with(rules: &[String]) -> Switch {
     let mut sw = Switch::new();
     sw.add_bridge("br").unwrap();
@@ -753,13 +760,9 @@ impl crate::packet_in::PacketInSink for Collect {
 /// flow or not) reaches it as a PACKET_IN and the other output goes on.
 #[test]
 fn controller_copies_reach_the_sink_or_are_counted() {
-    let mut sw = switch_with(&[]);
-    sw.add_flows(
-        "br",
+    let (mut pmd, sw, _, hs) = real_pmd(switch_of(
         "cookie=0x3,priority=5,udp,actions=controller(max_len=20),output:p2",
-    )
-    .unwrap();
-    let (mut pmd, sw, _, hs) = real_pmd(sw);
+    ));
     let (p1, p2) = (dp_of(&sw, "p1"), dp_of(&sw, "p2"));
     let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
     let f = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
@@ -800,13 +803,9 @@ fn controller_copies_reach_the_sink_or_are_counted() {
 fn packet_outs_run_their_actions_in_the_pmd() {
     use crate::openflow::bridge_ops::packet_out;
     use crate::openflow::packet::PacketOutMsg;
-    let mut sw = switch_with(&[]);
-    sw.add_flows(
-        "br",
+    let (mut pmd, sw, _, hs) = real_pmd(switch_of(
         "in_port=CONTROLLER,actions=mod_dl_src:02:00:00:00:00:77,output:p3",
-    )
-    .unwrap();
-    let (mut pmd, sw, _, hs) = real_pmd(sw);
+    ));
     let (p2, p3) = (dp_of(&sw, "p2"), dp_of(&sw, "p3"));
     let h = |dp: u32| &hs.iter().find(|(d, _)| *d == dp).unwrap().1;
     let f = udp4(mac(1), mac(2), [198, 18, 1, 1], [198, 18, 1, 2], 1, 2, 18);
@@ -857,9 +856,7 @@ fn packet_outs_run_their_actions_in_the_pmd() {
 #[test]
 fn port_config_bits_take_effect_at_once() {
     use crate::openflow::bridge_ops::{PC_NO_FWD, PC_NO_PACKET_IN, PC_NO_RECV};
-    let mut sw = switch_with(&[]);
-    sw.add_flows("br", "priority=5,udp,actions=controller,FLOOD")
-        .unwrap();
+    let mut sw = switch_of("priority=5,udp,actions=controller,FLOOD");
     let sink = Arc::new(Collect::default());
     sw.pin_sink = Some(sink.clone());
     let (mut pmd, sw, _, hs) = real_pmd(sw);
