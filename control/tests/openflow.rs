@@ -36,6 +36,8 @@ struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    /// ovs-ofctl's `-O` (`None`: its default, OpenFlow 1.0).
+    proto: Option<&'static str>,
 }
 
 impl Drop for Daemon {
@@ -55,7 +57,12 @@ impl Daemon {
             .local_addr()
             .unwrap()
             .port();
-        Daemon { child, dir, port }
+        Daemon {
+            child,
+            dir,
+            port,
+            proto: Some("OpenFlow13"),
+        }
     }
 
     fn restart(&mut self) {
@@ -72,8 +79,9 @@ impl Daemon {
         format!("tcp:127.0.0.1:{}", self.port)
     }
 
-    /// `ovs-ofctl -O OpenFlow13 CMD tcp:127.0.0.1:PORT ARGS` in the daemon's
-    /// namespace: (exit code, stdout, stderr).
+    /// `ovs-ofctl -O OpenFlow13 CMD tcp:127.0.0.1:PORT ARGS` (or without
+    /// `-O`, see `proto`) in the daemon's namespace: (exit code, stdout,
+    /// stderr).
     fn ofctl_at(&self, opts: &[&str], cmd: &str, args: &[&str]) -> (i32, String, String) {
         let ns = format!("--net=/proc/{}/ns/net", self.child.id());
         // SAFETY: geteuid has no preconditions and cannot fail.
@@ -84,8 +92,11 @@ impl Daemon {
         } else {
             Command::new("ovs-ofctl")
         };
+        if let Some(p) = self.proto {
+            c.args(["-O", p]);
+        }
         run(c
-            .args(["-O", "OpenFlow13", "--timeout=10"])
+            .arg("--timeout=10")
             .args(opts)
             .arg(cmd)
             .arg(self.target())
@@ -287,6 +298,82 @@ fn ovs_ofctl_programs_neutron_br_tun_and_dumps_it_back_equal() {
     });
 }
 
+#[test]
+fn ovs_ofctl_without_a_version_speaks_openflow_1_0_with_nicira_extensions() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let mut d = Daemon::start();
+    // ovs-ofctl's default: OpenFlow 1.0 only, NXM flow formats on top.
+    d.proto = None;
+    neutron_bridges(&d);
+    let ptcp = format!("ptcp:{}", d.port);
+    d.rvs(&["set-controller", "br-tun", &ptcp]);
+
+    let show = d.ofctl(&[], "show", &[]);
+    assert!(show.starts_with("OFPT_FEATURES_REPLY (xid="), "not 1.0: {show}");
+    for p in ["(patch-int)", "(gnv1)", "(gnv2)", "LOCAL(br-tun)", "n_tables:254"] {
+        assert!(show.contains(p), "{p} missing: {show}");
+    }
+    assert_eq!(d.ofctl(&[], "dump-ports-desc", &[]).matches("config:").count(), 4);
+    let tables = d.ofctl(&[], "dump-tables", &[]);
+    assert!(tables.contains(r#"table 0 ("classifier")"#), "{tables}");
+
+    // The fixture (tunnel ids, registers, learn, ...: NXT_FLOW_MOD) and
+    // back (NXST_FLOW): what the CLI makes of the same file.
+    d.ofctl(&[], "del-flows", &[]);
+    d.ofctl(&[], "add-flows", &[FIXTURE]);
+    let by_ofctl = rules(&d.ofctl(&["--no-stats", "--no-names"], "dump-flows", &[]));
+    let by_rvs = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
+    d.rvs(&["replace-flows", "br-tun", FIXTURE]);
+    let by_cli = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
+    assert_eq!(by_cli.len(), 14);
+    assert_eq!(by_ofctl, by_cli, "ovs-ofctl's 1.0 dump of the 1.0-added rules");
+    assert_eq!(by_rvs, by_cli, "rvs's dump of the 1.0-added rules");
+    assert_eq!(
+        rules(&d.ofctl(&["--no-stats", "--no-names"], "dump-flows", &[])),
+        by_cli
+    );
+
+    // Tables (NXT_FLOW_MOD_TABLE_ID), modify, strict delete, cookie
+    // (NXM_NX_COOKIE) and out_port filters, aggregates.
+    d.ofctl(
+        &[],
+        "add-flow",
+        &["table=30,priority=5,cookie=0x7,ip,nw_dst=198.18.0.0/16,actions=output:2"],
+    );
+    d.ofctl(
+        &[],
+        "add-flow",
+        &["table=30,priority=6,cookie=0x8,ip,actions=output:3"],
+    );
+    d.ofctl(&[], "mod-flows", &["table=30,ip,actions=output:4"]);
+    let t30 = d.ofctl(&["--no-stats"], "dump-flows", &["table=30"]);
+    assert_eq!(t30.matches("actions=output:4").count(), 2, "{t30}");
+    d.ofctl(
+        &["--strict"],
+        "del-flows",
+        &["table=30,priority=5,ip,nw_dst=198.18.0.0/16"],
+    );
+    d.ofctl(&[], "del-flows", &["cookie=0x7/-1"]);
+    assert!(d
+        .ofctl(&[], "dump-aggregate", &["table=30"])
+        .contains("flow_count=1"));
+    d.ofctl(&[], "del-flows", &["out_port=4"]);
+    assert!(d
+        .ofctl(&[], "dump-aggregate", &["table=30"])
+        .contains("flow_count=0"));
+    assert!(d.ofctl(&[], "dump-ports", &[]).contains("4 ports"));
+
+    // 1.0 errors: OVS's Nicira codes where 1.0 has none.
+    let (code, _, err) = d.ofctl_at(&[], "add-flow", &["table=254,actions=drop"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("NXFMFC_BAD_TABLE_ID"), "{err}");
+    // A delete without a table reaches every table, as OVS does in 1.0.
+    d.ofctl(&[], "del-flows", &[]);
+    assert!(rules(&d.rvs(&["dump-flows", "br-tun"])).is_empty());
+}
+
 /// Read one whole OpenFlow message.
 fn read_msg(s: &mut TcpStream) -> Vec<u8> {
     let mut h = [0u8; 8];
@@ -355,13 +442,23 @@ fn garbage_gets_an_error_and_other_connections_are_served() {
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
 
-    // A peer that offers only OpenFlow 1.0: HELLO_FAILED/INCOMPATIBLE.
+    // A peer that offers only OpenFlow 1.1: HELLO_FAILED/INCOMPATIBLE.
     let mut s = d.connect();
     let mut h = Vec::new();
-    Message::Hello { bitmap: Some(1 << 1) }.encode(1, &mut h).unwrap();
-    h[0] = 1;
+    Message::Hello { bitmap: Some(1 << 2) }.encode(1, &mut h).unwrap();
+    h[0] = 2;
     s.write_all(&h).unwrap();
     assert_eq!(error_of(&expect(&mut s, msg_type::ERROR)), (0, 0));
+
+    // One that says 1.0 without a bitmap gets 1.0: its errors in 1.0.
+    let mut s = d.connect();
+    s.write_all(&[1, msg_type::HELLO, 0, 8, 0, 0, 0, 1]).unwrap();
+    s.write_all(&[1, 0xee, 0, 8, 0, 0, 0, 9]).unwrap();
+    let e = expect(&mut s, msg_type::ERROR);
+    assert_eq!((e[0], error_of(&e)), (1, (1, 1)));
+    s.write_all(&[1, msg_type::ECHO_REQUEST, 0, 8, 0, 0, 0, 10])
+        .unwrap();
+    assert_eq!(expect(&mut s, msg_type::ECHO_REPLY)[0], 1);
 
     // Random bytes, a lot of them, on several connections at once.
     let mut junk: Vec<TcpStream> = (0..4).map(|_| d.connect()).collect();

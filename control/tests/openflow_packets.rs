@@ -8,14 +8,15 @@
 //! keeps it off port 2 until forward is set again; a group (add-group,
 //! dump-groups, a rule to it, del-groups) carries it too. For both datapaths:
 //! the AF_XDP one and the eBPF one, whose kernel leaves such flows to
-//! userspace.
+//! userspace; and with ovs-ofctl's default OpenFlow 1.0 (NXT_PACKET_IN,
+//! 1.0's PACKET_OUT and PORT_MOD).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{daemon_with_bridge, ofctl_in, rvs_ok, wait_for, Reaped};
+use common::{daemon_with_bridge, ofctl_as, rvs_ok, wait_for, Reaped};
 use rvs_dataplane::testing::netns::{root_or_skip, Netns, TwoHosts};
 
 /// An ARP request from the controller's made-up host (198.18.63.1,
@@ -49,7 +50,7 @@ fn wait_packet_in(path: &std::path::Path, words: &[&str]) -> String {
         let out = monitor_output(path);
         // One message per paragraph: the header line, then the packet.
         let found = out
-            .split("OFPT_PACKET_IN")
+            .split("_PACKET_IN")
             .skip(1)
             .find(|m| words.iter().all(|w| m.contains(w)));
         if let Some(m) = found {
@@ -60,12 +61,20 @@ fn wait_packet_in(path: &std::path::Path, words: &[&str]) -> String {
     }
 }
 
-fn packet_ins_and_outs(datapath: &str) {
+/// `proto`: ovs-ofctl's `-O` (`None`: OpenFlow 1.0, where the monitor asks
+/// for NXT_PACKET_IN and groups are not on the wire).
+fn packet_ins_and_outs(datapath: &str, proto: Option<&str>) {
     if Command::new("ovs-ofctl").arg("--version").output().is_err() {
         eprintln!("skipped: ovs-ofctl is not installed (scripts/install-deps.sh installs it)");
         return;
     }
-    let mut net = Netns::new(if datapath == "ebpf" { "rpe" } else { "rpx" });
+    let prefix = match (datapath, proto) {
+        ("ebpf", _) => "rpe",
+        (_, None) => "rp0",
+        _ => "rpx",
+    };
+    let mut net = Netns::new(prefix);
+    let ofctl_in = |ns: &str, args: &[&str]| ofctl_as(ns, proto, args);
     let TwoHosts { h1, sw, sa, sb, .. } = net.two_hosts(Some("198.18.62"));
     let dir = tempfile::tempdir().unwrap();
     let _daemon = daemon_with_bridge(&sw, dir.path(), datapath, &[&sa, &sb]);
@@ -94,9 +103,13 @@ fn packet_ins_and_outs(datapath: &str) {
     // output): both streams go to one file.
     let log = dir.path().join("monitor.out");
     let out = std::fs::File::create(&log).unwrap();
+    let mut monitor = Command::new("ip");
+    monitor.args(["netns", "exec", &sw, "ovs-ofctl"]);
+    if let Some(p) = proto {
+        monitor.args(["-O", p]);
+    }
     let _monitor = Reaped(
-        Command::new("ip")
-            .args(["netns", "exec", &sw, "ovs-ofctl", "-O", "OpenFlow13"])
+        monitor
             .arg(format!("--unixctl={}", dir.path().join("monitor.ctl").display()))
             .args(["monitor", &target, "65535"])
             .stdout(out.try_clone().unwrap())
@@ -129,7 +142,13 @@ fn packet_ins_and_outs(datapath: &str) {
         &log,
         &["in_port=1", "via no_match", "arp,", "arp_tpa=198.18.62.2"],
     );
-    assert!(pin.contains("cookie=0x0"), "{pin}");
+    if proto.is_some() {
+        assert!(pin.contains("cookie=0x0"), "{pin}");
+    } else {
+        let all = monitor_output(&log);
+        assert!(all.contains("NXT_PACKET_IN (xid="), "1.0's NXT_PACKET_IN: {all}");
+        assert!(pin.contains("cookie=0x0 total_len="), "{pin}");
+    }
 
     // The controller answers for nobody but speaks to h2 itself: a
     // PACKET_OUT to port 2; h2's reply comes back up from port 2.
@@ -191,6 +210,29 @@ fn packet_ins_and_outs(datapath: &str) {
         out.matches("OFPT_PORT_STATUS").count() >= 2 && out.contains("NO_FWD")
     });
 
+    if proto.is_some() {
+        groups(&ofctl, &rvs, &target, &answered);
+    }
+
+    // A packet-out from a port the bridge lacks is refused with its error.
+    let (code, _, err) = ofctl_in(
+        &sw,
+        &[
+            "packet-out",
+            &target,
+            &format!("in_port=77 packet={hex} actions=output:2"),
+        ],
+    );
+    assert!(code != 0 && err.contains("OFPBRC_BAD_PORT"), "{code} {err}");
+}
+
+fn groups(
+    ofctl: &dyn Fn(&[&str]) -> String,
+    rvs: &dyn Fn(&[&str]) -> String,
+    target: &str,
+    answered: &dyn Fn(&str, &str),
+) {
+    let target = target.to_string();
     // Groups: an ALL group to port 2, a rule that sends the controller's
     // ARP to it, a packet-out through the tables: h2 answers. Deleting the
     // group deletes the rule.
@@ -220,29 +262,25 @@ fn packet_ins_and_outs(datapath: &str) {
     let dump = ofctl(&["dump-flows", &target]);
     assert!(!dump.contains("group:7"), "the rule went with its group: {dump}");
     assert!(ofctl(&["dump-groups", &target]).lines().count() <= 1);
-
-    // A packet-out from a port the bridge lacks is refused with its error.
-    let (code, _, err) = ofctl_in(
-        &sw,
-        &[
-            "packet-out",
-            &target,
-            &format!("in_port=77 packet={hex} actions=output:2"),
-        ],
-    );
-    assert!(code != 0 && err.contains("OFPBRC_BAD_PORT"), "{code} {err}");
 }
 
 #[test]
 fn root_controller_packet_in_and_out_afxdp() {
     if root_or_skip("controller_packet_in_and_out_afxdp") {
-        packet_ins_and_outs("afxdp");
+        packet_ins_and_outs("afxdp", Some("OpenFlow13"));
+    }
+}
+
+#[test]
+fn root_controller_packet_in_and_out_openflow10() {
+    if root_or_skip("controller_packet_in_and_out_openflow10") {
+        packet_ins_and_outs("afxdp", None);
     }
 }
 
 #[test]
 fn root_controller_packet_in_and_out_ebpf() {
     if root_or_skip("controller_packet_in_and_out_ebpf") {
-        packet_ins_and_outs("ebpf");
+        packet_ins_and_outs("ebpf", Some("OpenFlow13"));
     }
 }

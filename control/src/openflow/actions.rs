@@ -28,13 +28,14 @@ const NXAST_REG_MOVE: u16 = 6;
 const NXAST_REG_LOAD: u16 = 7;
 const NXAST_NOTE: u16 = 8;
 const NXAST_SET_TUNNEL64: u16 = 9;
-const NXAST_RESUBMIT_TABLE: u16 = 14;
+pub(crate) const NXAST_RESUBMIT_TABLE: u16 = 14;
 const NXAST_OUTPUT_REG: u16 = 15;
 const NXAST_LEARN: u16 = 16;
-const NXAST_DEC_TTL: u16 = 18;
+pub(crate) const NXAST_DEC_TTL: u16 = 18;
 const NXAST_CONTROLLER: u16 = 20;
 const NXAST_CT: u16 = 35;
 const NXAST_NAT: u16 = 36;
+pub(crate) const NXAST_WRITE_METADATA: u16 = 22;
 const NXAST_CT_CLEAR: u16 = 43;
 
 /// What an action's wire form depends on in the rule around it: OVS names
@@ -48,6 +49,8 @@ pub struct Ctx {
     pub is_arp: bool,
     /// The rule requires a VLAN tag.
     pub has_vlan: bool,
+    /// OpenFlow 1.0's action forms (see [`super::v10::actions`]).
+    pub v10: bool,
 }
 
 impl Ctx {
@@ -59,6 +62,15 @@ impl Ctx {
             proto,
             is_arp,
             has_vlan: mask & 0x1000 != 0 && v & 0x1000 != 0,
+            v10: false,
+        }
+    }
+
+    /// The context of a rule with this match, in OpenFlow 1.0.
+    pub fn of10(m: &Match) -> Ctx {
+        Ctx {
+            v10: true,
+            ..Ctx::of(m)
         }
     }
 }
@@ -69,13 +81,20 @@ fn bad_len() -> OfpError {
 
 /// Decode an action list (the rest of `r`).
 pub fn decode_actions(r: &mut Reader<'_>) -> Result<Vec<OfAction>, OfpError> {
-    decode_list(r, None)
+    decode_list(r, None, false)
+}
+
+/// Decode an OpenFlow 1.0 action list (the rest of `r`).
+pub fn decode_actions10(r: &mut Reader<'_>) -> Result<Vec<OfAction>, OfpError> {
+    decode_list(r, None, true)
 }
 
 /// `nat`: where a `ct`'s nested NXAST_NAT goes (`None`: not allowed here).
+/// `v10`: OpenFlow 1.0's action types.
 fn decode_list(
     r: &mut Reader<'_>,
     mut nat: Option<&mut Option<NatAction>>,
+    v10: bool,
 ) -> Result<Vec<OfAction>, OfpError> {
     let mut out = Vec::new();
     while !r.is_empty() {
@@ -86,7 +105,11 @@ fn decode_list(
         }
         let mut a = r.sub(len - 4).map_err(|_| bad_len())?;
         let mut a = Reader::new(a.rest(), bad_len());
-        decode_one(typ, &mut a, &mut out, nat.as_deref_mut())?;
+        if v10 && typ != EXPERIMENTER {
+            super::v10::actions::decode_std(typ, &mut a, &mut out)?;
+        } else {
+            decode_one(typ, &mut a, &mut out, nat.as_deref_mut(), v10)?;
+        }
     }
     Ok(out)
 }
@@ -96,6 +119,7 @@ fn decode_one(
     a: &mut Reader<'_>,
     out: &mut Vec<OfAction>,
     nat: Option<&mut Option<NatAction>>,
+    v10: bool,
 ) -> Result<(), OfpError> {
     match typ {
         OUTPUT => {
@@ -138,7 +162,7 @@ fn decode_one(
             if a.u32()? != NX_VENDOR {
                 return Err(OfpError::BAD_ACTION_EXPERIMENTER);
             }
-            decode_nx(a.u16()?, a, out, nat)?;
+            decode_nx(a.u16()?, a, out, nat, v10)?;
         }
         _ => return Err(OfpError::BAD_ACTION_TYPE),
     }
@@ -177,6 +201,7 @@ fn decode_nx(
     a: &mut Reader<'_>,
     out: &mut Vec<OfAction>,
     nat: Option<&mut Option<NatAction>>,
+    v10: bool,
 ) -> Result<(), OfpError> {
     match subtype {
         NXAST_NAT => match nat {
@@ -233,7 +258,13 @@ fn decode_nx(
             out.push(OfAction::Controller(ControllerSpec { max_len, reason, id }));
         }
         NXAST_LEARN => out.push(OfAction::Learn(decode_learn(a)?)),
-        NXAST_CT => out.push(OfAction::Ct(decode_ct(a)?)),
+        NXAST_CT => out.push(OfAction::Ct(decode_ct(a, v10)?)),
+        NXAST_WRITE_METADATA => {
+            a.skip(6)?;
+            let value = a.u64()?;
+            let mask = a.u64()?;
+            out.push(OfAction::WriteMetadata { value, mask });
+        }
         NXAST_CT_CLEAR => out.push(OfAction::CtClear),
         _ => return Err(OfpError::BAD_ACTION_EXP_TYPE),
     }
@@ -319,7 +350,7 @@ const NAT_PERSISTENT: u16 = 4;
 const NAT_HASH: u16 = 8;
 const NAT_RANDOM: u16 = 16;
 
-fn decode_ct(a: &mut Reader<'_>) -> Result<CtSpec, OfpError> {
+fn decode_ct(a: &mut Reader<'_>, v10: bool) -> Result<CtSpec, OfpError> {
     let flags = a.u16()?;
     let zone_src = a.u32()?;
     let zone_word = a.u16()?;
@@ -338,7 +369,7 @@ fn decode_ct(a: &mut Reader<'_>) -> Result<CtSpec, OfpError> {
     };
     let mut exec = Vec::new();
     let mut nat = None;
-    for act in decode_list(a, Some(&mut nat))? {
+    for act in decode_list(a, Some(&mut nat), v10)? {
         match act {
             OfAction::SetField {
                 field: OfField::CtMark | OfField::CtLabel,
@@ -446,7 +477,7 @@ fn set_field(buf: &mut Vec<u8>, field: OfField, value: u128, ctx: &Ctx) -> Resul
 }
 
 /// Start an NX action; returns where its length goes.
-fn nx(buf: &mut Vec<u8>, subtype: u16) -> usize {
+pub(crate) fn nx(buf: &mut Vec<u8>, subtype: u16) -> usize {
     let start = buf.len();
     buf.put_u16(EXPERIMENTER);
     buf.put_u16(0);
@@ -455,7 +486,7 @@ fn nx(buf: &mut Vec<u8>, subtype: u16) -> usize {
     start
 }
 
-fn nx_end(buf: &mut Vec<u8>, start: usize) {
+pub(crate) fn nx_end(buf: &mut Vec<u8>, start: usize) {
     buf.pad8_from(start);
     let len = buf.len() - start;
     buf.set_u16(start + 2, len as u16);
@@ -475,6 +506,11 @@ fn put_ofs_nbits(buf: &mut Vec<u8>, sf: &SubField) {
 }
 
 fn encode_one(buf: &mut Vec<u8>, a: &OfAction, ctx: &Ctx) -> Result<(), OfpError> {
+    if ctx.v10 {
+        if let Some(r) = super::v10::actions::encode_std(buf, a, ctx) {
+            return r;
+        }
+    }
     match a {
         OfAction::Output(p) => output(buf, *p, 0),
         OfAction::Normal => output(buf, OFPP_NORMAL, 0),

@@ -1,4 +1,4 @@
-//! OpenFlow 1.3 on the wire: the codec (messages, OXM/NXM matches,
+//! OpenFlow 1.3 (and 1.0, see [`v10`]) on the wire: the codec (messages, OXM/NXM matches,
 //! instructions, actions incl. OVS's Nicira extensions) and a socket-free
 //! [`Session`] that answers a controller or `ovs-ofctl` against a bridge.
 //!
@@ -20,6 +20,7 @@ mod proptests;
 pub mod session;
 pub mod table_features;
 pub mod target;
+pub mod v10;
 pub mod wire;
 
 pub use error::OfpError;

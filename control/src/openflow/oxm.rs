@@ -291,7 +291,13 @@ pub fn decode_match(r: &mut Reader<'_>) -> Result<Match, OfpError> {
     }
     let mut body = r.sub(len - 4).map_err(|_| OfpError::BAD_MATCH_LEN)?;
     r.skip((8 - len % 8) % 8).map_err(|_| OfpError::BAD_MATCH_LEN)?;
-    let mut body = Reader::new(body.rest(), OfpError::BAD_MATCH_LEN);
+    decode_fields(body.rest())
+}
+
+/// Decode a list of OXM/NXM TLVs (the body of an `ofp_match`, or an
+/// `nx_match` of OpenFlow 1.0's Nicira messages), prerequisites checked.
+pub fn decode_fields(tlvs: &[u8]) -> Result<Match, OfpError> {
+    let mut body = Reader::new(tlvs, OfpError::BAD_MATCH_LEN);
     let mut m = Match::any();
     let mut seen: Vec<FieldId> = Vec::new();
     while !body.is_empty() {
@@ -304,19 +310,30 @@ pub fn decode_match(r: &mut Reader<'_>) -> Result<Match, OfpError> {
             // OpenFlow: a value bit outside the mask is an error.
             return Err(OfpError::BAD_MATCH_VALUE);
         }
+        // NXM_OF_IP_TOS carries the DSCP bits of the TOS byte only.
+        let mask = if id == NXM_IP_TOS { mask & 0xfc } else { mask };
         m.set(w.field, v, mask);
     }
-    check_prereqs(&m)?;
+    let named: Vec<OfField> = seen
+        .iter()
+        .filter_map(|id| field_of(*id))
+        .map(|w| w.field)
+        .collect();
+    check_prereqs(&m, &named)?;
     Ok(m)
 }
 
 /// OpenFlow's prerequisites: a field of a protocol only with that protocol.
-fn check_prereqs(m: &Match) -> Result<(), OfpError> {
+/// `named`: the fields the TLVs named (ARP's hardware addresses and IPv6's
+/// addresses share key words, so the match alone cannot tell them apart).
+fn check_prereqs(m: &Match, named: &[OfField]) -> Result<(), OfpError> {
+    use OfField::*;
     let exact = |f: OfField| -> Option<u128> {
         let (v, mask) = m.get(f);
         (mask == f.max()).then_some(v)
     };
-    let dl_type = exact(OfField::DlType);
+    let has = |fs: &[OfField]| fs.iter().any(|f| named.contains(f));
+    let dl_type = exact(DlType);
     let ip = matches!(dl_type, Some(0x0800) | Some(0x86dd));
     let arp = dl_type == Some(0x0806);
     let need = |ok: bool| {
@@ -326,29 +343,29 @@ fn check_prereqs(m: &Match) -> Result<(), OfpError> {
             Err(OfpError::BAD_MATCH_PREREQ)
         }
     };
-    if m.has(OfField::NwSrc) || m.has(OfField::NwDst) {
+    if has(&[NwSrc, NwDst]) {
         need(dl_type == Some(0x0800) || arp)?;
     }
-    // ARP's hardware addresses share their key words with IPv6 addresses:
-    // with dl_type=ipv6 those words are IPv6's.
-    let arp_ha = dl_type != Some(0x86dd) && (m.has(OfField::ArpSha) || m.has(OfField::ArpTha));
-    if m.has(OfField::ArpOp) || arp_ha {
+    if has(&[ArpOp, ArpSha, ArpTha]) {
         need(arp)?;
     }
-    if m.has(OfField::NwProto) || m.has(OfField::NwTos) || m.has(OfField::NwTtl) || m.has(OfField::IpFrag) {
+    if has(&[NwProto, NwTos, IpDscp, NwEcn, NwTtl, IpFrag]) {
         need(ip)?;
     }
-    if m.has(OfField::Ipv6Src) || m.has(OfField::Ipv6Dst) || m.has(OfField::Ipv6Label) {
+    if has(&[Ipv6Src, Ipv6Dst, Ipv6Label]) {
         need(dl_type == Some(0x86dd))?;
     }
-    if m.has(OfField::TpSrc) || m.has(OfField::TpDst) {
-        need(ip && exact(OfField::NwProto).is_some())?;
+    if has(&[TpSrc, TpDst]) {
+        need(ip && exact(NwProto).is_some())?;
     }
-    if m.has(OfField::TcpFlags) {
-        need(ip && exact(OfField::NwProto) == Some(6))?;
+    if has(&[TcpFlags]) {
+        need(ip && exact(NwProto) == Some(6))?;
     }
     Ok(())
 }
+
+/// NXM_OF_IP_TOS (the DSCP bits, in place).
+const NXM_IP_TOS: FieldId = (NXM_0, 5);
 
 /// The protocol context fields need for their wire names.
 pub fn context(m: &Match) -> (Option<u8>, bool) {
@@ -363,12 +380,43 @@ pub fn encode_match(buf: &mut Vec<u8>, m: &Match) -> Result<(), OfpError> {
     let start = buf.len();
     buf.put_u16(1);
     buf.put_u16(0);
+    encode_fields(buf, m, Names::Oxm)?;
+    let len = buf.len() - start;
+    buf.set_u16(start + 2, len as u16);
+    buf.pad8_from(start);
+    Ok(())
+}
+
+/// Which headers name the fields of a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    /// OpenFlow 1.3: OXM where 1.3 has a name, NXM otherwise.
+    Oxm,
+    /// OVS's `nx_match` (OpenFlow 1.0's NXT_FLOW_MOD and friends): NXM
+    /// where it has a name, OXM otherwise, as OVS writes them.
+    Nxm,
+}
+
+/// Append `m`'s fields as TLVs (no `ofp_match` header, no padding).
+/// Fails when a matched field has no wire name.
+pub fn encode_fields(buf: &mut Vec<u8>, m: &Match, names: Names) -> Result<(), OfpError> {
     let (proto, is_arp) = context(m);
     for f in OfField::all() {
         if !m.has(f) {
             continue;
         }
+        // ARP's hardware addresses share their key words with IPv6's
+        // addresses: which ones a match means is its dl_type's.
+        match f {
+            OfField::Ipv6Src | OfField::Ipv6Dst if is_arp => continue,
+            OfField::ArpSha | OfField::ArpTha if !is_arp => continue,
+            _ => {}
+        }
         let (v, mask) = m.get(f);
+        if names == Names::Nxm {
+            put_nxm_field(buf, f, v, mask, proto, is_arp)?;
+            continue;
+        }
         match f {
             // OpenFlow 1.3 names the VID (with its present bit) and the PCP;
             // any other mask of the TCI goes as NXM_OF_VLAN_TCI.
@@ -387,9 +435,69 @@ pub fn encode_match(buf: &mut Vec<u8>, m: &Match) -> Result<(), OfpError> {
             }
         }
     }
-    let len = buf.len() - start;
-    buf.set_u16(start + 2, len as u16);
-    buf.pad8_from(start);
+    Ok(())
+}
+
+/// One field as OVS names it in an `nx_match`.
+fn put_nxm_field(
+    buf: &mut Vec<u8>,
+    f: OfField,
+    v: u128,
+    mask: u128,
+    proto: Option<u8>,
+    is_arp: bool,
+) -> Result<(), OfpError> {
+    use OfField::*;
+    if f == NwTos {
+        // NXM_OF_IP_TOS (DSCP, unmaskable) and NXM_NX_IP_ECN, each whole.
+        let (dscp, ecn) = (mask & 0xfc, mask & 3);
+        if !matches!(dscp, 0 | 0xfc) || !matches!(ecn, 0 | 3) {
+            return Err(OfpError::BAD_MATCH_MASK);
+        }
+        if dscp != 0 {
+            put_tlv(buf, NXM_IP_TOS, wf(NwTos, 1), v & 0xfc, None);
+        }
+        if ecn != 0 {
+            put_tlv(buf, (NXM_1, 28), wf(NwEcn, 1), v & 3, None);
+        }
+        return Ok(());
+    }
+    let nx: Option<FieldId> = match f {
+        InPort => Some((NXM_0, 0)),
+        DlDst => Some((NXM_0, 1)),
+        DlSrc => Some((NXM_0, 2)),
+        DlType => Some((NXM_0, 3)),
+        VlanTci => Some((NXM_0, 4)),
+        NwProto => Some((NXM_0, 6)),
+        NwSrc => Some((NXM_0, if is_arp { 16 } else { 7 })),
+        NwDst => Some((NXM_0, if is_arp { 17 } else { 8 })),
+        TpSrc | TpDst => {
+            let n = match proto {
+                Some(6) => Some((NXM_0, 9)),
+                Some(17) => Some((NXM_0, 11)),
+                Some(1) => Some((NXM_0, 13)),
+                Some(58) => Some((NXM_1, 21)),
+                _ => None,
+            };
+            n.map(|(c, n)| (c, if f == TpSrc { n } else { n + 1 }))
+        }
+        ArpOp => Some((NXM_0, 15)),
+        ArpSha => Some((NXM_1, 17)),
+        ArpTha => Some((NXM_1, 18)),
+        Ipv6Src => Some((NXM_1, 19)),
+        Ipv6Dst => Some((NXM_1, 20)),
+        NdTarget => Some((NXM_1, 23)),
+        NdSll => Some((NXM_1, 24)),
+        NdTll => Some((NXM_1, 25)),
+        Ipv6Label => Some((NXM_1, 27)),
+        TunId => Some((NXM_1, 16)),
+        _ => None,
+    };
+    let (id, w) = match nx {
+        Some(id) => (id, field_of(id).ok_or(OfpError::BAD_MATCH_FIELD)?),
+        None => id_of(f, proto, is_arp).ok_or(OfpError::BAD_MATCH_FIELD)?,
+    };
+    put_tlv(buf, id, w, v, Some(mask));
     Ok(())
 }
 
@@ -434,6 +542,7 @@ mod tests {
             "udp,tp_src=53,tp_dst=0x100/0xff00",
             "icmp,icmp_type=8,icmp_code=0",
             "arp,arp_tpa=198.18.0.1,arp_op=1",
+            "arp,arp_sha=00:11:22:33:44:55,arp_tha=00:00:00:00:00:01",
             "ipv6,ipv6_src=2001:db8::/32",
             "reg0=5,reg7=0x10/0xf0,metadata=0x1/0x1",
             "ip,nw_tos=0x10,nw_ttl=3",

@@ -87,7 +87,7 @@ fn rule_texts() -> Vec<String> {
     v
 }
 
-fn any_rule() -> impl Strategy<Value = Rule> {
+pub(super) fn any_rule() -> impl Strategy<Value = Rule> {
     let rules: Vec<Rule> = rule_texts()
         .iter()
         .filter_map(|t| parse_flow(t, &AnyName).ok())
@@ -481,8 +481,8 @@ fn has_alias(m: &Message) -> bool {
 }
 
 /// A switch with a few rules and ports that refuses nothing.
-struct Fake {
-    rules: usize,
+pub(super) struct Fake {
+    pub(super) rules: usize,
 }
 
 impl OfSwitch for Fake {

@@ -8,7 +8,8 @@ use super::group::{GroupModMsg, GroupStats};
 use super::message::{decode, error_for, AsyncConfig, Features, FlowRemoved, Message, Role, SwitchConfig};
 use super::multipart::{Desc, FlowFilter, FlowStats, MpReply, MpRequest, PortDesc, PortStats, TableStats};
 use super::packet::{PacketOutMsg, PortModMsg};
-use super::wire::{msg_type as t, Header, HEADER_LEN, NO_BUFFER, OFP13};
+use super::v10::{self, In10, OFP10};
+use super::wire::{Header, HEADER_LEN, NO_BUFFER, OFP13};
 use crate::flow_mod::FlowMod;
 use crate::group::{Group, GROUP_ALL};
 use crate::packet_in::PacketIn;
@@ -52,8 +53,8 @@ pub trait OfSwitch {
     fn groups(&self) -> Vec<(Group, u32)>;
 }
 
-/// Version bitmap rvs offers: OpenFlow 1.3 only.
-const OUR_VERSIONS: u32 = 1 << OFP13;
+/// Version bitmap rvs offers: OpenFlow 1.0 and 1.3.
+const OUR_VERSIONS: u32 = 1 << OFP10 | 1 << OFP13;
 /// Output held before input processing pauses.
 pub const OUT_HIGH_WATER: usize = 1 << 20;
 /// Largest body of one multipart reply part.
@@ -65,6 +66,10 @@ pub struct Session {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     hello_seen: bool,
+    /// The negotiated version (1.3 until a HELLO says otherwise).
+    version: u8,
+    /// Nicira flow and packet-in formats a 1.0 peer chose.
+    formats: v10::Formats,
     closing: bool,
     config: SwitchConfig,
     async_cfg: AsyncConfig,
@@ -99,6 +104,8 @@ impl Session {
             inbuf: Vec::new(),
             out,
             hello_seen: false,
+            version: OFP13,
+            formats: v10::Formats::default(),
             closing: false,
             config: SwitchConfig {
                 flags: 0,
@@ -216,7 +223,24 @@ impl Session {
         self.inbuf.drain(..used);
     }
 
+    /// The version negotiated with the peer.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
     fn send(&mut self, xid: u32, m: &Message) {
+        if self.version == OFP10 {
+            if let Err(e) = v10::encode(m, xid, &self.formats, &mut self.out) {
+                // A rule or match 1.0 cannot describe (an asynchronous
+                // message, or a reply): say so in the log, and to the peer
+                // when it asked.
+                tracing::warn!("openflow 1.0: cannot encode a {} message: {e}", m.msg_type());
+                if xid != 0 && !matches!(m, Message::Error { .. }) {
+                    self.send_error(xid, e, &[]);
+                }
+            }
+            return;
+        }
         if let Err(e) = m.encode(xid, &mut self.out) {
             // A reply rvs cannot express: tell the peer rather than go silent.
             tracing::warn!("openflow: cannot encode a {} reply: {e}", m.msg_type());
@@ -226,33 +250,92 @@ impl Session {
 
     fn send_error(&mut self, xid: u32, err: OfpError, request: &[u8]) {
         let m = error_for(err, request);
-        let _ = m.encode(xid, &mut self.out);
+        // An ERROR always encodes (its data is at most 64 bytes).
+        let _ = if self.version == OFP10 {
+            v10::encode(&m, xid, &self.formats, &mut self.out)
+        } else {
+            m.encode(xid, &mut self.out)
+        };
     }
 
     fn handle(&mut self, bytes: &[u8], sw: &mut dyn OfSwitch) {
-        let (h, m) = match decode(bytes) {
-            Ok(x) => x,
+        if !self.hello_seen {
+            self.negotiate(bytes);
+            return;
+        }
+        if self.version == OFP10 {
+            match v10::decode(bytes, &self.formats) {
+                Ok((h, m)) => self.handle10(h, m, bytes, sw),
+                Err((h, e)) => self.send_error(h.xid, e, bytes),
+            }
+            return;
+        }
+        match decode(bytes) {
+            Ok((h, m)) => self.dispatch(h, m, bytes, sw),
+            Err((h, e)) => self.send_error(h.xid, e, bytes),
+        }
+    }
+
+    /// The first message must be a HELLO offering a version rvs speaks:
+    /// the highest both bitmaps have, or (without a bitmap) the lower of
+    /// the two highest versions, as the spec asks.
+    fn negotiate(&mut self, bytes: &[u8]) {
+        self.hello_seen = true;
+        let (h, version) = match decode(bytes) {
+            Ok((h, Message::Hello { bitmap: Some(b) })) => {
+                let common = b & OUR_VERSIONS;
+                (h, (common != 0).then(|| 31 - common.leading_zeros() as u8))
+            }
+            Ok((h, Message::Hello { bitmap: None })) => {
+                let v = h.version.min(OFP13);
+                (h, (OUR_VERSIONS & 1 << v != 0).then_some(v))
+            }
+            Ok((h, _)) => (h, None),
             Err((h, e)) => {
-                if !self.hello_seen && h.msg_type == t::HELLO {
-                    self.closing = true;
-                }
                 self.send_error(h.xid, e, bytes);
+                self.closing = true;
                 return;
             }
         };
-        if !self.hello_seen {
-            let ok = match &m {
-                Message::Hello { bitmap: Some(b) } => b & OUR_VERSIONS != 0,
-                Message::Hello { bitmap: None } => h.version >= OFP13,
-                _ => false,
-            };
-            if !ok {
+        match version {
+            Some(v) => self.version = v,
+            None => {
                 self.send_error(h.xid, OfpError::HELLO_INCOMPATIBLE, bytes);
                 self.closing = true;
             }
-            self.hello_seen = true;
-            return;
         }
+    }
+
+    /// A 1.0 request: the Nicira format messages here, the rest as 1.3's.
+    fn handle10(&mut self, h: Header, m: In10, bytes: &[u8], sw: &mut dyn OfSwitch) {
+        let eperm = OfpError { typ: 1, code: 5 };
+        match m {
+            In10::Msg(Message::FeaturesRequest) => {
+                let _ = v10::messages::features_reply(h.xid, &sw.features(), &sw.ports(), &mut self.out);
+            }
+            In10::Msg(m) => self.dispatch(h, m, bytes, sw),
+            In10::Stats(req) => match self.multipart(&req.body, sw) {
+                Ok(reply) => v10::stats::encode_stats_reply(h.xid, &req, &reply, &mut self.out),
+                Err(e) => self.send_error(h.xid, e, bytes),
+            },
+            In10::SetFlowFormat(0) => self.formats.nxm = false,
+            In10::SetFlowFormat(v10::messages::NXFF_NXM) => self.formats.nxm = true,
+            In10::SetPacketInFormat(0) => self.formats.nxt_packet_in = false,
+            In10::SetPacketInFormat(v10::messages::NXPIF_NXT) => self.formats.nxt_packet_in = true,
+            In10::SetFlowFormat(_) | In10::SetPacketInFormat(_) => self.send_error(h.xid, eperm, bytes),
+            In10::FlowModTableId(on) => self.formats.table_id = on,
+            In10::QueueGetConfig(port) => {
+                if sw.ports().iter().any(|p| p.port_no == port as u32) {
+                    v10::messages::queue_config_reply(h.xid, port, &mut self.out);
+                } else {
+                    // QUEUE_OP_FAILED, BAD_PORT.
+                    self.send_error(h.xid, OfpError { typ: 9, code: 0 }, bytes);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, h: Header, m: Message, bytes: &[u8], sw: &mut dyn OfSwitch) {
         let slave = sw.role(self.conn) == ROLE_SLAVE;
         match m {
             Message::Hello { .. } | Message::EchoReply(_) | Message::Error { .. } => {}
@@ -443,5 +526,40 @@ impl Roles {
             role: self.role(conn),
             generation_id: self.generation.unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openflow::wire::Put;
+
+    /// The version a HELLO with this header version and bitmap gets.
+    fn negotiated(version: u8, bitmap: Option<u32>) -> Option<u8> {
+        let mut b = vec![version, 0, 0, 8, 0, 0, 0, 1];
+        if let Some(bits) = bitmap {
+            b.put_u16(1);
+            b.put_u16(8);
+            b.put_u32(bits);
+            b[3] = 16;
+        }
+        let mut s = Session::new(1);
+        s.negotiate(&b);
+        (!s.closing).then_some(s.version)
+    }
+
+    #[test]
+    fn hello_negotiates_one_zero_or_one_three() {
+        assert_eq!(negotiated(1, None), Some(OFP10));
+        assert_eq!(negotiated(4, None), Some(OFP13));
+        assert_eq!(negotiated(6, None), Some(OFP13));
+        assert_eq!(
+            negotiated(2, None),
+            None,
+            "1.1: the lower of the two, which rvs lacks"
+        );
+        assert_eq!(negotiated(6, Some(0b111_1110)), Some(OFP13));
+        assert_eq!(negotiated(6, Some(0b10)), Some(OFP10));
+        assert_eq!(negotiated(6, Some(0b110_0100)), None);
     }
 }

@@ -213,8 +213,13 @@ impl Put for Vec<u8> {
 
 /// Start a message: its header with length 0, filled by [`finish`].
 pub fn start(buf: &mut Vec<u8>, msg_type: u8, xid: u32) -> usize {
+    start_version(buf, OFP13, msg_type, xid)
+}
+
+/// [`start`] for another version than 1.3.
+pub fn start_version(buf: &mut Vec<u8>, version: u8, msg_type: u8, xid: u32) -> usize {
     let at = buf.len();
-    buf.put_u8(OFP13);
+    buf.put_u8(version);
     buf.put_u8(msg_type);
     buf.put_u16(0);
     buf.put_u32(xid);

@@ -157,15 +157,17 @@ pub fn wait_for(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
 /// `ovs-ofctl -O OpenFlow13 --timeout=10 ARGS` inside namespace `ns`:
 /// (exit code, stdout, stderr).
 pub fn ofctl_in(ns: &str, args: &[&str]) -> (i32, String, String) {
-    run(Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "--timeout=10",
-        ])
-        .args(args))
+    ofctl_as(ns, Some("OpenFlow13"), args)
+}
+
+/// `ovs-ofctl [-O PROTO]` in namespace `ns` (`None`: its default, OpenFlow
+/// 1.0): (exit code, stdout, stderr).
+#[allow(dead_code)]
+pub fn ofctl_as(ns: &str, proto: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, "ovs-ofctl", "--timeout=10"]);
+    if let Some(p) = proto {
+        c.args(["-O", p]);
+    }
+    run(c.args(args))
 }
