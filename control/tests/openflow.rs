@@ -459,6 +459,8 @@ fn garbage_gets_an_error_and_other_connections_are_served() {
     s.write_all(&[1, msg_type::ECHO_REQUEST, 0, 8, 0, 0, 0, 10])
         .unwrap();
     assert_eq!(expect(&mut s, msg_type::ECHO_REPLY)[0], 1);
+    // It hangs up: its slot is free for the connection limit below.
+    drop(s);
 
     // Random bytes, a lot of them, on several connections at once.
     let mut junk: Vec<TcpStream> = (0..4).map(|_| d.connect()).collect();

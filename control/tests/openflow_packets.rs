@@ -9,7 +9,7 @@
 //! dump-groups, a rule to it, del-groups) carries it too. For both datapaths:
 //! the AF_XDP one and the eBPF one, whose kernel leaves such flows to
 //! userspace; and with ovs-ofctl's default OpenFlow 1.0 (NXT_PACKET_IN,
-//! 1.0's PACKET_OUT and PORT_MOD).
+//! 1.0's PACKET_OUT and PORT_MOD, NXT_GROUP_MOD).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -62,7 +62,7 @@ fn wait_packet_in(path: &std::path::Path, words: &[&str]) -> String {
 }
 
 /// `proto`: ovs-ofctl's `-O` (`None`: OpenFlow 1.0, where the monitor asks
-/// for NXT_PACKET_IN and groups are not on the wire).
+/// for NXT_PACKET_IN and groups go as OVS's NXT_GROUP_MOD).
 fn packet_ins_and_outs(datapath: &str, proto: Option<&str>) {
     if Command::new("ovs-ofctl").arg("--version").output().is_err() {
         eprintln!("skipped: ovs-ofctl is not installed (scripts/install-deps.sh installs it)");
@@ -210,9 +210,7 @@ fn packet_ins_and_outs(datapath: &str, proto: Option<&str>) {
         out.matches("OFPT_PORT_STATUS").count() >= 2 && out.contains("NO_FWD")
     });
 
-    if proto.is_some() {
-        groups(&ofctl, &rvs, &target, &answered);
-    }
+    groups(&ofctl, &rvs, &target, &answered, proto.is_none());
 
     // A packet-out from a port the bridge lacks is refused with its error.
     let (code, _, err) = ofctl_in(
@@ -231,6 +229,7 @@ fn groups(
     rvs: &dyn Fn(&[&str]) -> String,
     target: &str,
     answered: &dyn Fn(&str, &str),
+    of10: bool,
 ) {
     let target = target.to_string();
     // Groups: an ALL group to port 2, a rule that sends the controller's
@@ -238,10 +237,13 @@ fn groups(
     // group deletes the rule.
     ofctl(&["add-group", &target, "group_id=7,type=all,bucket=output:2"]);
     let groups = ofctl(&["dump-groups", &target]);
-    assert!(
-        groups.contains("group_id=7,type=all,bucket=actions=output:2"),
-        "{groups}"
-    );
+    // 1.0 carries groups in OVS's NXST_GROUP_DESC, 1.5's form: bucket ids.
+    let want = if of10 {
+        "group_id=7,type=all,bucket=bucket_id:0,actions=output:2"
+    } else {
+        "group_id=7,type=all,bucket=actions=output:2"
+    };
+    assert!(groups.contains(want), "{groups}");
     assert!(
         rvs(&["dump-groups", "br0"]).contains("group_id=7,type=all,bucket=actions=output:2"),
         "{}",

@@ -36,6 +36,8 @@ const NXAST_CONTROLLER: u16 = 20;
 const NXAST_CT: u16 = 35;
 const NXAST_NAT: u16 = 36;
 pub(crate) const NXAST_WRITE_METADATA: u16 = 22;
+/// NXAST_GROUP: `group:N` in OpenFlow 1.0.
+pub(crate) const NXAST_GROUP: u16 = 40;
 const NXAST_CT_CLEAR: u16 = 43;
 
 /// What an action's wire form depends on in the rule around it: OVS names
@@ -259,6 +261,10 @@ fn decode_nx(
         }
         NXAST_LEARN => out.push(OfAction::Learn(decode_learn(a)?)),
         NXAST_CT => out.push(OfAction::Ct(decode_ct(a, v10)?)),
+        NXAST_GROUP => {
+            a.skip(2)?;
+            out.push(OfAction::Group(a.u32()?));
+        }
         NXAST_WRITE_METADATA => {
             a.skip(6)?;
             let value = a.u64()?;

@@ -4,11 +4,13 @@
 //! what 1.0 does differently, as OVS encodes it: `push_vlan` is implied by
 //! the `set_vlan_*` after it, `set_field`s without a 1.0 action become
 //! `reg_load`s, `goto_table` becomes `resubmit(,T)`, `write_metadata` is
-//! NXAST_WRITE_METADATA, and dec_ttl is Nicira's.
+//! NXAST_WRITE_METADATA, `group` NXAST_GROUP, and dec_ttl is Nicira's.
 
 use crate::ofp::{ControllerSpec, OfAction, OfField, SubField, OFPP_CONTROLLER, OFPP_IN_PORT};
 use crate::ofp::{PinReason, OFPP_ALL, OFPP_FLOOD, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, OFPP_TABLE};
-use crate::openflow::actions::{nx, nx_end, Ctx, NXAST_DEC_TTL, NXAST_RESUBMIT_TABLE, NXAST_WRITE_METADATA};
+use crate::openflow::actions::{
+    nx, nx_end, Ctx, NXAST_DEC_TTL, NXAST_GROUP, NXAST_RESUBMIT_TABLE, NXAST_WRITE_METADATA,
+};
 use crate::openflow::error::OfpError;
 use crate::openflow::wire::{Put, Reader};
 use std::net::Ipv4Addr;
@@ -203,10 +205,14 @@ pub fn encode_std(buf: &mut Vec<u8>, a: &OfAction, ctx: &Ctx) -> Option<Result<(
             buf.put_u64(*mask);
             nx_end(buf, s);
         }
-        // No 1.0 form (OVS drops them silently; rvs says so instead).
-        OfAction::Group(_) | OfAction::WriteActions(_) | OfAction::ClearActions => {
-            return Some(Err(OfpError::UNSUP_INST))
+        OfAction::Group(g) => {
+            let s = nx(buf, NXAST_GROUP);
+            buf.put_zeros(2);
+            buf.put_u32(*g);
+            nx_end(buf, s);
         }
+        // No 1.0 form (OVS drops them silently; rvs says so instead).
+        OfAction::WriteActions(_) | OfAction::ClearActions => return Some(Err(OfpError::UNSUP_INST)),
         _ => return None,
     }
     Some(Ok(()))
@@ -238,6 +244,7 @@ mod tests {
             "actions=set_tunnel:0x1389,note:ab.cd.ef.01.02.03,dec_ttl,controller(reason=no_match)",
             "actions=learn(table=10,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])",
             "actions=write_metadata:0x5/0xff",
+            "actions=group:7",
             "ip,actions=ct(commit,zone=5,exec(load:0x1->NXM_NX_CT_MARK[])),ct_clear",
         ] {
             let (r, b) = wire(t);
@@ -268,7 +275,7 @@ mod tests {
         let (_, b) = wire("actions=goto_table:4");
         let mut rd = Reader::new(&b, OfpError::BAD_ACTION_LEN);
         assert_eq!(decode_actions10(&mut rd).unwrap()[0].to_string(), "resubmit(,4)");
-        let r = parse_flow("actions=group:1", &()).unwrap();
+        let r = parse_flow("actions=write_actions(output:1)", &()).unwrap();
         assert!(encode_actions(&mut Vec::new(), &r.actions, &Ctx::of10(&r.matches)).is_err());
     }
 }

@@ -169,6 +169,7 @@ fn decode_vendor(r: &mut Reader<'_>, f: &Formats) -> Result<In10, OfpError> {
             In10::SetPacketInFormat(r.u32()?)
         }
         nxt::FLOW_MOD => In10::Msg(Message::FlowMod(decode_flow_mod(r, f, true)?)),
+        nxt::GROUP_MOD => In10::Msg(Message::GroupMod(super::groups::decode_group_mod(r)?)),
         _ => return Err(OfpError::BAD_REQUEST_EXP_TYPE),
     })
 }

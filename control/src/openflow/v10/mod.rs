@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod errors;
+pub mod groups;
 pub mod matches;
 pub mod messages;
 #[cfg(test)]
@@ -48,6 +49,7 @@ pub mod nxt {
     pub const FLOW_MOD_TABLE_ID: u32 = 15;
     pub const SET_PACKET_IN_FORMAT: u32 = 16;
     pub const PACKET_IN: u32 = 17;
+    pub const GROUP_MOD: u32 = 31;
 }
 
 /// "No port" in 1.0's 16-bit numbering (also "any" in filters).

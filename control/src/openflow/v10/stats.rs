@@ -5,8 +5,10 @@
 use super::matches::{decode_match10, decode_nx_match, encode_match10, encode_nx_match};
 use super::messages::{put_duration, put_phy_port, start};
 use super::{msg_type as t10, OFPP10_NONE};
+use crate::group::GROUP_ALL;
 use crate::openflow::actions::{encode_actions, Ctx};
 use crate::openflow::error::OfpError;
+use crate::openflow::group;
 use crate::openflow::multipart::{mp_type as mt, FlowFilter, FlowStats, MpReply, MpRequest};
 use crate::openflow::wire::{finish, Put, Reader, NX_VENDOR, OFPG_ANY};
 
@@ -16,14 +18,23 @@ const ST_VENDOR: u16 = 0xffff;
 const NXST_FLOW: u32 = 0;
 /// NXST_AGGREGATE.
 const NXST_AGGREGATE: u32 = 1;
+/// NXST_GROUP (1.3's bodies).
+const NXST_GROUP: u32 = 7;
+/// NXST_GROUP_DESC (1.5's bodies).
+const NXST_GROUP_DESC: u32 = 8;
+/// NXST_GROUP_FEATURES (1.3's bodies).
+const NXST_GROUP_FEATURES: u32 = 9;
 
 /// A 1.0 stats request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsRequest {
     /// What it asks (FLOW, AGGREGATE, ... in version-neutral terms).
     pub body: MpRequest,
-    /// Nicira's (NXST_*): the reply describes rules with `nx_match`.
-    pub nx: bool,
+    /// Nicira's NXST_* subtype: the reply takes its form (rules described
+    /// by `nx_match`, groups by 1.5's bodies).
+    pub nx: Option<u32>,
+    /// NXST_GROUP_DESC: one group, or GROUP_ALL.
+    pub group: u32,
 }
 
 /// Decode a STATS_REQUEST body (after the common header).
@@ -72,7 +83,11 @@ pub fn decode_stats_request(r: &mut Reader<'_>) -> Result<StatsRequest, OfpError
         ST_VENDOR => return decode_nxst(r),
         _ => return Err(OfpError::BAD_MULTIPART),
     };
-    Ok(StatsRequest { body, nx: false })
+    Ok(StatsRequest {
+        body,
+        nx: None,
+        group: GROUP_ALL,
+    })
 }
 
 fn filter(
@@ -98,8 +113,27 @@ fn decode_nxst(r: &mut Reader<'_>) -> Result<StatsRequest, OfpError> {
     }
     let subtype = r.u32()?;
     r.skip(4)?;
-    if subtype != NXST_FLOW && subtype != NXST_AGGREGATE {
-        return Err(OfpError::BAD_REQUEST_EXP_TYPE);
+    let group_req = |r: &mut Reader<'_>, body: fn(u32) -> MpRequest| -> Result<StatsRequest, OfpError> {
+        let group = r.u32()?;
+        r.skip(4)?;
+        Ok(StatsRequest {
+            body: body(group),
+            nx: Some(subtype),
+            group,
+        })
+    };
+    match subtype {
+        NXST_FLOW | NXST_AGGREGATE => {}
+        NXST_GROUP => return group_req(r, MpRequest::GroupStats),
+        NXST_GROUP_DESC => return group_req(r, |_| MpRequest::GroupDesc),
+        NXST_GROUP_FEATURES => {
+            return Ok(StatsRequest {
+                body: MpRequest::GroupFeatures,
+                nx: Some(subtype),
+                group: GROUP_ALL,
+            })
+        }
+        _ => return Err(OfpError::BAD_REQUEST_EXP_TYPE),
     }
     let out_port = r.u16()?;
     let match_len = r.u16()? as usize;
@@ -116,7 +150,8 @@ fn decode_nxst(r: &mut Reader<'_>) -> Result<StatsRequest, OfpError> {
         } else {
             MpRequest::Aggregate(f)
         },
-        nx: true,
+        nx: Some(subtype),
+        group: GROUP_ALL,
     })
 }
 
@@ -191,7 +226,8 @@ fn nx_flow_entry(b: &mut Vec<u8>, f: &FlowStats) -> Result<(), OfpError> {
 
 /// The entries of a reply body, each encoded alone (so parts split
 /// between entries).
-fn entries(reply: &MpReply, nx: bool) -> Vec<Vec<u8>> {
+fn entries(reply: &MpReply, req: &StatsRequest) -> Vec<Vec<u8>> {
+    let nx = req.nx.is_some();
     let one = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut b = Vec::new();
         f(&mut b);
@@ -252,6 +288,25 @@ fn entries(reply: &MpReply, nx: bool) -> Vec<Vec<u8>> {
             })
             .collect(),
         MpReply::PortDesc(v) => v.iter().map(|p| one(&|b| put_phy_port(b, p))).collect(),
+        MpReply::GroupDesc(v) => v
+            .iter()
+            .filter(|g| req.group == GROUP_ALL || g.id == req.group)
+            .filter_map(|g| {
+                let mut b = Vec::new();
+                match super::groups::encode_desc15(&mut b, g) {
+                    Ok(()) => Some(b),
+                    Err(e) => {
+                        tracing::warn!("openflow 1.0: group {} has no 1.0 form ({e}): left out", g.id);
+                        None
+                    }
+                }
+            })
+            .collect(),
+        MpReply::GroupStats(v) => v
+            .iter()
+            .map(|s| one(&|b| group::encode_stats(b, std::slice::from_ref(s))))
+            .collect(),
+        MpReply::GroupFeatures => vec![one(&|b| group::encode_features(b))],
         _ => Vec::new(),
     }
 }
@@ -261,7 +316,7 @@ fn entries(reply: &MpReply, nx: bool) -> Vec<Vec<u8>> {
 pub fn encode_stats_reply(xid: u32, req: &StatsRequest, reply: &MpReply, b: &mut Vec<u8>) {
     let typ = req.body.mp_type();
     let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
-    for e in entries(reply, req.nx) {
+    for e in entries(reply, req) {
         let last = parts.last_mut().expect("one part at least");
         if !last.is_empty() && last.len() + e.len() > PART_LIMIT {
             parts.push(e);
@@ -272,15 +327,11 @@ pub fn encode_stats_reply(xid: u32, req: &StatsRequest, reply: &MpReply, b: &mut
     let n = parts.len();
     for (i, p) in parts.into_iter().enumerate() {
         let at = start(b, t10::STATS_REPLY, xid);
-        b.put_u16(if req.nx { ST_VENDOR } else { typ });
+        b.put_u16(if req.nx.is_some() { ST_VENDOR } else { typ });
         b.put_u16(if i + 1 < n { 1 } else { 0 });
-        if req.nx {
+        if let Some(subtype) = req.nx {
             b.put_u32(NX_VENDOR);
-            b.put_u32(if typ == mt::FLOW {
-                NXST_FLOW
-            } else {
-                NXST_AGGREGATE
-            });
+            b.put_u32(subtype);
             b.put_zeros(4);
         }
         b.extend_from_slice(&p);
@@ -328,7 +379,7 @@ mod tests {
         b.set_u16(len_at, n);
         let mut r = Reader::new(&b, OfpError::BAD_REQUEST_LEN);
         let req = decode_stats_request(&mut r).unwrap();
-        assert!(req.nx);
+        assert_eq!(req.nx, Some(NXST_FLOW));
         let MpRequest::Flow(f) = req.body else { panic!() };
         assert_eq!(
             (f.table, f.out_port, f.matches, f.cookie_mask),
@@ -340,7 +391,8 @@ mod tests {
     fn flow_replies_split_and_skip_what_they_cannot_say() {
         let req = StatsRequest {
             body: MpRequest::Flow(filter(0xff, OFPP10_NONE, Default::default(), None)),
-            nx: false,
+            nx: None,
+            group: GROUP_ALL,
         };
         let mut v = vec![stats("reg0=1,actions=drop")];
         v.extend((0..1000).map(|i| stats(&format!("priority={i},in_port=1,actions=output:2"))));
