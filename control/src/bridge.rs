@@ -257,6 +257,15 @@ impl Bridge {
         gone
     }
 
+    /// True when a controller target is one the bridge dials (`tcp:`): OVS's
+    /// "primary" connections. Listeners (`ptcp:`) serve "service"
+    /// connections and do not count.
+    pub fn has_dialed_controllers(&self) -> bool {
+        self.controllers
+            .iter()
+            .any(|t| matches!(t, crate::openflow::Target::Tcp(_)))
+    }
+
     /// Delete the rules that send to one of `groups` (a group went).
     pub fn del_rules_to_groups(&mut self, groups: &[u32]) -> Vec<RuleEntry> {
         let mut gone = Vec::new();

@@ -644,6 +644,8 @@ impl Switch {
 
     /// Set (replace) the controller targets of `bridge` (`set-controller`;
     /// none: `del-controller`).
+    /// As in OVS, a bridge that gets its first dialed (`tcp:`) controller or
+    /// loses its last one starts over: see [`Switch::flush`].
     pub fn set_controllers(&mut self, bridge: &str, targets: &[String]) -> Result<(), SwitchError> {
         let parsed = targets
             .iter()
@@ -653,22 +655,70 @@ impl Switch {
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let had = br.has_dialed_controllers();
         br.controllers = parsed;
         br.controllers.dedup();
+        if had != br.has_dialed_controllers() {
+            self.flush(bridge);
+        }
         self.bump();
         Ok(())
     }
 
-    /// `set-fail-mode BRIDGE standalone|secure`.
+    /// `set-fail-mode BRIDGE standalone|secure`. As in OVS, a change on a
+    /// bridge without dialed controllers starts it over ([`Switch::flush`]).
     pub fn set_fail_mode(&mut self, bridge: &str, mode: &str) -> Result<(), SwitchError> {
         let m = crate::bridge::FailMode::from_name(mode).ok_or_else(|| SwitchError::FailMode(mode.into()))?;
         let br = self
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let changed = br.fail_mode != m;
         br.fail_mode = m;
+        if changed && !br.has_dialed_controllers() {
+            self.flush(bridge);
+        }
         self.bump();
         Ok(())
+    }
+
+    /// OVS's flush of a bridge's flow table (`connmgr_set_controllers`,
+    /// `connmgr_set_fail_mode`, `connmgr_flushed`): every rule and group
+    /// goes (controllers hear of the rules that asked), and a standalone
+    /// bridge without dialed controllers gets `priority=0,actions=NORMAL`
+    /// back; otherwise nothing passes until a controller says so.
+    fn flush(&mut self, bridge: &str) {
+        let now = self.now_ms();
+        let Some(br) = self.bridges.get_mut(bridge) else {
+            return;
+        };
+        let mut tables: std::collections::BTreeSet<u8> = br.tables.keys().copied().collect();
+        let gone = br.del_rules(None, &Match::any());
+        let groups: Vec<u32> = br.groups.iter().map(|g| g.id).collect();
+        br.groups = Default::default();
+        if !br.has_dialed_controllers() && br.fail_mode == crate::bridge::FailMode::Standalone {
+            br.add_rule(
+                Rule {
+                    priority: 0,
+                    actions: vec![crate::ofp::OfAction::Normal],
+                    ..Rule::default()
+                },
+                now,
+            );
+            tables.insert(0);
+        }
+        tracing::info!(
+            "bridge {bridge}: controllers or fail mode changed: {} rules and {} groups flushed, as OVS does",
+            gone.len(),
+            groups.len()
+        );
+        for g in groups {
+            self.inv.invalidate(crate::xlate::group_tag(bridge, g));
+        }
+        self.invalidate_tables(bridge, tables);
+        for e in gone.into_iter().filter(|e| e.send_flow_rem) {
+            self.note_removed(bridge, e, crate::flow_mod::RemovalReason::Delete, now);
+        }
     }
 
     /// Enter or leave fail-open on `bridge`; the cached flows that went
@@ -993,6 +1043,60 @@ mod tests {
         assert_eq!(sw.remembered(), 2, "t2 is gone from every datapath");
         assert!(sw.xcache.contains_key(&t1) && sw.xcache.contains_key(&t3));
         assert!(sw.credited.contains_key(&(0, t1)) && !sw.credited.contains_key(&(0, t2)));
+    }
+
+    #[test]
+    fn controllers_and_fail_mode_flush_the_tables_as_ovs_does() {
+        let mut sw = Switch::new();
+        sw.add_bridge("br0").unwrap();
+        let rules = |sw: &Switch| -> Vec<String> {
+            sw.bridge("br0")
+                .unwrap()
+                .rules()
+                .iter()
+                .map(|e| e.rule.to_string())
+                .collect()
+        };
+        let normal = vec!["table=0,priority=0,actions=NORMAL".to_string()];
+        assert_eq!(rules(&sw), normal);
+        let rule = crate::ofp::parse_flow("priority=5,ip,actions=drop", &()).unwrap();
+        let mut fm = crate::flow_mod::FlowMod::new(crate::flow_mod::Command::Add, rule);
+        fm.send_flow_rem = true;
+        sw.flow_mod("br0", &fm, true).unwrap();
+        // A listener is no controller of OVS's kind: nothing changes.
+        sw.set_controllers("br0", &["ptcp:6653".into()]).unwrap();
+        assert_eq!(rules(&sw).len(), 2);
+        // Secure without dialed controllers: flushed, nothing passes.
+        sw.set_fail_mode("br0", "secure").unwrap();
+        assert!(rules(&sw).is_empty());
+        assert_eq!(sw.take_removed().len(), 1, "the rule that asked is reported");
+        sw.set_fail_mode("br0", "secure").unwrap();
+        // Back to standalone: flushed, NORMAL again.
+        sw.replace_flows("br0", "priority=5,actions=drop").unwrap();
+        sw.set_fail_mode("br0", "standalone").unwrap();
+        assert_eq!(rules(&sw), normal);
+        // The first dialed controller flushes (no NORMAL: it is in charge),
+        // so do groups; more controllers or a fail mode change then do not.
+        sw.group_mod(
+            "br0",
+            crate::group::GroupCommand::Add,
+            crate::group::Group {
+                id: 1,
+                ty: crate::group::GroupType::All,
+                buckets: Vec::new(),
+            },
+        )
+        .unwrap();
+        sw.set_controllers("br0", &["tcp:127.0.0.1:6653".into()]).unwrap();
+        assert!(rules(&sw).is_empty() && sw.bridge("br0").unwrap().groups.is_empty());
+        sw.replace_flows("br0", "priority=5,actions=drop").unwrap();
+        sw.set_controllers("br0", &["tcp:127.0.0.1:6653".into(), "ptcp:6653".into()])
+            .unwrap();
+        sw.set_fail_mode("br0", "secure").unwrap();
+        assert_eq!(rules(&sw).len(), 1);
+        // The last one goes: flushed; secure, so no NORMAL.
+        sw.set_controllers("br0", &[]).unwrap();
+        assert!(rules(&sw).is_empty());
     }
 
     #[test]

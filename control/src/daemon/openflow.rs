@@ -228,7 +228,7 @@ impl Controllers {
             .bridges
             .values()
             .map(|b| {
-                let dials = b.controllers.iter().any(|t| matches!(t, Target::Tcp(_)));
+                let dials = b.has_dialed_controllers();
                 let up = bridges
                     .get(&b.name)
                     .is_some_and(|c| c.active_up.load(Ordering::Relaxed) > 0);
