@@ -324,6 +324,25 @@ impl Session {
             In10::SetPacketInFormat(v10::messages::NXPIF_NXT) => self.formats.nxt_packet_in = true,
             In10::SetFlowFormat(_) | In10::SetPacketInFormat(_) => self.send_error(h.xid, eperm, bytes),
             In10::FlowModTableId(on) => self.formats.table_id = on,
+            In10::NxRole(nx) => {
+                // Nicira's roles carry no generation id: the request goes
+                // with the current one (OVS does not check it for them).
+                let role = match nx {
+                    0 => ROLE_EQUAL,
+                    1 => ROLE_MASTER,
+                    2 => ROLE_SLAVE,
+                    _ => return self.send_error(h.xid, OfpError::ROLE_BAD_ROLE, bytes),
+                };
+                let current = Role {
+                    role: ROLE_NOCHANGE,
+                    generation_id: 0,
+                };
+                let generation_id = sw.role_request(self.conn, current).map_or(0, |r| r.generation_id);
+                match sw.role_request(self.conn, Role { role, generation_id }) {
+                    Ok(r) => v10::messages::nx_role_reply(h.xid, r.role.saturating_sub(1), &mut self.out),
+                    Err(e) => self.send_error(h.xid, e, bytes),
+                }
+            }
             In10::QueueGetConfig(port) => {
                 if sw.ports().iter().any(|p| p.port_no == port as u32) {
                     v10::messages::queue_config_reply(h.xid, port, &mut self.out);
@@ -546,6 +565,41 @@ mod tests {
         let mut s = Session::new(1);
         s.negotiate(&b);
         (!s.closing).then_some(s.version)
+    }
+
+    #[test]
+    fn nicira_roles_and_async_config_in_one_zero() {
+        use crate::openflow::proptests::Fake;
+        use crate::openflow::wire::NX_VENDOR;
+        let mut s = Session::new(1);
+        let mut sw = Fake { rules: 0 };
+        s.receive(&[OFP10, 0, 0, 8, 0, 0, 0, 1], &mut sw);
+        s.take_output();
+        let nx = |subtype: u32, body: &[u8]| {
+            let mut m = vec![OFP10, 4, 0, 0, 0, 0, 0, 9];
+            m.put_u32(NX_VENDOR);
+            m.put_u32(subtype);
+            m.extend_from_slice(body);
+            let n = m.len() as u16;
+            m.set_u16(2, n);
+            m
+        };
+        // NXT_ROLE_REQUEST primary: NXT_ROLE_REPLY primary.
+        s.receive(&nx(10, &[0, 0, 0, 1]), &mut sw);
+        assert_eq!(s.take_output(), nx(11, &[0, 0, 0, 1]));
+        // An unknown role: OVS's vendor error for BAD_ROLE.
+        s.receive(&nx(10, &[0, 0, 0, 7]), &mut sw);
+        let e = s.take_output();
+        assert_eq!(&e[8..16], &[0xb0, 0xc2, 0, 0, 0, 0, 0x23, 0x20]);
+        assert_eq!(&e[16..20], &[0, 1, 2, 1]);
+        // NXT_SET_ASYNC_CONFIG: no packet-ins for this connection.
+        let mut cfg = Vec::new();
+        for v in [0u32, 0, 7, 7, 15, 0] {
+            cfg.put_u32(v);
+        }
+        s.receive(&nx(19, &cfg), &mut sw);
+        assert!(s.take_output().is_empty());
+        assert_eq!(s.async_cfg.packet_in, [0, 0]);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::flow_mod::{Command, FlowMod, RemovalReason};
 use crate::ofp::Rule;
 use crate::openflow::actions::decode_actions10;
 use crate::openflow::error::OfpError;
-use crate::openflow::message::{FlowModMsg, Message, SwitchConfig, FF_CHECK_OVERLAP, FF_SEND_FLOW_REM};
+use crate::openflow::message::{
+    AsyncConfig, FlowModMsg, Message, SwitchConfig, FF_CHECK_OVERLAP, FF_SEND_FLOW_REM,
+};
 use crate::openflow::multipart::PortDesc;
 use crate::openflow::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
 use crate::openflow::wire::{
@@ -52,6 +54,9 @@ pub enum In10 {
     SetPacketInFormat(u32),
     /// QUEUE_GET_CONFIG_REQUEST for a port.
     QueueGetConfig(u16),
+    /// NXT_ROLE_REQUEST: Nicira's role (0 other, 1 primary, 2 secondary),
+    /// without a generation id.
+    NxRole(u32),
 }
 
 const FF10_EMERG: u16 = 4;
@@ -167,6 +172,19 @@ fn decode_vendor(r: &mut Reader<'_>, f: &Formats) -> Result<In10, OfpError> {
         nxt::SET_PACKET_IN_FORMAT => {
             fixed(r, 4)?;
             In10::SetPacketInFormat(r.u32()?)
+        }
+        nxt::ROLE_REQUEST => {
+            fixed(r, 4)?;
+            In10::NxRole(r.u32()?)
+        }
+        nxt::SET_ASYNC_CONFIG => {
+            fixed(r, 24)?;
+            let mut a = AsyncConfig::default();
+            for pair in [&mut a.packet_in, &mut a.port_status, &mut a.flow_removed] {
+                pair[0] = r.u32()?;
+                pair[1] = r.u32()?;
+            }
+            In10::Msg(Message::SetAsync(a))
         }
         nxt::FLOW_MOD => In10::Msg(Message::FlowMod(decode_flow_mod(r, f, true)?)),
         nxt::GROUP_MOD => In10::Msg(Message::GroupMod(super::groups::decode_group_mod(r)?)),
@@ -443,6 +461,13 @@ pub fn features_reply(
     }
     finish(b, at);
     Ok(())
+}
+
+/// NXT_ROLE_REPLY with Nicira's role.
+pub fn nx_role_reply(xid: u32, role: u32, b: &mut Vec<u8>) {
+    let at = start_nx(b, nxt::ROLE_REPLY, xid);
+    b.put_u32(role);
+    finish(b, at);
 }
 
 /// QUEUE_GET_CONFIG_REPLY: rvs's ports have no queues.

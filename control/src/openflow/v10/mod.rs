@@ -43,12 +43,14 @@ pub mod msg_type {
 #[allow(missing_docs)]
 pub mod nxt {
     pub const ROLE_REQUEST: u32 = 10;
+    pub const ROLE_REPLY: u32 = 11;
     pub const SET_FLOW_FORMAT: u32 = 12;
     pub const FLOW_MOD: u32 = 13;
     pub const FLOW_REMOVED: u32 = 14;
     pub const FLOW_MOD_TABLE_ID: u32 = 15;
     pub const SET_PACKET_IN_FORMAT: u32 = 16;
     pub const PACKET_IN: u32 = 17;
+    pub const SET_ASYNC_CONFIG: u32 = 19;
     pub const GROUP_MOD: u32 = 31;
 }
 
