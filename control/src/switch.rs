@@ -267,14 +267,7 @@ impl Switch {
         }
         let mut br = Bridge::new(name);
         let now = self.now_ms();
-        br.add_rule(
-            Rule {
-                priority: 0,
-                actions: vec![crate::ofp::OfAction::Normal],
-                ..Rule::default()
-            },
-            now,
-        );
+        br.add_rule(normal_rule(), now);
         self.bridges.insert(name.into(), br);
         self.add_port_with(name, name, PortType::Internal, None, None, local_dp)?;
         Ok(())
@@ -697,14 +690,7 @@ impl Switch {
         let groups: Vec<u32> = br.groups.iter().map(|g| g.id).collect();
         br.groups = Default::default();
         if !br.has_dialed_controllers() && br.fail_mode == crate::bridge::FailMode::Standalone {
-            br.add_rule(
-                Rule {
-                    priority: 0,
-                    actions: vec![crate::ofp::OfAction::Normal],
-                    ..Rule::default()
-                },
-                now,
-            );
+            br.add_rule(normal_rule(), now);
             tables.insert(0);
         }
         tracing::info!(
@@ -1022,6 +1008,16 @@ impl Switch {
 mod tnl_neigh;
 mod tnl_route;
 pub use tnl_route::{parse_prefix, StaticRoute};
+
+/// `priority=0,actions=NORMAL`: a new bridge's rule, as `ovs-vsctl add-br`
+/// gives, and a standalone bridge's after a flush.
+fn normal_rule() -> Rule {
+    Rule {
+        priority: 0,
+        actions: vec![crate::ofp::OfAction::Normal],
+        ..Rule::default()
+    }
+}
 
 #[cfg(test)]
 mod tests {

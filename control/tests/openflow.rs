@@ -180,6 +180,48 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Modify, strict delete, cookie and out_port filters, aggregates and port
+/// counters through ovs-ofctl (whichever version `d` speaks), on a bridge
+/// with four ports and nothing in table 30.
+fn modify_delete_and_count(d: &Daemon) {
+    d.ofctl(
+        &[],
+        "add-flow",
+        &["table=30,priority=5,cookie=0x7,ip,nw_dst=198.18.0.0/16,actions=output:2"],
+    );
+    d.ofctl(
+        &[],
+        "add-flow",
+        &["table=30,priority=6,cookie=0x8,ip,actions=output:3"],
+    );
+    d.ofctl(&[], "mod-flows", &["table=30,ip,actions=output:4"]);
+    let t30 = d.ofctl(&["--no-stats"], "dump-flows", &["table=30"]);
+    assert_eq!(t30.matches("actions=output:4").count(), 2, "{t30}");
+    assert!(t30.contains("nw_dst=198.18.0.0/16"), "{t30}");
+    d.ofctl(&["--strict"], "del-flows", &["table=30,priority=5,ip"]);
+    assert_eq!(
+        d.ofctl(&["--no-stats"], "dump-flows", &["table=30"])
+            .lines()
+            .count(),
+        2,
+        "strict: nothing"
+    );
+    d.ofctl(
+        &["--strict"],
+        "del-flows",
+        &["table=30,priority=5,ip,nw_dst=198.18.0.0/16"],
+    );
+    d.ofctl(&[], "del-flows", &["cookie=0x7/-1"]);
+    let agg = d.ofctl(&[], "dump-aggregate", &["table=30"]);
+    assert!(agg.contains("flow_count=1"), "{agg}");
+    d.ofctl(&[], "del-flows", &["out_port=4"]);
+    assert!(d
+        .ofctl(&[], "dump-aggregate", &["table=30"])
+        .contains("flow_count=0"));
+    let ports = d.ofctl(&[], "dump-ports", &[]);
+    assert!(ports.contains("4 ports"), "{ports}");
+}
+
 #[test]
 fn ovs_ofctl_programs_neutron_br_tun_and_dumps_it_back_equal() {
     if !have_ovs_ofctl() {
@@ -233,43 +275,7 @@ fn ovs_ofctl_programs_neutron_br_tun_and_dumps_it_back_equal() {
     assert_eq!(cli_by_ofctl.len(), 14);
     assert_eq!(as_of13(&cli_by_ofctl), as_of13(&by_cli));
 
-    // Modify, strict delete, cookie and out_port filters, aggregates.
-    d.ofctl(
-        &[],
-        "add-flow",
-        &["table=30,priority=5,cookie=0x7,ip,nw_dst=198.18.0.0/16,actions=output:2"],
-    );
-    d.ofctl(
-        &[],
-        "add-flow",
-        &["table=30,priority=6,cookie=0x8,ip,actions=output:3"],
-    );
-    d.ofctl(&[], "mod-flows", &["table=30,ip,actions=output:4"]);
-    let t30 = d.ofctl(&["--no-stats"], "dump-flows", &["table=30"]);
-    assert_eq!(t30.matches("actions=output:4").count(), 2, "{t30}");
-    assert!(t30.contains("nw_dst=198.18.0.0/16"), "{t30}");
-    d.ofctl(&["--strict"], "del-flows", &["table=30,priority=5,ip"]);
-    assert_eq!(
-        d.ofctl(&["--no-stats"], "dump-flows", &["table=30"])
-            .lines()
-            .count(),
-        2,
-        "strict: nothing"
-    );
-    d.ofctl(
-        &["--strict"],
-        "del-flows",
-        &["table=30,priority=5,ip,nw_dst=198.18.0.0/16"],
-    );
-    d.ofctl(&[], "del-flows", &["cookie=0x7/-1"]);
-    let agg = d.ofctl(&[], "dump-aggregate", &["table=30"]);
-    assert!(agg.contains("flow_count=1"), "{agg}");
-    d.ofctl(&[], "del-flows", &["out_port=4"]);
-    assert!(d
-        .ofctl(&[], "dump-aggregate", &["table=30"])
-        .contains("flow_count=0"));
-    let ports = d.ofctl(&[], "dump-ports", &[]);
-    assert!(ports.contains("4 ports"), "{ports}");
+    modify_delete_and_count(&d);
 
     // A refused FLOW_MOD is an error, and changes nothing.
     let (code, _, err) = d.ofctl_at(&[], "add-flow", &["table=254,actions=drop"]);
@@ -337,33 +343,7 @@ fn ovs_ofctl_without_a_version_speaks_openflow_1_0_with_nicira_extensions() {
 
     // Tables (NXT_FLOW_MOD_TABLE_ID), modify, strict delete, cookie
     // (NXM_NX_COOKIE) and out_port filters, aggregates.
-    d.ofctl(
-        &[],
-        "add-flow",
-        &["table=30,priority=5,cookie=0x7,ip,nw_dst=198.18.0.0/16,actions=output:2"],
-    );
-    d.ofctl(
-        &[],
-        "add-flow",
-        &["table=30,priority=6,cookie=0x8,ip,actions=output:3"],
-    );
-    d.ofctl(&[], "mod-flows", &["table=30,ip,actions=output:4"]);
-    let t30 = d.ofctl(&["--no-stats"], "dump-flows", &["table=30"]);
-    assert_eq!(t30.matches("actions=output:4").count(), 2, "{t30}");
-    d.ofctl(
-        &["--strict"],
-        "del-flows",
-        &["table=30,priority=5,ip,nw_dst=198.18.0.0/16"],
-    );
-    d.ofctl(&[], "del-flows", &["cookie=0x7/-1"]);
-    assert!(d
-        .ofctl(&[], "dump-aggregate", &["table=30"])
-        .contains("flow_count=1"));
-    d.ofctl(&[], "del-flows", &["out_port=4"]);
-    assert!(d
-        .ofctl(&[], "dump-aggregate", &["table=30"])
-        .contains("flow_count=0"));
-    assert!(d.ofctl(&[], "dump-ports", &[]).contains("4 ports"));
+    modify_delete_and_count(&d);
 
     // 1.0 errors: OVS's Nicira codes where 1.0 has none.
     let (code, _, err) = d.ofctl_at(&[], "add-flow", &["table=254,actions=drop"]);

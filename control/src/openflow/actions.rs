@@ -126,18 +126,7 @@ fn decode_one(
     match typ {
         OUTPUT => {
             let port = port_from13(a.u32()?);
-            let max_len = a.u16()?;
-            out.push(match port {
-                OFPP_IN_PORT => OfAction::InPort,
-                OFPP_NORMAL => OfAction::Normal,
-                OFPP_FLOOD => OfAction::Flood,
-                OFPP_ALL => OfAction::All,
-                OFPP_LOCAL => OfAction::Local,
-                OFPP_TABLE => OfAction::Output(OFPP_TABLE),
-                OFPP_CONTROLLER => OfAction::Controller(ControllerSpec::output(max_len)),
-                p if (1..OFPP_MAX).contains(&p) => OfAction::Output(p),
-                _ => return Err(OfpError::BAD_OUT_PORT),
-            });
+            out.push(output_action(port, a.u16()?)?);
         }
         PUSH_VLAN => {
             let tpid = a.u16()?;
@@ -169,6 +158,21 @@ fn decode_one(
         _ => return Err(OfpError::BAD_ACTION_TYPE),
     }
     Ok(())
+}
+
+/// The action an OUTPUT to `port` (rvs's numbering) is, in any version.
+pub(crate) fn output_action(port: u32, max_len: u16) -> Result<OfAction, OfpError> {
+    Ok(match port {
+        OFPP_IN_PORT => OfAction::InPort,
+        OFPP_NORMAL => OfAction::Normal,
+        OFPP_FLOOD => OfAction::Flood,
+        OFPP_ALL => OfAction::All,
+        OFPP_LOCAL => OfAction::Local,
+        OFPP_TABLE => OfAction::Output(OFPP_TABLE),
+        OFPP_CONTROLLER => OfAction::Controller(ControllerSpec::output(max_len)),
+        p if (1..OFPP_MAX).contains(&p) => OfAction::Output(p),
+        _ => return Err(OfpError::BAD_OUT_PORT),
+    })
 }
 
 fn set_err(e: OfpError) -> OfpError {

@@ -83,6 +83,15 @@ fn encode_buckets(b: &mut Vec<u8>, buckets: &[Bucket]) -> Result<(), OfpError> {
     Ok(())
 }
 
+/// A GROUP_MOD's type (a delete names no type that matters).
+pub(crate) fn group_type(command: GroupCommand, ty: u8) -> Result<GroupType, OfpError> {
+    match GroupType::from_wire(ty) {
+        Some(t) => Ok(t),
+        None if command == GroupCommand::Delete => Ok(GroupType::All),
+        None => Err(OfpError::GROUP_MOD_BAD_TYPE),
+    }
+}
+
 impl GroupModMsg {
     /// Decode the body (after the common header).
     pub fn decode(r: &mut Reader<'_>) -> Result<GroupModMsg, OfpError> {
@@ -96,12 +105,7 @@ impl GroupModMsg {
         r.skip(1)?;
         let id = r.u32()?;
         let buckets = decode_buckets(r)?;
-        let ty = match GroupType::from_wire(ty) {
-            Some(t) => t,
-            // A delete names no type that matters.
-            None if command == GroupCommand::Delete => GroupType::All,
-            None => return Err(OfpError::GROUP_MOD_BAD_TYPE),
-        };
+        let ty = group_type(command, ty)?;
         Ok(GroupModMsg {
             command,
             group: Group { id, ty, buckets },

@@ -213,30 +213,12 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
     if h.version != OFP13 {
         return Err(OfpError::BAD_REQUEST_VERSION);
     }
-    let fixed = |r: &Reader<'_>, n: usize| {
-        if r.len() == n {
-            Ok(())
-        } else {
-            Err(OfpError::BAD_REQUEST_LEN)
-        }
-    };
+    if let Some(m) = decode_shared(h.msg_type, &mut r) {
+        return m;
+    }
     let m = match h.msg_type {
-        t::ERROR => {
-            let typ = r.u16()?;
-            let code = r.u16()?;
-            Message::Error {
-                err: OfpError { typ, code },
-                data: r.rest().to_vec(),
-            }
-        }
-        t::ECHO_REQUEST => Message::EchoRequest(r.rest().to_vec()),
-        t::ECHO_REPLY => Message::EchoReply(r.rest().to_vec()),
-        t::FEATURES_REQUEST => {
-            fixed(&r, 0)?;
-            Message::FeaturesRequest
-        }
         t::FEATURES_REPLY => {
-            fixed(&r, 24)?;
+            r.expect_len(24)?;
             let datapath_id = r.u64()?;
             let n_buffers = r.u32()?;
             let n_tables = r.u8()?;
@@ -249,29 +231,13 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
                 capabilities,
             })
         }
-        t::GET_CONFIG_REQUEST => {
-            fixed(&r, 0)?;
-            Message::GetConfigRequest
-        }
-        t::GET_CONFIG_REPLY | t::SET_CONFIG => {
-            fixed(&r, 4)?;
-            let c = SwitchConfig {
-                flags: r.u16()?,
-                miss_send_len: r.u16()?,
-            };
-            if h.msg_type == t::SET_CONFIG {
-                Message::SetConfig(c)
-            } else {
-                Message::GetConfigReply(c)
-            }
-        }
         t::FLOW_MOD => Message::FlowMod(decode_flow_mod(&mut r)?),
         t::BARRIER_REQUEST => {
-            fixed(&r, 0)?;
+            r.expect_len(0)?;
             Message::BarrierRequest
         }
         t::BARRIER_REPLY => {
-            fixed(&r, 0)?;
+            r.expect_len(0)?;
             Message::BarrierReply
         }
         t::MULTIPART_REQUEST | t::MULTIPART_REPLY => {
@@ -291,7 +257,7 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
             }
         }
         t::ROLE_REQUEST | t::ROLE_REPLY => {
-            fixed(&r, 16)?;
+            r.expect_len(16)?;
             let role = r.u32()?;
             r.skip(4)?;
             let role = Role {
@@ -305,11 +271,11 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
             }
         }
         t::GET_ASYNC_REQUEST => {
-            fixed(&r, 0)?;
+            r.expect_len(0)?;
             Message::GetAsyncRequest
         }
         t::GET_ASYNC_REPLY | t::SET_ASYNC => {
-            fixed(&r, 24)?;
+            r.expect_len(24)?;
             let mut a = AsyncConfig::default();
             for pair in [&mut a.packet_in, &mut a.port_status, &mut a.flow_removed] {
                 pair[0] = r.u32()?;
@@ -338,7 +304,7 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
             let packets = r.u64()?;
             let bytes = r.u64()?;
             let matches = decode_match(&mut r)?;
-            fixed(&r, 0)?;
+            r.expect_len(0)?;
             Message::FlowRemoved(FlowRemoved {
                 reason,
                 table,
@@ -357,7 +323,7 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         t::PORT_MOD => Message::PortMod(PortModMsg::decode(&mut r)?),
         t::GROUP_MOD => Message::GroupMod(super::group::GroupModMsg::decode(&mut r)?),
         t::PORT_STATUS => {
-            fixed(&r, 72)?;
+            r.expect_len(72)?;
             let reason = r.u8()?;
             r.skip(7)?;
             Message::PortStatus {
@@ -369,6 +335,36 @@ fn decode_body(h: &Header, body: &[u8]) -> Result<Message, OfpError> {
         _ => return Err(OfpError::BAD_REQUEST_TYPE),
     };
     Ok(m)
+}
+
+/// The requests whose bodies are the same in OpenFlow 1.0 and 1.3 (ERROR,
+/// ECHO, FEATURES_REQUEST, GET_CONFIG_REQUEST, SET_CONFIG and
+/// GET_CONFIG_REPLY); `None` for any other type.
+pub(crate) fn decode_shared(msg_type: u8, r: &mut Reader<'_>) -> Option<Result<Message, OfpError>> {
+    let config = |r: &mut Reader<'_>| -> Result<SwitchConfig, OfpError> {
+        r.expect_len(4)?;
+        Ok(SwitchConfig {
+            flags: r.u16()?,
+            miss_send_len: r.u16()?,
+        })
+    };
+    Some(match msg_type {
+        t::ERROR => (|| {
+            let typ = r.u16()?;
+            let code = r.u16()?;
+            Ok(Message::Error {
+                err: OfpError { typ, code },
+                data: r.rest().to_vec(),
+            })
+        })(),
+        t::ECHO_REQUEST => Ok(Message::EchoRequest(r.rest().to_vec())),
+        t::ECHO_REPLY => Ok(Message::EchoReply(r.rest().to_vec())),
+        t::FEATURES_REQUEST => r.expect_len(0).map(|_| Message::FeaturesRequest),
+        t::GET_CONFIG_REQUEST => r.expect_len(0).map(|_| Message::GetConfigRequest),
+        t::SET_CONFIG => config(r).map(Message::SetConfig),
+        t::GET_CONFIG_REPLY => config(r).map(Message::GetConfigReply),
+        _ => return None,
+    })
 }
 
 fn decode_hello(h: &Header, r: &mut Reader<'_>) -> Result<Message, OfpError> {

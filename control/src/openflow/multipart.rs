@@ -275,22 +275,15 @@ impl MpRequest {
 
     /// Decode the body of a request of type `typ`.
     pub fn decode(typ: u16, r: &mut Reader<'_>) -> Result<MpRequest, OfpError> {
-        let empty = |r: &Reader<'_>| {
-            if r.is_empty() {
-                Ok(())
-            } else {
-                Err(OfpError::BAD_REQUEST_LEN)
-            }
-        };
         let req = match typ {
             mt::DESC => {
-                empty(r)?;
+                r.expect_len(0)?;
                 MpRequest::Desc
             }
             mt::FLOW => MpRequest::Flow(decode_filter(r)?),
             mt::AGGREGATE => MpRequest::Aggregate(decode_filter(r)?),
             mt::TABLE => {
-                empty(r)?;
+                r.expect_len(0)?;
                 MpRequest::Table
             }
             mt::PORT_STATS => {
@@ -299,7 +292,7 @@ impl MpRequest {
                 MpRequest::PortStats((p != OFPP13_ANY).then(|| port_from13(p)))
             }
             mt::PORT_DESC => {
-                empty(r)?;
+                r.expect_len(0)?;
                 MpRequest::PortDesc
             }
             mt::TABLE_FEATURES => {
@@ -315,11 +308,11 @@ impl MpRequest {
                 MpRequest::GroupStats(g)
             }
             mt::GROUP_DESC => {
-                empty(r)?;
+                r.expect_len(0)?;
                 MpRequest::GroupDesc
             }
             mt::GROUP_FEATURES => {
-                empty(r)?;
+                r.expect_len(0)?;
                 MpRequest::GroupFeatures
             }
             mt::QUEUE | mt::METER | mt::METER_CONFIG => {
@@ -328,7 +321,7 @@ impl MpRequest {
                 MpRequest::Empty(typ)
             }
             mt::METER_FEATURES => {
-                empty(r)?;
+                r.expect_len(0)?;
                 MpRequest::Empty(typ)
             }
             0xffff => return Err(OfpError::BAD_REQUEST_EXPERIMENTER),

@@ -589,21 +589,31 @@ proptest! {
             fed += c.len();
             s.receive(c, &mut sw);
         }
-        // An answer per message at most, each bounded: no amplification
-        // beyond a reply's size, and nothing kept unbounded.
-        // Output stops growing at the high-water mark (plus one reply);
-        // taking it lets the held-back requests run, in bounded steps.
-        let mut rounds = 0;
-        loop {
-            let out = s.take_output();
-            prop_assert!(out.len() <= OUT_HIGH_WATER + 1024 * 1024, "{} out for {} in", out.len(), fed);
-            if !s.backlog() {
-                break;
-            }
-            s.receive(&[], &mut sw);
-            rounds += 1;
-            prop_assert!(rounds <= fed / 8 + 1);
+        drain_bounded(&mut s, &mut sw, fed)?;
+    }
+}
+
+/// Take a session's output until nothing is held back: an answer per
+/// message at most, each bounded (no amplification beyond a reply's size,
+/// nothing kept unbounded). Output stops growing at the high-water mark
+/// (plus one reply); taking it lets the held-back requests run, in bounded
+/// steps. `fed`: the bytes given to it.
+pub(super) fn drain_bounded(s: &mut Session, sw: &mut Fake, fed: usize) -> Result<(), TestCaseError> {
+    let mut rounds = 0;
+    loop {
+        let out = s.take_output();
+        prop_assert!(
+            out.len() <= OUT_HIGH_WATER + 1024 * 1024,
+            "{} out for {} in",
+            out.len(),
+            fed
+        );
+        if !s.backlog() {
+            return Ok(());
         }
+        s.receive(&[], sw);
+        rounds += 1;
+        prop_assert!(rounds <= fed / 8 + 1);
     }
 }
 

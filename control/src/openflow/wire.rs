@@ -150,6 +150,16 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
+    /// Exactly `n` bytes are left, or the message has a bad length
+    /// (BAD_REQUEST_LEN: fixed-size bodies).
+    pub fn expect_len(&self, n: usize) -> Result<(), OfpError> {
+        if self.buf.len() == n {
+            Ok(())
+        } else {
+            Err(OfpError::BAD_REQUEST_LEN)
+        }
+    }
+
     /// What is left, consuming it.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)

@@ -6,10 +6,10 @@
 //! `reg_load`s, `goto_table` becomes `resubmit(,T)`, `write_metadata` is
 //! NXAST_WRITE_METADATA, `group` NXAST_GROUP, and dec_ttl is Nicira's.
 
-use crate::ofp::{ControllerSpec, OfAction, OfField, SubField, OFPP_CONTROLLER, OFPP_IN_PORT};
-use crate::ofp::{PinReason, OFPP_ALL, OFPP_FLOOD, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, OFPP_TABLE};
+use crate::ofp::{OfAction, OfField, PinReason, SubField, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD};
+use crate::ofp::{OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL};
 use crate::openflow::actions::{
-    nx, nx_end, Ctx, NXAST_DEC_TTL, NXAST_GROUP, NXAST_RESUBMIT_TABLE, NXAST_WRITE_METADATA,
+    nx, nx_end, output_action, Ctx, NXAST_DEC_TTL, NXAST_GROUP, NXAST_RESUBMIT_TABLE, NXAST_WRITE_METADATA,
 };
 use crate::openflow::error::OfpError;
 use crate::openflow::wire::{Put, Reader};
@@ -38,18 +38,7 @@ pub fn decode_std(typ: u16, a: &mut Reader<'_>, out: &mut Vec<OfAction>) -> Resu
     let act = match typ {
         OUTPUT => {
             let port = a.u16()? as u32;
-            let max_len = a.u16()?;
-            match port {
-                OFPP_IN_PORT => OfAction::InPort,
-                OFPP_NORMAL => OfAction::Normal,
-                OFPP_FLOOD => OfAction::Flood,
-                OFPP_ALL => OfAction::All,
-                OFPP_LOCAL => OfAction::Local,
-                OFPP_TABLE => OfAction::Output(OFPP_TABLE),
-                OFPP_CONTROLLER => OfAction::Controller(ControllerSpec::output(max_len)),
-                p if (1..OFPP_MAX).contains(&p) => OfAction::Output(p),
-                _ => return Err(OfpError::BAD_OUT_PORT),
-            }
+            output_action(port, a.u16()?)?
         }
         SET_VLAN_VID => {
             let vid = a.u16()?;

@@ -8,7 +8,7 @@ use crate::group::{Bucket, Group, GroupCommand, GroupType, MAX_BUCKETS, WATCH_NO
 use crate::ofp::{Match, OFPP_NONE};
 use crate::openflow::actions::{decode_actions10, encode_actions, Ctx};
 use crate::openflow::error::OfpError;
-use crate::openflow::group::GroupModMsg;
+use crate::openflow::group::{group_type, GroupModMsg};
 use crate::openflow::wire::{port_from13, port_to13, Put, Reader};
 
 /// OFPGBPT15_WEIGHT.
@@ -94,11 +94,7 @@ pub fn decode_group_mod(r: &mut Reader<'_>) -> Result<GroupModMsg, OfpError> {
         // its own.
         return Err(OfpError::GROUP_MOD_BAD_TYPE);
     }
-    let ty = match GroupType::from_wire(ty) {
-        Some(t) => t,
-        None if command == GroupCommand::Delete => GroupType::All,
-        None => return Err(OfpError::GROUP_MOD_BAD_TYPE),
-    };
+    let ty = group_type(command, ty)?;
     Ok(GroupModMsg {
         command,
         group: Group { id, ty, buckets },

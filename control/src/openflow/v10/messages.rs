@@ -11,7 +11,7 @@ use crate::ofp::Rule;
 use crate::openflow::actions::decode_actions10;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    AsyncConfig, FlowModMsg, Message, SwitchConfig, FF_CHECK_OVERLAP, FF_SEND_FLOW_REM,
+    decode_shared, AsyncConfig, FlowModMsg, Message, FF_CHECK_OVERLAP, FF_SEND_FLOW_REM,
 };
 use crate::openflow::multipart::PortDesc;
 use crate::openflow::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
@@ -81,44 +81,19 @@ fn decode_body(h: &Header, body: &[u8], f: &Formats) -> Result<In10, OfpError> {
         return Err(OfpError::BAD_REQUEST_VERSION);
     }
     let mut r = Reader::new(body, OfpError::BAD_REQUEST_LEN);
-    let fixed = |r: &Reader<'_>, n: usize| {
-        if r.len() == n {
-            Ok(())
-        } else {
-            Err(OfpError::BAD_REQUEST_LEN)
+    if h.msg_type == t::HELLO {
+        return Ok(In10::Msg(Message::Hello { bitmap: None }));
+    }
+    if h.msg_type != t::GET_CONFIG_REPLY {
+        if let Some(m) = decode_shared(h.msg_type, &mut r) {
+            return m.map(In10::Msg);
         }
-    };
+    }
     let m = match h.msg_type {
-        t::HELLO => Message::Hello { bitmap: None },
-        t::ERROR => {
-            let typ = r.u16()?;
-            let code = r.u16()?;
-            Message::Error {
-                err: OfpError { typ, code },
-                data: r.rest().to_vec(),
-            }
-        }
-        t::ECHO_REQUEST => Message::EchoRequest(r.rest().to_vec()),
-        t::ECHO_REPLY => Message::EchoReply(r.rest().to_vec()),
-        t::FEATURES_REQUEST => {
-            fixed(&r, 0)?;
-            Message::FeaturesRequest
-        }
-        t::GET_CONFIG_REQUEST => {
-            fixed(&r, 0)?;
-            Message::GetConfigRequest
-        }
-        t::SET_CONFIG => {
-            fixed(&r, 4)?;
-            Message::SetConfig(SwitchConfig {
-                flags: r.u16()?,
-                miss_send_len: r.u16()?,
-            })
-        }
         t10::FLOW_MOD => Message::FlowMod(decode_flow_mod(&mut r, f, false)?),
         t10::PACKET_OUT => Message::PacketOut(decode_packet_out(&mut r)?),
         t10::PORT_MOD => {
-            fixed(&r, 24)?;
+            r.expect_len(24)?;
             let port_no = r.u16()? as u32;
             let hw_addr = r.array::<6>()?;
             let config = r.u32()?;
@@ -133,12 +108,12 @@ fn decode_body(h: &Header, body: &[u8], f: &Formats) -> Result<In10, OfpError> {
             })
         }
         t10::BARRIER_REQUEST => {
-            fixed(&r, 0)?;
+            r.expect_len(0)?;
             Message::BarrierRequest
         }
         t10::STATS_REQUEST => return Ok(In10::Stats(decode_stats_request(&mut r)?)),
         t10::QUEUE_GET_CONFIG_REQUEST => {
-            fixed(&r, 4)?;
+            r.expect_len(4)?;
             return Ok(In10::QueueGetConfig(r.u16()?));
         }
         t10::VENDOR => return decode_vendor(&mut r, f),
@@ -153,32 +128,25 @@ fn decode_vendor(r: &mut Reader<'_>, f: &Formats) -> Result<In10, OfpError> {
     if r.u32()? != NX_VENDOR {
         return Err(OfpError::BAD_REQUEST_EXPERIMENTER);
     }
-    let fixed = |r: &Reader<'_>, n: usize| {
-        if r.len() == n {
-            Ok(())
-        } else {
-            Err(OfpError::BAD_REQUEST_LEN)
-        }
-    };
     Ok(match r.u32()? {
         nxt::SET_FLOW_FORMAT => {
-            fixed(r, 4)?;
+            r.expect_len(4)?;
             In10::SetFlowFormat(r.u32()?)
         }
         nxt::FLOW_MOD_TABLE_ID => {
-            fixed(r, 8)?;
+            r.expect_len(8)?;
             In10::FlowModTableId(r.u8()? != 0)
         }
         nxt::SET_PACKET_IN_FORMAT => {
-            fixed(r, 4)?;
+            r.expect_len(4)?;
             In10::SetPacketInFormat(r.u32()?)
         }
         nxt::ROLE_REQUEST => {
-            fixed(r, 4)?;
+            r.expect_len(4)?;
             In10::NxRole(r.u32()?)
         }
         nxt::SET_ASYNC_CONFIG => {
-            fixed(r, 24)?;
+            r.expect_len(24)?;
             let mut a = AsyncConfig::default();
             for pair in [&mut a.packet_in, &mut a.port_status, &mut a.flow_removed] {
                 pair[0] = r.u32()?;

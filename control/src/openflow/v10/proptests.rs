@@ -8,8 +8,8 @@ use super::messages::{decode, Formats};
 use super::{nxt, OFP10};
 use crate::openflow::actions::{decode_actions10, encode_actions, Ctx};
 use crate::openflow::error::OfpError;
-use crate::openflow::proptests::{any_rule, Fake};
-use crate::openflow::session::{Session, OUT_HIGH_WATER};
+use crate::openflow::proptests::{any_rule, drain_bounded, Fake};
+use crate::openflow::session::Session;
 use crate::openflow::wire::{Put, Reader, NX_VENDOR};
 use proptest::prelude::*;
 
@@ -113,16 +113,6 @@ proptest! {
             fed += b.len();
             s.receive(&b, &mut sw);
         }
-        let mut rounds = 0;
-        loop {
-            let out = s.take_output();
-            prop_assert!(out.len() <= OUT_HIGH_WATER + 1024 * 1024, "{} out for {} in", out.len(), fed);
-            if !s.backlog() {
-                break;
-            }
-            s.receive(&[], &mut sw);
-            rounds += 1;
-            prop_assert!(rounds <= fed / 8 + 1);
-        }
+        drain_bounded(&mut s, &mut sw, fed)?;
     }
 }

@@ -41,16 +41,9 @@ pub struct StatsRequest {
 pub fn decode_stats_request(r: &mut Reader<'_>) -> Result<StatsRequest, OfpError> {
     let typ = r.u16()?;
     let _flags = r.u16()?;
-    let empty = |r: &Reader<'_>| {
-        if r.is_empty() {
-            Ok(())
-        } else {
-            Err(OfpError::BAD_REQUEST_LEN)
-        }
-    };
     let body = match typ {
         mt::DESC | mt::TABLE | mt::PORT_DESC => {
-            empty(r)?;
+            r.expect_len(0)?;
             match typ {
                 mt::DESC => MpRequest::Desc,
                 mt::TABLE => MpRequest::Table,
@@ -62,7 +55,7 @@ pub fn decode_stats_request(r: &mut Reader<'_>) -> Result<StatsRequest, OfpError
             let table = r.u8()?;
             r.skip(1)?;
             let out_port = r.u16()?;
-            empty(r)?;
+            r.expect_len(0)?;
             let f = filter(table, out_port, matches, None);
             if typ == mt::FLOW {
                 MpRequest::Flow(f)
