@@ -45,6 +45,9 @@ pub struct FlowMod {
     pub reset_counts: bool,
     /// Add: tell the controllers when the rule goes (FLOW_REMOVED).
     pub send_flow_rem: bool,
+    /// Modify, as OpenFlow 1.0's (OVS): the rules it changes take this
+    /// cookie, and when it changes none the rule is added with it.
+    pub new_cookie: Option<u64>,
 }
 
 /// Why a flow modification was refused.
@@ -154,6 +157,7 @@ impl FlowMod {
             check_overlap: false,
             reset_counts: false,
             send_flow_rem: false,
+            new_cookie: None,
         }
     }
 
@@ -236,6 +240,9 @@ impl Bridge {
                         if let Some(e) = cls.get_mut(m, *p) {
                             out.persistent |= !e.from_controller;
                             e.rule.actions = fm.rule.actions.clone();
+                            if let Some(c) = fm.new_cookie {
+                                e.rule.cookie = c;
+                            }
                             if fm.reset_counts {
                                 e.n_packets = 0;
                                 e.n_bytes = 0;
@@ -245,6 +252,19 @@ impl Bridge {
                     if !keys.is_empty() {
                         out.tables.push(*t);
                     }
+                }
+                if let (Some(cookie), true) = (fm.new_cookie, out.tables.is_empty()) {
+                    let add = FlowMod {
+                        command: Command::Add,
+                        rule: Rule {
+                            cookie,
+                            ..fm.rule.clone()
+                        },
+                        all_tables: false,
+                        new_cookie: None,
+                        ..fm.clone()
+                    };
+                    return self.flow_mod(&add, now_ms, from_controller);
                 }
             }
             Command::Delete | Command::DeleteStrict => {
@@ -285,6 +305,24 @@ mod tests {
 
     fn texts(b: &Bridge) -> Vec<String> {
         b.rules().iter().map(|e| e.rule.to_string()).collect()
+    }
+
+    #[test]
+    fn a_one_zero_modify_sets_cookies_or_adds() {
+        let mut b = bridge(&["priority=10,ip,actions=output:1"]);
+        let mut m = fm(Command::Modify, "ip,actions=output:2");
+        m.new_cookie = Some(7);
+        b.flow_mod(&m, 0, true).unwrap();
+        assert_eq!(texts(&b), ["table=0,priority=10,cookie=0x7,ip,actions=output:2"]);
+        let mut m = fm(Command::ModifyStrict, "table=3,priority=4,arp,actions=drop");
+        m.new_cookie = Some(9);
+        let out = b.flow_mod(&m, 0, true).unwrap();
+        assert_eq!(out.tables, [3]);
+        assert!(texts(&b).contains(&"table=3,priority=4,cookie=0x9,arp,actions=drop".to_string()));
+        // Without a new cookie (1.3's modify), nothing is added.
+        let m = fm(Command::Modify, "table=5,arp,actions=drop");
+        assert!(b.flow_mod(&m, 0, true).unwrap().tables.is_empty());
+        assert_eq!(b.n_rules(), 2);
     }
 
     #[test]

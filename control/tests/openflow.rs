@@ -344,6 +344,17 @@ fn ovs_ofctl_without_a_version_speaks_openflow_1_0_with_nicira_extensions() {
     // Tables (NXT_FLOW_MOD_TABLE_ID), modify, strict delete, cookie
     // (NXM_NX_COOKIE) and out_port filters, aggregates.
     modify_delete_and_count(&d);
+    // 1.0's modify with a cookie (OVS): it adds when nothing matches.
+    d.ofctl(
+        &[],
+        "mod-flows",
+        &["table=31,priority=3,cookie=0x9,ip,actions=output:1"],
+    );
+    let t31 = d.ofctl(&["--no-stats"], "dump-flows", &["table=31"]);
+    assert!(
+        t31.contains("cookie=0x9") && t31.contains("priority=3,ip"),
+        "{t31}"
+    );
 
     // 1.0 errors: OVS's Nicira codes where 1.0 has none.
     let (code, _, err) = d.ofctl_at(&[], "add-flow", &["table=254,actions=drop"]);

@@ -442,6 +442,7 @@ fn decode_flow_mod(r: &mut Reader<'_>) -> Result<FlowModMsg, OfpError> {
             check_overlap: flags & FF_CHECK_OVERLAP != 0,
             send_flow_rem: flags & FF_SEND_FLOW_REM != 0,
             reset_counts: flags & FF_RESET_COUNTS != 0,
+            new_cookie: None,
         },
         buffer_id,
         flags,

@@ -159,6 +159,7 @@ fn any_flow_mod() -> impl Strategy<Value = Message> {
                         check_overlap: flags & 2 != 0,
                         send_flow_rem: flags & 1 != 0,
                         reset_counts: flags & 4 != 0,
+                        new_cookie: None,
                     },
                     buffer_id,
                     flags,

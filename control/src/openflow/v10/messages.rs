@@ -218,6 +218,7 @@ fn decode_flow_mod(r: &mut Reader<'_>, f: &Formats, nx: bool) -> Result<FlowModM
         (false, None) => (cookie, 0),
     };
     let all_tables = table == 0xff && !add;
+    let is_modify = matches!(command, Command::Modify | Command::ModifyStrict);
     Ok(FlowModMsg {
         fm: FlowMod {
             command,
@@ -237,6 +238,10 @@ fn decode_flow_mod(r: &mut Reader<'_>, f: &Formats, nx: bool) -> Result<FlowModM
             check_overlap: flags & FF_CHECK_OVERLAP != 0,
             send_flow_rem: flags & FF_SEND_FLOW_REM != 0,
             reset_counts: false,
+            // OpenFlow 1.0's modify (OVS): a cookie given (ovs-ofctl sends
+            // all ones for none) goes on the rules, and a modify that finds
+            // nothing adds.
+            new_cookie: (is_modify && cookie != u64::MAX && cookie_mask == 0).then_some(cookie),
         },
         buffer_id,
         flags,
