@@ -92,7 +92,7 @@ impl OfSwitch for BenchBridge {
     fn group_mod(&mut self, gm: &GroupModMsg) -> Result<(), OfpError> {
         bridge_ops::group_mod(&mut self.sw, "br0", gm).map(|_| ())
     }
-    fn groups(&self) -> Vec<(Group, u32)> {
+    fn groups(&self) -> Vec<(Group, rvs_control::openflow::group::GroupStats)> {
         bridge_ops::groups(&self.sw, "br0")
     }
     fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError> {

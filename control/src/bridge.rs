@@ -136,6 +136,8 @@ pub struct Bridge {
     pub fail_open: bool,
     /// OpenFlow groups (a controller's; not saved, as in OVS).
     pub groups: crate::group::GroupTable,
+    /// Their traffic, by group id.
+    pub group_counters: BTreeMap<u32, crate::group::GroupCounters>,
 }
 
 /// `set-fail-mode`, with OVS's meaning: what a bridge with controllers does
@@ -182,6 +184,7 @@ impl Bridge {
             fail_mode: FailMode::default(),
             fail_open: false,
             groups: Default::default(),
+            group_counters: BTreeMap::new(),
         }
     }
 

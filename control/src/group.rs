@@ -145,6 +145,45 @@ pub enum GroupError {
     Chaining,
 }
 
+/// A group's traffic (OVS's group stats): what the packets through it
+/// carried, the group once per packet and each bucket that ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupCounters {
+    /// When the group was added (switch clock, ms; kept by a modify).
+    pub added_ms: u64,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// (packets, bytes) per bucket.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl GroupCounters {
+    /// Zero counters for a group of `n` buckets added at `added_ms`.
+    pub fn new(added_ms: u64, n: usize) -> GroupCounters {
+        GroupCounters {
+            added_ms,
+            packets: 0,
+            bytes: 0,
+            buckets: vec![(0, 0); n],
+        }
+    }
+
+    /// Count `packets`/`bytes` that ran `buckets` (indexes past the group's
+    /// buckets, left from before a modify, count for the group only).
+    pub fn credit(&mut self, buckets: &[usize], packets: u64, bytes: u64) {
+        self.packets += packets;
+        self.bytes += bytes;
+        for &i in buckets {
+            if let Some(b) = self.buckets.get_mut(i) {
+                b.0 += packets;
+                b.1 += bytes;
+            }
+        }
+    }
+}
+
 /// A bridge's groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupTable {

@@ -46,6 +46,8 @@ pub struct TunnelRoute {
 pub struct FlowOrigin {
     /// The rules that matched.
     pub rules: Vec<RuleRef>,
+    /// The groups it went through.
+    pub groups: Vec<crate::xlate::GroupRef>,
     /// (bridge, VLAN, MAC, port) that NORMAL learned or refreshed.
     pub macs: Vec<(String, u16, u64, u32)>,
 }
@@ -689,6 +691,7 @@ impl Switch {
         let gone = br.del_rules(None, &Match::any());
         let groups: Vec<u32> = br.groups.iter().map(|g| g.id).collect();
         br.groups = Default::default();
+        br.group_counters.clear();
         if !br.has_dialed_controllers() && br.fail_mode == crate::bridge::FailMode::Standalone {
             br.add_rule(normal_rule(), now);
             tables.insert(0);
@@ -765,7 +768,22 @@ impl Switch {
             .bridges
             .get_mut(bridge)
             .ok_or_else(|| SwitchError::NoBridge(bridge.into()))?;
+        let n_buckets = group.buckets.len();
         let changed = br.groups.apply(cmd, group)?;
+        // Counters as OVS keeps them: a modify starts them over (its
+        // buckets are new) but keeps the group's age.
+        for id in &changed {
+            match cmd {
+                crate::group::GroupCommand::Delete => {
+                    br.group_counters.remove(id);
+                }
+                _ => {
+                    let added = br.group_counters.get(id).map_or(now, |c| c.added_ms);
+                    br.group_counters
+                        .insert(*id, crate::group::GroupCounters::new(added, n_buckets));
+                }
+            }
+        }
         let gone = if cmd == crate::group::GroupCommand::Delete {
             br.del_rules_to_groups(&changed)
         } else {
@@ -942,6 +960,20 @@ impl Switch {
         }
     }
 
+    /// Count packets that went through groups (a cached flow's, or one
+    /// translated packet's).
+    pub fn credit_groups(&mut self, groups: &[crate::xlate::GroupRef], packets: u64, bytes: u64) {
+        for g in groups {
+            if let Some(c) = self
+                .bridges
+                .get_mut(&g.bridge)
+                .and_then(|b| b.group_counters.get_mut(&g.group))
+            {
+                c.credit(&g.buckets, packets, bytes);
+            }
+        }
+    }
+
     /// Credit a PMD's cached-flow counters `(tag, packets, bytes)` to the rules
     /// the flows came from, and keep the MACs they learned young (only what
     /// grew since the last call counts).
@@ -956,6 +988,7 @@ impl Switch {
             *last = (packets, bytes);
             if dp > 0 {
                 self.credit_rules(&origin.rules, dp, db);
+                self.credit_groups(&origin.groups, dp, db);
                 for (b, vlan, mac, port) in &origin.macs {
                     if let Some(br) = self.bridges.get_mut(b) {
                         br.macs.refresh(*vlan, *mac, *port, now);
@@ -1028,6 +1061,7 @@ mod tests {
         let mut sw = Switch::new();
         let origin = || FlowOrigin {
             rules: Vec::new(),
+            groups: Vec::new(),
             macs: Vec::new(),
         };
         let (t1, t2) = (sw.remember(origin()), sw.remember(origin()));

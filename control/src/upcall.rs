@@ -54,10 +54,12 @@ impl Upcall for SwitchUpcall {
         if t.cacheable {
             reply.tag = sw.remember(crate::switch::FlowOrigin {
                 rules: t.rules,
+                groups: t.groups,
                 macs: t.learned,
             });
         } else {
             sw.credit_rules(&t.rules, 1, pkt.len() as u64);
+            sw.credit_groups(&t.groups, 1, pkt.len() as u64);
         }
         for (port, ip) in t.resolve {
             let mut frame = Vec::new();
@@ -144,6 +146,7 @@ pub fn retranslate(sw: &SharedSwitch, key: &FlowKey) -> Option<Revalidated> {
     }
     let tag = sw.remember(crate::switch::FlowOrigin {
         rules: t.rules,
+        groups: t.groups,
         macs: t.learned,
     });
     Some(Revalidated {

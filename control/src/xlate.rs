@@ -48,6 +48,8 @@ pub struct Translation {
     pub resolve: Vec<(u32, Ipv4Addr)>,
     /// The rules that matched, in order (their counters grow with the flow's).
     pub rules: Vec<RuleRef>,
+    /// The groups it went through (their counters grow with the flow's).
+    pub groups: Vec<GroupRef>,
     /// Tags of the MAC-table entries the result depended on ([`mac_tag`]):
     /// when one of them is learned, moves or is forgotten, the cached flow
     /// goes (and only those flows).
@@ -92,6 +94,17 @@ pub fn group_tag(bridge: &str, group: u32) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     ("group", bridge, group).hash(&mut h);
     h.finish()
+}
+
+/// A group a translation went through, and the buckets that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// Bridge.
+    pub bridge: String,
+    /// Group id.
+    pub group: u32,
+    /// Indexes of the buckets that ran.
+    pub buckets: Vec<usize>,
 }
 
 /// Which rule a translation went through: enough to find it again.
@@ -148,6 +161,7 @@ struct Xlate<'s> {
     cacheable: bool,
     resolve: Vec<(u32, Ipv4Addr)>,
     rules: Vec<RuleRef>,
+    groups: Vec<GroupRef>,
     deps: Vec<u64>,
     learned: Vec<(String, u16, u64, u32)>,
     recircs: Vec<Recirc>,
@@ -282,6 +296,7 @@ fn translate_with(
         cacheable: true,
         resolve: Vec::new(),
         rules: Vec::new(),
+        groups: Vec::new(),
         deps: Vec::new(),
         learned: Vec::new(),
         recircs: Vec::new(),
@@ -340,6 +355,7 @@ fn translate_with(
         cacheable: x.cacheable,
         resolve: x.resolve,
         rules: x.rules,
+        groups: x.groups,
         deps: x.deps,
         learned: x.learned,
         recircs: x.recircs,
@@ -911,6 +927,11 @@ impl Xlate<'_> {
                 select_bucket(&g.buckets, h).into_iter().collect()
             }
         };
+        self.groups.push(GroupRef {
+            bridge: bridge.to_string(),
+            group: id,
+            buckets: chosen.clone(),
+        });
         self.depth += 1;
         for i in chosen {
             let Some(b) = g.buckets.get(i) else { continue };

@@ -260,6 +260,11 @@ fn groups(
         stats.contains("group_id=7") && stats.contains("ref_count=1"),
         "{stats}"
     );
+    // The packet-out went through it: the group and its bucket count it.
+    assert!(
+        stats.contains("packet_count=1,") && stats.contains("bucket0:packet_count=1,"),
+        "{stats}"
+    );
     ofctl(&["del-groups", &target, "group_id=7"]);
     let dump = ofctl(&["dump-flows", &target]);
     assert!(!dump.contains("group:7"), "the rule went with its group: {dump}");

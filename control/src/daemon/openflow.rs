@@ -11,7 +11,7 @@ use crate::flow_mod::FlowMod;
 use crate::group::Group;
 use crate::openflow::bridge_ops::PC_PORT_DOWN;
 use crate::openflow::bridge_ops::{self, N_TABLES};
-use crate::openflow::group::GroupModMsg;
+use crate::openflow::group::{GroupModMsg, GroupStats};
 use crate::openflow::message::{Features, FlowRemoved, Role, PPR_ADD, PPR_DELETE, PPR_MODIFY};
 use crate::openflow::multipart::{Desc, FlowFilter, FlowStats, PortDesc, PortStats, TableStats};
 use crate::openflow::packet::{PacketOutMsg, PortModMsg};
@@ -717,7 +717,7 @@ impl OfSwitch for BridgeView {
         Ok(())
     }
 
-    fn groups(&self) -> Vec<(Group, u32)> {
+    fn groups(&self) -> Vec<(Group, GroupStats)> {
         self.with(Vec::new(), |st| {
             bridge_ops::groups(&lock(&st.sw), &self.ctx.bridge)
         })

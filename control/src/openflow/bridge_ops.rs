@@ -3,6 +3,7 @@
 //! per table, translate a PACKET_OUT, make a PACKET_IN. The daemon's
 //! connections and the benchmarks share these.
 
+use super::group::GroupStats;
 use super::message::{encodable, FlowRemoved, FF_SEND_FLOW_REM};
 use super::multipart::{FlowFilter, FlowStats, TableStats};
 use super::packet::{PacketInMsg, PacketOutMsg, PortModMsg};
@@ -152,6 +153,7 @@ pub fn packet_out(sw: &mut Switch, bridge: &str, po: &PacketOutMsg) -> Result<Ex
     key.set(Field::InPort, dp_in as u64);
     let t = crate::xlate::translate_packet_out(sw, bridge, po.in_port, &key, &po.actions);
     sw.credit_rules(&t.rules, 1, po.data.len() as u64);
+    sw.credit_groups(&t.groups, 1, po.data.len() as u64);
     Ok(Execute {
         in_port: dp_in,
         frame: po.data.clone(),
@@ -173,11 +175,13 @@ pub fn group_mod(
         })
 }
 
-/// The groups of `bridge`, each with how many rules send to it.
-pub fn groups(sw: &Switch, bridge: &str) -> Vec<(crate::group::Group, u32)> {
+/// The groups of `bridge`, each with its counters and how many rules send
+/// to it.
+pub fn groups(sw: &Switch, bridge: &str) -> Vec<(crate::group::Group, GroupStats)> {
     let Ok(br) = sw.bridge(bridge) else {
         return Vec::new();
     };
+    let now = sw.now_ms();
     let rules = br.rules();
     br.groups
         .iter()
@@ -186,7 +190,18 @@ pub fn groups(sw: &Switch, bridge: &str) -> Vec<(crate::group::Group, u32)> {
                 .iter()
                 .filter(|e| outputs_to_group(&e.rule.actions, g.id))
                 .count();
-            (g.clone(), refs as u32)
+            let c = br.group_counters.get(&g.id).cloned().unwrap_or_default();
+            let mut buckets = c.buckets;
+            buckets.resize(g.buckets.len(), (0, 0));
+            let stats = GroupStats {
+                id: g.id,
+                ref_count: refs as u32,
+                packets: c.packets,
+                bytes: c.bytes,
+                duration_ms: now.saturating_sub(c.added_ms),
+                buckets,
+            };
+            (g.clone(), stats)
         })
         .collect()
 }

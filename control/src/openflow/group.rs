@@ -17,16 +17,21 @@ pub struct GroupModMsg {
     pub group: Group,
 }
 
-/// A GROUP stats entry: rvs counts no packets per group (the rules that
-/// send to one do); `ref_count` is how many rules do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A GROUP stats entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupStats {
     /// The group.
     pub id: u32,
     /// Rules that send to it.
     pub ref_count: u32,
-    /// Buckets (one zero counter pair each).
-    pub buckets: u32,
+    /// Packets through it.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Its age (ms).
+    pub duration_ms: u64,
+    /// (packets, bytes) per bucket.
+    pub buckets: Vec<(u64, u64)>,
 }
 
 /// OFPGMFC_* codes for a refused change.
@@ -172,14 +177,19 @@ pub fn desc_len(g: &Group) -> usize {
 /// Append GROUP stats entries.
 pub fn encode_stats(b: &mut Vec<u8>, v: &[GroupStats]) {
     for s in v {
-        b.put_u16((40 + 16 * s.buckets) as u16);
+        b.put_u16((40 + 16 * s.buckets.len()) as u16);
         b.put_zeros(2);
         b.put_u32(s.id);
         b.put_u32(s.ref_count);
         b.put_zeros(4);
-        // packet and byte counts, duration: not kept per group.
-        b.put_zeros(24);
-        b.put_zeros(16 * s.buckets as usize);
+        b.put_u64(s.packets);
+        b.put_u64(s.bytes);
+        b.put_u32((s.duration_ms / 1000).min(u32::MAX as u64) as u32);
+        b.put_u32((s.duration_ms % 1000) as u32 * 1_000_000);
+        for (p, n) in &s.buckets {
+            b.put_u64(*p);
+            b.put_u64(*n);
+        }
     }
 }
 
@@ -195,11 +205,21 @@ pub fn decode_stats(r: &mut Reader<'_>) -> Result<Vec<GroupStats>, OfpError> {
         e.skip(2)?;
         let id = e.u32()?;
         let ref_count = e.u32()?;
-        e.rest();
+        e.skip(4)?;
+        let packets = e.u64()?;
+        let bytes = e.u64()?;
+        let (sec, nsec) = (e.u32()?, e.u32()?);
+        let mut buckets = Vec::new();
+        while !e.is_empty() {
+            buckets.push((e.u64()?, e.u64()?));
+        }
         v.push(GroupStats {
             id,
             ref_count,
-            buckets: ((len - 40) / 16) as u32,
+            packets,
+            bytes,
+            duration_ms: sec as u64 * 1000 + (nsec / 1_000_000) as u64,
+            buckets,
         });
     }
     Ok(v)

@@ -601,7 +601,7 @@ impl MpReply {
                 .into_iter()
                 .map(MpReply::GroupDesc)
                 .collect(),
-            MpReply::GroupStats(v) => chunks(v, |s| 40 + 16 * s.buckets as usize, limit)
+            MpReply::GroupStats(v) => chunks(v, |s| 40 + 16 * s.buckets.len(), limit)
                 .into_iter()
                 .map(MpReply::GroupStats)
                 .collect(),

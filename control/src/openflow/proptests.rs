@@ -315,14 +315,26 @@ fn any_message() -> impl Strategy<Value = Message> {
             },
             other => other,
         }),
-        (any::<u32>(), any::<u32>(), 0u32..5).prop_map(|(id, ref_count, buckets)| Message::MultipartReply {
-            flags: 0,
-            body: MpReply::GroupStats(vec![super::group::GroupStats {
-                id,
-                ref_count,
-                buckets
-            }]),
-        }),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<(u64, u64)>(),
+            0u64..4_000_000_000_000,
+            proptest::collection::vec(any::<(u64, u64)>(), 0..5)
+        )
+            .prop_map(|(id, ref_count, (packets, bytes), duration_ms, buckets)| {
+                Message::MultipartReply {
+                    flags: 0,
+                    body: MpReply::GroupStats(vec![super::group::GroupStats {
+                        id,
+                        ref_count,
+                        packets,
+                        bytes,
+                        duration_ms,
+                        buckets,
+                    }]),
+                }
+            }),
         Just(Message::MultipartReply {
             flags: 0,
             body: MpReply::GroupFeatures
@@ -535,7 +547,7 @@ impl OfSwitch for Fake {
     fn group_mod(&mut self, _: &GroupModMsg) -> Result<(), OfpError> {
         Ok(())
     }
-    fn groups(&self) -> Vec<(Group, u32)> {
+    fn groups(&self) -> Vec<(Group, super::group::GroupStats)> {
         Vec::new()
     }
 }

@@ -49,8 +49,9 @@ pub trait OfSwitch {
     fn port_mod(&mut self, pm: &PortModMsg) -> Result<(), OfpError>;
     /// Apply a GROUP_MOD (all or nothing).
     fn group_mod(&mut self, gm: &GroupModMsg) -> Result<(), OfpError>;
-    /// The bridge's groups, each with how many rules send to it.
-    fn groups(&self) -> Vec<(Group, u32)>;
+    /// The bridge's groups, each with its counters and how many rules send
+    /// to it.
+    fn groups(&self) -> Vec<(Group, GroupStats)>;
 }
 
 /// Version bitmap rvs offers: OpenFlow 1.0 and 1.3.
@@ -467,11 +468,7 @@ impl Session {
                 sw.groups()
                     .into_iter()
                     .filter(|(g, _)| *id == GROUP_ALL || g.id == *id)
-                    .map(|(g, refs)| GroupStats {
-                        id: g.id,
-                        ref_count: refs,
-                        buckets: g.buckets.len() as u32,
-                    })
+                    .map(|(_, s)| s)
                     .collect(),
             ),
             MpRequest::GroupFeatures => MpReply::GroupFeatures,

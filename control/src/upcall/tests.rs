@@ -932,6 +932,13 @@ fn groups_clone_select_and_follow_changes() {
             "the other bucket's copy is untouched"
         );
     }
+    // The group counts what its cached flow carried, each bucket too.
+    let counters = pmd.flow_counters();
+    lock(&sw).credit(0, &counters);
+    let c = lock(&sw).bridge("br").unwrap().group_counters[&1].clone();
+    assert_eq!(c.packets, 2, "{c:?}");
+    assert_eq!((c.buckets[0].0, c.buckets[1].0), (2, 2));
+    assert_eq!(c.bytes, 2 * udp_from(1).len() as u64);
     // INDIRECT now: the cached flow must not send to p2 any more.
     let one = Group {
         id: 1,
@@ -961,6 +968,13 @@ fn groups_clone_select_and_follow_changes() {
         used[usize::from(first.1.len() == 1)] += 1;
     }
     assert!(used[0] > 0 && used[1] > 0, "both buckets used: {used:?}");
+    // A modify started the counters over; SELECT's buckets count the flows
+    // they took.
+    lock(&sw).credit(0, &pmd.flow_counters());
+    let c = lock(&sw).bridge("br").unwrap().group_counters[&1].clone();
+    assert_eq!(c.packets, 80, "{c:?}");
+    assert_eq!(c.buckets.iter().map(|b| b.0).sum::<u64>(), 80);
+    assert_eq!((c.buckets[0].0 / 2, c.buckets[1].0 / 2), (used[0], used[1]));
     // Deleting the group deletes its rule; the packets are dropped.
     let gone = lock(&sw)
         .group_mod(
