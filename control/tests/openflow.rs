@@ -127,7 +127,7 @@ fn rules(dump: &str) -> BTreeSet<String> {
                 .trim()
                 .split(", ")
                 .filter(|t| {
-                    !["duration=", "n_packets=", "n_bytes="]
+                    !["duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age="]
                         .iter()
                         .any(|p| t.starts_with(p))
                 })
@@ -336,6 +336,10 @@ fn ovs_ofctl_without_a_version_speaks_openflow_1_0_with_nicira_extensions() {
     assert_eq!(by_cli.len(), 14);
     assert_eq!(by_ofctl, by_cli, "ovs-ofctl's 1.0 dump of the 1.0-added rules");
     assert_eq!(by_rvs, by_cli, "rvs's dump of the 1.0-added rules");
+    // With statistics, as OVS prints them in 1.0 (idle_age from NXST_FLOW).
+    let stats = d.ofctl(&[], "dump-flows", &[]);
+    assert!(stats.contains(", idle_age="), "{stats}");
+    assert_eq!(rules(&stats), by_cli);
     assert_eq!(
         rules(&d.ofctl(&["--no-stats", "--no-names"], "dump-flows", &[])),
         by_cli

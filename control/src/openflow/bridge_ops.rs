@@ -61,6 +61,7 @@ pub fn flows(sw: &Switch, bridge: &str, f: &FlowFilter) -> Vec<FlowStats> {
         .map(|e| FlowStats {
             table: e.rule.table,
             duration_ms: now.saturating_sub(e.added_ms),
+            idle_ms: now.saturating_sub(e.used_ms),
             priority: e.rule.priority,
             idle_timeout: e.rule.idle_timeout,
             hard_timeout: e.rule.hard_timeout,

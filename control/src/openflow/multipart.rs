@@ -81,6 +81,9 @@ pub struct FlowStats {
     pub table: u8,
     /// Age in milliseconds.
     pub duration_ms: u64,
+    /// Milliseconds since a packet last used it (only OVS's 1.0 NXST_FLOW
+    /// carries it, as `idle_age`; 1.3 has no place for it).
+    pub idle_ms: u64,
     /// Priority.
     pub priority: u16,
     /// Idle timeout (s).
@@ -705,6 +708,7 @@ fn decode_flow_stats(r: &mut Reader<'_>) -> Result<FlowStats, OfpError> {
     Ok(FlowStats {
         table,
         duration_ms: ms(s, ns),
+        idle_ms: 0,
         priority,
         idle_timeout,
         hard_timeout,

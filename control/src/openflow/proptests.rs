@@ -400,6 +400,8 @@ fn any_message() -> impl Strategy<Value = Message> {
                             .map(|(r, packets, bytes, ms)| FlowStats {
                                 table: r.table,
                                 duration_ms: ms as u64,
+                                // 1.3 has no place for it.
+                                idle_ms: 0,
                                 priority: r.priority,
                                 idle_timeout: r.idle_timeout,
                                 hard_timeout: r.hard_timeout,

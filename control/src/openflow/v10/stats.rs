@@ -203,8 +203,9 @@ fn nx_flow_entry(b: &mut Vec<u8>, f: &FlowStats) -> Result<(), OfpError> {
     b.put_u16(f.hard_timeout);
     let len_at = b.len();
     b.put_u16(0);
-    // idle_age, hard_age: 0 is "not known".
-    b.put_u16(0);
+    // idle_age: seconds since last used, plus one (0 is "not known");
+    // hard_age (since the last modify): not kept, 0.
+    b.put_u16((f.idle_ms / 1000 + 1).min(u16::MAX as u64) as u16);
     b.put_u16(0);
     b.put_u64(f.cookie);
     b.put_u64(f.packets);
@@ -342,6 +343,7 @@ mod tests {
         FlowStats {
             table: r.table,
             duration_ms: 2500,
+            idle_ms: 1200,
             priority: r.priority,
             idle_timeout: 0,
             hard_timeout: 0,
