@@ -180,6 +180,20 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The fixture added through ovs-ofctl (after a delete of everything), as
+/// ovs-ofctl and rvs dump it; then the same file through the CLI, as rvs
+/// dumps it.
+fn fixture_both_ways(d: &Daemon) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    d.ofctl(&[], "del-flows", &[]);
+    d.ofctl(&[], "add-flows", &[FIXTURE]);
+    let by_ofctl = rules(&d.ofctl(&["--no-stats", "--no-names"], "dump-flows", &[]));
+    let by_rvs = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
+    d.rvs(&["replace-flows", "br-tun", FIXTURE]);
+    let by_cli = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
+    assert_eq!(by_cli.len(), 14);
+    (by_ofctl, by_rvs, by_cli)
+}
+
 /// Modify, strict delete, cookie and out_port filters, aggregates and port
 /// counters through ovs-ofctl (whichever version `d` speaks), on a bridge
 /// with four ports and nothing in table 30.
@@ -244,15 +258,8 @@ fn ovs_ofctl_programs_neutron_br_tun_and_dumps_it_back_equal() {
     assert_eq!(d.ofctl(&[], "dump-ports-desc", &[]).matches("speed:").count(), 4);
 
     // The fixture through OpenFlow (port names resolved by ovs-ofctl from
-    // PORT_DESC), over the bridge's default rule.
-    d.ofctl(&[], "del-flows", &[]);
-    d.ofctl(&[], "add-flows", &[FIXTURE]);
-    let by_ofctl = rules(&d.ofctl(&["--no-stats", "--no-names"], "dump-flows", &[]));
-    let by_rvs = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
-    // The same fixture through the CLI.
-    d.rvs(&["replace-flows", "br-tun", FIXTURE]);
-    let by_cli = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
-    assert_eq!(by_cli.len(), 14);
+    // PORT_DESC), over the bridge's default rule, and through the CLI.
+    let (by_ofctl, by_rvs, by_cli) = fixture_both_ways(&d);
     // OpenFlow 1.3 has no mod_vlan_vid: ovs-ofctl sends push_vlan +
     // set_field (the rule matches no VLAN), and OVS dumps it back so too.
     let as_of13 = |rules: &BTreeSet<String>| -> BTreeSet<String> {
@@ -327,13 +334,7 @@ fn ovs_ofctl_without_a_version_speaks_openflow_1_0_with_nicira_extensions() {
 
     // The fixture (tunnel ids, registers, learn, ...: NXT_FLOW_MOD) and
     // back (NXST_FLOW): what the CLI makes of the same file.
-    d.ofctl(&[], "del-flows", &[]);
-    d.ofctl(&[], "add-flows", &[FIXTURE]);
-    let by_ofctl = rules(&d.ofctl(&["--no-stats", "--no-names"], "dump-flows", &[]));
-    let by_rvs = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
-    d.rvs(&["replace-flows", "br-tun", FIXTURE]);
-    let by_cli = rules(&d.rvs(&["dump-flows", "br-tun", "--no-names"]));
-    assert_eq!(by_cli.len(), 14);
+    let (by_ofctl, by_rvs, by_cli) = fixture_both_ways(&d);
     assert_eq!(by_ofctl, by_cli, "ovs-ofctl's 1.0 dump of the 1.0-added rules");
     assert_eq!(by_rvs, by_cli, "rvs's dump of the 1.0-added rules");
     // With statistics, as OVS prints them in 1.0 (idle_age from NXST_FLOW).
